@@ -1,0 +1,39 @@
+# The two commands of the README: `make run` serves, `make test` tests. Both create the
+# virtual environment on first use (and again whenever a requirements file changes).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint format clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+run: $(VENV)/.runtime
+	$(BIN)/python -m uvicorn server.main:app --host $(HOST) --port $(PORT) --workers 1
+
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check server client tests
+	$(BIN)/ruff format --check server client tests
+	$(BIN)/mypy server client
+
+format: $(VENV)/.dev
+	$(BIN)/ruff format server client tests
+	$(BIN)/ruff check --fix server client tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

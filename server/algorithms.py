@@ -1,0 +1,118 @@
+"""The five model types: how to build each estimator single-threaded, and how to predict with it.
+
+Estimator classes are imported on first use, so importing this module is cheap; the training
+processes and the server preload them once at start-up (`preload`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.errors import InvalidInput
+
+# Every spelling of "how many threads" that the five libraries understand. A user's value for
+# any of them is replaced by the type's own thread parameter set to 1: one training, one core.
+THREAD_PARAMETERS = frozenset(
+    {"n_jobs", "nthread", "nthreads", "thread_count", "num_threads", "num_thread"}
+)
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    module: str
+    class_name: str
+    # The constructor's thread parameter, pinned to 1 (None: the estimator has none that works).
+    thread_parameter: str | None
+    # Always set, whatever the user passes (CatBoost must not write catboost_info/).
+    forced: Mapping[str, Any] = field(default_factory=dict)
+    # Set only when the user sets none of `quiet_keys`: keeps the server's log readable.
+    quiet: Mapping[str, Any] = field(default_factory=dict)
+    quiet_keys: frozenset[str] = frozenset()
+    # Extra keyword arguments for predict/predict_proba (CatBoost otherwise uses every core).
+    predict_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def estimator_class(self) -> type:
+        return getattr(importlib.import_module(self.module), self.class_name)  # type: ignore[no-any-return]
+
+    def accepted_parameters(self) -> frozenset[str]:
+        """Constructor parameters: scikit-learn's `get_params`, plus named `__init__` ones
+        (CatBoost's `get_params` lists only what was set)."""
+        cls = self.estimator_class()
+        names = set(cls().get_params())
+        for parameter in inspect.signature(cls.__init__).parameters.values():
+            if parameter.kind in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+                names.add(parameter.name)
+        names.discard("self")
+        return frozenset(names)
+
+    def effective_hyperparameters(self, requested: Mapping[str, Any]) -> dict[str, Any]:
+        """The constructor arguments for `requested`: unknown names refused, threads pinned."""
+        accepted = self.accepted_parameters()
+        unknown = sorted(set(requested) - accepted - THREAD_PARAMETERS)
+        if unknown:
+            raise InvalidInput(
+                f"unknown hyperparameter(s) for {self.name}: {', '.join(unknown)}"
+            )
+        effective = {k: v for k, v in requested.items() if k not in THREAD_PARAMETERS}
+        if not self.quiet_keys & set(requested):
+            effective.update(self.quiet)
+        effective.update(self.forced)
+        if self.thread_parameter is not None:
+            effective[self.thread_parameter] = 1
+        return effective
+
+    def build(self, hyperparameters: Mapping[str, Any]) -> Any:
+        return self.estimator_class()(**hyperparameters)
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    algorithm.name.lower(): algorithm
+    for algorithm in (
+        # LogisticRegression's n_jobs does nothing since scikit-learn 1.8 (and warns): its BLAS
+        # is pinned by threadpoolctl instead.
+        Algorithm("LogisticRegression", "sklearn.linear_model", "LogisticRegression", None),
+        Algorithm("RandomForestClassifier", "sklearn.ensemble", "RandomForestClassifier", "n_jobs"),
+        Algorithm("XGBClassifier", "xgboost", "XGBClassifier", "n_jobs"),
+        Algorithm(
+            "LGBMClassifier",
+            "lightgbm",
+            "LGBMClassifier",
+            "n_jobs",
+            quiet={"verbose": -1},
+            quiet_keys=frozenset({"verbose", "verbosity"}),
+        ),
+        Algorithm(
+            "CatBoostClassifier",
+            "catboost",
+            "CatBoostClassifier",
+            "thread_count",
+            forced={"allow_writing_files": False},
+            quiet={"logging_level": "Silent"},
+            quiet_keys=frozenset({"verbose", "silent", "logging_level", "verbose_eval"}),
+            predict_kwargs={"thread_count": 1},
+        ),
+    )
+}
+
+MODEL_TYPES: tuple[str, ...] = tuple(algorithm.name for algorithm in ALGORITHMS.values())
+
+
+def resolve(model_type: str) -> Algorithm:
+    """The algorithm for `model_type`, matched case-insensitively."""
+    try:
+        return ALGORITHMS[model_type.lower()]
+    except KeyError:
+        raise InvalidInput(
+            f"unknown model_type '{model_type}': expected one of {', '.join(MODEL_TYPES)}"
+        ) from None
+
+
+def preload() -> None:
+    """Import every estimator library now, so that no request pays for it."""
+    for algorithm in ALGORITHMS.values():
+        algorithm.estimator_class()

@@ -1,0 +1,129 @@
+"""The HTTP routes: each one translates a request into one ModelService call."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from server.errors import ServiceError
+from server.schemas import (
+    ErrorResponse,
+    FitRequest,
+    FitResponse,
+    Health,
+    ModelInfo,
+    ModelList,
+    ModelName,
+    NameRequest,
+    PredictRequest,
+    PredictResponse,
+    RemoveAllResponse,
+    RemoveResponse,
+    ServiceStatus,
+    StatusResponse,
+)
+from server.service import ModelService
+
+
+def _service(request: Request) -> ModelService:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+Service = Annotated[ModelService, Depends(_service)]
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorResponse} for status in statuses}
+
+
+router = APIRouter()
+
+
+@router.post(
+    "/fit",
+    status_code=201,
+    response_model=FitResponse,
+    responses=_errors(409, 413, 500, 503),
+    summary="Train a model and save it",
+)
+async def fit(body: FitRequest, service: Service) -> dict[str, Any]:
+    return await service.fit(body)
+
+
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    response_model_exclude_none=True,
+    responses=_errors(404, 409, 413),
+    summary="Predict with a loaded model",
+)
+async def predict(body: PredictRequest, service: Service) -> dict[str, Any]:
+    return await service.predict(body.config.name, body.X, body.config.probabilities)
+
+
+@router.post(
+    "/load", response_model=StatusResponse, responses=_errors(404, 409), summary="Load a model"
+)
+async def load(body: NameRequest, service: Service) -> dict[str, str]:
+    await service.load(body.config.name)
+    return {"name": body.config.name, "status": "loaded"}
+
+
+@router.post(
+    "/unload", response_model=StatusResponse, responses=_errors(404), summary="Unload a model"
+)
+async def unload(body: NameRequest, service: Service) -> dict[str, str]:
+    await service.unload(body.config.name)
+    return {"name": body.config.name, "status": "trained"}
+
+
+@router.post(
+    "/remove",
+    response_model=RemoveResponse,
+    responses=_errors(404, 409),
+    summary="Delete one trained model",
+)
+async def remove(body: NameRequest, service: Service) -> dict[str, Any]:
+    await service.remove(body.config.name)
+    return {"name": body.config.name, "removed": True}
+
+
+@router.post("/remove_all", response_model=RemoveAllResponse, summary="Delete every trained model")
+async def remove_all(service: Service) -> dict[str, list[str]]:
+    return await service.remove_all()
+
+
+@router.get("/models", response_model=ModelList, summary="Every model, sorted by name")
+async def models(service: Service) -> dict[str, Any]:
+    return {"models": service.models()}
+
+
+@router.get(
+    "/models/{name}", response_model=ModelInfo, responses=_errors(404), summary="One model"
+)
+async def model(name: ModelName, service: Service) -> dict[str, Any]:
+    return service.model(name)
+
+
+@router.get("/status", response_model=ServiceStatus, summary="Capacity at a glance")
+async def status(service: Service) -> dict[str, Any]:
+    return service.status()
+
+
+@router.get("/health", response_model=Health, summary="Liveness")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def _answer_service_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ServiceError)
+    return JSONResponse(
+        status_code=error.status_code, content={"detail": error.detail}, headers=error.headers
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router)
+    app.add_exception_handler(ServiceError, _answer_service_error)

@@ -1,0 +1,65 @@
+"""Service settings, read from `.env` and the environment (the environment wins)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the operator can configure; each field documents its rule."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    models_path: Path = Field(
+        default=Path("saved_models"),
+        description="directory that holds trained models (created if missing)",
+    )
+    training_cores: int = Field(
+        default=4,
+        ge=2,
+        description="cores given to the service; TRAINING_CORES - 1 trainings run at once",
+    )
+    max_inference_models: int = Field(
+        default=2, ge=1, description="how many models may be loaded at once"
+    )
+    max_body_mb: float = Field(
+        default=512.0, gt=0, description="largest accepted request body, in MiB"
+    )
+    warm_workers: bool = Field(
+        default=True,
+        description="start the training processes at start-up, so a first fit pays no imports",
+    )
+    retry_after_seconds: int = Field(
+        default=5, ge=1, description="the Retry-After header of a 503 (no free training slot)"
+    )
+
+    @property
+    def training_slots(self) -> int:
+        """One core always stays with the server, which also runs inference."""
+        return self.training_cores - 1
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line that names each bad variable and the rule it breaks."""
+    parts = []
+    for item in error.errors():
+        variable = "_".join(str(part) for part in item["loc"]).upper() or "settings"
+        parts.append(f"{variable}={item.get('input')!r}: {item['msg']}")
+    return "invalid configuration: " + "; ".join(parts)
+
+
+def load_settings() -> Settings:
+    """Read the settings, or stop the process with one clear line."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        print(describe_error(error), file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,76 @@
+"""The domain's errors: each one carries its HTTP status and a message naming what is at fault.
+
+    ServiceError
+     ├── ModelNotFound      404  no model of that name
+     ├── ModelExists        409  the name is taken (on disk, or in training)
+     ├── ModelBusy          409  the model is in training, so it can't be loaded or removed
+     ├── NotLoaded          409  predict on a model that is not loaded
+     ├── CapacityReached    409  MAX_INFERENCE_MODELS are loaded already
+     ├── InvalidInput       422  the request is well-formed JSON but its content is wrong
+     ├── BrokenModel        422  the model's files on disk can't be read
+     ├── NoFreeSlot         503  every training slot is busy (answered at once, never queued)
+     ├── WorkerCrashed      500  the training process died
+     └── StorageFailed      500  the model could not be written to disk
+
+Routes never build error responses: they raise, and one handler (`server.api`) answers.
+This module imports nothing heavy, so the training processes can use it too.
+"""
+
+from __future__ import annotations
+
+class ServiceError(Exception):
+    status_code = 500
+
+    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
+
+
+class ModelNotFound(ServiceError):
+    status_code = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"model '{name}' does not exist")
+
+
+class ModelExists(ServiceError):
+    status_code = 409
+
+
+class ModelBusy(ServiceError):
+    status_code = 409
+
+
+class NotLoaded(ServiceError):
+    status_code = 409
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"model '{name}' is not loaded: POST /load with "
+            f'{{"config": {{"name": "{name}"}}}} first'
+        )
+
+
+class CapacityReached(ServiceError):
+    status_code = 409
+
+
+class InvalidInput(ServiceError):
+    status_code = 422
+
+
+class BrokenModel(ServiceError):
+    status_code = 422
+
+
+class NoFreeSlot(ServiceError):
+    status_code = 503
+
+
+class WorkerCrashed(ServiceError):
+    status_code = 500
+
+
+class StorageFailed(ServiceError):
+    status_code = 500

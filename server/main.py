@@ -1,0 +1,65 @@
+"""The application: `uvicorn server.main:app`, or `create_app(settings)` in tests.
+
+State (store, trainer, registry) is built in the lifespan, not at import time: importing this
+module reads the settings and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from threadpoolctl import threadpool_limits
+
+from server import api
+from server.algorithms import preload
+from server.config import Settings, load_settings
+from server.limits import BodySizeLimit
+from server.registry import Registry
+from server.service import ModelService
+from server.storage import ModelStore
+from server.training import Trainer
+
+logger = logging.getLogger("server")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = ModelStore(settings.models_path)
+        store.prepare()
+        # Inference runs in this process: one thread per prediction, as trainings are one
+        # core each (BLAS and OpenMP pools would otherwise take every core).
+        preload()
+        threadpool_limits(limits=1)
+        trainer = Trainer(settings.training_slots, settings.retry_after_seconds, settings.warm_workers)
+        trainer.start()
+        app.state.service = ModelService(store, trainer, Registry(store, settings.max_inference_models))
+        logger.info(
+            "serving models from %s: %d training slot(s), up to %d loaded model(s)",
+            store.root,
+            settings.training_slots,
+            settings.max_inference_models,
+        )
+        try:
+            yield
+        finally:
+            trainer.close()
+
+    app = FastAPI(
+        title="Model server",
+        version="1.0.0",
+        summary="Train classifiers in worker processes and serve their predictions.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    api.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,134 @@
+"""Request and response bodies, as the contract (API.md) writes them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, Strict
+
+from server.algorithms import MODEL_TYPES
+from server.storage import NAME_PATTERN
+
+# A feature value: a JSON number, finite (no NaN or infinity), never a string or a boolean.
+Feature = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+Row = Annotated[list[Feature], Field(min_length=1)]
+Matrix = Annotated[list[Row], Field(min_length=1)]
+IntLabel = Annotated[int, Strict(), Field(ge=-(2**63), le=2**63 - 1)]
+StrLabel = Annotated[str, Strict(), Field(min_length=1, max_length=256)]
+# All labels of one model are integers, or all are strings.
+Labels = Annotated[list[IntLabel] | list[StrLabel], Field(min_length=1)]
+Label = int | str
+ModelName = Annotated[
+    str, Field(pattern=NAME_PATTERN.pattern, examples=["rf1"], description="the model's name")
+]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FitConfig(Body):
+    name: ModelName
+    model_type: str = Field(
+        description=f"one of {', '.join(MODEL_TYPES)} (any case)",
+        examples=["RandomForestClassifier"],
+        max_length=64,
+    )
+    hyperparameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="passed to the estimator's constructor; thread counts are forced to 1",
+        examples=[{"n_estimators": 100}],
+    )
+
+
+class FitRequest(Body):
+    X: Matrix
+    y: Labels
+    config: FitConfig
+
+
+class NameConfig(Body):
+    name: ModelName
+
+
+class NameRequest(Body):
+    config: NameConfig
+
+
+class PredictConfig(NameConfig):
+    probabilities: bool = False
+
+
+class PredictRequest(Body):
+    X: Matrix
+    config: PredictConfig
+
+
+class FitResponse(BaseModel):
+    name: str
+    model_type: str
+    status: Literal["training", "trained", "loaded"]
+    hyperparameters: dict[str, Any]
+    n_samples: int
+    n_features: int
+    classes: list[Label]
+    train_seconds: float | None = None
+    train_cpu_seconds: float | None = None
+
+
+class ModelInfo(FitResponse):
+    created_at: str | None = Field(
+        default=None, description="ISO 8601, UTC; for a model in training, when it started"
+    )
+    size_bytes: int | None = Field(default=None, description="unknown while training")
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class PredictResponse(BaseModel):
+    name: str
+    predictions: list[Label]
+    probabilities: list[list[float]] | None = None
+    classes: list[Label] | None = None
+
+
+class StatusResponse(BaseModel):
+    name: str
+    status: Literal["trained", "loaded"]
+
+
+class RemoveResponse(BaseModel):
+    name: str
+    removed: bool
+
+
+class RemoveAllResponse(BaseModel):
+    removed: list[str]
+    training: list[str]
+
+
+class TrainingStatus(BaseModel):
+    cores: int
+    slots: int
+    active: int
+    models: list[str]
+
+
+class InferenceStatus(BaseModel):
+    max_models: int
+    loaded: list[str]
+
+
+class ServiceStatus(BaseModel):
+    training: TrainingStatus
+    inference: InferenceStatus
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class ErrorResponse(BaseModel):
+    detail: str

@@ -1,0 +1,141 @@
+"""ModelService: the contract's operations, composed from the store, the trainer and the registry.
+
+The rules that span parts live here (a name in training can't be loaded or removed; a fit's
+name must be free on disk and in training), so that the routes only translate HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+
+from server.algorithms import resolve
+from server.errors import InvalidInput, ModelBusy, ModelExists, ModelNotFound, NotLoaded
+from server.registry import Registry
+from server.schemas import FitRequest
+from server.storage import ModelStore
+from server.training import Trainer
+from server.worker import TrainingJob
+
+
+def _training_data(X: list[list[float]], y: list[Any]) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """X as a float matrix, y as indices into its sorted distinct labels, and those labels."""
+    if len(X) != len(y):
+        raise InvalidInput(f"X has {len(X)} rows but y has {len(y)} labels")
+    matrix = as_matrix(X)
+    classes, encoded = np.unique(np.asarray(y), return_inverse=True)
+    if len(classes) < 2:
+        raise InvalidInput(f"y needs at least two distinct classes, got {classes.tolist()}")
+    return matrix, encoded.astype(np.int64), classes.tolist()
+
+
+def as_matrix(X: list[list[float]]) -> np.ndarray:
+    widths = {len(row) for row in X}
+    if len(widths) != 1:
+        raise InvalidInput(f"X is ragged: its rows have {sorted(widths)} features")
+    return np.asarray(X, dtype=np.float64)
+
+
+class ModelService:
+    def __init__(self, store: ModelStore, trainer: Trainer, registry: Registry) -> None:
+        self.store = store
+        self.trainer = trainer
+        self.registry = registry
+
+    # -- training ----------------------------------------------------------------------------
+    async def fit(self, request: FitRequest) -> dict[str, Any]:
+        config = request.config
+        algorithm = resolve(config.model_type)
+        hyperparameters = algorithm.effective_hyperparameters(config.hyperparameters)
+        X, y_encoded, classes = _training_data(request.X, request.y)
+        # From here to `reserve` nothing awaits: checking the name and taking the slot is
+        # one step for the event loop, so of racing fits with one name exactly one trains.
+        if self.store.exists(config.name):
+            raise ModelExists(f"model '{config.name}' exists already; POST /remove it first")
+        slot = self.trainer.reserve(config.name)
+        job = TrainingJob(
+            name=config.name,
+            model_type=algorithm.name,
+            hyperparameters=hyperparameters,
+            X=X,
+            y_encoded=y_encoded,
+            classes=classes,
+            models_path=str(self.store.root),
+        )
+        return await self.trainer.train(slot, job)
+
+    # -- inference ---------------------------------------------------------------------------
+    async def load(self, name: str) -> None:
+        if self.trainer.is_training(name):
+            raise ModelBusy(f"model '{name}' is still training; load it once /fit has answered")
+        if not self.store.exists(name):
+            raise ModelNotFound(name)
+        await self.registry.load(name)
+
+    async def unload(self, name: str) -> None:
+        if not self.registry.is_loaded(name) and not self.store.exists(name):
+            raise ModelNotFound(name)
+        await self.registry.unload(name)
+
+    async def predict(self, name: str, X: list[list[float]], probabilities: bool) -> dict[str, Any]:
+        model = self.registry.get(name)
+        if model is None:
+            if self.store.exists(name) or self.trainer.is_training(name):
+                raise NotLoaded(name)
+            raise ModelNotFound(name)
+        matrix = as_matrix(X)
+        return await asyncio.to_thread(model.predict, matrix, probabilities)
+
+    # -- removal -----------------------------------------------------------------------------
+    async def remove(self, name: str) -> None:
+        if self.trainer.is_training(name):
+            raise ModelBusy(f"model '{name}' is being trained right now; remove it once /fit has answered")
+        if not self.store.exists(name):
+            raise ModelNotFound(name)
+        await self.registry.unload(name)
+        # No await between here and the deletion: a load that starts now finds no model.
+        self.store.delete(name)
+
+    async def remove_all(self) -> dict[str, list[str]]:
+        removed = []
+        for name in self.store.names():
+            await self.registry.unload(name)
+            try:
+                self.store.delete(name)
+            except ModelNotFound:  # removed meanwhile by a concurrent /remove
+                continue
+            removed.append(name)
+        return {"removed": removed, "training": sorted(self.trainer.training())}
+
+    # -- what exists -------------------------------------------------------------------------
+    def _with_status(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        loaded = self.registry.is_loaded(metadata.get("name", ""))
+        return {**metadata, "status": "loaded" if loaded else "trained"}
+
+    def models(self) -> list[dict[str, Any]]:
+        found = {m["name"]: self._with_status(m) for m in self.store.list_metadata()}
+        found.update(self.trainer.training())
+        return [found[name] for name in sorted(found)]
+
+    def model(self, name: str) -> dict[str, Any]:
+        training = self.trainer.training()
+        if name in training:
+            return training[name]
+        return self._with_status(self.store.read_metadata(name))
+
+    def status(self) -> dict[str, Any]:
+        training = self.trainer.training()
+        return {
+            "training": {
+                "cores": self.trainer.slot_count + 1,
+                "slots": self.trainer.slot_count,
+                "active": len(training),
+                "models": sorted(training),
+            },
+            "inference": {
+                "max_models": self.registry.max_models,
+                "loaded": self.registry.loaded_names(),
+            },
+        }

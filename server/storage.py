@@ -1,0 +1,158 @@
+"""ModelStore: the files under MODELS_PATH.
+
+A model `NAME` is two files: `NAME.joblib` (the estimator and its classes) and `NAME.json`
+(its metadata). Both are written atomically (temporary file in the same directory, fsync,
+`os.replace`), the metadata last: a model exists exactly when its metadata file does, so a
+crash mid-write never leaves a half model that is listed. Temporary files start with a dot,
+which no valid name does, and are cleaned up at start-up with any model file whose metadata
+never got written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import joblib
+
+from server.errors import BrokenModel, InvalidInput, ModelNotFound
+
+logger = logging.getLogger(__name__)
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MODEL_SUFFIX = ".joblib"
+METADATA_SUFFIX = ".json"
+TEMP_SUFFIX = ".tmp"
+
+
+def check_name(name: str) -> str:
+    """Refuse any name that could escape the directory or clash with our own files."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidInput(
+            f"invalid model name {name!r}: use 1 to 64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+class ModelStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    # -- paths ---------------------------------------------------------------------------
+    def _path(self, name: str, suffix: str) -> Path:
+        path = (self.root / f"{check_name(name)}{suffix}").resolve()
+        if path.parent != self.root:  # belt and braces: the pattern already forbids this
+            raise InvalidInput(f"invalid model name {name!r}")
+        return path
+
+    def model_path(self, name: str) -> Path:
+        return self._path(name, MODEL_SUFFIX)
+
+    def metadata_path(self, name: str) -> Path:
+        return self._path(name, METADATA_SUFFIX)
+
+    # -- start-up --------------------------------------------------------------------------
+    def prepare(self) -> list[str]:
+        """Create the directory and delete what an interrupted write left; returns the files."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        leftovers = [p for p in self.root.iterdir() if p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX)]
+        for model_file in self.root.glob(f"*{MODEL_SUFFIX}"):
+            if not model_file.with_suffix(METADATA_SUFFIX).exists():
+                leftovers.append(model_file)
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+            logger.warning("removed leftover of an interrupted write: %s", path.name)
+        return sorted(p.name for p in leftovers)
+
+    # -- writing (called in the training process) ------------------------------------------
+    def _write_atomically(self, path: Path, write: Callable[[IO[bytes]], object]) -> None:
+        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
+        try:
+            with open(temporary, "wb") as file:
+                write(file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        directory = os.open(self.root, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # make the rename itself durable
+        finally:
+            os.close(directory)
+
+    def save(self, name: str, bundle: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+        """Write the model, then its metadata (with `size_bytes`); returns the metadata."""
+        model_path = self.model_path(name)
+        metadata_path = self.metadata_path(name)
+        try:
+            self._write_atomically(model_path, lambda file: joblib.dump(bundle, file))
+            metadata = {**metadata, "size_bytes": model_path.stat().st_size}
+            encoded = json.dumps(metadata).encode()
+            self._write_atomically(metadata_path, lambda file: file.write(encoded))
+        except BaseException:
+            model_path.unlink(missing_ok=True)
+            raise
+        return metadata
+
+    # -- reading -----------------------------------------------------------------------------
+    def exists(self, name: str) -> bool:
+        return self.metadata_path(name).is_file()
+
+    def read_metadata(self, name: str) -> dict[str, Any]:
+        path = self.metadata_path(name)
+        try:
+            metadata = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            raise ModelNotFound(name) from None
+        except (OSError, ValueError) as error:
+            raise BrokenModel(f"model '{name}' has unreadable metadata: {error}") from None
+        if not isinstance(metadata, dict):
+            raise BrokenModel(f"model '{name}' has unreadable metadata: not an object")
+        return metadata
+
+    def list_metadata(self) -> list[dict[str, Any]]:
+        """Every complete model's metadata, sorted by name; unreadable ones are logged."""
+        found = []
+        for name in self.names():
+            try:
+                found.append(self.read_metadata(name))
+            except (ModelNotFound, BrokenModel) as error:
+                logger.warning("skipping model %s: %s", name, error)
+        return found
+
+    def load(self, name: str) -> dict[str, Any]:
+        """The saved bundle: {"estimator": ..., "classes": [...]}."""
+        if not self.exists(name):
+            raise ModelNotFound(name)
+        try:
+            bundle = joblib.load(self.model_path(name))
+        except FileNotFoundError:
+            raise ModelNotFound(name) from None
+        except Exception as error:  # a truncated or foreign file fails in many ways
+            raise BrokenModel(f"model '{name}' can't be loaded: {type(error).__name__}: {error}") from None
+        if not isinstance(bundle, dict) or "estimator" not in bundle or "classes" not in bundle:
+            raise BrokenModel(f"model '{name}' can't be loaded: not a model file of this service")
+        return bundle
+
+    def names(self) -> list[str]:
+        """Every model that exists (its metadata file does), readable or not, sorted."""
+        names = (path.name[: -len(METADATA_SUFFIX)] for path in self.root.glob(f"*{METADATA_SUFFIX}"))
+        return sorted(name for name in names if NAME_PATTERN.fullmatch(name))
+
+    # -- deleting ----------------------------------------------------------------------------
+    def delete(self, name: str) -> None:
+        """Metadata first: from that instant the model no longer exists."""
+        metadata_path = self.metadata_path(name)
+        if not metadata_path.exists():
+            raise ModelNotFound(name)
+        metadata_path.unlink(missing_ok=True)
+        self.model_path(name).unlink(missing_ok=True)

@@ -1,0 +1,168 @@
+"""Trainer: the training slots, the gate in front of them, and the names in training.
+
+Each slot owns a one-process `ProcessPoolExecutor`. One pool per slot rather than one shared
+pool: when a worker dies, CPython breaks its whole pool and fails every fit running in it;
+here only that slot's fit fails, and only that slot is rebuilt.
+
+Processes are started with `spawn`: LightGBM and XGBoost hang in children forked from a
+process that has run OpenMP threads. The gate never queues: no free slot is a 503 at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from server import worker
+from server.errors import ModelExists, NoFreeSlot, WorkerCrashed
+from server.worker import TrainingJob
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_JOIN_SECONDS = 5.0
+
+
+@dataclass
+class TrainingSlot:
+    index: int
+    executor: ProcessPoolExecutor
+    job: TrainingJob | None = None
+    started_at: str | None = None
+
+    def worker_pids(self) -> list[int]:
+        # CPython keeps no public handle on a pool's processes (3.14 adds terminate_workers).
+        processes = getattr(self.executor, "_processes", None) or {}
+        return [process.pid for process in processes.values() if process.pid is not None]
+
+    def kill(self) -> None:
+        processes = list((getattr(self.executor, "_processes", None) or {}).values())
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.join(SHUTDOWN_JOIN_SECONDS)
+
+
+class Trainer:
+    def __init__(self, slots: int, retry_after_seconds: int, warm: bool) -> None:
+        self._slot_count = slots
+        self._retry_after = retry_after_seconds
+        self._warm = warm
+        self._slots: list[TrainingSlot] = []
+        self._closed = False
+        self._context = multiprocessing.get_context("spawn")
+
+    # -- life cycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        self._slots = [TrainingSlot(i, self._new_executor()) for i in range(self._slot_count)]
+        if self._warm:
+            for slot in self._slots:
+                slot.executor.submit(worker.warm_up)
+
+    def close(self) -> None:
+        """Stop every training process now; a fit still running is lost (its temporary
+        file is removed at the next start-up)."""
+        self._closed = True
+        for slot in self._slots:
+            slot.kill()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=self._context,
+            initializer=worker.initialize,
+            initargs=(os.getpid(),),
+        )
+
+    # -- state -------------------------------------------------------------------------------
+    @property
+    def slot_count(self) -> int:
+        return self._slot_count
+
+    def training(self) -> dict[str, dict[str, Any]]:
+        """What is known of each model in training, by name."""
+        return {
+            slot.job.name: {
+                "name": slot.job.name,
+                "model_type": slot.job.model_type,
+                "status": "training",
+                "hyperparameters": slot.job.hyperparameters,
+                "n_samples": int(slot.job.X.shape[0]),
+                "n_features": int(slot.job.X.shape[1]),
+                "classes": slot.job.classes,
+                "created_at": slot.started_at,
+            }
+            for slot in self._slots
+            if slot.job is not None
+        }
+
+    def is_training(self, name: str) -> bool:
+        return any(slot.job is not None and slot.job.name == name for slot in self._slots)
+
+    def worker_pids(self) -> list[int]:
+        return [pid for slot in self._slots for pid in slot.worker_pids()]
+
+    # -- training ----------------------------------------------------------------------------
+    def reserve(self, name: str) -> TrainingSlot:
+        """Claim a free slot for `name`, synchronously, so no await can slip in between the
+        checks and the claim (this is what makes racing fits of one name safe)."""
+        if self.is_training(name):
+            raise ModelExists(f"model '{name}' is being trained right now")
+        for slot in self._slots:
+            if slot.job is None:
+                return slot
+        raise NoFreeSlot(
+            f"all {self._slot_count} training slot(s) are busy; retry in a few seconds",
+            headers={"Retry-After": str(self._retry_after)},
+        )
+
+    async def train(self, slot: TrainingSlot, job: TrainingJob) -> dict[str, Any]:
+        """Run `job` in `slot`'s process; the slot stays taken until the process is done,
+        even if the request awaiting it is cancelled."""
+        loop = asyncio.get_running_loop()
+        slot.job = job
+        slot.started_at = datetime.now(timezone.utc).isoformat()
+        try:
+            future = slot.executor.submit(worker.train_and_save, job)
+        except BrokenProcessPool:
+            self._rebuild(slot)
+            future = slot.executor.submit(worker.train_and_save, job)
+        future.add_done_callback(lambda done: self._on_done(loop, slot, done))
+        try:
+            return await asyncio.shield(asyncio.wrap_future(future))
+        except BrokenProcessPool:
+            raise WorkerCrashed(
+                f"the training process for '{job.name}' died (out of memory, or killed); "
+                "nothing was saved and the slot is free again"
+            ) from None
+
+    def _on_done(
+        self, loop: asyncio.AbstractEventLoop, slot: TrainingSlot, done: Future[dict[str, Any]]
+    ) -> None:
+        # Runs in the executor's thread: hand over to the event loop, which owns the state.
+        try:
+            loop.call_soon_threadsafe(self._release, slot, done)
+        except RuntimeError:  # the loop is closed: the server is shutting down
+            pass
+
+    def _release(self, slot: TrainingSlot, done: Future[dict[str, Any]]) -> None:
+        slot.job = None
+        slot.started_at = None
+        crashed = not done.cancelled() and isinstance(done.exception(), BrokenProcessPool)
+        if crashed and not self._closed:
+            self._rebuild(slot)
+
+    def _rebuild(self, slot: TrainingSlot) -> None:
+        logger.warning("training process of slot %d died; starting a new one", slot.index)
+        slot.kill()
+        slot.executor = self._new_executor()
+        if self._warm:
+            slot.executor.submit(worker.warm_up)

@@ -1,0 +1,92 @@
+"""What runs inside a training process: fit one estimator on one core, then save it.
+
+Nothing here touches the event loop or FastAPI; the server sends a `TrainingJob` and gets
+back the model's metadata, or an `InvalidInput` / `StorageFailed` carrying the original
+message (both plain exceptions with one string argument, so they survive pickling).
+"""
+
+import os
+
+# Set before numpy, OpenBLAS or OpenMP load in this process: their pools read these once.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_variable] = "1"
+
+import threading  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from server.algorithms import preload, resolve  # noqa: E402
+from server.errors import InvalidInput, StorageFailed  # noqa: E402
+from server.storage import ModelStore  # noqa: E402
+
+PARENT_POLL_SECONDS = 0.5
+MAX_MESSAGE_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    name: str
+    model_type: str
+    hyperparameters: dict[str, Any]  # effective: validated, threads pinned
+    X: np.ndarray
+    y_encoded: np.ndarray  # indices into `classes`
+    classes: list[Any]  # the original labels, sorted
+    models_path: str
+
+
+def initialize(parent_pid: int) -> None:
+    """Process initializer: preload the libraries, pin threads, die with the parent."""
+    preload()
+    threadpool_limits(limits=1)
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    # If the server dies (even by SIGKILL) this process is re-parented: stop at once rather
+    # than finish and save a model nobody will be told about.
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)
+
+
+def warm_up() -> int:
+    """A no-op task: submitting it starts the process, whose initializer does the rest."""
+    return os.getpid()
+
+
+def train_and_save(job: TrainingJob) -> dict[str, Any]:
+    """Fit, save atomically, and return the metadata (the `/fit` answer)."""
+    algorithm = resolve(job.model_type)
+    started_wall, started_cpu = time.perf_counter(), time.process_time()
+    try:
+        estimator = algorithm.build(job.hyperparameters)
+        estimator.fit(job.X, job.y_encoded)
+    except Exception as error:  # the estimator refused its parameters or the data
+        message = f"{algorithm.name} refused to train '{job.name}': {type(error).__name__}: {error}"
+        raise InvalidInput(message[:MAX_MESSAGE_CHARS]) from None
+    train_seconds = time.perf_counter() - started_wall
+    cpu_seconds = time.process_time() - started_cpu
+
+    metadata = {
+        "name": job.name,
+        "model_type": algorithm.name,
+        "status": "trained",
+        "hyperparameters": job.hyperparameters,
+        "n_samples": int(job.X.shape[0]),
+        "n_features": int(job.X.shape[1]),
+        "classes": job.classes,
+        "train_seconds": round(train_seconds, 4),
+        "train_cpu_seconds": round(cpu_seconds, 4),
+        "created_at": datetime.now(timezone.utc).isoformat(),
+    }
+    bundle = {"estimator": estimator, "classes": job.classes, "model_type": algorithm.name}
+    try:
+        return ModelStore(Path(job.models_path)).save(job.name, bundle, metadata)
+    except OSError as error:
+        raise StorageFailed(f"model '{job.name}' could not be saved: {error}") from None
