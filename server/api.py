@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from server.errors import ServiceError
@@ -124,6 +125,18 @@ async def _answer_service_error(request: Request, error: Exception) -> JSONRespo
     )
 
 
+async def _answer_validation_error(request: Request, error: Exception) -> JSONResponse:
+    # FastAPI's list form, without echoing the input: it may hold NaN (not JSON, so the
+    # default handler would fail with a 500) or a whole matrix of features.
+    assert isinstance(error, RequestValidationError)
+    detail = [
+        {"type": item["type"], "loc": list(item["loc"]), "msg": item["msg"]}
+        for item in error.errors()
+    ]
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
 def install(app: FastAPI) -> None:
     app.include_router(router)
     app.add_exception_handler(ServiceError, _answer_service_error)
+    app.add_exception_handler(RequestValidationError, _answer_validation_error)

@@ -50,12 +50,11 @@ class LoadedModel:
 
 def _read_model(store: ModelStore, name: str) -> LoadedModel:
     bundle = store.load(name)
-    estimator = bundle["estimator"]
     return LoadedModel(
         name=name,
-        estimator=estimator,
+        estimator=bundle["estimator"],
         classes=np.asarray(bundle["classes"]),
-        n_features=int(estimator.n_features_in_),
+        n_features=int(bundle["n_features"]),
         predict_kwargs=dict(resolve(bundle["model_type"]).predict_kwargs),
     )
 

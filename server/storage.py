@@ -29,6 +29,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MODEL_SUFFIX = ".joblib"
 METADATA_SUFFIX = ".json"
 TEMP_SUFFIX = ".tmp"
+BUNDLE_KEYS = frozenset({"estimator", "classes", "model_type", "n_features"})
 
 
 def check_name(name: str) -> str:
@@ -130,7 +131,7 @@ class ModelStore:
         return found
 
     def load(self, name: str) -> dict[str, Any]:
-        """The saved bundle: {"estimator": ..., "classes": [...]}."""
+        """The saved bundle: estimator, classes (original labels), model_type, n_features."""
         if not self.exists(name):
             raise ModelNotFound(name)
         try:
@@ -139,7 +140,7 @@ class ModelStore:
             raise ModelNotFound(name) from None
         except Exception as error:  # a truncated or foreign file fails in many ways
             raise BrokenModel(f"model '{name}' can't be loaded: {type(error).__name__}: {error}") from None
-        if not isinstance(bundle, dict) or "estimator" not in bundle or "classes" not in bundle:
+        if not isinstance(bundle, dict) or not BUNDLE_KEYS <= bundle.keys():
             raise BrokenModel(f"model '{name}' can't be loaded: not a model file of this service")
         return bundle
 

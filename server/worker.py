@@ -85,7 +85,12 @@ def train_and_save(job: TrainingJob) -> dict[str, Any]:
         "train_cpu_seconds": round(cpu_seconds, 4),
         "created_at": datetime.now(timezone.utc).isoformat(),
     }
-    bundle = {"estimator": estimator, "classes": job.classes, "model_type": algorithm.name}
+    bundle = {
+        "estimator": estimator,
+        "classes": job.classes,
+        "model_type": algorithm.name,
+        "n_features": int(job.X.shape[1]),  # CatBoost's n_features_in_ is not reliable
+    }
     try:
         return ModelStore(Path(job.models_path)).save(job.name, bundle, metadata)
     except OSError as error:

@@ -1,0 +1,58 @@
+"""Shared fixtures: an app per test on its own temporary directory, driven through httpx."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from server.config import Settings
+from server.main import create_app
+
+ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def models_dir(tmp_path: Path) -> Path:
+    return tmp_path / "models"
+
+
+@pytest.fixture
+def make_client(models_dir: Path) -> ClientFactory:
+    """`async with make_client(training_cores=3) as client:` runs an app's whole lifespan
+    (worker processes included) on `models_dir`; several in a row share that directory."""
+
+    @asynccontextmanager
+    async def factory(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+        values: dict[str, Any] = {
+            "models_path": models_dir,
+            "training_cores": 2,
+            "max_inference_models": 2,
+            "warm_workers": False,
+            **overrides,
+        }
+        app = create_app(Settings(**values))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://test", timeout=120
+            ) as client:
+                client.app = app  # type: ignore[attr-defined]
+                yield client
+
+    return factory
+
+
+@pytest.fixture
+async def client(make_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client() as client:
+        yield client

@@ -1,0 +1,79 @@
+"""Data and waiting helpers for the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from sklearn.datasets import make_classification
+
+MODEL_TYPES = [
+    "LogisticRegression",
+    "RandomForestClassifier",
+    "XGBClassifier",
+    "LGBMClassifier",
+    "CatBoostClassifier",
+]
+
+
+def dataset(
+    n_samples: int = 60, n_features: int = 4, labels: str = "int", n_classes: int = 2, seed: int = 0
+) -> tuple[list[list[float]], list[Any]]:
+    X, y = make_classification(
+        n_samples=n_samples,
+        n_features=n_features,
+        n_informative=min(n_features, 3),
+        n_redundant=0,
+        n_classes=n_classes,
+        random_state=seed,
+    )
+    if labels == "str":
+        names = ["cat", "dog", "eel", "fox"]
+        return X.tolist(), [names[int(label)] for label in y]
+    return X.tolist(), [int(label) * 10 + 1 for label in y]  # not 0..k-1 on purpose
+
+
+def fit_body(
+    name: str,
+    model_type: str = "LogisticRegression",
+    hyperparameters: dict[str, Any] | None = None,
+    **data: Any,
+) -> dict[str, Any]:
+    X, y = dataset(**data)
+    config: dict[str, Any] = {"name": name, "model_type": model_type}
+    if hyperparameters is not None:
+        config["hyperparameters"] = hyperparameters
+    return {"X": X, "y": y, "config": config}
+
+
+def slow_fit_body(name: str) -> dict[str, Any]:
+    """A fit that keeps its slot busy for many seconds (the app's shutdown stops it)."""
+    return fit_body(
+        name, "RandomForestClassifier", {"n_estimators": 20_000}, n_samples=2_000, n_features=20
+    )
+
+
+def named(name: str, **extra: Any) -> dict[str, Any]:
+    return {"config": {"name": name, **extra}}
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]], timeout: float = 60.0, what: str = "condition"
+) -> None:
+    """Poll `condition` until it holds; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def wait_training(client: httpx.AsyncClient, name: str) -> None:
+    async def training() -> bool:
+        status = (await client.get("/status")).json()
+        return name in status["training"]["models"]
+
+    await wait_until(training, what=f"'{name}' to be training")
