@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,19 +35,23 @@ class Algorithm:
     quiet_keys: frozenset[str] = frozenset()
     # Extra keyword arguments for predict/predict_proba (CatBoost otherwise uses every core).
     predict_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    # Names the library takes through **kwargs besides its named parameters (LightGBM).
+    native_parameters: Callable[[], frozenset[str]] | None = None
 
     def estimator_class(self) -> type:
-        return getattr(importlib.import_module(self.module), self.class_name)  # type: ignore[no-any-return]
+        cls: type = getattr(importlib.import_module(self.module), self.class_name)
+        return cls
 
     def accepted_parameters(self) -> frozenset[str]:
         """Constructor parameters: scikit-learn's `get_params`, plus named `__init__` ones
         (CatBoost's `get_params` lists only what was set)."""
         cls = self.estimator_class()
         names = set(cls().get_params())
-        for parameter in inspect.signature(cls.__init__).parameters.values():
+        for parameter in inspect.signature(cls).parameters.values():
             if parameter.kind in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD):
                 names.add(parameter.name)
-        names.discard("self")
+        if self.native_parameters is not None:
+            names |= self.native_parameters()
         return frozenset(names)
 
     def effective_hyperparameters(self, requested: Mapping[str, Any]) -> dict[str, Any]:
@@ -55,9 +59,7 @@ class Algorithm:
         accepted = self.accepted_parameters()
         unknown = sorted(set(requested) - accepted - THREAD_PARAMETERS)
         if unknown:
-            raise InvalidInput(
-                f"unknown hyperparameter(s) for {self.name}: {', '.join(unknown)}"
-            )
+            raise InvalidInput(f"unknown hyperparameter(s) for {self.name}: {', '.join(unknown)}")
         effective = {k: v for k, v in requested.items() if k not in THREAD_PARAMETERS}
         if not self.quiet_keys & set(requested):
             effective.update(self.quiet)
@@ -68,6 +70,15 @@ class Algorithm:
 
     def build(self, hyperparameters: Mapping[str, Any]) -> Any:
         return self.estimator_class()(**hyperparameters)
+
+
+def _lightgbm_parameters() -> frozenset[str]:
+    """Every LightGBM parameter and alias (`verbose`, `min_data_in_leaf`, ...): LGBMClassifier
+    forwards them through **kwargs, so its signature does not list them."""
+    from lightgbm.basic import _ConfigAliases  # private, but the library's only full list
+
+    aliases = _ConfigAliases._get_all_param_aliases()
+    return frozenset(aliases).union(*aliases.values())
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -85,6 +96,7 @@ ALGORITHMS: dict[str, Algorithm] = {
             "n_jobs",
             quiet={"verbose": -1},
             quiet_keys=frozenset({"verbose", "verbosity"}),
+            native_parameters=_lightgbm_parameters,
         ),
         Algorithm(
             "CatBoostClassifier",

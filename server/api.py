@@ -29,7 +29,8 @@ from server.service import ModelService
 
 
 def _service(request: Request) -> ModelService:
-    return request.app.state.service  # type: ignore[no-any-return]
+    service: ModelService = request.app.state.service
+    return service
 
 
 Service = Annotated[ModelService, Depends(_service)]
@@ -101,9 +102,7 @@ async def models(service: Service) -> dict[str, Any]:
     return {"models": service.models()}
 
 
-@router.get(
-    "/models/{name}", response_model=ModelInfo, responses=_errors(404), summary="One model"
-)
+@router.get("/models/{name}", response_model=ModelInfo, responses=_errors(404), summary="One model")
 async def model(name: ModelName, service: Service) -> dict[str, Any]:
     return service.model(name)
 

@@ -18,6 +18,7 @@ This module imports nothing heavy, so the training processes can use it too.
 
 from __future__ import annotations
 
+
 class ServiceError(Exception):
     status_code = 500
 

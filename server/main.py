@@ -36,9 +36,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # core each (BLAS and OpenMP pools would otherwise take every core).
         preload()
         threadpool_limits(limits=1)
-        trainer = Trainer(settings.training_slots, settings.retry_after_seconds, settings.warm_workers)
+        trainer = Trainer(
+            settings.training_slots, settings.retry_after_seconds, settings.warm_workers
+        )
         trainer.start()
-        app.state.service = ModelService(store, trainer, Registry(store, settings.max_inference_models))
+        app.state.service = ModelService(
+            store, trainer, Registry(store, settings.max_inference_models)
+        )
         logger.info(
             "serving models from %s: %d training slot(s), up to %d loaded model(s)",
             store.root,

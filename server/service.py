@@ -91,7 +91,9 @@ class ModelService:
     # -- removal -----------------------------------------------------------------------------
     async def remove(self, name: str) -> None:
         if self.trainer.is_training(name):
-            raise ModelBusy(f"model '{name}' is being trained right now; remove it once /fit has answered")
+            raise ModelBusy(
+                f"model '{name}' is being trained right now; remove it once /fit has answered"
+            )
         if not self.store.exists(name):
             raise ModelNotFound(name)
         await self.registry.unload(name)

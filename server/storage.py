@@ -63,7 +63,11 @@ class ModelStore:
     def prepare(self) -> list[str]:
         """Create the directory and delete what an interrupted write left; returns the files."""
         self.root.mkdir(parents=True, exist_ok=True)
-        leftovers = [p for p in self.root.iterdir() if p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX)]
+        leftovers = [
+            p
+            for p in self.root.iterdir()
+            if p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX)
+        ]
         for model_file in self.root.glob(f"*{MODEL_SUFFIX}"):
             if not model_file.with_suffix(METADATA_SUFFIX).exists():
                 leftovers.append(model_file)
@@ -139,14 +143,18 @@ class ModelStore:
         except FileNotFoundError:
             raise ModelNotFound(name) from None
         except Exception as error:  # a truncated or foreign file fails in many ways
-            raise BrokenModel(f"model '{name}' can't be loaded: {type(error).__name__}: {error}") from None
-        if not isinstance(bundle, dict) or not BUNDLE_KEYS <= bundle.keys():
+            raise BrokenModel(
+                f"model '{name}' can't be loaded: {type(error).__name__}: {error}"
+            ) from None
+        if not isinstance(bundle, dict) or not bundle.keys() >= BUNDLE_KEYS:
             raise BrokenModel(f"model '{name}' can't be loaded: not a model file of this service")
         return bundle
 
     def names(self) -> list[str]:
         """Every model that exists (its metadata file does), readable or not, sorted."""
-        names = (path.name[: -len(METADATA_SUFFIX)] for path in self.root.glob(f"*{METADATA_SUFFIX}"))
+        names = (
+            path.name[: -len(METADATA_SUFFIX)] for path in self.root.glob(f"*{METADATA_SUFFIX}")
+        )
         return sorted(name for name in names if NAME_PATTERN.fullmatch(name))
 
     # -- deleting ----------------------------------------------------------------------------

@@ -11,13 +11,14 @@ process that has run OpenMP threads. The gate never queues: no free slot is a 50
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from server import worker
@@ -46,9 +47,11 @@ class TrainingSlot:
         for process in processes:
             if process.is_alive():
                 process.kill()
-        self.executor.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             process.join(SHUTDOWN_JOIN_SECONDS)
+        # The pool's manager thread sees the dead process, fails its future and exits;
+        # waiting for it lets the pool release its queues and semaphores.
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 class Trainer:
@@ -129,15 +132,18 @@ class Trainer:
         even if the request awaiting it is cancelled."""
         loop = asyncio.get_running_loop()
         slot.job = job
-        slot.started_at = datetime.now(timezone.utc).isoformat()
+        slot.started_at = datetime.now(UTC).isoformat()
         try:
             future = slot.executor.submit(worker.train_and_save, job)
         except BrokenProcessPool:
             self._rebuild(slot)
             future = slot.executor.submit(worker.train_and_save, job)
         future.add_done_callback(lambda done: self._on_done(loop, slot, done))
+        outcome = asyncio.wrap_future(future)
+        # If the request is cancelled, nobody awaits `outcome`: mark its error as seen.
+        outcome.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
-            return await asyncio.shield(asyncio.wrap_future(future))
+            return await asyncio.shield(outcome)
         except BrokenProcessPool:
             raise WorkerCrashed(
                 f"the training process for '{job.name}' died (out of memory, or killed); "
@@ -148,10 +154,8 @@ class Trainer:
         self, loop: asyncio.AbstractEventLoop, slot: TrainingSlot, done: Future[dict[str, Any]]
     ) -> None:
         # Runs in the executor's thread: hand over to the event loop, which owns the state.
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: shutting down
             loop.call_soon_threadsafe(self._release, slot, done)
-        except RuntimeError:  # the loop is closed: the server is shutting down
-            pass
 
     def _release(self, slot: TrainingSlot, done: Future[dict[str, Any]]) -> None:
         slot.job = None

@@ -14,7 +14,7 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -83,7 +83,7 @@ def train_and_save(job: TrainingJob) -> dict[str, Any]:
         "classes": job.classes,
         "train_seconds": round(train_seconds, 4),
         "train_cpu_seconds": round(cpu_seconds, 4),
-        "created_at": datetime.now(timezone.utc).isoformat(),
+        "created_at": datetime.now(UTC).isoformat(),
     }
     bundle = {
         "estimator": estimator,

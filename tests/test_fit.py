@@ -38,7 +38,9 @@ async def test_each_model_type_trains_and_predicts_original_labels(
         assert (models_dir / "m1.json").is_file()
 
         assert (await client.post("/load", json=named("m1"))).status_code == 200
-        response = await client.post("/predict", json={"X": body["X"], **named("m1", probabilities=True)})
+        response = await client.post(
+            "/predict", json={"X": body["X"], **named("m1", probabilities=True)}
+        )
         assert response.status_code == 200, response.text
         prediction = response.json()
         assert prediction["classes"] == expected_classes
@@ -64,10 +66,18 @@ async def test_model_type_is_case_insensitive_and_reported_canonically(client) -
 @pytest.mark.parametrize(
     ("model_type", "requested", "forced"),
     [
-        ("RandomForestClassifier", {"n_jobs": 8, "n_estimators": 5}, {"n_jobs": 1, "n_estimators": 5}),
+        (
+            "RandomForestClassifier",
+            {"n_jobs": 8, "n_estimators": 5},
+            {"n_jobs": 1, "n_estimators": 5},
+        ),
         ("XGBClassifier", {"nthread": 4, "n_estimators": 5}, {"n_jobs": 1, "n_estimators": 5}),
         ("LGBMClassifier", {"n_jobs": -1}, {"n_jobs": 1}),
-        ("CatBoostClassifier", {"thread_count": -1, "iterations": 5}, {"thread_count": 1, "iterations": 5}),
+        (
+            "CatBoostClassifier",
+            {"thread_count": -1, "iterations": 5},
+            {"thread_count": 1, "iterations": 5},
+        ),
     ],
 )
 async def test_thread_counts_are_forced_to_one_and_reported(
@@ -85,7 +95,9 @@ async def test_catboost_writes_no_files_of_its_own(
     client, models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    response = await client.post("/fit", json=fit_body("cb", "CatBoostClassifier", {"iterations": 5}))
+    response = await client.post(
+        "/fit", json=fit_body("cb", "CatBoostClassifier", {"iterations": 5})
+    )
     assert response.status_code == 201
     assert sorted(p.name for p in models_dir.iterdir()) == ["cb.joblib", "cb.json"]
     assert not list(tmp_path.rglob("catboost_info"))
@@ -120,7 +132,9 @@ async def test_name_in_training_is_409_and_full_slots_are_503(client) -> None:
 
 async def test_503_with_several_slots_all_busy(make_client: ClientFactory) -> None:
     async with make_client(training_cores=3) as client:
-        slow = [asyncio.create_task(client.post("/fit", json=slow_fit_body(f"s{i}"))) for i in (1, 2)]
+        slow = [
+            asyncio.create_task(client.post("/fit", json=slow_fit_body(f"s{i}"))) for i in (1, 2)
+        ]
         try:
             await wait_training(client, "s1")
             await wait_training(client, "s2")
@@ -139,9 +153,15 @@ async def test_503_with_several_slots_all_busy(make_client: ClientFactory) -> No
         (lambda b: b.update(config={**b["config"], "name": ""}), "pattern"),
         (lambda b: b.update(config={**b["config"], "name": "a/b"}), "pattern"),
         (lambda b: b.update(config={**b["config"], "name": "x" * 65}), "pattern"),
-        (lambda b: b.update(config={**b["config"], "model_type": "SVC"}), "unknown model_type 'SVC'"),
+        (
+            lambda b: b.update(config={**b["config"], "model_type": "SVC"}),
+            "unknown model_type 'SVC'",
+        ),
         (lambda b: b.update(config={**b["config"], "hyperparameters": {"bogus": 1}}), "bogus"),
-        (lambda b: b.update(config={**b["config"], "hyperparameters": {"C": -1.0}}), "'C' parameter"),
+        (
+            lambda b: b.update(config={**b["config"], "hyperparameters": {"C": -1.0}}),
+            "'C' parameter",
+        ),
         (lambda b: b.update(y=b["y"][:-1]), "X has 60 rows but y has 59 labels"),
         (lambda b: b["X"][3].append(1.0), "ragged"),
         (lambda b: b["X"][0].__setitem__(0, "1.5"), "valid number"),
@@ -153,7 +173,9 @@ async def test_503_with_several_slots_all_busy(make_client: ClientFactory) -> No
         (lambda b: b.update(extra=1), "Extra inputs"),
     ],
 )
-async def test_bad_input_is_422_with_a_message_naming_it(client, models_dir, change, fragment) -> None:
+async def test_bad_input_is_422_with_a_message_naming_it(
+    client, models_dir, change, fragment
+) -> None:
     body = fit_body("bad")
     change(body)
     response = await client.post("/fit", json=body)
@@ -167,15 +189,21 @@ async def test_non_finite_and_non_json_bodies_are_422(client) -> None:
     body = fit_body("nan")
     content = str(body).replace("'", '"')  # valid JSON text...
     nan_body = content.replace(str(body["X"][0][0]), "NaN", 1)  # ...with one NaN literal
-    response = await client.post("/fit", content=nan_body, headers={"content-type": "application/json"})
+    response = await client.post(
+        "/fit", content=nan_body, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
-    response = await client.post("/fit", content=b"{not json", headers={"content-type": "application/json"})
+    response = await client.post(
+        "/fit", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
 
 
 async def test_estimator_refusing_the_data_is_422(client) -> None:
     # LightGBM refuses num_leaves < 2 at fit time, inside the worker process.
-    response = await client.post("/fit", json=fit_body("lgbm", "LGBMClassifier", {"num_leaves": -3}))
+    response = await client.post(
+        "/fit", json=fit_body("lgbm", "LGBMClassifier", {"num_leaves": -3})
+    )
     assert response.status_code == 422
     assert response.json()["detail"].startswith("LGBMClassifier refused to train 'lgbm'")
     # The worker is still fine: the next fit on the same slot succeeds.
@@ -191,7 +219,9 @@ async def test_body_over_the_limit_is_413(make_client: ClientFactory, models_dir
         async def chunks():  # no Content-Length: counted as it arrives
             yield b'{"X": [' + b"[1.0, 2.0]," * 2_000
 
-        response = await client.post("/fit", content=chunks(), headers={"content-type": "application/json"})
+        response = await client.post(
+            "/fit", content=chunks(), headers={"content-type": "application/json"}
+        )
         assert response.status_code == 413
         assert (await client.get("/health")).status_code == 200
 

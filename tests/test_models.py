@@ -34,7 +34,10 @@ async def test_load_predict_unload_cycle(client) -> None:
         'model \'lr\' is not loaded: POST /load with {"config": {"name": "lr"}} first'
     )
 
-    assert (await client.post("/load", json=named("lr"))).json() == {"name": "lr", "status": "loaded"}
+    assert (await client.post("/load", json=named("lr"))).json() == {
+        "name": "lr",
+        "status": "loaded",
+    }
     again = await client.post("/load", json=named("lr"))
     assert again.status_code == 200
     assert (await client.get("/status")).json()["inference"] == {"max_models": 2, "loaded": ["lr"]}
@@ -47,7 +50,10 @@ async def test_load_predict_unload_cycle(client) -> None:
     assert len(answer["predictions"]) == 3
     assert set(answer["predictions"]) <= set(y)
 
-    assert (await client.post("/unload", json=named("lr"))).json() == {"name": "lr", "status": "trained"}
+    assert (await client.post("/unload", json=named("lr"))).json() == {
+        "name": "lr",
+        "status": "trained",
+    }
     assert (await client.post("/unload", json=named("lr"))).status_code == 200
     assert (await client.get("/status")).json()["inference"]["loaded"] == []
     assert (await client.post("/predict", json={"X": X[:3], **named("lr")})).status_code == 409
@@ -76,7 +82,9 @@ async def test_predict_bad_input_is_422(client) -> None:
     assert (await client.post("/predict", json={"X": [], **named("lr")})).status_code == 422
     ragged = await client.post("/predict", json={"X": [[1.0] * 4, [1.0] * 3], **named("lr")})
     assert ragged.status_code == 422
-    assert (await client.post("/predict", json={"X": [["a"] * 4], **named("lr")})).status_code == 422
+    assert (
+        await client.post("/predict", json={"X": [["a"] * 4], **named("lr")})
+    ).status_code == 422
     assert (await client.post("/predict", json={"X": [[1.0] * 4]})).status_code == 422
 
 
@@ -104,7 +112,9 @@ async def test_model_in_training_cannot_be_loaded_removed_or_predicted(client) -
         remove = await client.post("/remove", json=named("slow"))
         assert remove.status_code == 409
         assert "being trained" in remove.json()["detail"]
-        assert (await client.post("/predict", json={"X": [[0.0] * 20], **named("slow")})).status_code == 409
+        assert (
+            await client.post("/predict", json={"X": [[0.0] * 20], **named("slow")})
+        ).status_code == 409
 
         info = (await client.get("/models/slow")).json()
         assert info["status"] == "training"

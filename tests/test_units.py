@@ -1,0 +1,171 @@
+"""Unit tests of the parts that need no server: names and files, algorithms, settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from server.algorithms import resolve
+from server.config import Settings
+from server.errors import BrokenModel, InvalidInput, ModelNotFound
+from server.storage import ModelStore, check_name
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- names and files -------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["a", "rf1", "A.b-c_d", "9" * 64])
+def test_valid_names(name: str) -> None:
+    assert check_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", ".hidden", "../x", "a/b", "a\\b", "-a", "x" * 65, "a b", "é"])
+def test_invalid_names_are_refused_before_any_path_is_built(name: str, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="invalid model name"):
+        ModelStore(tmp_path).model_path(name)
+
+
+def test_save_writes_model_then_metadata_and_delete_removes_both(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+    store.prepare()
+    bundle = {"estimator": [1, 2], "classes": [0, 1], "model_type": "X", "n_features": 2}
+    metadata = store.save("m", bundle, {"name": "m"})
+    assert metadata["size_bytes"] == (tmp_path / "m.joblib").stat().st_size > 0
+    assert store.read_metadata("m") == metadata
+    assert store.load("m") == bundle
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.joblib", "m.json"]
+    store.delete("m")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ModelNotFound):
+        store.delete("m")
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+
+    class Unpicklable:
+        def __reduce__(self) -> tuple:
+            raise RuntimeError("cannot pickle this")
+
+    with pytest.raises(RuntimeError):
+        store.save("m", {"estimator": Unpicklable()}, {"name": "m"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_broken_files_are_reported_not_raised_as_crashes(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "trunc.json").write_text('{"name": "trunc"}')
+    (tmp_path / "trunc.joblib").write_bytes(b"\x80\x04garbage")
+    with pytest.raises(BrokenModel, match="unreadable metadata"):
+        store.read_metadata("bad")
+    with pytest.raises(BrokenModel, match="can't be loaded"):
+        store.load("trunc")
+    assert [m["name"] for m in store.list_metadata()] == ["trunc"]
+    assert store.names() == ["bad", "trunc"]
+
+
+# -- algorithms -----------------------------------------------------------------------------
+def test_resolve_is_case_insensitive_and_names_the_choices() -> None:
+    assert resolve("xgbclassifier").name == "XGBClassifier"
+    with pytest.raises(InvalidInput, match="expected one of LogisticRegression, "):
+        resolve("SVC")
+
+
+def test_unknown_hyperparameters_are_named() -> None:
+    with pytest.raises(InvalidInput, match="for RandomForestClassifier: bogus, zzz"):
+        resolve("RandomForestClassifier").effective_hyperparameters(
+            {"zzz": 1, "bogus": 2, "max_depth": 3}
+        )
+
+
+@pytest.mark.parametrize(
+    ("model_type", "requested", "expected"),
+    [
+        ("LogisticRegression", {"n_jobs": 4, "C": 2.0}, {"C": 2.0}),
+        ("RandomForestClassifier", {"n_jobs": -1}, {"n_jobs": 1}),
+        ("XGBClassifier", {"nthread": 8, "max_depth": 3}, {"max_depth": 3, "n_jobs": 1}),
+        ("LGBMClassifier", {"num_threads": 8}, {"verbose": -1, "n_jobs": 1}),
+        ("LGBMClassifier", {"verbose": 1}, {"verbose": 1, "n_jobs": 1}),
+        (
+            "CatBoostClassifier",
+            {"thread_count": 8, "allow_writing_files": True, "depth": 4},
+            {
+                "depth": 4,
+                "logging_level": "Silent",
+                "allow_writing_files": False,
+                "thread_count": 1,
+            },
+        ),
+    ],
+)
+def test_effective_hyperparameters(model_type: str, requested: dict, expected: dict) -> None:
+    assert resolve(model_type).effective_hyperparameters(requested) == expected
+
+
+# -- settings -------------------------------------------------------------------------------
+def _start_with(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"MODELS_PATH", "TRAINING_CORES", "MAX_INFERENCE_MODELS"}
+    }
+    return subprocess.run(
+        [sys.executable, "-c", "import server.main"],
+        env={**clean, **env, "PYTHONPATH": str(PROJECT_ROOT)},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "rule"),
+    [
+        ("TRAINING_CORES", "1", "greater than or equal to 2"),
+        ("TRAINING_CORES", "many", "valid integer"),
+        ("MAX_INFERENCE_MODELS", "0", "greater than or equal to 1"),
+    ],
+)
+def test_a_bad_setting_stops_start_up_with_one_line(
+    tmp_path: Path, variable: str, value: str, rule: str
+) -> None:
+    result = _start_with({variable: value}, tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"invalid configuration: {variable}={value!r}")
+    assert rule in lines[0]
+
+
+def test_settings_come_from_dotenv_and_the_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text(
+        "MODELS_PATH=from_file\nTRAINING_CORES=6\nMAX_INFERENCE_MODELS=5\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    for variable in ("MODELS_PATH", "TRAINING_CORES", "MAX_INFERENCE_MODELS"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("MAX_INFERENCE_MODELS", "7")
+    settings = Settings()
+    assert settings.models_path == Path("from_file")
+    assert settings.training_slots == 5
+    assert settings.max_inference_models == 7
+
+
+def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for variable in ("MODELS_PATH", "TRAINING_CORES", "MAX_INFERENCE_MODELS"):
+        monkeypatch.delenv(variable, raising=False)
+    settings = Settings()
+    assert (settings.models_path, settings.training_cores, settings.max_inference_models) == (
+        Path("saved_models"),
+        4,
+        2,
+    )
