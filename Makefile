@@ -20,8 +20,13 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# After SIGTERM or Ctrl-C, requests get GRACE seconds to finish; then running fits are
+# stopped (their worker processes killed) and the server exits.
+GRACE ?= 10
+
 run: $(VENV)/.runtime
-	$(BIN)/python -m uvicorn server.main:app --host $(HOST) --port $(PORT) --workers 1
+	$(BIN)/python -m uvicorn server.main:app --host $(HOST) --port $(PORT) --workers 1 \
+		--timeout-graceful-shutdown $(GRACE)
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest

@@ -25,8 +25,18 @@ from server.training import Trainer
 logger = logging.getLogger("server")
 
 
+def _configure_logging() -> None:
+    """Our messages (leftovers cleaned, dead workers replaced) beside uvicorn's own."""
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
+    _configure_logging()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -50,11 +50,6 @@ class ModelService:
         algorithm = resolve(config.model_type)
         hyperparameters = algorithm.effective_hyperparameters(config.hyperparameters)
         X, y_encoded, classes = _training_data(request.X, request.y)
-        # From here to `reserve` nothing awaits: checking the name and taking the slot is
-        # one step for the event loop, so of racing fits with one name exactly one trains.
-        if self.store.exists(config.name):
-            raise ModelExists(f"model '{config.name}' exists already; POST /remove it first")
-        slot = self.trainer.reserve(config.name)
         job = TrainingJob(
             name=config.name,
             model_type=algorithm.name,
@@ -64,7 +59,11 @@ class ModelService:
             classes=classes,
             models_path=str(self.store.root),
         )
-        return await self.trainer.train(slot, job)
+        # No await between this check and the trainer's claim of a slot: for the event loop
+        # they are one step, so of racing fits with one name exactly one trains.
+        if self.store.exists(config.name):
+            raise ModelExists(f"model '{config.name}' exists already; POST /remove it first")
+        return await self.trainer.train(job)
 
     # -- inference ---------------------------------------------------------------------------
     async def load(self, name: str) -> None:
@@ -75,7 +74,8 @@ class ModelService:
         await self.registry.load(name)
 
     async def unload(self, name: str) -> None:
-        if not self.registry.is_loaded(name) and not self.store.exists(name):
+        known = self.registry.is_loaded(name) or self.trainer.is_training(name)
+        if not known and not self.store.exists(name):
             raise ModelNotFound(name)
         await self.registry.unload(name)
 

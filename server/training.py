@@ -114,30 +114,40 @@ class Trainer:
         return [pid for slot in self._slots for pid in slot.worker_pids()]
 
     # -- training ----------------------------------------------------------------------------
-    def reserve(self, name: str) -> TrainingSlot:
-        """Claim a free slot for `name`, synchronously, so no await can slip in between the
-        checks and the claim (this is what makes racing fits of one name safe)."""
-        if self.is_training(name):
-            raise ModelExists(f"model '{name}' is being trained right now")
+    def _claim(self, job: TrainingJob) -> TrainingSlot:
+        if self.is_training(job.name):
+            raise ModelExists(f"model '{job.name}' is being trained right now")
         for slot in self._slots:
             if slot.job is None:
+                slot.job = job
+                slot.started_at = datetime.now(UTC).isoformat()
                 return slot
         raise NoFreeSlot(
             f"all {self._slot_count} training slot(s) are busy; retry in a few seconds",
             headers={"Retry-After": str(self._retry_after)},
         )
 
-    async def train(self, slot: TrainingSlot, job: TrainingJob) -> dict[str, Any]:
-        """Run `job` in `slot`'s process; the slot stays taken until the process is done,
-        even if the request awaiting it is cancelled."""
-        loop = asyncio.get_running_loop()
-        slot.job = job
-        slot.started_at = datetime.now(UTC).isoformat()
+    def _submit(self, slot: TrainingSlot, job: TrainingJob) -> Future[dict[str, Any]]:
         try:
-            future = slot.executor.submit(worker.train_and_save, job)
-        except BrokenProcessPool:
+            return slot.executor.submit(worker.train_and_save, job)
+        except BrokenProcessPool:  # its process died while idle
             self._rebuild(slot)
-            future = slot.executor.submit(worker.train_and_save, job)
+            return slot.executor.submit(worker.train_and_save, job)
+
+    async def train(self, job: TrainingJob) -> dict[str, Any]:
+        """Run `job` in a free slot's process, or refuse at once (409 same name, 503 full).
+
+        The checks and the claim happen before the first await, so a caller that checked
+        something else just before (the name on disk) did it in the same step. The slot
+        stays taken until the process is done, even if the awaiting request is cancelled.
+        """
+        loop = asyncio.get_running_loop()
+        slot = self._claim(job)
+        try:
+            future = self._submit(slot, job)
+        except BaseException:
+            slot.job = slot.started_at = None
+            raise
         future.add_done_callback(lambda done: self._on_done(loop, slot, done))
         outcome = asyncio.wrap_future(future)
         # If the request is cancelled, nobody awaits `outcome`: mark its error as seen.
