@@ -26,7 +26,7 @@ GRACE ?= 10
 
 run: $(VENV)/.runtime
 	$(BIN)/python -m uvicorn server.main:app --host $(HOST) --port $(PORT) --workers 1 \
-		--timeout-graceful-shutdown $(GRACE)
+		--timeout-graceful-shutdown $(GRACE) --timeout-keep-alive 75
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest

@@ -41,6 +41,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 router = APIRouter()
+MAX_REPORTED_ERRORS = 10
 
 
 @router.post(
@@ -128,10 +129,20 @@ async def _answer_validation_error(request: Request, error: Exception) -> JSONRe
     # FastAPI's list form, without echoing the input: it may hold NaN (not JSON, so the
     # default handler would fail with a 500) or a whole matrix of features.
     assert isinstance(error, RequestValidationError)
-    detail = [
+    # A whole column of wrong values would make one entry per value: keep the first few.
+    errors = error.errors()
+    detail: list[dict[str, Any]] = [
         {"type": item["type"], "loc": list(item["loc"]), "msg": item["msg"]}
-        for item in error.errors()
+        for item in errors[:MAX_REPORTED_ERRORS]
     ]
+    if len(errors) > MAX_REPORTED_ERRORS:
+        detail.append(
+            {
+                "type": "too_many_errors",
+                "loc": ["body"],
+                "msg": f"{len(errors) - MAX_REPORTED_ERRORS} more errors not shown",
+            }
+        )
     return JSONResponse(status_code=422, content={"detail": detail})
 
 

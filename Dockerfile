@@ -1,0 +1,38 @@
+# The model server: one uvicorn worker serving server.main:app on port 8000.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    MODELS_PATH=/app/saved_models
+
+# LightGBM's wheel links the system's OpenMP runtime, which the slim image lacks.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+
+# Dependencies in their own layer: a code change does not reinstall them.
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+# A non-root user; the models directory is its only writable place. docker-compose.yml runs
+# the container as APP_UID:APP_GID (default 1000:1000, this user) and makes the bind-mounted
+# directory writable for it.
+RUN useradd --uid 1000 --user-group --no-create-home --home-dir /app app \
+    && mkdir -p /app/saved_models \
+    && chown app:app /app/saved_models
+
+COPY server/ server/
+
+USER app
+EXPOSE 8000
+
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD python -c "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4).status != 200)"
+
+# GRACE: after SIGTERM, requests get 10 s to finish, then running fits are stopped.
+CMD ["uvicorn", "server.main:app", "--host", "0.0.0.0", "--port", "8000", "--workers", "1", \
+     "--timeout-graceful-shutdown", "10", "--timeout-keep-alive", "75"]

@@ -1,0 +1,145 @@
+"""The request and response shapes of the model server, shared by both clients.
+
+Each endpoint is a function that returns a `Call`: method, path, JSON body and the status
+that means success. The synchronous and asynchronous clients only send calls and read
+answers; neither repeats what a request looks like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+Matrix = Any  # a list of rows, or anything with .tolist() (a numpy array)
+Labels = Any
+R = TypeVar("R")
+
+
+class ApiError(Exception):
+    """The server answered with an unexpected status; `detail` is its message."""
+
+    def __init__(self, status: int, detail: Any, call: Call, retry_after: float | None = None):
+        super().__init__(f"{call.method} {call.path} -> {status}: {detail}")
+        self.status = status
+        self.detail = detail
+        self.call = call
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    body: dict[str, Any] | None = None
+    expected: int = 200
+
+    def check(self, status: int, answer: Any, retry_after: str | None = None) -> Any:
+        """The answer, or ApiError carrying the server's `detail`."""
+        if status == self.expected:
+            return answer
+        detail = answer.get("detail", answer) if isinstance(answer, dict) else answer
+        seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
+        raise ApiError(status, detail, self, seconds)
+
+
+def _rows(X: Matrix) -> list[list[float]]:
+    return X.tolist() if hasattr(X, "tolist") else list(X)
+
+
+def _named(name: str, **extra: Any) -> dict[str, Any]:
+    return {"config": {"name": name, **extra}}
+
+
+def fit(
+    name: str,
+    model_type: str,
+    X: Matrix,
+    y: Labels,
+    hyperparameters: dict[str, Any] | None = None,
+) -> Call:
+    config: dict[str, Any] = {"name": name, "model_type": model_type}
+    if hyperparameters:
+        config["hyperparameters"] = hyperparameters
+    labels = y.tolist() if hasattr(y, "tolist") else list(y)
+    return Call("POST", "/fit", {"X": _rows(X), "y": labels, "config": config}, expected=201)
+
+
+def predict(name: str, X: Matrix, probabilities: bool = False) -> Call:
+    return Call("POST", "/predict", {"X": _rows(X), **_named(name, probabilities=probabilities)})
+
+
+def load(name: str) -> Call:
+    return Call("POST", "/load", _named(name))
+
+
+def unload(name: str) -> Call:
+    return Call("POST", "/unload", _named(name))
+
+
+def remove(name: str) -> Call:
+    return Call("POST", "/remove", _named(name))
+
+
+def remove_all() -> Call:
+    return Call("POST", "/remove_all")
+
+
+def models() -> Call:
+    return Call("GET", "/models")
+
+
+def model(name: str) -> Call:
+    return Call("GET", f"/models/{name}")
+
+
+def status() -> Call:
+    return Call("GET", "/status")
+
+
+def health() -> Call:
+    return Call("GET", "/health")
+
+
+class Endpoints(Generic[R]):
+    """One method per endpoint. A subclass says how a `Call` is sent: the synchronous
+    client returns the answer, the asynchronous one a coroutine of it."""
+
+    def send(self, call: Call) -> R:
+        raise NotImplementedError
+
+    def fit(
+        self,
+        name: str,
+        model_type: str,
+        X: Matrix,
+        y: Labels,
+        hyperparameters: dict[str, Any] | None = None,
+    ) -> R:
+        return self.send(fit(name, model_type, X, y, hyperparameters))
+
+    def predict(self, name: str, X: Matrix, probabilities: bool = False) -> R:
+        return self.send(predict(name, X, probabilities))
+
+    def load(self, name: str) -> R:
+        return self.send(load(name))
+
+    def unload(self, name: str) -> R:
+        return self.send(unload(name))
+
+    def remove(self, name: str) -> R:
+        return self.send(remove(name))
+
+    def remove_all(self) -> R:
+        return self.send(remove_all())
+
+    def models(self) -> R:
+        return self.send(models())
+
+    def model(self, name: str) -> R:
+        return self.send(model(name))
+
+    def status(self) -> R:
+        return self.send(status())
+
+    def health(self) -> R:
+        return self.send(health())

@@ -1,0 +1,142 @@
+"""Which models the demos train, on what data, and how long each fit is made to take.
+
+A full run makes every fit last at least a minute. The data is fixed (make_classification,
+20,000 x 40, no downloads) and the number of trees or boosting rounds is calibrated on the
+server itself: a short probe fit is timed, and the count is scaled to the target time.
+Fit time grows linearly with the count for all four types, as long as each tree or round
+costs about the same: trees are kept deep and boosting's learning rate small.
+LogisticRegression is left out: on this data it converges in well under a second, whatever
+its settings.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sklearn.datasets import make_classification
+
+from client.sync_client import ModelClient
+
+FULL_DATA = {"n_samples": 20_000, "n_features": 40}
+QUICK_DATA = {"n_samples": 400, "n_features": 10}
+
+
+@dataclass(frozen=True)
+class SlowModel:
+    model_type: str
+    count_key: str  # the hyperparameter that scales the fit time
+    probe_count: int  # enough for a probe of a few seconds
+    quick_count: int
+    hyperparameters: dict[str, Any]
+
+
+# A low learning rate and no minimum hessian per leaf keep every tree as deep as the first:
+# otherwise boosted trees shrink as the model fits, and the fit ends early (seen: LightGBM
+# at 54 s for a 75 s calibration).
+STEADY_BOOSTING = {"learning_rate": 0.002, "min_child_weight": 0}
+SLOW_MODELS = [
+    SlowModel(
+        "RandomForestClassifier", "n_estimators", 20, 10, {"max_depth": 12, "max_features": 0.5}
+    ),
+    SlowModel(
+        "XGBClassifier",
+        "n_estimators",
+        40,
+        10,
+        {"max_depth": 10, "tree_method": "exact", **STEADY_BOOSTING},
+    ),
+    SlowModel(
+        "LGBMClassifier",
+        "n_estimators",
+        150,
+        20,
+        {"num_leaves": 255, "min_child_samples": 5, **STEADY_BOOSTING},
+    ),
+    SlowModel("CatBoostClassifier", "iterations", 80, 20, {"depth": 10, "learning_rate": 0.02}),
+]
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    name: str
+    model_type: str
+    hyperparameters: dict[str, Any]
+
+
+def make_data(quick: bool, seed: int = 7) -> tuple[list[list[float]], list[str]]:
+    """The demos' training data: string labels, to show they come back as they went in."""
+    size = QUICK_DATA if quick else FULL_DATA
+    X, y = make_classification(
+        n_informative=size["n_features"] // 2, flip_y=0.1, random_state=seed, **size
+    )
+    return X.tolist(), ["yes" if label else "no" for label in y]
+
+
+def quick_plans(prefix: str) -> list[TrainingPlan]:
+    return [
+        TrainingPlan(
+            f"{prefix}-{m.model_type}",
+            m.model_type,
+            {**m.hyperparameters, m.count_key: m.quick_count},
+        )
+        for m in SLOW_MODELS
+    ]
+
+
+def calibrated_plans(
+    client: ModelClient, X: list[list[float]], y: list[str], prefix: str, target_seconds: float
+) -> list[TrainingPlan]:
+    """Time a probe fit of each type on the server, scale its count to `target_seconds`."""
+    plans = []
+    for model in SLOW_MODELS:
+        probe_name = f"{prefix}-probe-{model.model_type}"
+        remove_if_present(client, probe_name)
+        hyperparameters = {**model.hyperparameters, model.count_key: model.probe_count}
+        answer = client.fit(probe_name, model.model_type, X, y, hyperparameters)
+        client.remove(probe_name)
+        per_unit = answer["train_seconds"] / model.probe_count
+        count = math.ceil(target_seconds / per_unit)
+        print(
+            f"  calibrated {model.model_type}: {answer['train_seconds']:.1f} s for "
+            f"{model.probe_count} -> {model.count_key}={count} for ~{target_seconds:.0f} s"
+        )
+        plans.append(
+            TrainingPlan(
+                f"{prefix}-{model.model_type}",
+                model.model_type,
+                {**model.hyperparameters, model.count_key: count},
+            )
+        )
+    return plans
+
+
+def remove_if_present(client: ModelClient, name: str) -> None:
+    """Free a name this demo used before; other models are left alone."""
+    if any(info["name"] == name for info in client.models()["models"]):
+        client.remove(name)
+
+
+def save_results(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2))
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    results: dict[str, Any] = json.loads(path.read_text())
+    return results
+
+
+def plans_from(results: dict[str, Any], prefix: str) -> list[TrainingPlan]:
+    """The sequential run's plans, renamed for another run."""
+    return [
+        TrainingPlan(f"{prefix}-{p['model_type']}", p["model_type"], p["hyperparameters"])
+        for p in results["plans"]
+    ]
+
+
+def as_dicts(plans: list[TrainingPlan]) -> list[dict[str, Any]]:
+    return [asdict(plan) for plan in plans]

@@ -1,0 +1,113 @@
+"""Train several models one after another with `requests`, each fit lasting over a minute.
+
+    python -m client.sequential [--url URL] [--quick] [--target-seconds 80] [--keep]
+
+Prints each model's server-reported and wall time, and saves the figures (for
+`python -m client.concurrent` to compare against) in demo_results/sequential.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from client import cli
+from client.plans import (
+    as_dicts,
+    calibrated_plans,
+    make_data,
+    quick_plans,
+    remove_if_present,
+    save_results,
+)
+from client.report import Ticker, table
+from client.sync_client import ModelClient
+
+PREFIX = "seq"
+MINIMUM_SECONDS = 60.0
+
+
+def run_sequential(url: str, quick: bool, target_seconds: float, keep: bool) -> dict[str, Any]:
+    """Calibrate (unless quick), then fit each plan in turn; returns the figures."""
+    with ModelClient(url) as client:
+        client.health()
+        X, y = make_data(quick)
+        print(f"data: {len(X)} rows x {len(X[0])} features, labels {sorted(set(y))}")
+        if quick:
+            plans = quick_plans(PREFIX)
+        else:
+            print(f"calibrating each type on the server for fits of ~{target_seconds:.0f} s:")
+            plans = calibrated_plans(client, X, y, PREFIX, target_seconds)
+
+        rows = []
+        started = time.perf_counter()
+        for plan in plans:
+            remove_if_present(client, plan.name)
+            with Ticker(f"training {plan.name}") as ticker:
+                answer = client.fit(plan.name, plan.model_type, X, y, plan.hyperparameters)
+            wall = time.perf_counter() - ticker.started
+            rows.append(
+                {
+                    "name": plan.name,
+                    "model_type": plan.model_type,
+                    "train_seconds": answer["train_seconds"],
+                    "wall_seconds": round(wall, 2),
+                }
+            )
+            print(f"  {plan.name}: trained in {answer['train_seconds']:.1f} s (wall {wall:.1f} s)")
+        total = time.perf_counter() - started
+        if not keep:
+            for plan in plans:
+                client.remove(plan.name)
+    return {
+        "quick": quick,
+        "plans": as_dicts(plans),
+        "fits": rows,
+        "total_seconds": round(total, 2),
+    }
+
+
+def print_summary(results: dict[str, Any]) -> None:
+    rows = [
+        [
+            fit["name"],
+            fit["model_type"],
+            fit["train_seconds"],
+            fit["wall_seconds"],
+            "-" if results["quick"] else "yes" if fit["train_seconds"] >= MINIMUM_SECONDS else "NO",
+        ]
+        for fit in results["fits"]
+    ]
+    print("\nSequential training (one fit at a time):")
+    print(table(["model", "type", "server s", "wall s", ">= 60 s"], rows))
+    print(f"total wall time: {results['total_seconds']:.1f} s")
+
+
+def main() -> int:
+    options = cli.parser(__doc__.splitlines()[0])
+    add_sequential_options(options)
+    args = options.parse_args()
+    results = run_sequential(args.url, args.quick, args.target_seconds, args.keep)
+    save_results(args.results, results)
+    print_summary(results)
+    print(f"figures saved in {args.results}")
+    return 0
+
+
+def add_sequential_options(options: argparse.ArgumentParser) -> None:
+    options.add_argument(
+        "--target-seconds",
+        type=float,
+        default=80.0,
+        help="how long each full fit should take (default 80, a margin over 60)",
+    )
+    options.add_argument("--keep", action="store_true", help="keep the trained models")
+    options.add_argument(
+        "--results", type=Path, default=cli.RESULTS, help="where to save the figures"
+    )
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,49 @@
+"""ModelClient: the synchronous client, on requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from client.calls import Call, Endpoints
+
+DEFAULT_URL = "http://localhost:8000"
+
+
+class ModelClient(Endpoints[Any]):
+    """`ModelClient("http://localhost:8000").fit("rf1", "RandomForestClassifier", X, y)`.
+
+    Every method returns the server's JSON answer, or raises `ApiError` with the status and
+    the server's `detail`. `read_timeout` bounds the wait for an answer: a long fit needs a
+    generous one (the default is an hour).
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 3600.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (connect_timeout, read_timeout)
+        self.session = requests.Session()
+
+    def send(self, call: Call) -> Any:
+        response = self.session.request(
+            call.method, self.base_url + call.path, json=call.body, timeout=self.timeout
+        )
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = response.text
+        return call.check(response.status_code, answer, response.headers.get("Retry-After"))
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> ModelClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,162 @@
+"""The client library and the demo scripts, against a real uvicorn server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from client import ApiError, AsyncModelClient, ModelClient
+from tests.helpers import dataset
+from tests.servers import PROJECT_ROOT, uvicorn_server
+
+SCRIPT_TIMEOUT = 180
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with uvicorn_server(tmp_path_factory.mktemp("models"), training_cores=3) as (url, _):
+        yield url
+
+
+def run_script(module: str, url: str, cwd: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", module, "--url", url, "--quick", *options],
+        cwd=cwd,
+        env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT,
+    )
+
+
+# -- the library ------------------------------------------------------------------------------
+def test_sync_client_round_trip_and_errors(server_url: str) -> None:
+    X, y = dataset(labels="str")
+    with ModelClient(server_url) as client:
+        assert client.health() == {"status": "ok"}
+        answer = client.fit("sync-lr", "LogisticRegression", X, y, {"C": 0.5})
+        assert answer["hyperparameters"] == {"C": 0.5}
+        assert client.load("sync-lr") == {"name": "sync-lr", "status": "loaded"}
+        assert client.predict("sync-lr", X[:2])["predictions"][0] in {"cat", "dog"}
+        assert client.model("sync-lr")["status"] == "loaded"
+
+        with pytest.raises(ApiError) as caught:
+            client.fit("sync-lr", "LogisticRegression", X, y)
+        assert caught.value.status == 409
+        assert caught.value.detail == "model 'sync-lr' exists already; POST /remove it first"
+        with pytest.raises(ApiError) as caught:
+            client.load("nobody")
+        assert (caught.value.status, caught.value.detail) == (404, "model 'nobody' does not exist")
+        with pytest.raises(ApiError) as caught:
+            client.predict("sync-lr", [[1.0]])
+        assert caught.value.status == 422
+
+        assert client.remove("sync-lr") == {"name": "sync-lr", "removed": True}
+
+
+@pytest.mark.anyio
+async def test_async_client_round_trip_and_errors(server_url: str) -> None:
+    X, y = dataset()
+    async with AsyncModelClient(server_url) as client:
+        await client.fit("async-rf", "RandomForestClassifier", X, y)
+        await client.load("async-rf")
+        answer = await client.predict("async-rf", X[:3], probabilities=True)
+        assert len(answer["probabilities"]) == 3
+        with pytest.raises(ApiError) as caught:
+            await client.unload("nobody")
+        assert caught.value.status == 404
+        assert "async-rf" in (await client.status())["inference"]["loaded"]
+        await client.remove("async-rf")
+        assert all(m["name"] != "async-rf" for m in (await client.models())["models"])
+
+
+# -- the demo scripts -------------------------------------------------------------------------
+def test_lifecycle_demo_provokes_every_error(server_url: str, tmp_path: Path) -> None:
+    result = run_script("client.lifecycle", server_url, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "0 not" in out
+    for step in (
+        "load an unknown name                            404  404  ok",
+        "fit a duplicate name                            409  409  ok",
+        "load past MAX_INFERENCE_MODELS=2                409  409  ok",
+        "predict on an unloaded model                    409  409  ok",
+        "fit with all 2 training slot(s) busy            503  503  ok",
+        "fit with ragged X                               422  422  ok",
+        "predict with probabilities                      200  200  ok",
+        "remove_all                                      200  200  ok",
+    ):
+        assert step in out
+
+
+def test_sequential_then_concurrent_demo(server_url: str, tmp_path: Path) -> None:
+    sequential = run_script("client.sequential", server_url, tmp_path)
+    assert sequential.returncode == 0, sequential.stdout + sequential.stderr
+    assert "Sequential training (one fit at a time):" in sequential.stdout
+    assert "seq-CatBoostClassifier" in sequential.stdout
+    saved = json.loads((tmp_path / "demo_results" / "sequential.json").read_text())
+    assert [fit["model_type"] for fit in saved["fits"]] == [
+        "RandomForestClassifier",
+        "XGBClassifier",
+        "LGBMClassifier",
+        "CatBoostClassifier",
+    ]
+
+    concurrent = run_script("client.concurrent", server_url, tmp_path, "--requests", "60")
+    assert concurrent.returncode == 0, concurrent.stdout + concurrent.stderr
+    out = concurrent.stdout
+    assert "comparing with the sequential run saved in demo_results/sequential.json" in out
+    assert "launching 4 fits at once: the server has 2 training slot(s)" in out
+    assert "Concurrent training (all launched at once):" in out
+    assert "speed-up" in out
+    assert "Concurrent predictions:" in out
+    assert "     60           32" in out
+
+
+def test_concurrent_demo_without_sequential_figures_says_what_to_do(
+    server_url: str, tmp_path: Path
+) -> None:
+    result = run_script("client.concurrent", server_url, tmp_path)
+    assert result.returncode == 2
+    assert "run `python -m client.sequential` first, or pass --compare" in result.stderr
+
+
+class _Broken(BaseHTTPRequestHandler):
+    """A server that answers 500 to everything: the scripts must notice."""
+
+    def _answer(self) -> None:
+        body = b'{"detail": "broken on purpose"}'
+        self.send_response(500)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("module", ["client.sequential", "client.concurrent", "client.lifecycle"])
+def test_scripts_exit_non_zero_when_the_server_misbehaves(module: str, tmp_path: Path) -> None:
+    broken = ThreadingHTTPServer(("127.0.0.1", 0), _Broken)
+    threading.Thread(target=broken.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{broken.server_address[1]}"
+        result = run_script(
+            module, url, tmp_path, *(["--compare"] if module == "client.concurrent" else [])
+        )
+    finally:
+        broken.shutdown()
+        broken.server_close()
+    assert result.returncode == 1
+    assert "FAILED: the server answered 500" in result.stderr
+    assert "broken on purpose" in result.stderr
