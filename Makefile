@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format clean
+.PHONY: run test venv lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
 # After SIGTERM or Ctrl-C, requests get GRACE seconds to finish; then running fits are
 # stopped (their worker processes killed) and the server exits.
 GRACE ?= 10
+
+# The server's and the client scripts' packages, without starting anything.
+venv: $(VENV)/.runtime
 
 run: $(VENV)/.runtime
 	$(BIN)/python -m uvicorn server.main:app --host $(HOST) --port $(PORT) --workers 1 \
