@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Run while the compose service is up (for example as docker-smoke.sh's SMOKE_CMD, from the
+# project root): trains a model through the service, checks that its files are in
+# ./saved_models on the host, restarts the service with `down` and `up`, and checks that
+# the model is still listed and predicts.
+set -euo pipefail
+URL=${URL:-http://127.0.0.1:8000}
+COMPOSE=${COMPOSE:-docker-compose -p cismoke}
+NAME=persist-check
+json=(-H 'content-type: application/json')
+
+wait_healthy() {
+  for _ in $(seq 1 120); do curl -fsS -m 2 "$URL/health" >/dev/null 2>&1 && return 0; sleep 0.5; done
+  echo "the service did not come back" >&2; return 1
+}
+
+curl -fsS -X POST "$URL/remove" "${json[@]}" -d "{\"config\": {\"name\": \"$NAME\"}}" >/dev/null 2>&1 || true
+curl -fsS -X POST "$URL/fit" "${json[@]}" -d "{\"X\": [[0, 1], [1, 0], [0, 2], [2, 0]],
+  \"y\": [\"a\", \"b\", \"a\", \"b\"], \"config\": {\"name\": \"$NAME\", \"model_type\": \"LogisticRegression\"}}"
+echo
+ls -ln "saved_models/$NAME.joblib" "saved_models/$NAME.json"
+
+$COMPOSE down
+$COMPOSE up -d
+wait_healthy
+
+info=$(curl -fsS "$URL/models/$NAME")
+echo "$info"
+grep -q '"status":"trained"' <<<"$info"
+curl -fsS -X POST "$URL/load" "${json[@]}" -d "{\"config\": {\"name\": \"$NAME\"}}"
+echo
+prediction=$(curl -fsS -X POST "$URL/predict" "${json[@]}" \
+  -d "{\"X\": [[0, 3]], \"config\": {\"name\": \"$NAME\"}}")
+echo "$prediction"
+grep -q '"predictions":\["a"\]' <<<"$prediction"
+curl -fsS -X POST "$URL/remove" "${json[@]}" -d "{\"config\": {\"name\": \"$NAME\"}}"
+echo
+echo "persistence across down/up: OK"
