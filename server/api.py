@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.errors import ServiceError
 from server.schemas import (
@@ -14,6 +15,7 @@ from server.schemas import (
     FitRequest,
     FitResponse,
     Health,
+    InvalidResponse,
     ModelInfo,
     ModelList,
     ModelName,
@@ -37,7 +39,10 @@ Service = Annotated[ModelService, Depends(_service)]
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorResponse} for status in statuses}
+    return {
+        status: {"model": InvalidResponse if status == 422 else ErrorResponse}
+        for status in statuses
+    }
 
 
 router = APIRouter()
@@ -48,7 +53,7 @@ MAX_REPORTED_ERRORS = 10
     "/fit",
     status_code=201,
     response_model=FitResponse,
-    responses=_errors(409, 413, 500, 503),
+    responses=_errors(409, 413, 422, 500, 503),
     summary="Train a model and save it",
 )
 async def fit(body: FitRequest, service: Service) -> dict[str, Any]:
@@ -59,7 +64,7 @@ async def fit(body: FitRequest, service: Service) -> dict[str, Any]:
     "/predict",
     response_model=PredictResponse,
     response_model_exclude_none=True,
-    responses=_errors(404, 409, 413),
+    responses=_errors(404, 409, 413, 422),
     summary="Predict with a loaded model",
 )
 async def predict(body: PredictRequest, service: Service) -> dict[str, Any]:
@@ -67,7 +72,10 @@ async def predict(body: PredictRequest, service: Service) -> dict[str, Any]:
 
 
 @router.post(
-    "/load", response_model=StatusResponse, responses=_errors(404, 409), summary="Load a model"
+    "/load",
+    response_model=StatusResponse,
+    responses=_errors(404, 409, 413, 422),
+    summary="Load a model",
 )
 async def load(body: NameRequest, service: Service) -> dict[str, str]:
     await service.load(body.config.name)
@@ -75,7 +83,10 @@ async def load(body: NameRequest, service: Service) -> dict[str, str]:
 
 
 @router.post(
-    "/unload", response_model=StatusResponse, responses=_errors(404), summary="Unload a model"
+    "/unload",
+    response_model=StatusResponse,
+    responses=_errors(404, 413, 422),
+    summary="Unload a model",
 )
 async def unload(body: NameRequest, service: Service) -> dict[str, str]:
     await service.unload(body.config.name)
@@ -85,7 +96,7 @@ async def unload(body: NameRequest, service: Service) -> dict[str, str]:
 @router.post(
     "/remove",
     response_model=RemoveResponse,
-    responses=_errors(404, 409),
+    responses=_errors(404, 409, 413, 422),
     summary="Delete one trained model",
 )
 async def remove(body: NameRequest, service: Service) -> dict[str, Any]:
@@ -93,7 +104,12 @@ async def remove(body: NameRequest, service: Service) -> dict[str, Any]:
     return {"name": body.config.name, "removed": True}
 
 
-@router.post("/remove_all", response_model=RemoveAllResponse, summary="Delete every trained model")
+@router.post(
+    "/remove_all",
+    response_model=RemoveAllResponse,
+    responses=_errors(413),
+    summary="Delete every trained model",
+)
 async def remove_all(service: Service) -> dict[str, list[str]]:
     return await service.remove_all()
 
@@ -103,7 +119,9 @@ async def models(service: Service) -> dict[str, Any]:
     return {"models": service.models()}
 
 
-@router.get("/models/{name}", response_model=ModelInfo, responses=_errors(404), summary="One model")
+@router.get(
+    "/models/{name}", response_model=ModelInfo, responses=_errors(404, 422), summary="One model"
+)
 async def model(name: ModelName, service: Service) -> dict[str, Any]:
     return service.model(name)
 
@@ -146,7 +164,21 @@ async def _answer_validation_error(request: Request, error: Exception) -> JSONRe
     return JSONResponse(status_code=422, content={"detail": detail})
 
 
+async def _answer_http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 400:
+        # Our routes raise no 400: FastAPI does, when the body can't be decoded at all
+        # (not UTF-8, nested too deep for the JSON parser). For the contract that is bad input.
+        return JSONResponse(
+            status_code=422, content={"detail": "the request body is not valid JSON"}
+        )
+    return JSONResponse(
+        status_code=error.status_code, content={"detail": error.detail}, headers=error.headers
+    )
+
+
 def install(app: FastAPI) -> None:
     app.include_router(router)
     app.add_exception_handler(ServiceError, _answer_service_error)
     app.add_exception_handler(RequestValidationError, _answer_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _answer_http_error)

@@ -36,6 +36,14 @@ class LoadedModel:
             raise InvalidInput(
                 f"model '{self.name}' expects {self.n_features} features per row, got {X.shape[1]}"
             )
+        try:
+            return self._predict(X, probabilities)
+        except Exception as error:  # the estimator refused this input
+            raise InvalidInput(
+                f"model '{self.name}' could not predict: {type(error).__name__}: {error}"
+            ) from None
+
+    def _predict(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
         answer: dict[str, Any] = {"name": self.name}
         if probabilities:
             proba = np.asarray(self.estimator.predict_proba(X, **self.predict_kwargs))

@@ -16,7 +16,9 @@ Matrix = Annotated[list[Row], Field(min_length=1)]
 IntLabel = Annotated[int, Strict(), Field(ge=-(2**63), le=2**63 - 1)]
 StrLabel = Annotated[str, Strict(), Field(min_length=1, max_length=256)]
 # All labels of one model are integers, or all are strings.
-Labels = Annotated[list[IntLabel] | list[StrLabel], Field(min_length=1)]
+Labels = (
+    Annotated[list[IntLabel], Field(min_length=1)] | Annotated[list[StrLabel], Field(min_length=1)]
+)
 Label = int | str
 ModelName = Annotated[
     str, Field(pattern=NAME_PATTERN.pattern, examples=["rf1"], description="the model's name")
@@ -24,7 +26,9 @@ ModelName = Annotated[
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown fields and lax coercions ("1" for 1, 0 for false) refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class FitConfig(Body):
@@ -42,6 +46,22 @@ class FitConfig(Body):
 
 
 class FitRequest(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "X": [[5.1, 3.5], [4.9, 3.0], [6.2, 3.4], [5.9, 3.0]],
+                    "y": ["setosa", "setosa", "virginica", "virginica"],
+                    "config": {
+                        "name": "rf1",
+                        "model_type": "RandomForestClassifier",
+                        "hyperparameters": {"n_estimators": 100},
+                    },
+                }
+            ]
+        },
+    )
+
     X: Matrix
     y: Labels
     config: FitConfig
@@ -52,6 +72,8 @@ class NameConfig(Body):
 
 
 class NameRequest(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"config": {"name": "rf1"}}]})
+
     config: NameConfig
 
 
@@ -60,6 +82,12 @@ class PredictConfig(NameConfig):
 
 
 class PredictRequest(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"X": [[5.0, 3.3]], "config": {"name": "rf1", "probabilities": True}}]
+        },
+    )
+
     X: Matrix
     config: PredictConfig
 
@@ -76,11 +104,24 @@ class FitResponse(BaseModel):
     train_cpu_seconds: float | None = None
 
 
-class ModelInfo(FitResponse):
+class ModelInfo(BaseModel):
+    """The /fit answer plus status, created_at and size_bytes. What a model in training or a
+    broken model can't tell yet is null; a broken model says why in `error`."""
+
+    name: str
+    status: Literal["training", "trained", "loaded", "broken"]
+    model_type: str | None = None
+    hyperparameters: dict[str, Any] | None = None
+    n_samples: int | None = None
+    n_features: int | None = None
+    classes: list[Label] | None = None
+    train_seconds: float | None = None
+    train_cpu_seconds: float | None = None
     created_at: str | None = Field(
         default=None, description="ISO 8601, UTC; for a model in training, when it started"
     )
     size_bytes: int | None = Field(default=None, description="unknown while training")
+    error: str | None = Field(default=None, description="why a broken model can't be loaded")
 
 
 class ModelList(BaseModel):
@@ -132,3 +173,15 @@ class Health(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: str
+
+
+class Issue(BaseModel):
+    type: str
+    loc: list[str | int]
+    msg: str
+
+
+class InvalidResponse(BaseModel):
+    """422: FastAPI's list of schema issues (the input is not echoed), or one message."""
+
+    detail: str | list[Issue]

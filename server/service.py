@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 
 from server.algorithms import resolve
-from server.errors import InvalidInput, ModelBusy, ModelExists, ModelNotFound, NotLoaded
+from server.errors import (
+    BrokenModel,
+    InvalidInput,
+    ModelBusy,
+    ModelExists,
+    ModelNotFound,
+    NotLoaded,
+)
 from server.registry import Registry
 from server.schemas import FitRequest
 from server.storage import ModelStore
@@ -43,6 +50,8 @@ class ModelService:
         self.store = store
         self.trainer = trainer
         self.registry = registry
+        # Models whose files passed a stat but failed to load: GET /models says so.
+        self._load_failures: dict[str, str] = {}
 
     # -- training ----------------------------------------------------------------------------
     async def fit(self, request: FitRequest) -> dict[str, Any]:
@@ -71,7 +80,12 @@ class ModelService:
             raise ModelBusy(f"model '{name}' is still training; load it once /fit has answered")
         if not self.store.exists(name):
             raise ModelNotFound(name)
-        await self.registry.load(name)
+        try:
+            await self.registry.load(name)
+        except BrokenModel as error:
+            self._load_failures[name] = error.detail  # shown by GET /models from now on
+            raise
+        self._load_failures.pop(name, None)
 
     async def unload(self, name: str) -> None:
         known = self.registry.is_loaded(name) or self.trainer.is_training(name)
@@ -99,6 +113,7 @@ class ModelService:
         await self.registry.unload(name)
         # No await between here and the deletion: a load that starts now finds no model.
         self.store.delete(name)
+        self._load_failures.pop(name, None)
 
     async def remove_all(self) -> dict[str, list[str]]:
         removed = []
@@ -108,16 +123,21 @@ class ModelService:
                 self.store.delete(name)
             except ModelNotFound:  # removed meanwhile by a concurrent /remove
                 continue
+            self._load_failures.pop(name, None)
             removed.append(name)
         return {"removed": removed, "training": sorted(self.trainer.training())}
 
     # -- what exists -------------------------------------------------------------------------
-    def _with_status(self, metadata: dict[str, Any]) -> dict[str, Any]:
-        loaded = self.registry.is_loaded(metadata.get("name", ""))
-        return {**metadata, "status": "loaded" if loaded else "trained"}
+    def _with_status(self, info: dict[str, Any]) -> dict[str, Any]:
+        name = info["name"]
+        if info.get("status") == "broken":
+            return info
+        if name in self._load_failures:
+            return {**info, "status": "broken", "error": self._load_failures[name]}
+        return {**info, "status": "loaded" if self.registry.is_loaded(name) else "trained"}
 
     def models(self) -> list[dict[str, Any]]:
-        found = {m["name"]: self._with_status(m) for m in self.store.list_metadata()}
+        found = {info["name"]: self._with_status(info) for info in self.store.list_models()}
         found.update(self.trainer.training())
         return [found[name] for name in sorted(found)]
 
@@ -125,7 +145,9 @@ class ModelService:
         training = self.trainer.training()
         if name in training:
             return training[name]
-        return self._with_status(self.store.read_metadata(name))
+        if not self.store.exists(name):
+            raise ModelNotFound(name)
+        return self._with_status(self.store.describe(name))
 
     def status(self) -> dict[str, Any]:
         training = self.trainer.training()

@@ -124,20 +124,44 @@ class ModelStore:
             raise BrokenModel(f"model '{name}' has unreadable metadata: not an object")
         return metadata
 
-    def list_metadata(self) -> list[dict[str, Any]]:
-        """Every complete model's metadata, sorted by name; unreadable ones are logged."""
+    def describe(self, name: str) -> dict[str, Any]:
+        """The model's metadata; a model whose files are damaged is described as
+        `{"name", "status": "broken", "error"}` (plus what its metadata still tells)."""
+        try:
+            metadata = self.read_metadata(name)
+        except BrokenModel as error:
+            return {"name": name, "status": "broken", "error": error.detail}
+        problem = self._model_file_problem(name, metadata)
+        if problem is not None:
+            return {**metadata, "status": "broken", "error": problem}
+        return metadata
+
+    def _model_file_problem(self, name: str, metadata: dict[str, Any]) -> str | None:
+        """What a stat of the model file tells without reading it (that is /load's job)."""
+        try:
+            size = self.model_path(name).stat().st_size
+        except FileNotFoundError:
+            return f"model '{name}' has lost its model file"
+        expected = metadata.get("size_bytes")
+        if isinstance(expected, int) and size != expected:
+            return f"model '{name}' has a model file of {size} bytes where {expected} were written"
+        return None
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """Every model, sorted by name, damaged ones described as such (never hidden)."""
         found = []
         for name in self.names():
             try:
-                found.append(self.read_metadata(name))
-            except (ModelNotFound, BrokenModel) as error:
-                logger.warning("skipping model %s: %s", name, error)
+                found.append(self.describe(name))
+            except ModelNotFound:  # removed while we were listing
+                continue
         return found
 
     def load(self, name: str) -> dict[str, Any]:
         """The saved bundle: estimator, classes (original labels), model_type, n_features."""
-        if not self.exists(name):
-            raise ModelNotFound(name)
+        problem = self._model_file_problem(name, self.read_metadata(name))
+        if problem is not None:
+            raise BrokenModel(problem)
         try:
             bundle = joblib.load(self.model_path(name))
         except FileNotFoundError:

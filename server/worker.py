@@ -11,6 +11,10 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_variable] = "1"
 
+import contextlib  # noqa: E402
+import ctypes  # noqa: E402
+import ctypes.util  # noqa: E402
+import signal  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -26,6 +30,7 @@ from server.errors import InvalidInput, StorageFailed  # noqa: E402
 from server.storage import ModelStore  # noqa: E402
 
 PARENT_POLL_SECONDS = 0.5
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 MAX_MESSAGE_CHARS = 2000
 
 
@@ -44,13 +49,24 @@ def initialize(parent_pid: int) -> None:
     """Process initializer: preload the libraries, pin threads, die with the parent."""
     preload()
     threadpool_limits(limits=1)
+    # A file-size limit (ulimit -f) then fails the write with EFBIG, which the fit reports,
+    # instead of killing this process.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    _die_with_parent(parent_pid)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """If the server dies, even by SIGKILL, stop at once rather than finish and save a model
+    nobody will be told about. Linux kills us itself (PR_SET_PDEATHSIG), even while a
+    library holds the GIL; a thread that watches for re-parenting is the portable fallback."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
 
 
 def _exit_when_orphaned(parent_pid: int) -> None:
-    # If the server dies (even by SIGKILL) this process is re-parented: stop at once rather
-    # than finish and save a model nobody will be told about.
-    while os.getppid() == parent_pid:
+    while os.getppid() == parent_pid:  # also covers a parent that died before prctl
         time.sleep(PARENT_POLL_SECONDS)
     os._exit(1)
 

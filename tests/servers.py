@@ -12,6 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
+
+from tests.helpers import wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60.0
@@ -68,3 +71,19 @@ def uvicorn_server(
         if process.poll() is None:
             process.kill()
         process.wait(STOP_TIMEOUT)
+
+
+def training_processes(server_pid: int) -> list[psutil.Process]:
+    children = psutil.Process(server_pid).children(recursive=True)
+    return [p for p in children if "spawn_main" in " ".join(p.cmdline())]
+
+
+async def wait_gone(processes: list[psutil.Process], timeout: float = 10) -> float:
+    """Seconds until every process has exited."""
+    started = time.monotonic()
+
+    async def all_gone() -> bool:
+        return not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in processes)
+
+    await wait_until(all_gone, timeout=timeout, what="the training processes to stop")
+    return time.monotonic() - started

@@ -56,17 +56,36 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_broken_files_are_reported_not_raised_as_crashes(tmp_path: Path) -> None:
+def test_damaged_models_are_described_as_broken_and_never_hidden(tmp_path: Path) -> None:
     store = ModelStore(tmp_path)
-    (tmp_path / "bad.json").write_text("{not json")
-    (tmp_path / "trunc.json").write_text('{"name": "trunc"}')
-    (tmp_path / "trunc.joblib").write_bytes(b"\x80\x04garbage")
-    with pytest.raises(BrokenModel, match="unreadable metadata"):
-        store.read_metadata("bad")
-    with pytest.raises(BrokenModel, match="can't be loaded"):
-        store.load("trunc")
-    assert [m["name"] for m in store.list_metadata()] == ["trunc"]
-    assert store.names() == ["bad", "trunc"]
+    bundle = {"estimator": [1], "classes": [0, 1], "model_type": "X", "n_features": 1}
+    for name in ("good", "garbage", "short", "lost"):
+        store.save(name, bundle, {"name": name, "status": "trained"})
+    (tmp_path / "meta.json").write_text("{not json")
+    (tmp_path / "meta.joblib").write_bytes(b"whatever")
+    garbage = tmp_path / "garbage.joblib"
+    garbage.write_bytes(b"\x80" * garbage.stat().st_size)  # same size, not a pickle
+    short = tmp_path / "short.joblib"
+    short.write_bytes(short.read_bytes()[:10])
+    (tmp_path / "lost.joblib").unlink()
+
+    described = {info["name"]: info for info in store.list_models()}
+    assert sorted(described) == ["garbage", "good", "lost", "meta", "short"]
+    assert described["good"]["status"] == "trained"
+    assert described["garbage"]["status"] == "trained"  # only /load can tell
+    assert described["meta"]["error"].startswith("model 'meta' has unreadable metadata")
+    assert described["short"]["error"] == (
+        "model 'short' has a model file of 10 bytes where "
+        f"{described['short']['size_bytes']} were written"
+    )
+    assert described["lost"]["error"] == "model 'lost' has lost its model file"
+
+    assert store.load("good") == bundle
+    with pytest.raises(BrokenModel, match="model 'garbage' can't be loaded"):
+        store.load("garbage")
+    for name in ("meta", "short", "lost"):
+        with pytest.raises(BrokenModel, match=f"model '{name}'"):
+            store.load(name)
 
 
 # -- algorithms -----------------------------------------------------------------------------

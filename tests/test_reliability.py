@@ -1,0 +1,229 @@
+"""Trying hard to break the contract's guarantees: damaged files, failed saves, races,
+cancelled requests, hostile input. (Crashes, orphans and shutdown: test_crashes.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import shutil
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import ClientFactory
+from tests.helpers import dataset, fit_body, named, wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+async def fit(client: httpx.AsyncClient, name: str, model_type: str = "LogisticRegression") -> None:
+    response = await client.post("/fit", json=fit_body(name, model_type))
+    assert response.status_code == 201, response.text
+
+
+# -- damaged files --------------------------------------------------------------------------
+async def test_damaged_files_are_reported_on_load_and_in_listings(
+    make_client: ClientFactory, models_dir: Path
+) -> None:
+    async with make_client() as client:
+        for name in ("good", "garbage", "short", "meta", "lost"):
+            await fit(client, name)
+    garbage = models_dir / "garbage.joblib"
+    garbage.write_bytes(os.urandom(garbage.stat().st_size))
+    short = models_dir / "short.joblib"
+    short.write_bytes(short.read_bytes()[:100])
+    (models_dir / "meta.json").write_text('{"name": "meta", "trunc')
+    (models_dir / "lost.joblib").unlink()
+
+    async with make_client() as client:
+        listed = {m["name"]: m for m in (await client.get("/models")).json()["models"]}
+        assert sorted(listed) == ["garbage", "good", "lost", "meta", "short"]
+        assert {name: m["status"] for name, m in listed.items()} == {
+            "garbage": "trained",  # same size: only loading it can tell
+            "good": "trained",
+            "lost": "broken",
+            "meta": "broken",
+            "short": "broken",
+        }
+        assert listed["lost"]["error"] == "model 'lost' has lost its model file"
+        assert "has a model file of 100 bytes where" in listed["short"]["error"]
+        assert listed["meta"]["error"].startswith("model 'meta' has unreadable metadata")
+
+        for name in ("garbage", "short", "meta", "lost"):
+            response = await client.post("/load", json=named(name))
+            assert response.status_code == 422, response.text
+            assert response.json()["detail"].startswith(f"model '{name}' ")
+        garbage_info = (await client.get("/models/garbage")).json()
+        assert garbage_info["status"] == "broken"
+        assert garbage_info["error"].startswith("model 'garbage' can't be loaded")
+
+        # The others are untouched, the slot count too, and the damaged ones can go.
+        assert (await client.post("/load", json=named("good"))).status_code == 200
+        assert (await client.get("/status")).json()["inference"]["loaded"] == ["good"]
+        assert (await client.post("/remove", json=named("garbage"))).status_code == 200
+        removed = (await client.post("/remove_all")).json()["removed"]
+        assert removed == ["good", "lost", "meta", "short"]
+    assert list(models_dir.iterdir()) == []
+
+
+# -- failed saves -----------------------------------------------------------------------------
+async def test_a_write_that_fails_halfway_leaves_nothing_and_frees_the_slot(
+    client: httpx.AsyncClient, models_dir: Path
+) -> None:
+    trainer = client.app.state.service.trainer
+    await fit(client, "first")  # starts the worker process
+    [pid] = trainer.worker_pids()
+    # A file-size limit on the worker: joblib's write of a ~1 MB forest fails after 64 KiB.
+    psutil.Process(pid).rlimit(psutil.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
+    response = await client.post(
+        "/fit",
+        json=fit_body("forest", "RandomForestClassifier", {"n_estimators": 50}, n_samples=500),
+    )
+    assert response.status_code == 500
+    assert response.json()["detail"].startswith("model 'forest' could not be saved: [Errno 27]")
+    assert sorted(p.name for p in models_dir.iterdir()) == ["first.joblib", "first.json"]
+    assert (await client.get("/status")).json()["training"]["active"] == 0
+    assert (await client.get("/models/forest")).status_code == 404
+
+    psutil.Process(pid).rlimit(
+        psutil.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+    )
+    await fit(client, "forest", "RandomForestClassifier")
+    assert trainer.worker_pids() == [pid]  # the same process: the failure did not kill it
+
+
+async def test_a_models_directory_that_is_gone_gives_a_clear_error(
+    client: httpx.AsyncClient, models_dir: Path
+) -> None:
+    shutil.rmtree(models_dir)
+    models_dir.write_text("not a directory any more")
+    response = await client.post("/fit", json=fit_body("nowhere"))
+    assert response.status_code == 500
+    assert response.json()["detail"].startswith("model 'nowhere' could not be saved: [Errno 20]")
+    assert (await client.get("/status")).json()["training"]["active"] == 0
+    assert (await client.get("/health")).status_code == 200
+
+
+# -- races ------------------------------------------------------------------------------------
+async def test_load_unload_remove_predict_of_one_name_from_many_clients(
+    client: httpx.AsyncClient, models_dir: Path
+) -> None:
+    X, _ = dataset()
+    for round_ in range(3):
+        await fit(client, "hot")
+        calls = [
+            *(client.post("/load", json=named("hot")) for _ in range(10)),
+            *(client.post("/unload", json=named("hot")) for _ in range(10)),
+            *(client.post("/predict", json={"X": X[:5], **named("hot")}) for _ in range(10)),
+            client.post("/remove", json=named("hot")),
+        ]
+        responses = await asyncio.gather(*calls)
+        codes = {r.status_code for r in responses}
+        assert codes <= {200, 404, 409}, [r.text for r in responses if r.status_code >= 500]
+        assert responses[-1].status_code == 200, f"round {round_}: {responses[-1].text}"
+        # The end state agrees everywhere: the model is gone from disk, listing and memory.
+        assert (await client.get("/models")).json() == {"models": []}
+        assert (await client.get("/status")).json()["inference"]["loaded"] == []
+        assert list(models_dir.iterdir()) == []
+
+
+async def test_remove_all_during_trainings_and_predictions(
+    make_client: ClientFactory, models_dir: Path
+) -> None:
+    X, _ = dataset()
+    async with make_client(training_cores=3) as client:
+        for name in ("p1", "p2"):
+            await fit(client, name)
+            await client.post("/load", json=named(name))
+        medium = {"n_estimators": 300}
+        fits = [
+            asyncio.create_task(
+                client.post("/fit", json=fit_body(n, "RandomForestClassifier", medium))
+            )
+            for n in ("t1", "t2")
+        ]
+
+        async def both_training() -> bool:
+            return (await client.get("/status")).json()["training"]["active"] == 2
+
+        await wait_until(both_training, what="both fits to be training")
+        predictions = [
+            client.post("/predict", json={"X": X[:5], **named(n)}) for n in ("p1", "p2") * 10
+        ]
+        results = await asyncio.gather(client.post("/remove_all"), *predictions)
+        removal = results[0].json()
+        assert removal == {"removed": ["p1", "p2"], "training": ["t1", "t2"]}
+        assert {r.status_code for r in results[1:]} <= {200, 404}
+
+        assert [r.status_code for r in await asyncio.gather(*fits)] == [201, 201]
+        listed = [m["name"] for m in (await client.get("/models")).json()["models"]]
+        assert listed == ["t1", "t2"]
+        status = (await client.get("/status")).json()
+        assert status["training"]["active"] == 0
+        assert status["inference"]["loaded"] == []
+        assert sorted(p.name for p in models_dir.iterdir()) == [
+            "t1.joblib",
+            "t1.json",
+            "t2.joblib",
+            "t2.json",
+        ]
+
+
+# -- hostile input ----------------------------------------------------------------------------
+JSON = {"content-type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"X": [[NaN, 1.0]], "y": [1], "config": {"name": "a", "model_type": "LogisticRegression"}}',
+        b'{"X": [[Infinity, 1.0]], "y": [1], "config": {"name": "a", "model_type": "LogisticRegression"}}',
+        b'{"X": [[1e400, 1.0]], "y": [1], "config": {"name": "a", "model_type": "LogisticRegression"}}',
+        b'{"X": [[1'
+        + b"0" * 400
+        + b', 1.0]], "y": [1], "config": {"name": "a", "model_type": "LogisticRegression"}}',
+        b'{"X": [[1.0, 2.0]], "y": [1'
+        + b"0" * 40
+        + b'], "config": {"name": "a", "model_type": "LogisticRegression"}}',
+        b'{"X": [[1.0]], "y": [1], "config": {"name": "'
+        + b"a" * 10_000
+        + b'", "model_type": "LogisticRegression"}}',
+        b'{"X": [[1.0]], "y": [1], "config": {"name": "a", "model_type": "'
+        + b"L" * 10_000
+        + b'"}}',
+        b'{"X": [[1.0]], "y": [1], "config": {"name": "a", "model_type": "LogisticRegression"}, "extra": 1}',
+        b'{"X": [[1.0]], "y": [1], "config": {"name": "a", "model_type": "LogisticRegression", "nope": 1}}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"X": ' + b"[" * 5_000 + b"]" * 5_000 + b"}",
+        b"\xff\xfe\x00garbage",
+        b"",
+        b"null",
+    ],
+    ids=[
+        "nan",
+        "infinity",
+        "huge-float",
+        "huge-int-feature",
+        "huge-int-label",
+        "long-name",
+        "long-model-type",
+        "unknown-field",
+        "unknown-config-field",
+        "deep-nesting",
+        "deep-nesting-in-X",
+        "not-utf8",
+        "empty",
+        "null",
+    ],
+)
+async def test_hostile_fit_bodies_are_422(
+    client: httpx.AsyncClient, models_dir: Path, body: bytes
+) -> None:
+    response = await client.post("/fit", content=body, headers=JSON)
+    assert response.status_code == 422, response.text
+    assert "detail" in response.json()
+    assert len(response.content) < 5_000  # nothing echoed back
+    assert list(models_dir.iterdir()) == []
