@@ -20,6 +20,7 @@ from server.errors import (
     ModelNotFound,
     NotLoaded,
 )
+from server.memory import release_unused_memory
 from server.registry import Registry
 from server.schemas import FitRequest
 from server.storage import ModelStore
@@ -92,6 +93,7 @@ class ModelService:
         if not known and not self.store.exists(name):
             raise ModelNotFound(name)
         await self.registry.unload(name)
+        await asyncio.to_thread(release_unused_memory)
 
     async def predict(self, name: str, X: list[list[float]], probabilities: bool) -> dict[str, Any]:
         model = self.registry.get(name)
@@ -114,6 +116,7 @@ class ModelService:
         # No await between here and the deletion: a load that starts now finds no model.
         self.store.delete(name)
         self._load_failures.pop(name, None)
+        await asyncio.to_thread(release_unused_memory)
 
     async def remove_all(self) -> dict[str, list[str]]:
         removed = []
@@ -125,6 +128,7 @@ class ModelService:
                 continue
             self._load_failures.pop(name, None)
             removed.append(name)
+        await asyncio.to_thread(release_unused_memory)
         return {"removed": removed, "training": sorted(self.trainer.training())}
 
     # -- what exists -------------------------------------------------------------------------
