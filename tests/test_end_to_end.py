@@ -70,7 +70,9 @@ async def test_sigterm_during_training_stops_everything_and_leaves_no_half_model
             server.wait(STOP_TIMEOUT)  # bounded: --timeout-graceful-shutdown 3, then the kill
             stopped = time.monotonic() - asked
             await wait_gone(workers)
-            print(f"SIGTERM during a fit: server exited after {stopped:.1f} s (graceful timeout 3 s)")
+            print(
+                f"SIGTERM during a fit: server exited after {stopped:.1f} s (graceful timeout 3 s)"
+            )
             # After uvicorn's graceful timeout the fit is cancelled: uvicorn answers 500.
             with suppress(httpx.HTTPError):
                 assert (await slow).status_code == 500
