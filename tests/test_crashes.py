@@ -101,7 +101,7 @@ async def test_orphaned_workers_stop_within_seconds(
 async def test_client_hanging_up_during_fit_and_predict_leaves_state_right(tmp_path: Path) -> None:
     X, _ = dataset(n_samples=20_000, n_features=20)
     medium = fit_body(
-        "medium", "RandomForestClassifier", {"n_estimators": 150}, n_samples=5_000, n_features=20
+        "medium", "RandomForestClassifier", {"n_estimators": 400}, n_samples=5_000, n_features=20
     )
     with uvicorn_server(tmp_path / "models") as (url, server):
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:

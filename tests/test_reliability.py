@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from tests.conftest import ClientFactory
-from tests.helpers import dataset, fit_body, named, wait_until
+from tests.helpers import dataset, fit_body, named, slow_fit_body, wait_training
 
 pytestmark = pytest.mark.anyio
 
@@ -138,38 +138,31 @@ async def test_remove_all_during_trainings_and_predictions(
         for name in ("p1", "p2"):
             await fit(client, name)
             await client.post("/load", json=named(name))
-        medium = {"n_estimators": 300}
         fits = [
-            asyncio.create_task(
-                client.post("/fit", json=fit_body(n, "RandomForestClassifier", medium))
-            )
-            for n in ("t1", "t2")
+            asyncio.create_task(client.post("/fit", json=slow_fit_body(n))) for n in ("t1", "t2")
         ]
+        try:
+            for name in ("t1", "t2"):
+                await wait_training(client, name)
+            predictions = [
+                client.post("/predict", json={"X": X[:5], **named(n)}) for n in ("p1", "p2") * 10
+            ]
+            results = await asyncio.gather(client.post("/remove_all"), *predictions)
+            assert results[0].json() == {"removed": ["p1", "p2"], "training": ["t1", "t2"]}
+            assert {r.status_code for r in results[1:]} <= {200, 404}
 
-        async def both_training() -> bool:
-            return (await client.get("/status")).json()["training"]["active"] == 2
-
-        await wait_until(both_training, what="both fits to be training")
-        predictions = [
-            client.post("/predict", json={"X": X[:5], **named(n)}) for n in ("p1", "p2") * 10
-        ]
-        results = await asyncio.gather(client.post("/remove_all"), *predictions)
-        removal = results[0].json()
-        assert removal == {"removed": ["p1", "p2"], "training": ["t1", "t2"]}
-        assert {r.status_code for r in results[1:]} <= {200, 404}
-
-        assert [r.status_code for r in await asyncio.gather(*fits)] == [201, 201]
-        listed = [m["name"] for m in (await client.get("/models")).json()["models"]]
-        assert listed == ["t1", "t2"]
-        status = (await client.get("/status")).json()
-        assert status["training"]["active"] == 0
-        assert status["inference"]["loaded"] == []
-        assert sorted(p.name for p in models_dir.iterdir()) == [
-            "t1.joblib",
-            "t1.json",
-            "t2.joblib",
-            "t2.json",
-        ]
+            # The end state agrees everywhere: /models, /status and the files on disk.
+            listed = {
+                m["name"]: m["status"] for m in (await client.get("/models")).json()["models"]
+            }
+            assert listed == {"t1": "training", "t2": "training"}
+            status = (await client.get("/status")).json()
+            assert status["training"]["models"] == ["t1", "t2"]
+            assert status["inference"]["loaded"] == []
+            assert not [p for p in models_dir.iterdir() if not p.name.startswith(".")]
+        finally:
+            for task in fits:
+                task.cancel()
 
 
 # -- hostile input ----------------------------------------------------------------------------
