@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv lint format clean
+.PHONY: run test bench venv lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,14 +34,18 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest
 
+# Benchmarks against a real server on 127.0.0.1 (a few minutes; see README "Performance").
+bench: $(VENV)/.dev
+	$(BIN)/python -m bench.run
+
 lint: $(VENV)/.dev
-	$(BIN)/ruff check server client tests
-	$(BIN)/ruff format --check server client tests
+	$(BIN)/ruff check server client tests bench devtools
+	$(BIN)/ruff format --check server client tests bench devtools
 	$(BIN)/mypy server client
 
 format: $(VENV)/.dev
-	$(BIN)/ruff format server client tests
-	$(BIN)/ruff check --fix server client tests
+	$(BIN)/ruff format server client tests bench devtools
+	$(BIN)/ruff check --fix server client tests bench devtools
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -33,6 +33,25 @@ class Settings(BaseSettings):
         default=True,
         description="start the training processes at start-up, so a first fit pays no imports",
     )
+    max_batch_rows: int = Field(
+        default=1024, ge=1, description="most rows merged into one predict call"
+    )
+    batch_window_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="under load, how long a batch waits for more requests (a lone one never waits)",
+    )
+    inline_predict_ms: float = Field(
+        default=0.2,
+        ge=0,
+        description="predictions estimated below this run on the event loop, without a thread hop",
+    )
+    training_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="how much lower the training processes' CPU priority is than the server's",
+    )
     retry_after_seconds: int = Field(
         default=5, ge=1, description="the Retry-After header of a 503 (no free training slot)"
     )

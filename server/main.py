@@ -17,7 +17,7 @@ from server import api
 from server.algorithms import preload
 from server.config import Settings, load_settings
 from server.limits import BodySizeLimit
-from server.registry import Registry
+from server.registry import BatchingSettings, Registry
 from server.service import ModelService
 from server.storage import ModelStore
 from server.training import Trainer
@@ -47,12 +47,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         preload()
         threadpool_limits(limits=1)
         trainer = Trainer(
-            settings.training_slots, settings.retry_after_seconds, settings.warm_workers
+            settings.training_slots,
+            settings.retry_after_seconds,
+            settings.warm_workers,
+            settings.training_nice,
         )
         trainer.start()
-        app.state.service = ModelService(
-            store, trainer, Registry(store, settings.max_inference_models)
+        batching = BatchingSettings(
+            max_rows=settings.max_batch_rows,
+            window=settings.batch_window_ms / 1000,
+            inline_budget=settings.inline_predict_ms / 1000,
         )
+        registry = Registry(store, settings.max_inference_models, batching)
+        app.state.service = ModelService(store, trainer, registry)
         logger.info(
             "serving models from %s: %d training slot(s), up to %d loaded model(s)",
             store.root,

@@ -5,73 +5,33 @@ middle, so concurrent requests can't both take the last place. A load in progres
 place (it counts against the cap) until it succeeds or fails; a second load of the same name
 waits for the first instead of reading the file again.
 
-A model is a `LoadedModel`: the estimator, the original labels it predicts indices into, and
-what its library needs to predict on one thread.
+Each loaded model is served through its own `PredictionBatcher`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
-
-from server.algorithms import resolve
-from server.errors import CapacityReached, InvalidInput
+from server.batching import PredictionBatcher
+from server.errors import CapacityReached
+from server.inference import read_model
 from server.storage import ModelStore
 
 
 @dataclass(frozen=True)
-class LoadedModel:
-    name: str
-    estimator: Any
-    classes: np.ndarray  # original labels; the estimator predicts indices into it
-    n_features: int
-    predict_kwargs: dict[str, Any]
-
-    def predict(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
-        """Blocking: called in a worker thread, never on the event loop."""
-        if X.shape[1] != self.n_features:
-            raise InvalidInput(
-                f"model '{self.name}' expects {self.n_features} features per row, got {X.shape[1]}"
-            )
-        try:
-            return self._predict(X, probabilities)
-        except Exception as error:  # the estimator refused this input
-            raise InvalidInput(
-                f"model '{self.name}' could not predict: {type(error).__name__}: {error}"
-            ) from None
-
-    def _predict(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
-        answer: dict[str, Any] = {"name": self.name}
-        if probabilities:
-            proba = np.asarray(self.estimator.predict_proba(X, **self.predict_kwargs))
-            answer["predictions"] = self.classes[proba.argmax(axis=1)].tolist()
-            answer["probabilities"] = proba.tolist()
-            answer["classes"] = self.classes.tolist()
-        else:
-            indices = np.asarray(self.estimator.predict(X, **self.predict_kwargs)).reshape(-1)
-            answer["predictions"] = self.classes[indices.astype(np.int64)].tolist()
-        return answer
-
-
-def _read_model(store: ModelStore, name: str) -> LoadedModel:
-    bundle = store.load(name)
-    return LoadedModel(
-        name=name,
-        estimator=bundle["estimator"],
-        classes=np.asarray(bundle["classes"]),
-        n_features=int(bundle["n_features"]),
-        predict_kwargs=dict(resolve(bundle["model_type"]).predict_kwargs),
-    )
+class BatchingSettings:
+    max_rows: int
+    window: float  # seconds
+    inline_budget: float  # seconds
 
 
 class Registry:
-    def __init__(self, store: ModelStore, max_models: int) -> None:
+    def __init__(self, store: ModelStore, max_models: int, batching: BatchingSettings) -> None:
         self._store = store
         self._max_models = max_models
-        self._loaded: dict[str, LoadedModel] = {}
+        self._batching = batching
+        self._loaded: dict[str, PredictionBatcher] = {}
         self._loading: dict[str, asyncio.Task[None]] = {}
 
     @property
@@ -84,7 +44,7 @@ class Registry:
     def is_loaded(self, name: str) -> bool:
         return name in self._loaded
 
-    def get(self, name: str) -> LoadedModel | None:
+    def get(self, name: str) -> PredictionBatcher | None:
         return self._loaded.get(name)
 
     async def load(self, name: str) -> None:
@@ -107,7 +67,10 @@ class Registry:
 
     async def _read(self, name: str) -> None:
         try:
-            self._loaded[name] = await asyncio.to_thread(_read_model, self._store, name)
+            model = await asyncio.to_thread(read_model, self._store, name)
+            self._loaded[name] = PredictionBatcher(
+                model, self._batching.max_rows, self._batching.window, self._batching.inline_budget
+            )
         finally:
             del self._loading[name]
 

@@ -20,30 +20,22 @@ from server.errors import (
     ModelNotFound,
     NotLoaded,
 )
+from server.ingest import FitInput
 from server.memory import release_unused_memory
 from server.registry import Registry
-from server.schemas import FitRequest
 from server.storage import ModelStore
 from server.training import Trainer
 from server.worker import TrainingJob
 
 
-def _training_data(X: list[list[float]], y: list[Any]) -> tuple[np.ndarray, np.ndarray, list[Any]]:
-    """X as a float matrix, y as indices into its sorted distinct labels, and those labels."""
+def _encode_labels(X: np.ndarray, y: list[Any]) -> tuple[np.ndarray, list[Any]]:
+    """y as indices into its sorted distinct labels, and those labels."""
     if len(X) != len(y):
         raise InvalidInput(f"X has {len(X)} rows but y has {len(y)} labels")
-    matrix = as_matrix(X)
     classes, encoded = np.unique(np.asarray(y), return_inverse=True)
     if len(classes) < 2:
         raise InvalidInput(f"y needs at least two distinct classes, got {classes.tolist()}")
-    return matrix, encoded.astype(np.int64), classes.tolist()
-
-
-def as_matrix(X: list[list[float]]) -> np.ndarray:
-    widths = {len(row) for row in X}
-    if len(widths) != 1:
-        raise InvalidInput(f"X is ragged: its rows have {sorted(widths)} features")
-    return np.asarray(X, dtype=np.float64)
+    return encoded.astype(np.int64), classes.tolist()
 
 
 class ModelService:
@@ -55,16 +47,16 @@ class ModelService:
         self._load_failures: dict[str, str] = {}
 
     # -- training ----------------------------------------------------------------------------
-    async def fit(self, request: FitRequest) -> dict[str, Any]:
+    async def fit(self, request: FitInput) -> dict[str, Any]:
         config = request.config
         algorithm = resolve(config.model_type)
         hyperparameters = algorithm.effective_hyperparameters(config.hyperparameters)
-        X, y_encoded, classes = _training_data(request.X, request.y)
+        y_encoded, classes = _encode_labels(request.X, request.y)
         job = TrainingJob(
             name=config.name,
             model_type=algorithm.name,
             hyperparameters=hyperparameters,
-            X=X,
+            X=request.X,
             y_encoded=y_encoded,
             classes=classes,
             models_path=str(self.store.root),
@@ -95,14 +87,13 @@ class ModelService:
         await self.registry.unload(name)
         await asyncio.to_thread(release_unused_memory)
 
-    async def predict(self, name: str, X: list[list[float]], probabilities: bool) -> dict[str, Any]:
-        model = self.registry.get(name)
-        if model is None:
+    async def predict(self, name: str, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
+        batcher = self.registry.get(name)
+        if batcher is None:
             if self.store.exists(name) or self.trainer.is_training(name):
                 raise NotLoaded(name)
             raise ModelNotFound(name)
-        matrix = as_matrix(X)
-        return await asyncio.to_thread(model.predict, matrix, probabilities)
+        return await batcher.predict(X, probabilities)
 
     # -- removal -----------------------------------------------------------------------------
     async def remove(self, name: str) -> None:

@@ -55,8 +55,9 @@ class TrainingSlot:
 
 
 class Trainer:
-    def __init__(self, slots: int, retry_after_seconds: int, warm: bool) -> None:
+    def __init__(self, slots: int, retry_after_seconds: int, warm: bool, nice: int = 0) -> None:
         self._slot_count = slots
+        self._nice = nice
         self._retry_after = retry_after_seconds
         self._warm = warm
         self._slots: list[TrainingSlot] = []
@@ -82,7 +83,7 @@ class Trainer:
             max_workers=1,
             mp_context=self._context,
             initializer=worker.initialize,
-            initargs=(os.getpid(),),
+            initargs=(os.getpid(), self._nice),
         )
 
     # -- state -------------------------------------------------------------------------------

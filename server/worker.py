@@ -45,8 +45,10 @@ class TrainingJob:
     models_path: str
 
 
-def initialize(parent_pid: int) -> None:
-    """Process initializer: preload the libraries, pin threads, die with the parent."""
+def initialize(parent_pid: int, nice: int = 0) -> None:
+    """Process initializer: preload the libraries, pin threads, die with the parent, and
+    yield the CPU to the server (which answers requests and predicts) when both want it."""
+    os.nice(nice)
     preload()
     threadpool_limits(limits=1)
     # A file-size limit (ulimit -f) then fails the write with EFBIG, which the fit reports,

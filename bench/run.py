@@ -1,0 +1,72 @@
+"""`make bench`: every benchmark against a real server on 127.0.0.1, as ratios to the
+in-process floor. Prints tables and saves them in bench/results/latest.json.
+
+    python -m bench.run [--only fit,ingest,parallel,predict,inline,responsiveness]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench import serving, training
+from devtools.local_server import uvicorn_server
+
+TRAINING_CORES = 3  # two slots on a 2-core machine, as the issue asks
+RESULTS = Path(__file__).parent / "results" / "latest.json"
+SECTIONS = ("fit", "ingest", "parallel", "predict", "inline", "responsiveness")
+
+
+async def run(sections: set[str], models_dir: Path, url: str) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    timeout = aiohttp.ClientTimeout(total=600)
+    connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=3)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        if "fit" in sections:
+            results["fit_overhead"] = await training.fit_overhead(session, url)
+        if "ingest" in sections:
+            results["ingest"] = await training.ingest(session, url)
+        if "parallel" in sections:
+            results["parallel"] = await training.parallel_training(session, url, TRAINING_CORES - 1)
+        if sections & {"predict", "inline", "responsiveness"}:
+            rows = await serving.train_models(session, url)
+            if "predict" in sections:
+                results["predict"] = await serving.throughput(session, url, models_dir, rows)
+            if "inline" in sections:
+                results["inline"] = await serving.inline_baseline(models_dir, rows)
+            if "responsiveness" in sections:  # last: it leaves long fits running
+                results["responsiveness"] = await serving.responsiveness(
+                    session, url, TRAINING_CORES - 1, rows
+                )
+    return results
+
+
+def main() -> None:
+    options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    options.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    sections = set(options.parse_args().only.split(","))
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"server: TRAINING_CORES={TRAINING_CORES}, load generator: this process (aiohttp)"
+    )
+    with tempfile.TemporaryDirectory() as directory:
+        models_dir = Path(directory) / "models"
+        with uvicorn_server(models_dir, training_cores=TRAINING_CORES) as (url, _):
+            results = asyncio.run(run(sections, models_dir, url))
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print(
+        f"\nsaved in {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}"
+    )
+
+
+if __name__ == "__main__":
+    main()

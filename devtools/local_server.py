@@ -1,0 +1,63 @@
+"""A real uvicorn server on a free port of 127.0.0.1, for the tests and the benchmarks."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def uvicorn_server(
+    models_dir: Path,
+    training_cores: int = 2,
+    app: str = "server.main:app",
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Start `app` with MODELS_PATH and TRAINING_CORES (overriding the project's .env);
+    yield its URL and process once /health answers; kill it on the way out."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "MODELS_PATH": str(models_dir),
+        "TRAINING_CORES": str(training_cores),
+        "MAX_INFERENCE_MODELS": "2",
+        **(env or {}),
+    }
+    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--timeout-graceful-shutdown", "3", "--no-access-log"]
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment)
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT
+    try:
+        while True:
+            try:
+                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, "the server exited during start-up"
+            assert time.monotonic() < deadline, "the server did not answer /health in time"
+            time.sleep(0.1)
+        yield base_url, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(STOP_TIMEOUT)

@@ -1,0 +1,141 @@
+"""The /fit and /predict bodies, parsed with orjson and numpy instead of pydantic.
+
+Two million floats validated one by one through a pydantic model parse at ~45 MB/s; orjson
+and one `np.asarray` do it at over 100 MB/s. The rules stay those of the declared schema
+(`server.schemas`), and every broken one is still a 422 naming the field:
+- JSON only: NaN, Infinity and numbers out of double range are refused by orjson itself;
+- `X`: a non-empty list of equally long, non-empty rows of numbers (not booleans, not strings);
+- `y`: a non-empty list of integers (64-bit) or of strings (1 to 256 characters), not mixed;
+- `config`: validated by its pydantic model; no unknown fields anywhere.
+A big body is parsed in a worker thread, so the event loop keeps answering meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any, TypeVar
+
+import numpy as np
+import orjson
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from server.errors import InvalidInput
+from server.schemas import FitConfig, PredictConfig
+
+# Bodies up to this size are parsed on the event loop (~1 ms); larger ones in a thread.
+INLINE_PARSE_BYTES = 256 * 1024
+INT64 = np.iinfo(np.int64)
+MAX_LABEL_CHARS = 256
+ConfigModel = TypeVar("ConfigModel", bound=BaseModel)
+Parsed = TypeVar("Parsed")
+
+
+@dataclass(frozen=True)
+class FitInput:
+    config: FitConfig
+    X: np.ndarray
+    y: list[Any]
+
+
+@dataclass(frozen=True)
+class PredictInput:
+    config: PredictConfig
+    X: np.ndarray
+
+
+async def read_fit(request: Request) -> FitInput:
+    return await _parse(request, _fit_input)
+
+
+async def read_predict(request: Request) -> PredictInput:
+    return await _parse(request, _predict_input)
+
+
+async def _parse(request: Request, build: Callable[[bytes], Parsed]) -> Parsed:
+    body = await request.body()
+    if len(body) <= INLINE_PARSE_BYTES:
+        return build(body)
+    return await asyncio.to_thread(build, body)
+
+
+def _fit_input(body: bytes) -> FitInput:
+    payload = _object(body, {"X", "y", "config"})
+    config = _config(FitConfig, payload)
+    return FitInput(config=config, X=as_matrix(payload["X"]), y=_labels(payload["y"]))
+
+
+def _predict_input(body: bytes) -> PredictInput:
+    payload = _object(body, {"X", "config"})
+    config = _config(PredictConfig, payload)
+    return PredictInput(config=config, X=as_matrix(payload["X"]))
+
+
+def _object(body: bytes, fields: set[str]) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput(f"the request body is not valid JSON: {error}") from None
+    if not isinstance(payload, dict):
+        raise InvalidInput(
+            f"the request body must be a JSON object with {', '.join(sorted(fields))}"
+        )
+    missing, unknown = fields - payload.keys(), payload.keys() - fields
+    if missing:
+        raise InvalidInput(f"missing field(s): {', '.join(sorted(missing))}")
+    if unknown:
+        raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")
+    return payload
+
+
+def _config(model: type[ConfigModel], payload: dict[str, Any]) -> ConfigModel:
+    try:
+        return model.model_validate(payload["config"])
+    except ValidationError as error:
+        # The same list form as any other schema error, located under body.config.
+        raise RequestValidationError(
+            [{**item, "loc": ("body", "config", *item["loc"])} for item in error.errors()]
+        ) from None
+
+
+def as_matrix(rows: Any, field: str = "X") -> np.ndarray:
+    """A float64 matrix from a list of rows of numbers, or InvalidInput saying what is wrong."""
+    if not isinstance(rows, list) or not rows:
+        raise InvalidInput(f"{field} must be a non-empty list of rows")
+    if not all(type(row) is list for row in rows):
+        raise InvalidInput(f"{field} must be a list of rows, each a list of numbers")
+    widths = set(map(len, rows))
+    if len(widths) != 1:
+        raise InvalidInput(f"{field} is ragged: its rows have {sorted(widths)} features")
+    if widths == {0}:
+        raise InvalidInput(f"{field} has rows without features")
+    kinds = set(map(type, chain.from_iterable(rows)))
+    if not kinds <= {float, int}:
+        names = sorted(kind.__name__ for kind in kinds - {float, int})
+        raise InvalidInput(f"{field} must hold only numbers, found {', '.join(names)}")
+    matrix = np.asarray(rows, dtype=np.float64)
+    if not np.isfinite(matrix).all():  # integers beyond double range become infinity
+        raise InvalidInput(f"{field} must hold only finite numbers")
+    return matrix
+
+
+def _labels(labels: Any) -> list[Any]:
+    if not isinstance(labels, list) or not labels:
+        raise InvalidInput("y must be a non-empty list of labels")
+    kinds = set(map(type, labels))
+    if kinds == {int}:
+        if min(labels) < INT64.min or max(labels) > INT64.max:
+            raise InvalidInput("y: integer labels must fit in 64 bits")
+        return labels
+    if kinds == {str}:
+        lengths = set(map(len, labels))
+        if min(lengths) < 1 or max(lengths) > MAX_LABEL_CHARS:
+            raise InvalidInput(f"y: string labels must have 1 to {MAX_LABEL_CHARS} characters")
+        return labels
+    raise InvalidInput(
+        "y must hold only integers or only strings, not a mix (nor floats or booleans)"
+    )
