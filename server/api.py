@@ -36,7 +36,8 @@ from server.schemas import (
 from server.service import ModelService
 
 
-def _service(request: Request) -> ModelService:
+async def _service(request: Request) -> ModelService:
+    # async: FastAPI runs a plain `def` dependency in a thread pool, a hop per request.
     service: ModelService = request.app.state.service
     return service
 

@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 import orjson
@@ -66,13 +66,20 @@ async def _parse(request: Request, build: Callable[[bytes], Parsed]) -> Parsed:
 def _fit_input(body: bytes) -> FitInput:
     payload = _object(body, {"X", "y", "config"})
     config = _config(FitConfig, payload)
-    return FitInput(config=config, X=as_matrix(payload["X"]), y=_labels(payload["y"]))
+    X = as_matrix(payload["X"], may_hold_booleans=_mentions_booleans(body))
+    return FitInput(config=config, X=X, y=_labels(payload["y"]))
 
 
 def _predict_input(body: bytes) -> PredictInput:
     payload = _object(body, {"X", "config"})
     config = _config(PredictConfig, payload)
-    return PredictInput(config=config, X=as_matrix(payload["X"]))
+    return PredictInput(
+        config=config, X=as_matrix(payload["X"], may_hold_booleans=_mentions_booleans(body))
+    )
+
+
+def _mentions_booleans(body: bytes) -> bool:
+    return b"true" in body or b"false" in body
 
 
 def _object(body: bytes, fields: set[str]) -> dict[str, Any]:
@@ -102,25 +109,48 @@ def _config(model: type[ConfigModel], payload: dict[str, Any]) -> ConfigModel:
         ) from None
 
 
-def as_matrix(rows: Any, field: str = "X") -> np.ndarray:
-    """A float64 matrix from a list of rows of numbers, or InvalidInput saying what is wrong."""
+def as_matrix(rows: Any, field: str = "X", may_hold_booleans: bool = True) -> np.ndarray:
+    """A float64 matrix from a list of rows of numbers, or InvalidInput saying what is wrong.
+
+    numpy infers the type in one pass: strings, nulls, ragged or nested rows all show in the
+    result's shape or dtype. Only booleans mixed with numbers would pass unseen (as 1.0 and
+    0.0), so a body without `true` or `false` anywhere skips the scan for them."""
     if not isinstance(rows, list) or not rows:
         raise InvalidInput(f"{field} must be a non-empty list of rows")
+    try:
+        matrix = np.asarray(rows)
+    except ValueError:  # ragged, or rows mixed with numbers
+        _explain(rows, field)
+    if (
+        matrix.ndim != 2
+        or matrix.dtype.kind not in "iuf"
+        or (may_hold_booleans and _holds_booleans(rows))
+    ):
+        _explain(rows, field)
+    if matrix.shape[1] == 0:
+        raise InvalidInput(f"{field} has rows without features")
+    matrix = matrix.astype(np.float64, copy=False)
+    if not np.isfinite(matrix).all():  # integers beyond double range become infinity
+        raise InvalidInput(f"{field} must hold only finite numbers")
+    return matrix
+
+
+def _holds_booleans(rows: list[Any]) -> bool:
+    return any(type(value) is bool for row in rows for value in row)
+
+
+def _explain(rows: list[Any], field: str) -> NoReturn:
+    """The precise reason a matrix was refused (slower: only for bad input)."""
     if not all(type(row) is list for row in rows):
         raise InvalidInput(f"{field} must be a list of rows, each a list of numbers")
     widths = set(map(len, rows))
     if len(widths) != 1:
         raise InvalidInput(f"{field} is ragged: its rows have {sorted(widths)} features")
-    if widths == {0}:
-        raise InvalidInput(f"{field} has rows without features")
     kinds = set(map(type, chain.from_iterable(rows)))
-    if not kinds <= {float, int}:
-        names = sorted(kind.__name__ for kind in kinds - {float, int})
-        raise InvalidInput(f"{field} must hold only numbers, found {', '.join(names)}")
-    matrix = np.asarray(rows, dtype=np.float64)
-    if not np.isfinite(matrix).all():  # integers beyond double range become infinity
-        raise InvalidInput(f"{field} must hold only finite numbers")
-    return matrix
+    names = sorted(kind.__name__ for kind in kinds - {float, int})
+    raise InvalidInput(
+        f"{field} must hold only numbers, found {', '.join(names) or 'nested lists'}"
+    )
 
 
 def _labels(labels: Any) -> list[Any]:
