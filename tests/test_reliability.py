@@ -194,6 +194,7 @@ JSON = {"content-type": "application/json"}
         b"\xff\xfe\x00garbage",
         b"",
         b"null",
+        b'{"X": [[0.5, false], [1.0, 2.0]], "y": [1, 2], "config": {"name": "a", "model_type": "LogisticRegression"}}',
     ],
     ids=[
         "nan",
@@ -210,6 +211,7 @@ JSON = {"content-type": "application/json"}
         "not-utf8",
         "empty",
         "null",
+        "boolean-feature",
     ],
 )
 async def test_hostile_fit_bodies_are_422(

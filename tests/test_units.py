@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from server.algorithms import resolve
 from server.config import Settings
 from server.errors import BrokenModel, InvalidInput, ModelNotFound
+from server.ingest import as_matrix, gc_paused
 from server.storage import ModelStore, check_name
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -188,3 +191,48 @@ def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         4,
         2,
     )
+
+
+# -- ingest -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([[0.5, False]], "X must hold only numbers, found bool"),
+        ([[True, 2.0]], "X must hold only numbers, found bool"),
+        ([[1.0, "2"]], "X must hold only numbers, found str"),
+        ([[1.0, None]], "X must hold only numbers, found NoneType"),
+        ([[1.0, [2.0]]], "X must hold only numbers, found list"),
+        ([[1.0], [1.0, 2.0]], "X is ragged: its rows have [1, 2] features"),
+        ([[]], "X has rows without features"),
+        ([1.0, 2.0], "X must be a list of rows, each a list of numbers"),
+        ([], "X must be a non-empty list of rows"),
+        ([[1e308, 10**400]], "X must hold only finite numbers"),
+    ],
+)
+def test_as_matrix_refuses_what_the_schema_refuses(rows: list, message: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        as_matrix(rows)
+    assert refused.value.detail == message
+
+
+def test_as_matrix_keeps_integers_zeros_and_ones_as_floats() -> None:
+    matrix = as_matrix([[0, 1], [1.0, 0.0], [2, -3.5]])
+    assert matrix.dtype == np.float64
+    assert matrix.tolist() == [[0.0, 1.0], [1.0, 0.0], [2.0, -3.5]]
+
+
+def test_gc_pause_is_counted_and_restores_the_collector() -> None:
+    assert gc.isenabled()
+    with gc_paused:
+        assert not gc.isenabled()
+        with gc_paused:  # a second parse, as from another thread
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the first is still running
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused:
+            pass
+        assert not gc.isenabled()  # it was off before: it stays off
+    finally:
+        gc.enable()
