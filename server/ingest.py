@@ -170,10 +170,10 @@ def _explain(rows: list[Any], field: str) -> NoReturn:
     if len(widths) != 1:
         raise InvalidInput(f"{field} is ragged: its rows have {sorted(widths)} features")
     kinds = set(map(type, chain.from_iterable(rows)))
+    if kinds <= {float, int}:  # all numbers, but an integer too large for a double
+        raise InvalidInput(f"{field} must hold only finite numbers")
     names = sorted(kind.__name__ for kind in kinds - {float, int})
-    raise InvalidInput(
-        f"{field} must hold only numbers, found {', '.join(names) or 'nested lists'}"
-    )
+    raise InvalidInput(f"{field} must hold only numbers, found {', '.join(names)}")
 
 
 def _labels(labels: Any) -> list[Any]:
