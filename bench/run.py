@@ -41,7 +41,7 @@ async def run(sections: set[str], models_dir: Path, url: str) -> dict[str, Any]:
             if "predict" in sections:
                 results["predict"] = await serving.throughput(session, url, models_dir, rows)
             if "inline" in sections:
-                results["inline"] = await serving.inline_baseline(models_dir, rows)
+                results["inline"] = await serving.inline_baseline(session, url, models_dir, rows)
             if "responsiveness" in sections:  # last: it leaves long fits running
                 results["responsiveness"] = await serving.responsiveness(
                     session, url, TRAINING_CORES - 1, rows

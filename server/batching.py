@@ -40,11 +40,16 @@ class PredictionBatcher:
         self._queue: deque[_Waiting] = deque()
         self._draining = False
 
+    @property
+    def queued(self) -> int:
+        """Requests waiting for the next batch."""
+        return len(self._queue)
+
     async def predict(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
         self.model.check_width(X)
         idle = not self._draining and not self._queue
         if idle and self.model.estimated_seconds(len(X)) <= self.inline_budget:
-            return self.model.predict(X, probabilities)
+            return self.model.predict_checked(X, probabilities)
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Waiting(X, probabilities, answer))
         if not self._draining:
@@ -84,7 +89,7 @@ class PredictionBatcher:
     async def _run(self, group: list[_Waiting], probabilities: bool) -> None:
         stacked = group[0].X if len(group) == 1 else np.vstack([w.X for w in group])
         try:
-            merged = await asyncio.to_thread(self.model.predict, stacked, probabilities)
+            merged = await asyncio.to_thread(self.model.predict_checked, stacked, probabilities)
         except Exception as error:
             for waiting in group:
                 if not waiting.answer.done():

@@ -41,6 +41,10 @@ class LoadedModel:
     def predict(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
         """Blocking: inline only when `estimated_seconds` is tiny, else in a thread."""
         self.check_width(X)
+        return self.predict_checked(X, probabilities)
+
+    def predict_checked(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
+        """`predict` for an X whose width was checked already."""
         try:
             return self._predict(X, probabilities)
         except Exception as error:  # the estimator refused this input

@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import sklearn
 from fastapi import FastAPI
 from threadpoolctl import threadpool_limits
 
@@ -46,6 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # core each (BLAS and OpenMP pools would otherwise take every core).
         preload()
         threadpool_limits(limits=1)
+        # Every X reaching an estimator here was checked finite (server.ingest): scikit-learn
+        # need not check it again on each predict (about 10 us of a 1-row call).
+        sklearn.set_config(assume_finite=True)
         trainer = Trainer(
             settings.training_slots,
             settings.retry_after_seconds,

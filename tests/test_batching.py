@@ -1,0 +1,125 @@
+"""Micro-batching: concurrent predictions merge into one call, each gets its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from server.batching import PredictionBatcher
+from server.inference import LoadedModel
+
+pytestmark = pytest.mark.anyio
+
+
+class RecordingEstimator:
+    """Predicts the row's first feature as the class index; records every call's size.
+    The first call can be held open, as a slow prediction would be."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.release = threading.Event()
+        self.release.set()
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        self.calls.append(len(X))
+        self.release.wait(10)
+        return X[:, 0].astype(np.int64)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        self.calls.append(len(X))
+        one_hot = np.zeros((len(X), 3))
+        one_hot[np.arange(len(X)), X[:, 0].astype(np.int64)] = 1.0
+        return one_hot
+
+
+async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    """Yield to the loop (and the estimator's thread) until `condition` holds, bounded."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.001)
+
+
+def batcher(estimator: Any, inline_seconds: float = 0.0, max_rows: int = 1024) -> PredictionBatcher:
+    model = LoadedModel("m", estimator, np.array(["a", "b", "c"]), 2, {}, seconds_fixed=0.001)
+    return PredictionBatcher(model, max_rows=max_rows, window=0.0, inline_budget=inline_seconds)
+
+
+def rows(*classes: int) -> np.ndarray:
+    return np.array([[c, 0.0] for c in classes])
+
+
+async def test_a_lone_request_runs_at_once_and_alone() -> None:
+    estimator = RecordingEstimator()
+    answer = await batcher(estimator).predict(rows(2, 0), probabilities=False)
+    assert answer == {"name": "m", "predictions": ["c", "a"]}
+    assert estimator.calls == [2]
+
+
+async def test_requests_queued_behind_a_running_batch_share_one_call() -> None:
+    estimator = RecordingEstimator()
+    estimator.release.clear()  # the first prediction is slow
+    serving = batcher(estimator)
+    first = asyncio.create_task(serving.predict(rows(0), probabilities=False))
+    await until(lambda: estimator.calls)  # the first call is inside the estimator
+    queued = [
+        asyncio.create_task(serving.predict(rows(i % 3, (i + 1) % 3), False)) for i in range(10)
+    ]
+    await until(lambda: serving.queued == 10)
+    estimator.release.set()
+    assert (await first)["predictions"] == ["a"]
+    answers = [await task for task in queued]
+    assert estimator.calls == [1, 20]  # ten requests of two rows: one call
+    for i, answer in enumerate(answers):
+        assert answer["predictions"] == [["a", "b", "c"][i % 3], ["a", "b", "c"][(i + 1) % 3]]
+
+
+async def test_probabilities_and_labels_are_batched_apart_and_max_rows_holds() -> None:
+    estimator = RecordingEstimator()
+    estimator.release.clear()
+    serving = batcher(estimator, max_rows=4)
+    first = asyncio.create_task(serving.predict(rows(1), False))
+    await until(lambda: estimator.calls)
+    plain = [asyncio.create_task(serving.predict(rows(2, 2), False)) for _ in range(3)]
+    proba = asyncio.create_task(serving.predict(rows(1), True))
+    await until(lambda: serving.queued == 4)
+    estimator.release.set()
+    await first
+    assert [(await t)["predictions"] for t in plain] == [["c", "c"]] * 3
+    answer = await proba
+    assert answer["probabilities"] == [[0.0, 1.0, 0.0]]
+    assert answer["classes"] == ["a", "b", "c"]
+    # 1, then at most 4 rows a call: [2+2 plain, then 1 proba] and [2 plain]
+    assert estimator.calls[0] == 1
+    assert max(estimator.calls) <= 4
+    assert sum(estimator.calls) == 1 + 6 + 1
+
+
+async def test_a_cheap_model_predicts_inline_and_a_cancelled_waiter_harms_no_one() -> None:
+    estimator = RecordingEstimator()
+    cheap = batcher(estimator, inline_seconds=1.0)
+    assert (await cheap.predict(rows(1), False))["predictions"] == ["b"]
+
+    estimator.release.clear()
+    serving = batcher(estimator)
+    first = asyncio.create_task(serving.predict(rows(0), False))
+    await until(lambda: len(estimator.calls) == 2)
+    gone = asyncio.create_task(serving.predict(rows(1), False))
+    kept = asyncio.create_task(serving.predict(rows(2), False))
+    await until(lambda: serving.queued == 2)
+    gone.cancel()
+    estimator.release.set()
+    await first
+    assert (await kept)["predictions"] == ["c"]
+    assert gone.cancelled()
+
+
+async def test_a_request_of_the_wrong_width_is_refused_before_queueing() -> None:
+    with pytest.raises(Exception, match="expects 2 features per row, got 3"):
+        await batcher(RecordingEstimator()).predict(np.zeros((1, 3)), False)
