@@ -36,7 +36,7 @@ class Spread:
         return f"{self.median * 1e3:.1f} ({self.low * 1e3:.1f}-{self.high * 1e3:.1f})"
 
     def s(self) -> str:
-        return f"{self.median:.2f} ({self.low:.2f}-{self.high:.2f})"
+        return f"{self.median:.3f} ({self.low:.3f}-{self.high:.3f})"
 
 
 def repeat(measure: Callable[[], float], times: int) -> Spread:

@@ -33,7 +33,7 @@ def predict_body(name: str, rows: np.ndarray) -> bytes:
 async def train_models(session: aiohttp.ClientSession, url: str) -> dict[str, np.ndarray]:
     """Fit and load the two benchmark models; returns rows to predict on, per name."""
     rows = {}
-    for model_type, (name, hyperparameters, n_samples, n_features) in MODELS.items():
+    for name, hyperparameters, n_samples, n_features in MODELS.values():
         X, y = make_classification(n_samples=n_samples, n_features=n_features, random_state=1)
         kind = "RandomForestClassifier" if name == "rf" else "LogisticRegression"
         body = orjson.dumps(
@@ -74,10 +74,9 @@ async def throughput(
             for concurrency in (1, 8, 32):
                 counter = iter(range(10**9))
 
-                async def send() -> float:
-                    return await timed_post(
-                        session, f"{url}/predict", bodies[next(counter) % len(bodies)], 200
-                    )
+                async def send(bodies: list[bytes] = bodies, counter: Any = counter) -> float:
+                    body = bodies[next(counter) % len(bodies)]
+                    return await timed_post(session, f"{url}/predict", body, 200)
 
                 result = await load(send, concurrency, REQUESTS, MAX_SECONDS)
                 table_rows.append(
@@ -132,7 +131,9 @@ async def inline_baseline(
                 for kind, base in (("server", url), ("inline", inline_url)):
                     counter = iter(range(10**9))
 
-                    async def send(base: str = base, counter: Any = counter) -> float:
+                    async def send(
+                        base: str = base, counter: Any = counter, bodies: list[bytes] = bodies
+                    ) -> float:
                         body = bodies[next(counter) % len(bodies)]
                         return await timed_post(session, f"{base}/predict", body, 200)
 
@@ -244,7 +245,9 @@ async def responsiveness(
         )
         for i in range(slots)
     ]
+    deadline = time.monotonic() + 60
     while (await (await session.get(f"{url}/status")).json())["training"]["active"] < slots:
+        assert time.monotonic() < deadline, "the busy fits did not start"
         await asyncio.sleep(0.05)
     during_training = await probe_latencies(session, url, 4)
     for fit in fits:

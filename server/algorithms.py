@@ -6,6 +6,7 @@ processes and the server preload them once at start-up (`preload`).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from collections.abc import Callable, Mapping
@@ -44,7 +45,11 @@ class Algorithm:
 
     def accepted_parameters(self) -> frozenset[str]:
         """Constructor parameters: scikit-learn's `get_params`, plus named `__init__` ones
-        (CatBoost's `get_params` lists only what was set)."""
+        (CatBoost's `get_params` lists only what was set). Computed once per type: it costs
+        milliseconds, most of a tiny fit's overhead when it was done on every request."""
+        return _accepted_parameters(self.name)
+
+    def _find_accepted_parameters(self) -> frozenset[str]:
         cls = self.estimator_class()
         names = set(cls().get_params())
         for parameter in inspect.signature(cls).parameters.values():
@@ -110,6 +115,12 @@ ALGORITHMS: dict[str, Algorithm] = {
         ),
     )
 }
+
+
+@functools.cache
+def _accepted_parameters(name: str) -> frozenset[str]:
+    return ALGORITHMS[name.lower()]._find_accepted_parameters()
+
 
 MODEL_TYPES: tuple[str, ...] = tuple(algorithm.name for algorithm in ALGORITHMS.values())
 
