@@ -52,6 +52,10 @@ class Settings(BaseSettings):
         le=19,
         description="how much lower the training processes' CPU priority is than the server's",
     )
+    training_idle_priority: bool = Field(
+        default=True,
+        description="Linux: training processes get only CPU time the server does not want",
+    )
     retry_after_seconds: int = Field(
         default=5, ge=1, description="the Retry-After header of a 503 (no free training slot)"
     )

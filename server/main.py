@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.retry_after_seconds,
             settings.warm_workers,
             settings.training_nice,
+            settings.training_idle_priority,
         )
         trainer.start()
         batching = BatchingSettings(

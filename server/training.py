@@ -55,9 +55,17 @@ class TrainingSlot:
 
 
 class Trainer:
-    def __init__(self, slots: int, retry_after_seconds: int, warm: bool, nice: int = 0) -> None:
+    def __init__(
+        self,
+        slots: int,
+        retry_after_seconds: int,
+        warm: bool,
+        nice: int = 0,
+        idle_priority: bool = False,
+    ) -> None:
         self._slot_count = slots
         self._nice = nice
+        self._idle_priority = idle_priority
         self._retry_after = retry_after_seconds
         self._warm = warm
         self._slots: list[TrainingSlot] = []
@@ -83,7 +91,7 @@ class Trainer:
             max_workers=1,
             mp_context=self._context,
             initializer=worker.initialize,
-            initargs=(os.getpid(), self._nice),
+            initargs=(os.getpid(), self._nice, self._idle_priority),
         )
 
     # -- state -------------------------------------------------------------------------------

@@ -45,10 +45,14 @@ class TrainingJob:
     models_path: str
 
 
-def initialize(parent_pid: int, nice: int = 0) -> None:
+def initialize(parent_pid: int, nice: int = 0, idle_priority: bool = False) -> None:
     """Process initializer: preload the libraries, pin threads, die with the parent, and
     yield the CPU to the server (which answers requests and predicts) when both want it."""
     os.nice(nice)
+    if idle_priority and hasattr(os, "SCHED_IDLE"):
+        # Linux: run only on CPU time nobody else wants. A request then preempts a training
+        # at once, instead of waiting for the scheduler to take the core from a niced one.
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     preload()
     threadpool_limits(limits=1)
     # A file-size limit (ulimit -f) then fails the write with EFBIG, which the fit reports,
