@@ -39,6 +39,7 @@ class PredictionBatcher:
         self.inline_budget = inline_budget
         self._queue: deque[_Waiting] = deque()
         self._draining = False
+        self._drainer: asyncio.Task[None] | None = None
 
     @property
     def queued(self) -> int:
@@ -54,7 +55,8 @@ class PredictionBatcher:
         self._queue.append(_Waiting(X, probabilities, answer))
         if not self._draining:
             self._draining = True
-            asyncio.get_running_loop().create_task(self._drain())
+            # Kept: the event loop holds only a weak reference to a running task.
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
         return await answer
 
     async def _drain(self) -> None:
