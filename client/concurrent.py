@@ -66,8 +66,9 @@ async def train_at_once(
     client: AsyncModelClient, plans: list[TrainingPlan], quick: bool
 ) -> dict[str, Any]:
     X, y = make_data(quick)
+    existing = {m["name"] for m in (await client.models())["models"]}
     for plan in plans:
-        if any(m["name"] == plan.name for m in (await client.models())["models"]):
+        if plan.name in existing:  # left by an interrupted run
             await client.remove(plan.name)
     deadline = time.monotonic() + 3600
     started = time.perf_counter()

@@ -43,13 +43,10 @@ class Algorithm:
         cls: type = getattr(importlib.import_module(self.module), self.class_name)
         return cls
 
+    @functools.cached_property
     def accepted_parameters(self) -> frozenset[str]:
         """Constructor parameters: scikit-learn's `get_params`, plus named `__init__` ones
-        (CatBoost's `get_params` lists only what was set). Computed once per type: it costs
-        milliseconds, most of a tiny fit's overhead when it was done on every request."""
-        return _accepted_parameters(self.name)
-
-    def _find_accepted_parameters(self) -> frozenset[str]:
+        (CatBoost's `get_params` lists only what was set). Found once per type."""
         cls = self.estimator_class()
         names = set(cls().get_params())
         for parameter in inspect.signature(cls).parameters.values():
@@ -61,7 +58,7 @@ class Algorithm:
 
     def effective_hyperparameters(self, requested: Mapping[str, Any]) -> dict[str, Any]:
         """The constructor arguments for `requested`: unknown names refused, threads pinned."""
-        accepted = self.accepted_parameters()
+        accepted = self.accepted_parameters
         unknown = sorted(set(requested) - accepted - THREAD_PARAMETERS)
         if unknown:
             raise InvalidInput(f"unknown hyperparameter(s) for {self.name}: {', '.join(unknown)}")
@@ -115,11 +112,6 @@ ALGORITHMS: dict[str, Algorithm] = {
         ),
     )
 }
-
-
-@functools.cache
-def _accepted_parameters(name: str) -> frozenset[str]:
-    return ALGORITHMS[name.lower()]._find_accepted_parameters()
 
 
 MODEL_TYPES: tuple[str, ...] = tuple(algorithm.name for algorithm in ALGORITHMS.values())

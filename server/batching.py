@@ -5,6 +5,7 @@ dominates), so under load, merging requests multiplies throughput. The batcher n
 lone request wait: with nothing in flight, a request runs at once. While a batch runs (in a
 thread, off the event loop), new requests queue; when it is done, everything queued (up to
 `max_rows` rows, and after waiting up to `window` seconds for more) goes in the next call.
+The drain task is the batcher's only state besides the queue: a batch runs while it lives.
 A model cheap enough to predict inline (LogisticRegression on a few rows) skips all this:
 a thread hop would cost more than the prediction.
 """
@@ -22,6 +23,13 @@ if TYPE_CHECKING:
     from server.inference import LoadedModel
 
 
+@dataclass(frozen=True)
+class BatchingSettings:
+    max_rows: int  # most rows in one predict call
+    window: float  # seconds a batch waits for more requests, under load only
+    inline_budget: float  # predictions estimated below this many seconds run inline
+
+
 @dataclass
 class _Waiting:
     X: np.ndarray
@@ -30,15 +38,11 @@ class _Waiting:
 
 
 class PredictionBatcher:
-    def __init__(
-        self, model: LoadedModel, max_rows: int, window: float, inline_budget: float
-    ) -> None:
+    def __init__(self, model: LoadedModel, settings: BatchingSettings) -> None:
         self.model = model
-        self.max_rows = max_rows
-        self.window = window
-        self.inline_budget = inline_budget
+        self.settings = settings
         self._queue: deque[_Waiting] = deque()
-        self._draining = False
+        # The task that runs queued batches; the event loop only keeps a weak reference.
         self._drainer: asyncio.Task[None] | None = None
 
     @property
@@ -48,33 +52,30 @@ class PredictionBatcher:
 
     async def predict(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
         self.model.check_width(X)
-        idle = not self._draining and not self._queue
-        if idle and self.model.estimated_seconds(len(X)) <= self.inline_budget:
-            return self.model.predict_checked(X, probabilities)
+        draining = self._drainer is not None and not self._drainer.done()
+        cheap = self.model.estimated_seconds(len(X)) <= self.settings.inline_budget
+        if cheap and not draining and not self._queue:
+            return self.model.predict(X, probabilities)
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Waiting(X, probabilities, answer))
-        if not self._draining:
-            self._draining = True
-            # Kept: the event loop holds only a weak reference to a running task.
+        if not draining:
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
         return await answer
 
     async def _drain(self) -> None:
-        try:
-            first = True
-            while self._queue:
-                if not first and self.window > 0 and self._queued_rows() < self.max_rows:
-                    await asyncio.sleep(self.window)  # under load only: gather a fuller batch
-                first = False
-                batch = self._take()
-                for probabilities in (False, True):
-                    group = [
-                        w for w in batch if w.probabilities is probabilities and not w.answer.done()
-                    ]
-                    if group:
-                        await self._run(group, probabilities)
-        finally:
-            self._draining = False
+        window, max_rows = self.settings.window, self.settings.max_rows
+        first = True
+        while self._queue:
+            if not first and window > 0 and self._queued_rows() < max_rows:
+                await asyncio.sleep(window)  # under load only: gather a fuller batch
+            first = False
+            batch = self._take()
+            for probabilities in (False, True):
+                group = [
+                    w for w in batch if w.probabilities is probabilities and not w.answer.done()
+                ]
+                if group:
+                    await self._run(group, probabilities)
 
     def _queued_rows(self) -> int:
         return sum(len(waiting.X) for waiting in self._queue)
@@ -82,7 +83,7 @@ class PredictionBatcher:
     def _take(self) -> list[_Waiting]:
         first = self._queue.popleft()
         batch, rows = [first], len(first.X)
-        while self._queue and rows + len(self._queue[0].X) <= self.max_rows:
+        while self._queue and rows + len(self._queue[0].X) <= self.settings.max_rows:
             waiting = self._queue.popleft()
             rows += len(waiting.X)
             batch.append(waiting)
@@ -91,7 +92,7 @@ class PredictionBatcher:
     async def _run(self, group: list[_Waiting], probabilities: bool) -> None:
         stacked = group[0].X if len(group) == 1 else np.vstack([w.X for w in group])
         try:
-            merged = await asyncio.to_thread(self.model.predict_checked, stacked, probabilities)
+            merged = await asyncio.to_thread(self.model.predict, stacked, probabilities)
         except Exception as error:
             for waiting in group:
                 if not waiting.answer.done():

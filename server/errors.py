@@ -12,7 +12,7 @@
      ├── WorkerCrashed      500  the training process died
      └── StorageFailed      500  the model could not be written to disk
 
-Routes never build error responses: they raise, and one handler (`server.api`) answers.
+Routes never build error responses: they raise, and `server.http_errors` answers.
 This module imports nothing heavy, so the training processes can use it too.
 """
 

@@ -6,6 +6,7 @@ times itself on a few rows: the batcher uses the estimate to run cheap predictio
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -39,12 +40,8 @@ class LoadedModel:
         return self.seconds_fixed + self.seconds_per_row * rows
 
     def predict(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
-        """Blocking: inline only when `estimated_seconds` is tiny, else in a thread."""
-        self.check_width(X)
-        return self.predict_checked(X, probabilities)
-
-    def predict_checked(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
-        """`predict` for an X whose width was checked already."""
+        """Blocking: inline only when `estimated_seconds` is tiny, else in a thread. The
+        caller has checked X's width (`check_width`), before any queueing."""
         try:
             return self._predict(X, probabilities)
         except Exception as error:  # the estimator refused this input
@@ -77,9 +74,7 @@ def read_model(store: ModelStore, name: str) -> LoadedModel:
     )
     one, many = (_fastest_of_3(model, rows) for rows in (1, TIMING_ROWS))
     per_row = max(0.0, (many - one) / (TIMING_ROWS - 1))
-    return LoadedModel(
-        **{**model.__dict__, "seconds_fixed": one - per_row, "seconds_per_row": per_row}
-    )
+    return dataclasses.replace(model, seconds_fixed=one - per_row, seconds_per_row=per_row)
 
 
 def _fastest_of_3(model: LoadedModel, rows: int) -> float:

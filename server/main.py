@@ -16,9 +16,11 @@ from threadpoolctl import threadpool_limits
 
 from server import api
 from server.algorithms import preload
+from server.batching import BatchingSettings
 from server.config import Settings, load_settings
+from server.http_errors import install_error_handlers
 from server.limits import BodySizeLimit
-from server.registry import BatchingSettings, Registry
+from server.registry import Registry
 from server.service import ModelService
 from server.storage import ModelStore
 from server.training import Trainer
@@ -83,7 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    api.install(app)
+    api.install_routes(app)
+    install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 

@@ -11,19 +11,11 @@ Each loaded model is served through its own `PredictionBatcher`.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
-from server.batching import PredictionBatcher
+from server.batching import BatchingSettings, PredictionBatcher
 from server.errors import CapacityReached
 from server.inference import read_model
 from server.storage import ModelStore
-
-
-@dataclass(frozen=True)
-class BatchingSettings:
-    max_rows: int
-    window: float  # seconds
-    inline_budget: float  # seconds
 
 
 class Registry:
@@ -68,15 +60,14 @@ class Registry:
     async def _read(self, name: str) -> None:
         try:
             model = await asyncio.to_thread(read_model, self._store, name)
-            self._loaded[name] = PredictionBatcher(
-                model, self._batching.max_rows, self._batching.window, self._batching.inline_budget
-            )
+            self._loaded[name] = PredictionBatcher(model, self._batching)
         finally:
             del self._loading[name]
 
-    async def unload(self, name: str) -> None:
-        """Drop `name` (after any load of it in progress); in-flight predictions finish."""
+    async def unload(self, name: str) -> bool:
+        """Drop `name` (after any load of it in progress); in-flight predictions finish.
+        True if a model was loaded and is now dropped."""
         pending = self._loading.get(name)
         if pending is not None:
             await asyncio.wait([pending])
-        self._loaded.pop(name, None)
+        return self._loaded.pop(name, None) is not None

@@ -84,8 +84,8 @@ class ModelService:
         known = self.registry.is_loaded(name) or self.trainer.is_training(name)
         if not known and not self.store.exists(name):
             raise ModelNotFound(name)
-        await self.registry.unload(name)
-        await asyncio.to_thread(release_unused_memory)
+        if await self.registry.unload(name):
+            await asyncio.to_thread(release_unused_memory)
 
     async def predict(self, name: str, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
         batcher = self.registry.get(name)
@@ -103,24 +103,28 @@ class ModelService:
             )
         if not self.store.exists(name):
             raise ModelNotFound(name)
-        await self.registry.unload(name)
+        was_loaded = await self.registry.unload(name)
         # No await between here and the deletion: a load that starts now finds no model.
-        self.store.delete(name)
-        self._load_failures.pop(name, None)
-        await asyncio.to_thread(release_unused_memory)
+        self._delete(name)
+        if was_loaded:
+            await asyncio.to_thread(release_unused_memory)
 
     async def remove_all(self) -> dict[str, list[str]]:
-        removed = []
+        removed, any_loaded = [], False
         for name in self.store.names():
-            await self.registry.unload(name)
+            any_loaded |= await self.registry.unload(name)
             try:
-                self.store.delete(name)
+                self._delete(name)
             except ModelNotFound:  # removed meanwhile by a concurrent /remove
                 continue
-            self._load_failures.pop(name, None)
             removed.append(name)
-        await asyncio.to_thread(release_unused_memory)
+        if any_loaded:
+            await asyncio.to_thread(release_unused_memory)
         return {"removed": removed, "training": sorted(self.trainer.training())}
+
+    def _delete(self, name: str) -> None:
+        self.store.delete(name)
+        self._load_failures.pop(name, None)
 
     # -- what exists -------------------------------------------------------------------------
     def _with_status(self, info: dict[str, Any]) -> dict[str, Any]:

@@ -184,8 +184,8 @@ class ModelStore:
     # -- deleting ----------------------------------------------------------------------------
     def delete(self, name: str) -> None:
         """Metadata first: from that instant the model no longer exists."""
-        metadata_path = self.metadata_path(name)
-        if not metadata_path.exists():
-            raise ModelNotFound(name)
-        metadata_path.unlink(missing_ok=True)
+        try:
+            self.metadata_path(name).unlink()
+        except FileNotFoundError:
+            raise ModelNotFound(name) from None
         self.model_path(name).unlink(missing_ok=True)

@@ -19,6 +19,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from server import worker
@@ -37,13 +38,19 @@ class TrainingSlot:
     job: TrainingJob | None = None
     started_at: str | None = None
 
-    def worker_pids(self) -> list[int]:
+    def _processes(self) -> list[BaseProcess]:
         # CPython keeps no public handle on a pool's processes (3.14 adds terminate_workers).
-        processes = getattr(self.executor, "_processes", None) or {}
-        return [process.pid for process in processes.values() if process.pid is not None]
+        return list((getattr(self.executor, "_processes", None) or {}).values())
+
+    def worker_pids(self) -> list[int]:
+        return [process.pid for process in self._processes() if process.pid is not None]
+
+    def free(self) -> None:
+        self.job = None
+        self.started_at = None
 
     def kill(self) -> None:
-        processes = list((getattr(self.executor, "_processes", None) or {}).values())
+        processes = self._processes()
         for process in processes:
             if process.is_alive():
                 process.kill()
@@ -75,9 +82,6 @@ class Trainer:
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> None:
         self._slots = [TrainingSlot(i, self._new_executor()) for i in range(self._slot_count)]
-        if self._warm:
-            for slot in self._slots:
-                slot.executor.submit(worker.warm_up)
 
     def close(self) -> None:
         """Stop every training process now; a fit still running is lost (its temporary
@@ -87,12 +91,16 @@ class Trainer:
             slot.kill()
 
     def _new_executor(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
+        """A one-process pool; with `warm`, its process starts now rather than at a fit."""
+        executor = ProcessPoolExecutor(
             max_workers=1,
             mp_context=self._context,
             initializer=worker.initialize,
             initargs=(os.getpid(), self._nice, self._idle_priority),
         )
+        if self._warm:
+            executor.submit(worker.warm_up)
+        return executor
 
     # -- state -------------------------------------------------------------------------------
     @property
@@ -155,7 +163,7 @@ class Trainer:
         try:
             future = self._submit(slot, job)
         except BaseException:
-            slot.job = slot.started_at = None
+            slot.free()
             raise
         future.add_done_callback(lambda done: self._on_done(loop, slot, done))
         outcome = asyncio.wrap_future(future)
@@ -177,8 +185,7 @@ class Trainer:
             loop.call_soon_threadsafe(self._release, slot, done)
 
     def _release(self, slot: TrainingSlot, done: Future[dict[str, Any]]) -> None:
-        slot.job = None
-        slot.started_at = None
+        slot.free()
         crashed = not done.cancelled() and isinstance(done.exception(), BrokenProcessPool)
         if crashed and not self._closed:
             self._rebuild(slot)
@@ -187,5 +194,3 @@ class Trainer:
         logger.warning("training process of slot %d died; starting a new one", slot.index)
         slot.kill()
         slot.executor = self._new_executor()
-        if self._warm:
-            slot.executor.submit(worker.warm_up)

@@ -11,9 +11,6 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_variable] = "1"
 
-import contextlib  # noqa: E402
-import ctypes  # noqa: E402
-import ctypes.util  # noqa: E402
 import signal  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -27,6 +24,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 from server.algorithms import preload, resolve  # noqa: E402
 from server.errors import InvalidInput, StorageFailed  # noqa: E402
+from server.libc import libc_function  # noqa: E402
 from server.storage import ModelStore  # noqa: E402
 
 PARENT_POLL_SECONDS = 0.5
@@ -46,8 +44,10 @@ class TrainingJob:
 
 
 def initialize(parent_pid: int, nice: int = 0, idle_priority: bool = False) -> None:
-    """Process initializer: preload the libraries, pin threads, die with the parent, and
-    yield the CPU to the server (which answers requests and predicts) when both want it."""
+    """Process initializer: die with the parent (first, so that no window is left open),
+    yield the CPU to the server (which answers requests and predicts) when both want it,
+    preload the libraries and pin their threads."""
+    _die_with_parent(parent_pid)
     os.nice(nice)
     if idle_priority and hasattr(os, "SCHED_IDLE"):
         # Linux: run only on CPU time nobody else wants. A request then preempts a training
@@ -58,16 +58,15 @@ def initialize(parent_pid: int, nice: int = 0, idle_priority: bool = False) -> N
     # A file-size limit (ulimit -f) then fails the write with EFBIG, which the fit reports,
     # instead of killing this process.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    _die_with_parent(parent_pid)
 
 
 def _die_with_parent(parent_pid: int) -> None:
     """If the server dies, even by SIGKILL, stop at once rather than finish and save a model
     nobody will be told about. Linux kills us itself (PR_SET_PDEATHSIG), even while a
     library holds the GIL; a thread that watches for re-parenting is the portable fallback."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    prctl = libc_function("prctl")
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from server.batching import PredictionBatcher
+from server.batching import BatchingSettings, PredictionBatcher
 from server.inference import LoadedModel
 
 pytestmark = pytest.mark.anyio
@@ -48,7 +48,8 @@ async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
 
 def batcher(estimator: Any, inline_seconds: float = 0.0, max_rows: int = 1024) -> PredictionBatcher:
     model = LoadedModel("m", estimator, np.array(["a", "b", "c"]), 2, {}, seconds_fixed=0.001)
-    return PredictionBatcher(model, max_rows=max_rows, window=0.0, inline_budget=inline_seconds)
+    settings = BatchingSettings(max_rows=max_rows, window=0.0, inline_budget=inline_seconds)
+    return PredictionBatcher(model, settings)
 
 
 def rows(*classes: int) -> np.ndarray:
