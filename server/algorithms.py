@@ -38,6 +38,8 @@ class Algorithm:
     predict_kwargs: Mapping[str, Any] = field(default_factory=dict)
     # Names the library takes through **kwargs besides its named parameters (LightGBM).
     native_parameters: Callable[[], frozenset[str]] | None = None
+    # Whether a fit can report how far it has got (server.training.progress).
+    reports_progress: bool = True
 
     def estimator_class(self) -> type:
         cls: type = getattr(importlib.import_module(self.module), self.class_name)
@@ -88,7 +90,14 @@ ALGORITHMS: dict[str, Algorithm] = {
     for algorithm in (
         # LogisticRegression's n_jobs does nothing since scikit-learn 1.8 (and warns): its BLAS
         # is pinned by threadpoolctl instead.
-        Algorithm("LogisticRegression", "sklearn.linear_model", "LogisticRegression", None),
+        # lbfgs offers no per-iteration hook: its jobs show no progress fraction.
+        Algorithm(
+            "LogisticRegression",
+            "sklearn.linear_model",
+            "LogisticRegression",
+            None,
+            reports_progress=False,
+        ),
         Algorithm("RandomForestClassifier", "sklearn.ensemble", "RandomForestClassifier", "n_jobs"),
         Algorithm("XGBClassifier", "xgboost", "XGBClassifier", "n_jobs"),
         Algorithm(

@@ -5,11 +5,13 @@ times faster than pydantic on big matrices); OpenAPI still documents them from t
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
 
 from server.ingest import read_fit, read_predict
@@ -19,6 +21,8 @@ from server.schemas import (
     FitResponse,
     Health,
     InvalidResponse,
+    Job,
+    JobList,
     ModelInfo,
     ModelList,
     ModelName,
@@ -31,6 +35,7 @@ from server.schemas import (
     StatusResponse,
 )
 from server.service import ModelService
+from server.training.jobs import Job as TrainingJob
 
 
 async def _service(request: Request) -> ModelService:
@@ -40,6 +45,14 @@ async def _service(request: Request) -> ModelService:
 
 
 Service = Annotated[ModelService, Depends(_service)]
+
+
+async def _existing_job(job_id: str, service: Service) -> TrainingJob:
+    # A dependency, so that an unknown id is a 404 before an event stream starts.
+    return service.job(job_id)
+
+
+ExistingJob = Annotated[TrainingJob, Depends(_existing_job)]
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -75,12 +88,70 @@ router = APIRouter()
     "/fit",
     status_code=201,
     response_model=FitResponse,
-    responses=_errors(409, 413, 422, 500, 503),
-    summary="Train a model and save it",
+    responses={
+        202: {"model": Job, "description": "with wait=false: the job, started"},
+        **_errors(409, 413, 422, 500, 503),
+    },
+    summary="Train a model and save it (or, with wait=false, start its job)",
     openapi_extra=request_body(FitRequest),
 )
-async def fit(request: Request, service: Service) -> dict[str, Any]:
-    return await service.fit(await read_fit(request))
+async def fit(
+    request: Request,
+    service: Service,
+    wait: Annotated[
+        bool, Query(description="true: answer once the model is saved; false: 202 at once")
+    ] = True,
+) -> Response:
+    job = service.start_fit(await read_fit(request))
+    if wait:
+        return Response(orjson.dumps(await service.wait(job)), 201, media_type="application/json")
+    return JSONResponse(job.describe(), 202, headers={"Location": f"/jobs/{job.id}"})
+
+
+@router.get("/jobs", response_model=JobList, summary="Running and recent jobs, newest first")
+async def jobs(service: Service) -> dict[str, Any]:
+    return {"jobs": [job.describe() for job in service.jobs()]}
+
+
+@router.get("/jobs/{job_id}", response_model=Job, responses=_errors(404), summary="One job")
+async def job(job: ExistingJob) -> dict[str, Any]:
+    return job.describe()
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    response_class=EventSourceResponse,
+    # The route's media type would otherwise be claimed for its JSON 404 too.
+    responses={
+        404: {
+            "description": "no such job",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+            },
+        }
+    },
+    summary="Live progress: an event per change, the last one with the finished job",
+)
+async def job_events(job: ExistingJob) -> AsyncIterator[ServerSentEvent]:
+    # FastAPI sends a keep-alive comment every 15 s while nothing changes.
+    seen = -1
+    while True:
+        if job.version != seen:
+            seen = job.version
+            yield ServerSentEvent(data=job.describe(), event=job.state.value, id=str(seen))
+            if job.finished:
+                return
+        await job.next_change(seen)
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=Job,
+    responses=_errors(404, 409),
+    summary="Stop a running training: its slot is free and nothing of it is on disk",
+)
+async def cancel_job(job_id: str, service: Service) -> dict[str, Any]:
+    return (await service.cancel(job_id)).describe()
 
 
 @router.post(

@@ -53,8 +53,22 @@ class Settings(BaseSettings):
         description="how much lower the training processes' CPU priority is than the server's",
     )
     training_idle_priority: bool = Field(
-        default=True,
-        description="Linux: training processes get only CPU time the server does not want",
+        default=False,
+        description=(
+            "Linux: training processes get only CPU time nobody else wants (SCHED_IDLE). Off "
+            "by default: on a host with other busy processes it starves trainings completely"
+        ),
+    )
+    max_train_seconds: float = Field(
+        default=0.0, ge=0, description="a training running longer is stopped (0: no limit)"
+    )
+    max_train_memory_mb: float = Field(
+        default=0.0,
+        ge=0,
+        description="a training process whose resident memory grows past this is stopped (0: none)",
+    )
+    job_history: int = Field(
+        default=100, ge=100, description="how many finished jobs GET /jobs keeps (in memory)"
     )
     retry_after_seconds: int = Field(
         default=5, ge=1, description="the Retry-After header of a 503 (no free training slot)"

@@ -6,8 +6,13 @@
      ├── ModelBusy          409  the model is in training, so it can't be loaded or removed
      ├── NotLoaded          409  predict on a model that is not loaded
      ├── CapacityReached    409  MAX_INFERENCE_MODELS are loaded already
+     ├── JobNotFound        404  no job of that id (or it is older than the kept history)
+     ├── JobFinished        409  cancel of a job that has already ended
+     ├── JobCancelled       409  what a waiting /fit answers when its job was cancelled
      ├── InvalidInput       422  the request is well-formed JSON but its content is wrong
      ├── BrokenModel        422  the model's files on disk can't be read
+     ├── LimitExceeded      422  a training ran past MAX_TRAIN_SECONDS, max_seconds or
+     │                           MAX_TRAIN_MEMORY_MB and was stopped
      ├── NoFreeSlot         503  every training slot is busy (answered at once, never queued)
      ├── WorkerCrashed      500  the training process died
      └── StorageFailed      500  the model could not be written to disk
@@ -57,7 +62,26 @@ class CapacityReached(ServiceError):
     status_code = 409
 
 
+class JobNotFound(ServiceError):
+    status_code = 404
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job '{job_id}' does not exist (finished jobs are kept in memory only)")
+
+
+class JobFinished(ServiceError):
+    status_code = 409
+
+
+class JobCancelled(ServiceError):
+    status_code = 409
+
+
 class InvalidInput(ServiceError):
+    status_code = 422
+
+
+class LimitExceeded(ServiceError):
     status_code = 422
 
 

@@ -23,7 +23,8 @@ from server.limits import BodySizeLimit
 from server.registry import Registry
 from server.service import ModelService
 from server.storage import ModelStore
-from server.training import Trainer
+from server.training.local import LocalBackend
+from server.training.trainer import Trainer, TrainingLimits
 
 logger = logging.getLogger("server")
 
@@ -52,14 +53,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Every X reaching an estimator here was checked finite (server.ingest): scikit-learn
         # need not check it again on each predict (about 10 us of a 1-row call).
         sklearn.set_config(assume_finite=True)
-        trainer = Trainer(
+        backend = LocalBackend(
             settings.training_slots,
-            settings.retry_after_seconds,
             settings.warm_workers,
             settings.training_nice,
             settings.training_idle_priority,
         )
-        trainer.start()
+        trainer = Trainer(
+            backend,
+            store,
+            TrainingLimits(settings.max_train_seconds, settings.max_train_memory_mb),
+            settings.job_history,
+            settings.retry_after_seconds,
+        )
+        await trainer.start()
         batching = BatchingSettings(
             max_rows=settings.max_batch_rows,
             window=settings.batch_window_ms / 1000,
@@ -76,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            trainer.close()
+            await trainer.close()
 
     app = FastAPI(
         title="Model server",

@@ -43,6 +43,10 @@ class FitConfig(Body):
         description="passed to the estimator's constructor; thread counts are forced to 1",
         examples=[{"n_estimators": 100}],
     )
+    max_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        default=None,
+        description="stop this training after so many seconds (at most MAX_TRAIN_SECONDS)",
+    )
 
 
 class FitRequest(Body):
@@ -104,6 +108,46 @@ class FitResponse(BaseModel):
     train_cpu_seconds: float | None = None
 
 
+class Progress(BaseModel):
+    fraction: float | None = Field(
+        description="0 to 1 while the estimator trains; null where the library offers no measure"
+    )
+    iterations_done: int | None
+    iterations_total: int | None
+
+
+class JobError(BaseModel):
+    status: int
+    detail: str
+
+
+class Job(BaseModel):
+    """One training, waited for or not: running, then succeeded, failed or cancelled."""
+
+    id: str
+    name: str
+    model_type: str
+    state: Literal["running", "succeeded", "failed", "cancelled"]
+    progress: Progress
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    elapsed_seconds: float
+    eta_seconds: float | None
+    error: JobError | None = Field(description="once failed: what a waiting /fit answered")
+    model: FitResponse | None = Field(description="once succeeded: the /fit answer")
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+
+
+class RunningJob(BaseModel):
+    id: str
+    name: str
+    progress: Progress
+
+
 class ModelInfo(BaseModel):
     """The /fit answer plus status, created_at and size_bytes. What a model in training or a
     broken model can't tell yet is null; a broken model says why in `error`."""
@@ -122,6 +166,8 @@ class ModelInfo(BaseModel):
     )
     size_bytes: int | None = Field(default=None, description="unknown while training")
     error: str | None = Field(default=None, description="why a broken model can't be loaded")
+    job_id: str | None = Field(default=None, description="while training: its job")
+    progress: Progress | None = Field(default=None, description="while training")
 
 
 class ModelList(BaseModel):
@@ -151,10 +197,12 @@ class RemoveAllResponse(BaseModel):
 
 
 class TrainingStatus(BaseModel):
+    backend: str
     cores: int
     slots: int
     active: int
     models: list[str]
+    jobs: list[RunningJob]
 
 
 class InferenceStatus(BaseModel):

@@ -24,8 +24,9 @@ from server.ingest import FitInput
 from server.memory import release_unused_memory
 from server.registry import Registry
 from server.storage import ModelStore
-from server.training import Trainer
-from server.worker import TrainingJob
+from server.training.jobs import Job
+from server.training.trainer import Trainer
+from server.training.worker import TrainingRequest
 
 
 def _encode_labels(X: np.ndarray, y: list[Any]) -> tuple[np.ndarray, list[Any]]:
@@ -47,25 +48,37 @@ class ModelService:
         self._load_failures: dict[str, str] = {}
 
     # -- training ----------------------------------------------------------------------------
-    async def fit(self, request: FitInput) -> dict[str, Any]:
+    def start_fit(self, request: FitInput) -> Job:
+        """Check the fit and start its job, or refuse at once (409, 422, 503)."""
         config = request.config
         algorithm = resolve(config.model_type)
         hyperparameters = algorithm.effective_hyperparameters(config.hyperparameters)
         y_encoded, classes = _encode_labels(request.X, request.y)
-        job = TrainingJob(
+        training = TrainingRequest(
             name=config.name,
             model_type=algorithm.name,
             hyperparameters=hyperparameters,
             X=request.X,
             y_encoded=y_encoded,
             classes=classes,
-            models_path=str(self.store.root),
         )
         # No await between this check and the trainer's claim of a slot: for the event loop
         # they are one step, so of racing fits with one name exactly one trains.
         if self.store.exists(config.name):
             raise ModelExists(f"model '{config.name}' exists already; POST /remove it first")
-        return await self.trainer.train(job)
+        return self.trainer.start_job(training, config.max_seconds)
+
+    async def wait(self, job: Job) -> dict[str, Any]:
+        return await self.trainer.wait(job)
+
+    def job(self, job_id: str) -> Job:
+        return self.trainer.job(job_id)
+
+    def jobs(self) -> list[Job]:
+        return self.trainer.jobs()
+
+    async def cancel(self, job_id: str) -> Job:
+        return await self.trainer.cancel(job_id)
 
     # -- inference ---------------------------------------------------------------------------
     async def load(self, name: str) -> None:
@@ -149,13 +162,19 @@ class ModelService:
         return self._with_status(self.store.describe(name))
 
     def status(self) -> dict[str, Any]:
-        training = self.trainer.training()
+        running = self.trainer.running()
+        slots = self.trainer.slot_count
         return {
             "training": {
-                "cores": self.trainer.slot_count + 1,
-                "slots": self.trainer.slot_count,
-                "active": len(training),
-                "models": sorted(training),
+                **self.trainer.backend.describe(),
+                "cores": slots + 1,
+                "slots": slots,
+                "active": self.trainer.busy,
+                "models": sorted(job.name for job in running),
+                "jobs": [
+                    {"id": job.id, "name": job.name, "progress": job.progress()}
+                    for job in running
+                ],
             },
             "inference": {
                 "max_models": self.registry.max_models,

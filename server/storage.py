@@ -182,6 +182,16 @@ class ModelStore:
         return sorted(name for name in names if NAME_PATTERN.fullmatch(name))
 
     # -- deleting ----------------------------------------------------------------------------
+    def discard(self, name: str) -> None:
+        """Remove whatever a stopped or crashed training of `name` left: temporary files,
+        and the model itself if its write had got that far. Only for a name the caller holds
+        (in training), so no finished model of anyone else's is touched."""
+        self.metadata_path(name).unlink(missing_ok=True)
+        self.model_path(name).unlink(missing_ok=True)
+        for suffix in (MODEL_SUFFIX, METADATA_SUFFIX):
+            for temporary in self.root.glob(f".{name}{suffix}.*{TEMP_SUFFIX}"):
+                temporary.unlink(missing_ok=True)
+
     def delete(self, name: str) -> None:
         """Metadata first: from that instant the model no longer exists."""
         try:

@@ -43,7 +43,14 @@ async def test_fit_load_predict_over_http(tmp_path: Path) -> None:
             assert answer["classes"] == ["cat", "dog"]
             assert len(answer["predictions"]) == len(y)
             status = (await client.get("/status")).json()
-            assert status["training"] == {"cores": 3, "slots": 2, "active": 0, "models": []}
+            assert status["training"] == {
+                "backend": "local",
+                "cores": 3,
+                "slots": 2,
+                "active": 0,
+                "models": [],
+                "jobs": [],
+            }
             assert status["inference"]["loaded"] == ["rf"]
             assert (await client.get("/openapi.json")).status_code == 200
             assert (await client.get("/docs")).status_code == 200

@@ -123,7 +123,15 @@ async def test_name_in_training_is_409_and_full_slots_are_503(client) -> None:
         assert refused.headers["Retry-After"] == "5"
         assert "busy" in refused.json()["detail"]
         status = (await client.get("/status")).json()["training"]
-        assert status == {"cores": 2, "slots": 1, "active": 1, "models": ["slow"]}
+        [job] = status.pop("jobs")
+        assert job["name"] == "slow"
+        assert status == {
+            "backend": "local",
+            "cores": 2,
+            "slots": 1,
+            "active": 1,
+            "models": ["slow"],
+        }
         # The refused fit was never queued: nothing of it exists anywhere.
         assert (await client.get("/models/other")).status_code == 404
     finally:

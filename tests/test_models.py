@@ -171,7 +171,14 @@ async def test_models_listing(client) -> None:
 async def test_status_reports_capacity(make_client: ClientFactory) -> None:
     async with make_client(training_cores=4, max_inference_models=3) as client:
         assert (await client.get("/status")).json() == {
-            "training": {"cores": 4, "slots": 3, "active": 0, "models": []},
+            "training": {
+                "backend": "local",
+                "cores": 4,
+                "slots": 3,
+                "active": 0,
+                "models": [],
+                "jobs": [],
+            },
             "inference": {"max_models": 3, "loaded": []},
         }
 

@@ -1,8 +1,9 @@
 """What runs inside a training process: fit one estimator on one core, then save it.
 
-Nothing here touches the event loop or FastAPI; the server sends a `TrainingJob` and gets
-back the model's metadata, or an `InvalidInput` / `StorageFailed` carrying the original
+Nothing here touches the event loop or FastAPI; the server sends a `TrainingRequest` and
+gets back the model's metadata, or an `InvalidInput` / `StorageFailed` carrying the original
 message (both plain exceptions with one string argument, so they survive pickling).
+`fit_model` is the part every backend shares; `train_and_save` is the local backend's task.
 """
 
 import os
@@ -26,6 +27,12 @@ from server.algorithms import preload, resolve  # noqa: E402
 from server.errors import InvalidInput, StorageFailed  # noqa: E402
 from server.libc import libc_function  # noqa: E402
 from server.storage import ModelStore  # noqa: E402
+from server.training.progress import (  # noqa: E402
+    NoProgress,
+    ProgressSink,
+    SharedProgress,
+    fit_reporting_progress,
+)
 
 PARENT_POLL_SECONDS = 0.5
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
@@ -33,20 +40,33 @@ MAX_MESSAGE_CHARS = 2000
 
 
 @dataclass(frozen=True)
-class TrainingJob:
+class TrainingRequest:
     name: str
     model_type: str
     hyperparameters: dict[str, Any]  # effective: validated, threads pinned
     X: np.ndarray
     y_encoded: np.ndarray  # indices into `classes`
     classes: list[Any]  # the original labels, sorted
-    models_path: str
 
 
-def initialize(parent_pid: int, nice: int = 0, idle_priority: bool = False) -> None:
+@dataclass(frozen=True)
+class FittedModel:
+    bundle: dict[str, Any]  # what the store pickles: estimator, classes, type, width
+    metadata: dict[str, Any]  # the /fit answer, without size_bytes
+
+
+# This process's slot: where its fits report progress (set by `initialize`).
+_progress_cells: Any = None
+
+
+def initialize(
+    parent_pid: int, nice: int = 0, idle_priority: bool = False, progress_cells: Any = None
+) -> None:
     """Process initializer: die with the parent (first, so that no window is left open),
     yield the CPU to the server (which answers requests and predicts) when both want it,
     preload the libraries and pin their threads."""
+    global _progress_cells
+    _progress_cells = progress_cells
     _die_with_parent(parent_pid)
     os.nice(nice)
     if idle_priority and hasattr(os, "SCHED_IDLE"):
@@ -81,38 +101,47 @@ def warm_up() -> int:
     return os.getpid()
 
 
-def train_and_save(job: TrainingJob) -> dict[str, Any]:
-    """Fit, save atomically, and return the metadata (the `/fit` answer)."""
-    algorithm = resolve(job.model_type)
+def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
+    """Fit on one core, reporting progress; the same on every backend."""
+    algorithm = resolve(request.model_type)
     started_wall, started_cpu = time.perf_counter(), time.process_time()
     try:
-        estimator = algorithm.build(job.hyperparameters)
-        estimator.fit(job.X, job.y_encoded)
+        estimator = algorithm.build(request.hyperparameters)
+        fit_reporting_progress(algorithm.name, estimator, request.X, request.y_encoded, progress)
     except Exception as error:  # the estimator refused its parameters or the data
-        message = f"{algorithm.name} refused to train '{job.name}': {type(error).__name__}: {error}"
+        message = (
+            f"{algorithm.name} refused to train '{request.name}': {type(error).__name__}: {error}"
+        )
         raise InvalidInput(message[:MAX_MESSAGE_CHARS]) from None
     train_seconds = time.perf_counter() - started_wall
     cpu_seconds = time.process_time() - started_cpu
 
     metadata = {
-        "name": job.name,
+        "name": request.name,
         "model_type": algorithm.name,
         "status": "trained",
-        "hyperparameters": job.hyperparameters,
-        "n_samples": int(job.X.shape[0]),
-        "n_features": int(job.X.shape[1]),
-        "classes": job.classes,
+        "hyperparameters": request.hyperparameters,
+        "n_samples": int(request.X.shape[0]),
+        "n_features": int(request.X.shape[1]),
+        "classes": request.classes,
         "train_seconds": round(train_seconds, 4),
         "train_cpu_seconds": round(cpu_seconds, 4),
         "created_at": datetime.now(UTC).isoformat(),
     }
     bundle = {
         "estimator": estimator,
-        "classes": job.classes,
+        "classes": request.classes,
         "model_type": algorithm.name,
-        "n_features": int(job.X.shape[1]),  # CatBoost's n_features_in_ is not reliable
+        "n_features": int(request.X.shape[1]),  # CatBoost's n_features_in_ is not reliable
     }
+    return FittedModel(bundle, metadata)
+
+
+def train_and_save(request: TrainingRequest, models_path: str) -> dict[str, Any]:
+    """The local backend's task: fit, save atomically, return the metadata (the /fit answer)."""
+    progress = SharedProgress(_progress_cells) if _progress_cells is not None else NoProgress()
+    fitted = fit_model(request, progress)
     try:
-        return ModelStore(Path(job.models_path)).save(job.name, bundle, metadata)
+        return ModelStore(Path(models_path)).save(request.name, fitted.bundle, fitted.metadata)
     except OSError as error:
-        raise StorageFailed(f"model '{job.name}' could not be saved: {error}") from None
+        raise StorageFailed(f"model '{request.name}' could not be saved: {error}") from None

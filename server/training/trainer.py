@@ -1,0 +1,283 @@
+"""Trainer: every fit is a job, run by a backend behind the slot gate, watched for progress
+and limits, and stopped on request.
+
+The watcher is one task that wakes a few times a second: it copies each running fit's
+progress (two shared doubles for the local backend) into its job, and stops any fit that has
+run past its time limit or grown past the memory limit. Stopping is the same for a cancel
+and for a limit: the backend kills what runs the fit, the files it may have begun are
+removed, and only then are the slot and the name given back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.algorithms import resolve
+from server.errors import (
+    JobCancelled,
+    JobFinished,
+    JobNotFound,
+    LimitExceeded,
+    ServiceError,
+    WorkerCrashed,
+)
+from server.storage import ModelStore
+from server.training.backend import Run, TrainingBackend
+from server.training.gate import SlotGate
+from server.training.jobs import Job, JobBook, JobState
+from server.training.worker import TrainingRequest
+
+logger = logging.getLogger(__name__)
+
+# How often the watcher reads progress and checks limits: "a few events a second" at most.
+WATCH_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class TrainingLimits:
+    max_seconds: float = 0.0  # 0: none
+    max_memory_mb: float = 0.0  # 0: none
+
+    def time_limit(self, requested: float | None) -> tuple[float, str] | None:
+        """The binding time limit and the name a user knows it by, or None."""
+        if requested and (not self.max_seconds or requested < self.max_seconds):
+            return requested, "max_seconds"
+        if self.max_seconds:
+            return self.max_seconds, "MAX_TRAIN_SECONDS"
+        return None
+
+
+@dataclass(eq=False)
+class _Active:
+    """A running job and what the Trainer needs to watch and stop it."""
+
+    job: Job
+    run: Run
+    model_info: dict[str, Any]  # what GET /models shows of it while it trains
+    started: float = field(default_factory=time.monotonic)
+    time_limit: tuple[float, str] | None = None
+    stopping: bool = False
+
+
+class Trainer:
+    def __init__(
+        self,
+        backend: TrainingBackend,
+        store: ModelStore,
+        limits: TrainingLimits,
+        history: int,
+        retry_after_seconds: int,
+    ) -> None:
+        self.backend = backend
+        self._store = store
+        self._limits = limits
+        self._gate = SlotGate(retry_after_seconds)
+        self._book = JobBook(history)
+        self._active: dict[str, _Active] = {}  # by job id
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._watcher: asyncio.Task[None] | None = None
+
+    # -- life cycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.backend.start()
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        await self.backend.close()
+
+    # -- state -------------------------------------------------------------------------------
+    @property
+    def slot_count(self) -> int:
+        return self.backend.capacity()
+
+    @property
+    def busy(self) -> int:
+        return self._gate.busy
+
+    def is_training(self, name: str) -> bool:
+        return self._gate.is_claimed(name)
+
+    def worker_pids(self) -> list[int]:
+        return self.backend.worker_pids()
+
+    def job(self, job_id: str) -> Job:
+        job = self._book.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def jobs(self) -> list[Job]:
+        return self._book.newest_first()
+
+    def running(self) -> list[Job]:
+        return [active.job for active in self._active.values()]
+
+    def training(self) -> dict[str, dict[str, Any]]:
+        """What is known of each model in training, by name (for GET /models)."""
+        return {
+            active.job.name: {
+                **active.model_info,
+                "job_id": active.job.id,
+                "progress": active.job.progress(),
+            }
+            for active in self._active.values()
+        }
+
+    # -- starting ----------------------------------------------------------------------------
+    def start_job(self, request: TrainingRequest, max_seconds: float | None = None) -> Job:
+        """Claim a slot and start the fit, or refuse at once (409 same name, 503 full).
+        Synchronous: a caller that checked something just before (the name on disk) did it
+        in the same step of the event loop."""
+        self._gate.claim(request.name, self.backend.capacity())
+        try:
+            run = self.backend.run(request, str(self._store.root))
+        except BaseException:
+            self._gate.release(request.name)
+            raise
+        job = Job(request.name, request.model_type, resolve(request.model_type).reports_progress)
+        job.start()
+        active = _Active(
+            job,
+            run,
+            model_info={
+                "name": request.name,
+                "model_type": request.model_type,
+                "status": "training",
+                "hyperparameters": request.hyperparameters,
+                "n_samples": int(request.X.shape[0]),
+                "n_features": int(request.X.shape[1]),
+                "classes": request.classes,
+                "created_at": job.created_at.isoformat(),
+            },
+            time_limit=self._limits.time_limit(max_seconds),
+        )
+        self._active[job.id] = active
+        self._book.add(job)
+        self._book.forget_old()
+        run.outcome.add_done_callback(lambda _: self._settle(active))
+        return job
+
+    async def wait(self, job: Job) -> dict[str, Any]:
+        """The saved model's metadata once the job succeeds, or the error it ended with."""
+        while not job.finished:
+            await job.next_change(job.version)
+        if job.state is JobState.SUCCEEDED and job.model is not None:
+            return job.model
+        if job.state is JobState.CANCELLED:
+            raise JobCancelled(
+                f"the training of '{job.name}' (job {job.id}) was cancelled; nothing was saved"
+            )
+        assert job.error is not None
+        raise job.error
+
+    # -- ending ------------------------------------------------------------------------------
+    def _settle(self, active: _Active) -> None:
+        """The backend's outcome is in: end the job with it (unless it is being stopped)."""
+        if active.stopping or active.job.finished:
+            return
+        outcome = active.run.outcome
+        error = outcome.exception() if not outcome.cancelled() else WorkerCrashed("cancelled")
+        job = active.job
+        if error is None:
+            job.report(*active.run.progress())
+            job.succeed(outcome.result())
+        elif isinstance(error, ServiceError):
+            if isinstance(error, WorkerCrashed):  # it may have died mid-write
+                self._store.discard(job.name)
+            job.fail(error)
+        else:  # an unexpected exception: report it, never lose the slot
+            logger.error("training of '%s' failed unexpectedly: %r", job.name, error)
+            job.fail(WorkerCrashed(f"the training of '{job.name}' failed: {error}"))
+        self._forget(active)
+
+    def _forget(self, active: _Active) -> None:
+        self._active.pop(active.job.id, None)
+        self._gate.release(active.job.name)
+
+    async def cancel(self, job_id: str) -> Job:
+        job = self.job(job_id)
+        active = self._active.get(job_id)
+        if active is not None and active.run.outcome.done():
+            self._settle(active)  # finished a moment ago: the outcome stands
+        if active is not None and not job.finished:
+            await self._stop(active, None)
+        if job.state is not JobState.CANCELLED:
+            raise JobFinished(self._already_finished(job))
+        return job
+
+    @staticmethod
+    def _already_finished(job: Job) -> str:
+        how = {
+            JobState.SUCCEEDED: "succeeded: the model is saved (POST /remove deletes it)",
+            JobState.FAILED: f"failed ({job.error.status_code if job.error else 500}): "
+            f"{job.error.detail if job.error else ''}",
+        }.get(job.state, job.state.value)
+        return f"job '{job.id}' for '{job.name}' has already {how}; nothing to cancel"
+
+    async def _stop(self, active: _Active, error: ServiceError | None) -> None:
+        """Kill the fit, clean its files, then end the job (cancelled, or failed with
+        `error`) and free the slot and the name."""
+        if active.stopping:  # a cancel and a limit at once: wait for the first
+            while not active.job.finished:
+                await active.job.next_change(active.job.version)
+            return
+        active.stopping = True
+        try:
+            await active.run.stop()
+            await asyncio.to_thread(self._store.discard, active.job.name)
+        finally:
+            if error is None:
+                active.job.cancel()
+            else:
+                active.job.fail(error)
+            self._forget(active)
+
+    # -- watching ----------------------------------------------------------------------------
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            for active in list(self._active.values()):
+                try:
+                    self._check(active)
+                except Exception:  # never let one odd fit stop the watching of all
+                    logger.exception("watching the training of '%s' failed", active.job.name)
+
+    def _check(self, active: _Active) -> None:
+        if active.stopping or active.run.outcome.done():
+            return
+        active.job.report(*active.run.progress())
+        problem = self._limit_hit(active)
+        if problem is not None:
+            logger.info("stopping the training of '%s': %s", active.job.name, problem)
+            self._spawn(self._stop(active, LimitExceeded(problem)))
+
+    def _limit_hit(self, active: _Active) -> str | None:
+        name = active.job.name
+        if active.time_limit is not None:
+            seconds, label = active.time_limit
+            if time.monotonic() - active.started > seconds:
+                return (
+                    f"the training of '{name}' was stopped after {seconds:g} s, the limit set by "
+                    f"{label}={seconds:g}; nothing was saved"
+                )
+        if self._limits.max_memory_mb:
+            used = active.run.memory_bytes()
+            if used is not None and used > self._limits.max_memory_mb * 2**20:
+                return (
+                    f"the training of '{name}' was stopped: its process used {used / 2**20:.0f} "
+                    f"MB, over MAX_TRAIN_MEMORY_MB={self._limits.max_memory_mb:g}; "
+                    "nothing was saved"
+                )
+        return None
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
