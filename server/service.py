@@ -172,8 +172,7 @@ class ModelService:
                 "active": self.trainer.busy,
                 "models": sorted(job.name for job in running),
                 "jobs": [
-                    {"id": job.id, "name": job.name, "progress": job.progress()}
-                    for job in running
+                    {"id": job.id, "name": job.name, "progress": job.progress()} for job in running
                 ],
             },
             "inference": {

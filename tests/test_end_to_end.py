@@ -7,6 +7,7 @@ when it is stopped (SIGTERM), and nothing half-written is left (killed: test_cra
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from contextlib import suppress
@@ -84,3 +85,33 @@ async def test_sigterm_during_training_stops_everything_and_leaves_no_half_model
             with suppress(httpx.HTTPError):
                 assert (await slow).status_code == 500
     assert not [p for p in models_dir.iterdir() if not p.name.startswith(".")]
+
+
+async def test_job_events_stream_live_progress_and_end_with_the_finished_job(
+    tmp_path: Path,
+) -> None:
+    """Over a real socket, events arrive while the fit runs (not all at the end)."""
+    body = fit_body(
+        "streamed", "RandomForestClassifier", {"n_estimators": 400}, n_samples=3_000, n_features=20
+    )
+    with uvicorn_server(tmp_path / "models") as (base_url, _):
+        async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+            started = await client.post("/fit?wait=false", json=body)
+            assert started.status_code == 202
+            events: list[dict] = []
+            async with client.stream("GET", started.headers["Location"] + "/events") as stream:
+                assert stream.headers["content-type"].startswith("text/event-stream")
+                async for line in stream.aiter_lines():
+                    if line.startswith("data: "):
+                        events.append(json.loads(line[len("data: ") :]))
+                        if len(events) == 1:
+                            # The first event comes while the job still runs.
+                            current = (await client.get(started.headers["Location"])).json()
+                            assert current["state"] == "running"
+    fractions = [event["progress"]["fraction"] for event in events]
+    assert [event["state"] for event in events[:-1]] == ["running"] * (len(events) - 1)
+    assert events[-1]["state"] == "succeeded"
+    assert events[-1]["model"]["name"] == "streamed"
+    assert fractions == sorted(fractions)
+    assert fractions[-1] == 1.0
+    assert any(0 < fraction < 1 for fraction in fractions), fractions

@@ -108,10 +108,10 @@ class Job:
 
     def eta_seconds(self) -> float | None:
         fraction = self.fraction
-        if fraction is None or self.finished:
-            return None if fraction is None else 0.0
-        if fraction <= 0:
-            return None  # not measurable yet
+        if self.state is JobState.SUCCEEDED and fraction is not None:
+            return 0.0
+        if fraction is None or self.finished or fraction <= 0:
+            return None  # no measure, nothing left to wait for, or not measurable yet
         return round(self.elapsed_seconds() * (1 - fraction) / fraction, 1)
 
     def progress(self) -> dict[str, Any]:

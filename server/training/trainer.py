@@ -206,9 +206,10 @@ class Trainer:
         active = self._active.get(job_id)
         if active is not None and active.run.outcome.done():
             self._settle(active)  # finished a moment ago: the outcome stands
-        if active is not None and not job.finished:
-            await self._stop(active, None)
-        if job.state is not JobState.CANCELLED:
+        if active is None or job.finished:
+            raise JobFinished(self._already_finished(job))
+        await self._stop(active, None)  # a stop already under way: waits for it
+        if job.state is not JobState.CANCELLED:  # a limit stopped it first
             raise JobFinished(self._already_finished(job))
         return job
 
@@ -218,6 +219,7 @@ class Trainer:
             JobState.SUCCEEDED: "succeeded: the model is saved (POST /remove deletes it)",
             JobState.FAILED: f"failed ({job.error.status_code if job.error else 500}): "
             f"{job.error.detail if job.error else ''}",
+            JobState.CANCELLED: "been cancelled",
         }.get(job.state, job.state.value)
         return f"job '{job.id}' for '{job.name}' has already {how}; nothing to cancel"
 
