@@ -7,7 +7,15 @@ from typing import Any
 
 import aiohttp
 
-from client.calls import Call, Endpoints
+from client.calls import (
+    Call,
+    Endpoints,
+    EventStream,
+    JobRef,
+    ProgressCallback,
+    finished_model,
+    job_events,
+)
 from client.sync_client import DEFAULT_URL
 
 KEEPALIVE_SECONDS = 3.0
@@ -49,10 +57,31 @@ class AsyncModelClient(Endpoints[Awaitable[Any]]):
         if self._session is not None:
             await self._session.close()
 
-    async def send(self, call: Call) -> Any:
+    async def wait(self, job: JobRef, on_progress: ProgressCallback | None = None) -> Any:
+        """Follow the job's events until it ends; `on_progress(job)` at each one. Returns
+        the saved model's metadata, or raises the ApiError a waiting /fit would have."""
+        call = job_events(job)
+        while True:  # a dropped stream is picked up again; an unknown job is a 404
+            async with self._started().get(self.base_url + call.path) as response:
+                if response.status != 200:
+                    call.check(response.status, await response.json(content_type=None))
+                stream = EventStream()
+                async for raw in response.content:
+                    event = stream.feed(raw.decode())
+                    if event is None:
+                        continue
+                    if on_progress is not None:
+                        on_progress(event)
+                    if event["state"] != "running":
+                        return finished_model(event)
+
+    def _started(self) -> aiohttp.ClientSession:
         if self._session is None:
             raise RuntimeError("use `async with AsyncModelClient(...) as client:`")
-        async with self._session.request(
+        return self._session
+
+    async def send(self, call: Call) -> Any:
+        async with self._started().request(
             call.method, self.base_url + call.path, json=call.body
         ) as response:
             try:

@@ -7,11 +7,16 @@ answers; neither repeats what a request looks like.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 Matrix = Any  # a list of rows, or anything with .tolist() (a numpy array)
 Labels = Any
+Job = dict[str, Any]  # the server's job: id, name, state, progress, ... (docs/API.md)
+JobRef = Job | str  # a job, or its id
+ProgressCallback = Callable[[Job], None]
 R = TypeVar("R")
 
 
@@ -56,12 +61,70 @@ def fit(
     X: Matrix,
     y: Labels,
     hyperparameters: dict[str, Any] | None = None,
+    wait: bool = True,
+    max_seconds: float | None = None,
 ) -> Call:
     config: dict[str, Any] = {"name": name, "model_type": model_type}
     if hyperparameters:
         config["hyperparameters"] = hyperparameters
+    if max_seconds is not None:
+        config["max_seconds"] = max_seconds
     labels = y.tolist() if hasattr(y, "tolist") else list(y)
-    return Call("POST", "/fit", {"X": _rows(X), "y": labels, "config": config}, expected=201)
+    body = {"X": _rows(X), "y": labels, "config": config}
+    if wait:
+        return Call("POST", "/fit", body, expected=201)
+    return Call("POST", "/fit?wait=false", body, expected=202)
+
+
+def job_id(job: JobRef) -> str:
+    return job if isinstance(job, str) else str(job["id"])
+
+
+def job(ref: JobRef) -> Call:
+    return Call("GET", f"/jobs/{job_id(ref)}")
+
+
+def jobs() -> Call:
+    return Call("GET", "/jobs")
+
+
+def cancel(ref: JobRef) -> Call:
+    return Call("POST", f"/jobs/{job_id(ref)}/cancel")
+
+
+def job_events(ref: JobRef) -> Call:
+    return Call("GET", f"/jobs/{job_id(ref)}/events")
+
+
+class EventStream:
+    """Reads a server-sent event stream line by line; `feed` returns each event's job when
+    the blank line that ends the event arrives. Only `data:` lines matter here."""
+
+    def __init__(self) -> None:
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> Job | None:
+        line = line.rstrip("\r\n")
+        if line.startswith("data:"):
+            self._data.append(line[5:].lstrip(" "))
+        elif not line and self._data:
+            event: Job = json.loads("\n".join(self._data))
+            self._data = []
+            return event
+        return None
+
+
+def finished_model(job: Job) -> dict[str, Any]:
+    """A finished job's model (the /fit answer), or the ApiError a waiting /fit would raise."""
+    if job["state"] == "succeeded":
+        model: dict[str, Any] = job["model"]
+        return model
+    call = Call("POST", "/fit", expected=201)
+    if job["state"] == "cancelled":
+        detail = f"the training of '{job['name']}' (job {job['id']}) was cancelled"
+        raise ApiError(409, detail, call)
+    error = job.get("error") or {"status": 500, "detail": f"job ended {job['state']}"}
+    raise ApiError(int(error["status"]), error["detail"], call)
 
 
 def predict(name: str, X: Matrix, probabilities: bool = False) -> Call:
@@ -114,8 +177,20 @@ class Endpoints(Generic[R]):
         X: Matrix,
         y: Labels,
         hyperparameters: dict[str, Any] | None = None,
+        wait: bool = True,
+        max_seconds: float | None = None,
     ) -> R:
-        return self.send(fit(name, model_type, X, y, hyperparameters))
+        """The saved model's metadata; with `wait=False`, the started job at once."""
+        return self.send(fit(name, model_type, X, y, hyperparameters, wait, max_seconds))
+
+    def job(self, ref: JobRef) -> R:
+        return self.send(job(ref))
+
+    def jobs(self) -> R:
+        return self.send(jobs())
+
+    def cancel(self, ref: JobRef) -> R:
+        return self.send(cancel(ref))
 
     def predict(self, name: str, X: Matrix, probabilities: bool = False) -> R:
         return self.send(predict(name, X, probabilities))

@@ -4,9 +4,10 @@
                                 [--requests 400] [--concurrency 32]
 
 With --compare, the sequential demo runs first in the same invocation; without it, its
-figures are read from demo_results/sequential.json. The speed-up is bounded by the
+figures are read from demo_results/sequential.json. Every fit is started as a job
+(`wait=false`) and shown with its own live progress bar. The speed-up is bounded by the
 training slots (TRAINING_CORES - 1) and by the machine's cores: a fit the server cannot
-place answers 503, and this script retries it after the Retry-After the server sent.
+place answers 503, and this script starts it again after the Retry-After the server sent.
 """
 
 from __future__ import annotations
@@ -21,27 +22,35 @@ from client import cli
 from client.async_client import AsyncModelClient
 from client.calls import ApiError
 from client.plans import TrainingPlan, make_data, plans_from, read_results
-from client.report import percentile, table
+from client.report import JobBar, percentile, table
 from client.sequential import add_sequential_options, print_summary, run_sequential
 
 PREFIX = "con"
-PROGRESS_EVERY = 15.0
 SLOT_POLL_SECONDS = 0.25
 
 
 async def fit_when_a_slot_is_free(
-    client: AsyncModelClient, plan: TrainingPlan, X: Any, y: Any, deadline: float
+    client: AsyncModelClient, plan: TrainingPlan, X: Any, y: Any, deadline: float, position: int
 ) -> tuple[dict[str, Any], int]:
-    """Fit, retrying each 503 after its Retry-After; returns the answer and the 503 count."""
+    """Start the fit's job, again after each 503's Retry-After; follow it with a bar.
+    Returns the saved model's metadata and how many 503s came before a slot."""
     refused = 0
     while True:
         try:
-            return await client.fit(plan.name, plan.model_type, X, y, plan.hyperparameters), refused
+            job = await client.fit(
+                plan.name, plan.model_type, X, y, plan.hyperparameters, wait=False
+            )
+            break
         except ApiError as error:
             if error.status != 503 or time.monotonic() > deadline:
                 raise
             refused += 1
             await slot_free_or_retry_after(client, error.retry_after or 1.0)
+    bar = JobBar(plan.name, position)
+    try:
+        return await client.wait(job, on_progress=bar), refused
+    finally:
+        bar.close()
 
 
 async def slot_free_or_retry_after(client: AsyncModelClient, retry_after: float) -> None:
@@ -55,13 +64,6 @@ async def slot_free_or_retry_after(client: AsyncModelClient, retry_after: float)
         await asyncio.sleep(SLOT_POLL_SECONDS)
 
 
-async def report_progress(client: AsyncModelClient, started: float) -> None:
-    while True:
-        await asyncio.sleep(PROGRESS_EVERY)
-        training = ", ".join((await client.status())["training"]["models"]) or "-"
-        print(f"  {time.perf_counter() - started:5.0f} s: training {training}")
-
-
 async def train_at_once(
     client: AsyncModelClient, plans: list[TrainingPlan], quick: bool
 ) -> dict[str, Any]:
@@ -72,13 +74,12 @@ async def train_at_once(
             await client.remove(plan.name)
     deadline = time.monotonic() + 3600
     started = time.perf_counter()
-    progress = asyncio.create_task(report_progress(client, started))
-    try:
-        outcomes = await asyncio.gather(
-            *(fit_when_a_slot_is_free(client, plan, X, y, deadline) for plan in plans)
+    outcomes = await asyncio.gather(
+        *(
+            fit_when_a_slot_is_free(client, plan, X, y, deadline, position)
+            for position, plan in enumerate(plans)
         )
-    finally:
-        progress.cancel()
+    )
     total = time.perf_counter() - started
     fits = [
         {"name": plan.name, "train_seconds": answer["train_seconds"], "refused_503": refused}

@@ -41,8 +41,8 @@ class Steps:
             message = json.dumps(answer, separators=(",", ":"))
         except ApiError as error:
             answer, got, message = None, error.status, str(error.detail)
-        # A 201 is the fit's success, reported by the client as an answer, not an error.
-        ok = got == status or (status == 201 and got == 200)
+        # A 201 or 202 is a fit's success, reported by the client as an answer, not an error.
+        ok = got == status or (status in (201, 202) and got == 200)
         self.rows.append(
             [step, status, status if ok else got, "ok" if ok else "WRONG", message[:90]]
         )
@@ -118,6 +118,37 @@ def errors(client: ModelClient, url: str, steps: Steps, X: Any, y: Any) -> None:
     )
 
 
+def jobs_and_cancel(client: ModelClient, url: str, steps: Steps, X: Any, y: Any) -> None:
+    print("Jobs and cancel:")
+    busy = f"{PREFIX}-job"
+    job = steps.expect(
+        "start a fit without waiting (wait=false)",
+        202,
+        lambda: client.fit(busy, BUSY_TYPE, X, y, BUSY_HYPERPARAMETERS, wait=False),
+    )
+    if job:
+        steps.expect("read its job", 200, lambda: client.job(job))
+        steps.expect("cancel it", 200, lambda: client.cancel(job))
+        steps.expect("cancel it again", 409, lambda: client.cancel(job))
+    steps.expect("cancel an unknown job", 404, lambda: client.cancel("0123456789abcdef"))
+    steps.expect(
+        "a waiting fit whose job is cancelled", 409, lambda: waiting_fit_cancelled(url, X, y)
+    )
+    steps.expect(
+        "a fit past its max_seconds",
+        422,
+        lambda: client.fit(busy, BUSY_TYPE, X, y, BUSY_HYPERPARAMETERS, max_seconds=0.5),
+    )
+    done = steps.expect(
+        "a quick fit, started and waited for",
+        200,
+        lambda: client.wait(client.fit(busy, "LogisticRegression", X, y, wait=False)),
+    )
+    if done:
+        finished = client.jobs()["jobs"][0]
+        steps.expect("cancel a job that has succeeded", 409, lambda: client.cancel(finished))
+
+
 def clean_up(client: ModelClient, steps: Steps) -> None:
     print("Clean-up:")
     others = [
@@ -144,6 +175,7 @@ def main() -> int:
 
     life_cycle(client, steps, X, y)
     errors(client, args.url, steps, X, y)
+    jobs_and_cancel(client, args.url, steps, X, y)
     clean_up(client, steps)
 
     print("\nSummary:")
@@ -176,6 +208,36 @@ def fit_while_slots_busy(url: str, slots: int, X: Any, y: Any) -> Any:
     finally:
         for thread in threads:
             thread.join()
+
+
+def waiting_fit_cancelled(url: str, X: Any, y: Any) -> Any:
+    """A fit that waits (v1 style) in one thread; its job cancelled from another."""
+    name = f"{PREFIX}-waiting"
+    outcome: dict[str, Any] = {}
+
+    def fit() -> None:
+        try:
+            outcome["answer"] = ModelClient(url).fit(name, BUSY_TYPE, X, y, BUSY_HYPERPARAMETERS)
+        except ApiError as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=fit)
+    thread.start()
+    watcher = ModelClient(url)
+    try:
+        deadline = time.monotonic() + BUSY_WAIT_SECONDS
+        while not (
+            running := [j for j in watcher.status()["training"]["jobs"] if j["name"] == name]
+        ):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the fit of {name} did not start within {BUSY_WAIT_SECONDS} s")
+            time.sleep(0.05)
+        watcher.cancel(running[0]["id"])
+    finally:
+        thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["answer"]
 
 
 if __name__ == "__main__":

@@ -1,13 +1,11 @@
-"""What the demo scripts print: tables, percentiles, a ticking progress line."""
+"""What the demo scripts print: tables, percentiles, a live progress bar per training job."""
 
 from __future__ import annotations
 
-import sys
-import threading
-import time
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any
+
+from tqdm import tqdm
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -45,37 +43,26 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-class Ticker:
-    """While a long call runs, show that it is alive: `label ... 12 s`, every second on a
-    terminal (one line, redrawn), every `every` seconds otherwise."""
+class JobBar:
+    """A live progress bar for one training job: call it with each job event (it is the
+    `on_progress` of `client.wait`). Iterations where the library reports them; a job
+    without a measure (LogisticRegression) shows its elapsed time only."""
 
-    def __init__(self, label: str, every: float = 15.0) -> None:
-        self.label = label
-        self.every = 1.0 if sys.stdout.isatty() else every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.started = 0.0
+    def __init__(self, label: str, position: int = 0) -> None:
+        self._bar = tqdm(
+            desc=label, total=None, position=position, unit="it", leave=True, mininterval=0.5
+        )
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            elapsed = time.perf_counter() - self.started
-            if sys.stdout.isatty():
-                print(f"\r  {self.label} ... {elapsed:4.0f} s", end="", flush=True)
-            else:
-                print(f"  {self.label} ... {elapsed:.0f} s", flush=True)
+    def __call__(self, job: dict[str, Any]) -> None:
+        progress = job["progress"]
+        total = progress["iterations_total"]
+        if total and self._bar.total != total:
+            self._bar.total = total
+        if progress["iterations_done"] is not None:
+            self._bar.n = progress["iterations_done"]
+        eta = job["eta_seconds"]
+        state = job["state"] if job["state"] != "running" else f"eta {eta:.0f} s" if eta else ""
+        self._bar.set_postfix_str(state, refresh=True)
 
-    def __enter__(self) -> Ticker:
-        self.started = time.perf_counter()
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join()
-        if sys.stdout.isatty():
-            print("\r", end="")
+    def close(self) -> None:
+        self._bar.close()

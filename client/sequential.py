@@ -2,7 +2,8 @@
 
     python -m client.sequential [--url URL] [--quick] [--target-seconds 80] [--keep]
 
-Prints each model's server-reported and wall time, and saves the figures (for
+Each fit is started as a job (`wait=False`) and followed with a live progress bar. Prints
+each model's server-reported and wall time, and saves the figures (for
 `python -m client.concurrent` to compare against) in demo_results/sequential.json.
 """
 
@@ -22,7 +23,7 @@ from client.plans import (
     remove_if_present,
     save_results,
 )
-from client.report import Ticker, table
+from client.report import JobBar, table
 from client.sync_client import ModelClient
 
 PREFIX = "seq"
@@ -45,9 +46,14 @@ def run_sequential(url: str, quick: bool, target_seconds: float, keep: bool) -> 
         started = time.perf_counter()
         for plan in plans:
             remove_if_present(client, plan.name)
-            with Ticker(f"training {plan.name}") as ticker:
-                answer = client.fit(plan.name, plan.model_type, X, y, plan.hyperparameters)
-            wall = time.perf_counter() - ticker.started
+            began = time.perf_counter()
+            job = client.fit(plan.name, plan.model_type, X, y, plan.hyperparameters, wait=False)
+            bar = JobBar(plan.name)
+            try:
+                answer = client.wait(job, on_progress=bar)
+            finally:
+                bar.close()
+            wall = time.perf_counter() - began
             rows.append(
                 {
                     "name": plan.name,

@@ -6,7 +6,15 @@ from typing import Any
 
 import requests
 
-from client.calls import Call, Endpoints
+from client.calls import (
+    Call,
+    Endpoints,
+    EventStream,
+    JobRef,
+    ProgressCallback,
+    finished_model,
+    job_events,
+)
 
 DEFAULT_URL = "http://localhost:8000"
 
@@ -38,6 +46,26 @@ class ModelClient(Endpoints[Any]):
         except ValueError:
             answer = response.text
         return call.check(response.status_code, answer, response.headers.get("Retry-After"))
+
+    def wait(self, job: JobRef, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """Follow the job's events until it ends; `on_progress(job)` at each one. Returns
+        the saved model's metadata, or raises the ApiError a waiting /fit would have."""
+        call = job_events(job)
+        while True:  # a dropped stream is picked up again; an unknown job is a 404
+            with self.session.get(
+                self.base_url + call.path, stream=True, timeout=self.timeout
+            ) as response:
+                if response.status_code != 200:
+                    call.check(response.status_code, response.json())
+                stream = EventStream()
+                for line in response.iter_lines():
+                    event = stream.feed(line.decode())
+                    if event is None:
+                        continue
+                    if on_progress is not None:
+                        on_progress(event)
+                    if event["state"] != "running":
+                        return finished_model(event)
 
     def close(self) -> None:
         self.session.close()

@@ -77,6 +77,65 @@ async def test_async_client_round_trip_and_errors(server_url: str) -> None:
         assert all(m["name"] != "async-rf" for m in (await client.models())["models"])
 
 
+def test_sync_client_jobs_wait_and_cancel(server_url: str) -> None:
+    X, y = dataset()
+    seen: list[dict] = []
+    with ModelClient(server_url) as client:
+        job = client.fit(
+            "job-rf", "RandomForestClassifier", X, y, {"n_estimators": 300}, wait=False
+        )
+        assert job["state"] == "running"
+        assert client.job(job)["id"] == job["id"]
+        model = client.wait(job, on_progress=seen.append)
+        assert model["name"] == "job-rf" and model["hyperparameters"]["n_estimators"] == 300
+        assert seen[-1]["state"] == "succeeded"
+        assert [e["progress"]["fraction"] for e in seen] == sorted(
+            e["progress"]["fraction"] for e in seen
+        )
+        assert client.jobs()["jobs"][0]["id"] == job["id"]
+
+        failing = client.fit("job-bad", "LGBMClassifier", X, y, {"num_leaves": -3}, wait=False)
+        with pytest.raises(ApiError) as caught:
+            client.wait(failing)
+        assert caught.value.status == 422
+        assert caught.value.detail.startswith("LGBMClassifier refused to train 'job-bad'")
+
+        slow = client.fit(
+            "job-slow", "RandomForestClassifier", X, y, {"n_estimators": 10**6}, wait=False
+        )
+        assert client.cancel(slow)["state"] == "cancelled"
+        with pytest.raises(ApiError) as caught:
+            client.wait(slow["id"])
+        assert caught.value.status == 409
+        with pytest.raises(ApiError) as caught:
+            client.cancel(slow)
+        assert caught.value.status == 409
+        with pytest.raises(ApiError) as caught:
+            client.wait("0123456789abcdef")
+        assert caught.value.status == 404
+        client.remove("job-rf")
+
+
+@pytest.mark.anyio
+async def test_async_client_jobs_wait_and_cancel(server_url: str) -> None:
+    X, y = dataset()
+    seen: list[dict] = []
+    async with AsyncModelClient(server_url) as client:
+        job = await client.fit("ajob-xgb", "XGBClassifier", X, y, {"n_estimators": 200}, wait=False)
+        model = await client.wait(job, on_progress=seen.append)
+        assert model["name"] == "ajob-xgb"
+        assert seen[-1]["progress"]["fraction"] == 1.0
+        slow = await client.fit(
+            "ajob-slow", "RandomForestClassifier", X, y, {"n_estimators": 10**6}, wait=False
+        )
+        assert (await client.cancel(slow))["state"] == "cancelled"
+        with pytest.raises(ApiError) as caught:
+            await client.wait(slow)
+        assert caught.value.status == 409
+        assert "cancelled" in caught.value.detail
+        await client.remove("ajob-xgb")
+
+
 # -- the demo scripts -------------------------------------------------------------------------
 def test_lifecycle_demo_provokes_every_error(server_url: str, tmp_path: Path) -> None:
     result = run_script("client.lifecycle", server_url, tmp_path)
@@ -92,6 +151,13 @@ def test_lifecycle_demo_provokes_every_error(server_url: str, tmp_path: Path) ->
         "fit with ragged X                               422  422  ok",
         "predict with probabilities                      200  200  ok",
         "remove_all                                      200  200  ok",
+        "start a fit without waiting (wait=false)        202  202  ok",
+        "cancel it                                       200  200  ok",
+        "cancel it again                                 409  409  ok",
+        "cancel an unknown job                           404  404  ok",
+        "a waiting fit whose job is cancelled            409  409  ok",
+        "a fit past its max_seconds                      422  422  ok",
+        "cancel a job that has succeeded                 409  409  ok",
     ):
         assert step in out
 
