@@ -1,7 +1,8 @@
 """`make bench`: every benchmark against a real server on 127.0.0.1, as ratios to the
 in-process floor. Prints tables and saves them in bench/results/latest.json.
 
-    python -m bench.run [--only fit,ingest,parallel,predict,inline,responsiveness]
+    python -m bench.run [--only fit,ingest,parallel,predict,inline,responsiveness,
+                                progress,cancel,priority]
 """
 
 from __future__ import annotations
@@ -17,12 +18,22 @@ from typing import Any
 
 import aiohttp
 
-from bench import serving, training
+from bench import jobs, serving, training
 from devtools.local_server import uvicorn_server
 
 TRAINING_CORES = 3  # two slots on a 2-core machine, as the issue asks
 RESULTS = Path(__file__).parent / "results" / "latest.json"
-SECTIONS = ("fit", "ingest", "parallel", "predict", "inline", "responsiveness")
+SECTIONS = (
+    "fit",
+    "ingest",
+    "parallel",
+    "predict",
+    "inline",
+    "responsiveness",
+    "progress",
+    "cancel",
+    "priority",
+)
 
 
 async def run(sections: set[str], models_dir: Path, url: str) -> dict[str, Any]:
@@ -34,6 +45,8 @@ async def run(sections: set[str], models_dir: Path, url: str) -> dict[str, Any]:
             results["fit_overhead"] = await training.fit_overhead(session, url)
         if "ingest" in sections:
             results["ingest"] = await training.ingest(session, url)
+        if "cancel" in sections:
+            results["cancel"] = await jobs.cancel_latency(session, url)
         if "parallel" in sections:
             results["parallel"] = await training.parallel_training(session, url, TRAINING_CORES - 1)
         if sections & {"predict", "inline", "responsiveness"}:
@@ -61,6 +74,10 @@ def main() -> None:
         models_dir = Path(directory) / "models"
         with uvicorn_server(models_dir, training_cores=TRAINING_CORES) as (url, _):
             results = asyncio.run(run(sections, models_dir, url))
+        if "progress" in sections:  # in-process, with no server running beside it
+            results["progress_overhead"] = jobs.progress_overhead()
+        if "priority" in sections:  # a server of its own for each policy
+            results["priority"] = jobs.priority(Path(directory) / "priority")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     print(
