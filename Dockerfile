@@ -33,6 +33,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD python -c "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4).status != 200)"
 
-# GRACE: after SIGTERM, requests get 10 s to finish, then running fits are stopped.
+# GRACE: after SIGTERM, requests get 10 s to finish, then running fits are stopped. The
+# server writes its own access log (ACCESS_LOG: route templates, never bodies or tokens).
 CMD ["uvicorn", "server.main:app", "--host", "0.0.0.0", "--port", "8000", "--workers", "1", \
-     "--timeout-graceful-shutdown", "10", "--timeout-keep-alive", "75"]
+     "--timeout-graceful-shutdown", "10", "--timeout-keep-alive", "75", "--no-access-log"]

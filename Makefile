@@ -29,7 +29,7 @@ venv: $(VENV)/.runtime
 
 run: $(VENV)/.runtime
 	$(BIN)/python -m uvicorn server.main:app --host $(HOST) --port $(PORT) --workers 1 \
-		--timeout-graceful-shutdown $(GRACE) --timeout-keep-alive 75
+		--timeout-graceful-shutdown $(GRACE) --timeout-keep-alive 75 --no-access-log
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest

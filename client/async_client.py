@@ -16,7 +16,7 @@ from client.calls import (
     finished_model,
     job_events,
 )
-from client.sync_client import DEFAULT_URL
+from client.sync_client import DEFAULT_URL, auth_headers
 
 KEEPALIVE_SECONDS = 3.0
 
@@ -25,7 +25,7 @@ class AsyncModelClient(Endpoints[Awaitable[Any]]):
     """`async with AsyncModelClient(url) as client: await client.predict("rf1", X)`.
 
     The same methods as `ModelClient`, each a coroutine; many may run at once over one
-    connection pool (`max_connections`).
+    connection pool (`max_connections`). `token` as for `ModelClient`.
     """
 
     def __init__(
@@ -34,8 +34,10 @@ class AsyncModelClient(Endpoints[Awaitable[Any]]):
         connect_timeout: float = 5.0,
         read_timeout: float = 3600.0,
         max_connections: int = 100,
+        token: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._headers = auth_headers(token)
         self._timeout = aiohttp.ClientTimeout(
             total=None, connect=connect_timeout, sock_read=read_timeout
         )
@@ -45,6 +47,7 @@ class AsyncModelClient(Endpoints[Awaitable[Any]]):
     async def __aenter__(self) -> AsyncModelClient:
         self._session = aiohttp.ClientSession(
             timeout=self._timeout,
+            headers=self._headers,
             # Close idle connections before uvicorn does (5 s by default): a request sent on
             # a connection the server is closing fails with "Server disconnected".
             connector=aiohttp.TCPConnector(

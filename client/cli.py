@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import aiohttp
 
 from client.calls import ApiError
-from client.sync_client import DEFAULT_URL
+from client.sync_client import DEFAULT_URL, TOKEN_VARIABLE
 
 RESULTS = Path("demo_results/sequential.json")
 
@@ -21,7 +22,21 @@ def parser(description: str) -> argparse.ArgumentParser:
     options.add_argument(
         "--quick", action="store_true", help="small data and few trees: seconds, not minutes"
     )
+    options.add_argument(
+        "--token",
+        default=None,
+        help=f"bearer token for a server with MANAGEMENT_TOKEN set (default: ${TOKEN_VARIABLE})",
+    )
     return options
+
+
+def parse(options: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse the options; a --token becomes $MODEL_SERVER_TOKEN for this process, so every
+    client the script makes (some in threads of their own) sends it."""
+    args = options.parse_args()
+    if args.token:
+        os.environ[TOKEN_VARIABLE] = args.token
+    return args
 
 
 def run(main: Callable[[], int]) -> None:

@@ -190,7 +190,7 @@ def main() -> int:
     options.add_argument(
         "--concurrency", type=int, default=32, help="predictions in flight (default 32)"
     )
-    args = options.parse_args()
+    args = cli.parse(options)
     if args.compare:
         sequential = run_sequential(args.url, args.quick, args.target_seconds, keep=False)
         print_summary(sequential)

@@ -165,7 +165,7 @@ def clean_up(client: ModelClient, steps: Steps) -> None:
 
 
 def main() -> int:
-    args = cli.parser(__doc__.splitlines()[0]).parse_args()
+    args = cli.parse(cli.parser(__doc__.splitlines()[0]))
     client = ModelClient(args.url)
     steps = Steps()
     X, y = make_data(quick=True)

@@ -94,7 +94,7 @@ def print_summary(results: dict[str, Any]) -> None:
 def main() -> int:
     options = cli.parser(__doc__.splitlines()[0])
     add_sequential_options(options)
-    args = options.parse_args()
+    args = cli.parse(options)
     results = run_sequential(args.url, args.quick, args.target_seconds, args.keep)
     save_results(args.results, results)
     print_summary(results)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import requests
@@ -17,6 +18,14 @@ from client.calls import (
 )
 
 DEFAULT_URL = "http://localhost:8000"
+# The bearer token, when the server has MANAGEMENT_TOKEN or INFERENCE_TOKEN set.
+TOKEN_VARIABLE = "MODEL_SERVER_TOKEN"
+
+
+def auth_headers(token: str | None) -> dict[str, str]:
+    """`Authorization: Bearer ...` for `token`, or for $MODEL_SERVER_TOKEN if none is given."""
+    token = token if token is not None else os.environ.get(TOKEN_VARIABLE)
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 class ModelClient(Endpoints[Any]):
@@ -24,7 +33,8 @@ class ModelClient(Endpoints[Any]):
 
     Every method returns the server's JSON answer, or raises `ApiError` with the status and
     the server's `detail`. `read_timeout` bounds the wait for an answer: a long fit needs a
-    generous one (the default is an hour).
+    generous one (the default is an hour). `token` is sent as a bearer token (default: the
+    MODEL_SERVER_TOKEN environment variable, if set).
     """
 
     def __init__(
@@ -32,10 +42,12 @@ class ModelClient(Endpoints[Any]):
         base_url: str = DEFAULT_URL,
         connect_timeout: float = 5.0,
         read_timeout: float = 3600.0,
+        token: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
         self.session = requests.Session()
+        self.session.headers.update(auth_headers(token))
 
     def send(self, call: Call) -> Any:
         response = self.session.request(

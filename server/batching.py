@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +39,15 @@ class _Waiting:
 
 
 class PredictionBatcher:
-    def __init__(self, model: LoadedModel, settings: BatchingSettings) -> None:
+    def __init__(
+        self,
+        model: LoadedModel,
+        settings: BatchingSettings,
+        count_rows: Callable[[int], None] = lambda rows: None,
+    ) -> None:
         self.model = model
         self.settings = settings
+        self._count_rows = count_rows  # metrics: rows of each predict call
         self._queue: deque[_Waiting] = deque()
         # The task that runs queued batches; the event loop only keeps a weak reference.
         self._drainer: asyncio.Task[None] | None = None
@@ -55,7 +62,9 @@ class PredictionBatcher:
         draining = self._drainer is not None and not self._drainer.done()
         cheap = self.model.estimated_seconds(len(X)) <= self.settings.inline_budget
         if cheap and not draining and not self._queue:
-            return self.model.predict(X, probabilities)
+            result = self.model.predict(X, probabilities)
+            self._count_rows(len(X))
+            return result
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Waiting(X, probabilities, answer))
         if not draining:
@@ -98,6 +107,7 @@ class PredictionBatcher:
                 if not waiting.answer.done():
                     waiting.answer.set_exception(error)
             return
+        self._count_rows(len(stacked))
         start = 0
         for waiting in group:
             end = start + len(waiting.X)

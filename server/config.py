@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -70,6 +71,24 @@ class Settings(BaseSettings):
     job_history: int = Field(
         default=100, ge=100, description="how many finished jobs GET /jobs keeps (in memory)"
     )
+    # SecretStr: a token never shows in a repr, a traceback or a validation error.
+    management_token: SecretStr | None = Field(
+        default=None, description="bearer token for every guarded endpoint (unset: open)"
+    )
+    inference_token: SecretStr | None = Field(
+        default=None, description="bearer token for predict and the read-only endpoints"
+    )
+    metrics: bool = Field(default=True, description="serve GET /metrics and count requests")
+    access_log: Literal["text", "json", "off"] = Field(
+        default="text", description="one line per request: text, JSON lines, or off"
+    )
+
+    @field_validator("management_token", "inference_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """`MANAGEMENT_TOKEN=` in .env (as compose passes it through) means no token."""
+        return None if value in ("", None) else value
+
     retry_after_seconds: int = Field(
         default=5, ge=1, description="the Retry-After header of a 503 (no free training slot)"
     )

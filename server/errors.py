@@ -1,6 +1,8 @@
 """The domain's errors: each one carries its HTTP status and a message naming what is at fault.
 
     ServiceError
+     ├── Unauthorized       401  a guarded endpoint without a valid bearer token
+     ├── Forbidden          403  the inference token on a management endpoint
      ├── ModelNotFound      404  no model of that name
      ├── ModelExists        409  the name is taken (on disk, or in training)
      ├── ModelBusy          409  the model is in training, so it can't be loaded or removed
@@ -17,7 +19,7 @@
      ├── WorkerCrashed      500  the training process died
      └── StorageFailed      500  the model could not be written to disk
 
-Routes never build error responses: they raise, and `server.http_errors` answers.
+Routes never build error responses: they raise, and `server.http.errors` answers.
 This module imports nothing heavy, so the training processes can use it too.
 """
 
@@ -31,6 +33,14 @@ class ServiceError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.headers = headers
+
+
+class Unauthorized(ServiceError):
+    status_code = 401
+
+
+class Forbidden(ServiceError):
+    status_code = 403
 
 
 class ModelNotFound(ServiceError):

@@ -23,6 +23,7 @@ TIMING_ROWS = 64
 @dataclass(frozen=True)
 class LoadedModel:
     name: str
+    model_type: str  # canonical: resolve() refused anything else
     estimator: Any
     classes: np.ndarray
     n_features: int
@@ -65,12 +66,14 @@ class LoadedModel:
 def read_model(store: ModelStore, name: str) -> LoadedModel:
     """Blocking: load the files, then time a 1-row and a 64-row prediction."""
     bundle = store.load(name)
+    algorithm = resolve(bundle["model_type"])
     model = LoadedModel(
         name=name,
+        model_type=algorithm.name,
         estimator=bundle["estimator"],
         classes=np.asarray(bundle["classes"]),
         n_features=int(bundle["n_features"]),
-        predict_kwargs=dict(resolve(bundle["model_type"]).predict_kwargs),
+        predict_kwargs=dict(algorithm.predict_kwargs),
     )
     one, many = (_fastest_of_3(model, rows) for rows in (1, TIMING_ROWS))
     per_row = max(0.0, (many - one) / (TIMING_ROWS - 1))

@@ -6,20 +6,25 @@ module reads the settings and nothing else.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import sklearn
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from threadpoolctl import threadpool_limits
 
-from server import api
 from server.algorithms import preload
 from server.batching import BatchingSettings
 from server.config import Settings, load_settings
-from server.http_errors import install_error_handlers
-from server.limits import BodySizeLimit
+from server.http import routes
+from server.http.auth import Tokens, warn_if_exposed
+from server.http.errors import install_error_handlers
+from server.http.instrument import Instrument
+from server.http.limits import BodySizeLimit
+from server.metrics import Metrics, NoMetrics
 from server.registry import Registry
 from server.service import ModelService
 from server.storage import ModelStore
@@ -27,20 +32,35 @@ from server.training.local import LocalBackend
 from server.training.trainer import Trainer, TrainingLimits
 
 logger = logging.getLogger("server")
+access_logger = logging.getLogger("server.access")
+
+# Seconds after start-up to look at the listening sockets (uvicorn binds them after the
+# lifespan has started).
+EXPOSURE_CHECK_SECONDS = 1.0
 
 
 def _configure_logging() -> None:
-    """Our messages (leftovers cleaned, dead workers replaced) beside uvicorn's own."""
+    """Our messages (leftovers cleaned, dead workers replaced) beside uvicorn's own, and the
+    access log as bare lines (a JSON line must be nothing but the JSON)."""
     if not logger.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
+    if not access_logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access_logger.addHandler(handler)
+        access_logger.propagate = False
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     _configure_logging()
+    tokens = Tokens.of(
+        settings.management_token.get_secret_value() if settings.management_token else None,
+        settings.inference_token.get_secret_value() if settings.inference_token else None,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             TrainingLimits(settings.max_train_seconds, settings.max_train_memory_mb),
             settings.job_history,
             settings.retry_after_seconds,
+            metrics,
         )
         await trainer.start()
         batching = BatchingSettings(
@@ -72,29 +93,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             window=settings.batch_window_ms / 1000,
             inline_budget=settings.inline_predict_ms / 1000,
         )
-        registry = Registry(store, settings.max_inference_models, batching)
+        registry = Registry(store, settings.max_inference_models, batching, metrics)
         app.state.service = ModelService(store, trainer, registry)
         logger.info(
-            "serving models from %s: %d training slot(s), up to %d loaded model(s)",
+            "serving models from %s: %d training slot(s), up to %d loaded model(s); %s",
             store.root,
             settings.training_slots,
             settings.max_inference_models,
+            "no tokens set: every endpoint is open" if tokens.open else "bearer tokens required",
         )
+        asyncio.get_running_loop().call_later(EXPOSURE_CHECK_SECONDS, warn_if_exposed, tokens)
         try:
             yield
         finally:
             await trainer.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets that ship with fastapi-offline: /docs works with no
+    # network (FastAPI's own pages fetch their JS and CSS from a public CDN).
+    app = FastAPIOffline(
         title="Model server",
-        version="1.0.0",
+        version="2.0.0",
         summary="Train classifiers in worker processes and serve their predictions.",
         lifespan=lifespan,
     )
+    metrics: Metrics = (
+        Metrics(lambda: getattr(app.state, "service", None)) if settings.metrics else NoMetrics()
+    )
     app.state.settings = settings
-    api.install_routes(app)
+    app.state.tokens = tokens
+    app.state.metrics = metrics
+    routes.install_routes(app)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.metrics or settings.access_log != "off":  # outermost: it sees every answer
+        app.add_middleware(
+            Instrument, metrics=metrics, access_log=settings.access_log, router=app.router
+        )
     return app
 
 

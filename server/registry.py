@@ -15,14 +15,18 @@ import asyncio
 from server.batching import BatchingSettings, PredictionBatcher
 from server.errors import CapacityReached
 from server.inference import read_model
+from server.metrics import Metrics
 from server.storage import ModelStore
 
 
 class Registry:
-    def __init__(self, store: ModelStore, max_models: int, batching: BatchingSettings) -> None:
+    def __init__(
+        self, store: ModelStore, max_models: int, batching: BatchingSettings, metrics: Metrics
+    ) -> None:
         self._store = store
         self._max_models = max_models
         self._batching = batching
+        self._metrics = metrics
         self._loaded: dict[str, PredictionBatcher] = {}
         self._loading: dict[str, asyncio.Task[None]] = {}
 
@@ -60,7 +64,9 @@ class Registry:
     async def _read(self, name: str) -> None:
         try:
             model = await asyncio.to_thread(read_model, self._store, name)
-            self._loaded[name] = PredictionBatcher(model, self._batching)
+            self._loaded[name] = PredictionBatcher(
+                model, self._batching, self._metrics.prediction_counter(model.model_type)
+            )
         finally:
             del self._loading[name]
 

@@ -161,6 +161,19 @@ class ModelService:
             raise ModelNotFound(name)
         return self._with_status(self.store.describe(name))
 
+    # -- capacity, as the scrape-time gauges of server.metrics read it -------------------------
+    def training_slots(self) -> int:
+        return self.trainer.slot_count
+
+    def training_slots_busy(self) -> int:
+        return self.trainer.busy
+
+    def models_loaded(self) -> int:
+        return len(self.registry.loaded_names())
+
+    def models_loaded_max(self) -> int:
+        return self.registry.max_models
+
     def status(self) -> dict[str, Any]:
         running = self.trainer.running()
         slots = self.trainer.slot_count

@@ -47,7 +47,9 @@ async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
 
 
 def batcher(estimator: Any, inline_seconds: float = 0.0, max_rows: int = 1024) -> PredictionBatcher:
-    model = LoadedModel("m", estimator, np.array(["a", "b", "c"]), 2, {}, seconds_fixed=0.001)
+    model = LoadedModel(
+        "m", "RandomForestClassifier", estimator, np.array(["a", "b", "c"]), 2, {}, 0.001
+    )
     settings = BatchingSettings(max_rows=max_rows, window=0.0, inline_budget=inline_seconds)
     return PredictionBatcher(model, settings)
 

@@ -119,10 +119,15 @@ def test_a_declared_huge_body_is_refused_before_it_is_sent(tmp_path: Path) -> No
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Path) -> None:
-    """A bounded property-based run over /openapi.json against a real server."""
+    """A bounded property-based run over /openapi.json against a real server with tokens:
+    schemathesis sends the management token, and its requests without one must be refused."""
+    token = "schemathesis-management-token"
+    env = {"MANAGEMENT_TOKEN": token, "INFERENCE_TOKEN": "schemathesis-inference-token"}
     with (
-        uvicorn_server(tmp_path / "models") as (url, _),
-        httpx.Client(base_url=url, timeout=60) as client,
+        uvicorn_server(tmp_path / "models", env=env) as (url, _),
+        httpx.Client(
+            base_url=url, timeout=60, headers={"Authorization": f"Bearer {token}"}
+        ) as client,
     ):
         example = {  # the schema's own examples name "rf1" with two features: make it real
             "X": [[5.1, 3.5], [4.9, 3.0], [6.2, 3.4], [5.9, 3.0]],
@@ -155,6 +160,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
                 "--generation-database",
                 "none",
                 "--no-color",
+                "--header",
+                f"Authorization: Bearer {token}",
             ],
             cwd=tmp_path,
             capture_output=True,

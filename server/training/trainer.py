@@ -23,9 +23,11 @@ from server.errors import (
     JobFinished,
     JobNotFound,
     LimitExceeded,
+    NoFreeSlot,
     ServiceError,
     WorkerCrashed,
 )
+from server.metrics import Metrics
 from server.storage import ModelStore
 from server.training.backend import Run, TrainingBackend
 from server.training.gate import SlotGate
@@ -72,10 +74,12 @@ class Trainer:
         limits: TrainingLimits,
         history: int,
         retry_after_seconds: int,
+        metrics: Metrics,
     ) -> None:
         self.backend = backend
         self._store = store
         self._limits = limits
+        self._metrics = metrics
         self._gate = SlotGate(retry_after_seconds)
         self._book = JobBook(history)
         self._active: dict[str, _Active] = {}  # by job id
@@ -135,7 +139,11 @@ class Trainer:
         """Claim a slot and start the fit, or refuse at once (409 same name, 503 full).
         Synchronous: a caller that checked something just before (the name on disk) did it
         in the same step of the event loop."""
-        self._gate.claim(request.name, self.backend.capacity())
+        try:
+            self._gate.claim(request.name, self.backend.capacity())
+        except NoFreeSlot:
+            self._metrics.training_ended(request.model_type, "rejected")
+            raise
         try:
             run = self.backend.run(request, str(self._store.root))
         except BaseException:
@@ -198,8 +206,12 @@ class Trainer:
         self._forget(active)
 
     def _forget(self, active: _Active) -> None:
-        self._active.pop(active.job.id, None)
-        self._gate.release(active.job.name)
+        """The job has ended: count it, and give back its name and slot."""
+        job = active.job
+        seconds = job.elapsed_seconds() if job.state is JobState.SUCCEEDED else None
+        self._metrics.training_ended(job.model_type, job.state.value, seconds)
+        self._active.pop(job.id, None)
+        self._gate.release(job.name)
 
     async def cancel(self, job_id: str) -> Job:
         job = self.job(job_id)
@@ -255,24 +267,27 @@ class Trainer:
         if active.stopping or active.run.outcome.done():
             return
         active.job.report(*active.run.progress())
-        problem = self._limit_hit(active)
-        if problem is not None:
+        hit = self._limit_hit(active)
+        if hit is not None:
+            limit, problem = hit
             logger.info("stopping the training of '%s': %s", active.job.name, problem)
+            self._metrics.limit_hit(limit)
             self._spawn(self._stop(active, LimitExceeded(problem)))
 
-    def _limit_hit(self, active: _Active) -> str | None:
+    def _limit_hit(self, active: _Active) -> tuple[str, str] | None:
+        """The limit a running fit has gone past, and what to tell its client; or None."""
         name = active.job.name
         if active.time_limit is not None:
             seconds, label = active.time_limit
             if time.monotonic() - active.started > seconds:
-                return (
+                return label, (
                     f"the training of '{name}' was stopped after {seconds:g} s, the limit set by "
                     f"{label}={seconds:g}; nothing was saved"
                 )
         if self._limits.max_memory_mb:
             used = active.run.memory_bytes()
             if used is not None and used > self._limits.max_memory_mb * 2**20:
-                return (
+                return "MAX_TRAIN_MEMORY_MB", (
                     f"the training of '{name}' was stopped: its process used {used / 2**20:.0f} "
                     f"MB, over MAX_TRAIN_MEMORY_MB={self._limits.max_memory_mb:g}; "
                     "nothing was saved"

@@ -10,11 +10,15 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.exceptions import HTTPException
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
+from server.http.auth import InferenceAccess, ManagementAccess
 from server.ingest import read_fit, read_predict
+from server.metrics import Metrics, NoMetrics
 from server.schemas import (
     ErrorResponse,
     FitRequest,
@@ -62,6 +66,20 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def _json_error(description: str) -> dict[str, Any]:
+    schema = {"$ref": "#/components/schemas/ErrorResponse"}  # defined by the other routes
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _management(*statuses: int) -> dict[str, Any]:
+    """The guard of a management route, and its statuses with the guard's 401 and 403."""
+    return {"dependencies": ManagementAccess, "responses": _errors(401, 403, *statuses)}
+
+
+def _inference(*statuses: int) -> dict[str, Any]:
+    return {"dependencies": InferenceAccess, "responses": _errors(401, *statuses)}
+
+
 def request_body(model: type[BaseModel]) -> dict[str, Any]:
     """The OpenAPI request body of a route that parses its own body (server.ingest): the
     model's JSON schema, with its $defs inlined so that it stands alone."""
@@ -86,11 +104,12 @@ router = APIRouter()
 
 @router.post(
     "/fit",
+    dependencies=ManagementAccess,
     status_code=201,
     response_model=FitResponse,
     responses={
         202: {"model": Job, "description": "with wait=false: the job, started"},
-        **_errors(409, 413, 422, 500, 503),
+        **_errors(401, 403, 409, 413, 422, 500, 503),
     },
     summary="Train a model and save it (or, with wait=false, start its job)",
     openapi_extra=request_body(FitRequest),
@@ -108,28 +127,24 @@ async def fit(
     return JSONResponse(job.describe(), 202, headers={"Location": f"/jobs/{job.id}"})
 
 
-@router.get("/jobs", response_model=JobList, summary="Running and recent jobs, newest first")
+@router.get(
+    "/jobs", **_inference(), response_model=JobList, summary="Running and recent jobs, newest first"
+)
 async def jobs(service: Service) -> dict[str, Any]:
     return {"jobs": [job.describe() for job in service.jobs()]}
 
 
-@router.get("/jobs/{job_id}", response_model=Job, responses=_errors(404), summary="One job")
+@router.get("/jobs/{job_id}", **_inference(404), response_model=Job, summary="One job")
 async def job(job: ExistingJob) -> dict[str, Any]:
     return job.describe()
 
 
 @router.get(
     "/jobs/{job_id}/events",
+    dependencies=InferenceAccess,
     response_class=EventSourceResponse,
-    # The route's media type would otherwise be claimed for its JSON 404 too.
-    responses={
-        404: {
-            "description": "no such job",
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
-            },
-        }
-    },
+    # The route's media type would otherwise be claimed for its JSON errors too.
+    responses={401: _json_error("no valid bearer token"), 404: _json_error("no such job")},
     summary="Live progress: an event per change, the last one with the finished job",
 )
 async def job_events(job: ExistingJob) -> AsyncIterator[ServerSentEvent]:
@@ -146,8 +161,8 @@ async def job_events(job: ExistingJob) -> AsyncIterator[ServerSentEvent]:
 
 @router.post(
     "/jobs/{job_id}/cancel",
+    **_management(404, 409),
     response_model=Job,
-    responses=_errors(404, 409),
     summary="Stop a running training: its slot is free and nothing of it is on disk",
 )
 async def cancel_job(job_id: str, service: Service) -> dict[str, Any]:
@@ -156,9 +171,9 @@ async def cancel_job(job_id: str, service: Service) -> dict[str, Any]:
 
 @router.post(
     "/predict",
+    **_inference(404, 409, 413, 422),
     response_model=PredictResponse,
     response_model_exclude_none=True,
-    responses=_errors(404, 409, 413, 422),
     summary="Predict with a loaded model",
     openapi_extra=request_body(PredictRequest),
 )
@@ -171,8 +186,8 @@ async def predict(request: Request, service: Service) -> Response:
 
 @router.post(
     "/load",
+    **_management(404, 409, 413, 422),
     response_model=StatusResponse,
-    responses=_errors(404, 409, 413, 422),
     summary="Load a model",
 )
 async def load(body: NameRequest, service: Service) -> dict[str, str]:
@@ -182,8 +197,8 @@ async def load(body: NameRequest, service: Service) -> dict[str, str]:
 
 @router.post(
     "/unload",
+    **_management(404, 413, 422),
     response_model=StatusResponse,
-    responses=_errors(404, 413, 422),
     summary="Unload a model",
 )
 async def unload(body: NameRequest, service: Service) -> dict[str, str]:
@@ -193,8 +208,8 @@ async def unload(body: NameRequest, service: Service) -> dict[str, str]:
 
 @router.post(
     "/remove",
+    **_management(404, 409, 413, 422),
     response_model=RemoveResponse,
-    responses=_errors(404, 409, 413, 422),
     summary="Delete one trained model",
 )
 async def remove(body: NameRequest, service: Service) -> dict[str, Any]:
@@ -204,29 +219,42 @@ async def remove(body: NameRequest, service: Service) -> dict[str, Any]:
 
 @router.post(
     "/remove_all",
+    **_management(413),
     response_model=RemoveAllResponse,
-    responses=_errors(413),
     summary="Delete every trained model",
 )
 async def remove_all(service: Service) -> dict[str, list[str]]:
     return await service.remove_all()
 
 
-@router.get("/models", response_model=ModelList, summary="Every model, sorted by name")
+@router.get(
+    "/models", **_inference(), response_model=ModelList, summary="Every model, sorted by name"
+)
 async def models(service: Service) -> dict[str, Any]:
     return {"models": service.models()}
 
 
-@router.get(
-    "/models/{name}", response_model=ModelInfo, responses=_errors(404, 422), summary="One model"
-)
+@router.get("/models/{name}", **_inference(404, 422), response_model=ModelInfo, summary="One model")
 async def model(name: ModelName, service: Service) -> dict[str, Any]:
     return service.model(name)
 
 
-@router.get("/status", response_model=ServiceStatus, summary="Capacity at a glance")
+@router.get("/status", **_inference(), response_model=ServiceStatus, summary="Capacity at a glance")
 async def status(service: Service) -> dict[str, Any]:
     return service.status()
+
+
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    summary="Prometheus metrics (open, like /health)",
+)
+async def metrics(request: Request) -> Response:
+    metrics: Metrics = request.app.state.metrics
+    if isinstance(metrics, NoMetrics):
+        raise HTTPException(404, "metrics are off on this server (METRICS=false)")
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/health", response_model=Health, summary="Liveness")

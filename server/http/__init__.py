@@ -1,0 +1,8 @@
+"""The HTTP side: everything that knows about requests and answers, and nothing else.
+
+routes.py      the routes: each translates a request into one ModelService call
+auth.py        bearer tokens (MANAGEMENT_TOKEN, INFERENCE_TOKEN) as FastAPI security
+instrument.py  per request: Prometheus counters and the access log line
+errors.py      exceptions to JSON answers with the right status
+limits.py      the body size limit (413) as ASGI middleware
+"""

@@ -1,0 +1,118 @@
+"""Bearer tokens: MANAGEMENT_TOKEN guards what changes state, INFERENCE_TOKEN what reads it.
+
+With both unset everything is open, as in v1. Once either is set, a guarded endpoint needs
+`Authorization: Bearer <token>`: the management token opens every guarded endpoint, the
+inference token only the inference ones. The guards are FastAPI `HTTPBearer` dependencies, so
+OpenAPI declares the scheme and Swagger UI's Authorize button works. Tokens are compared in
+constant time, and neither they nor what a client sent ever appear in a message or a log.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import os
+from dataclasses import dataclass
+from typing import Annotated
+
+import psutil
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from server.errors import Forbidden, Unauthorized
+
+logger = logging.getLogger(__name__)
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="BearerToken",
+    description="MANAGEMENT_TOKEN (every guarded endpoint) or INFERENCE_TOKEN (predict and reads)",
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+@dataclass(frozen=True)
+class Tokens:
+    management: bytes | None = None
+    inference: bytes | None = None
+
+    @classmethod
+    def of(cls, management: str | None, inference: str | None) -> Tokens:
+        return cls(
+            management.encode() if management else None,
+            inference.encode() if inference else None,
+        )
+
+    @property
+    def open(self) -> bool:
+        return self.management is None and self.inference is None
+
+    def role(self, presented: str | None) -> str | None:
+        """'management', 'inference' or None. Both comparisons always run, in constant time,
+        so the answer's timing does not tell which token came close."""
+        given = (presented or "").encode()
+        is_management = _same(given, self.management)
+        is_inference = _same(given, self.inference)
+        return "management" if is_management else "inference" if is_inference else None
+
+
+def _same(given: bytes, expected: bytes | None) -> bool:
+    return expected is not None and hmac.compare_digest(given, expected)
+
+
+def _tokens(request: Request) -> Tokens:
+    tokens: Tokens = request.app.state.tokens
+    return tokens
+
+
+def _role(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    tokens = _tokens(request)
+    if tokens.open:
+        return "open"
+    role = tokens.role(credentials.credentials if credentials is not None else None)
+    if role is None:
+        raise Unauthorized(
+            "this endpoint needs Authorization: Bearer <token> with a valid token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return role
+
+
+async def require_inference(request: Request, credentials: Credentials) -> None:
+    _role(request, credentials)
+
+
+async def require_management(request: Request, credentials: Credentials) -> None:
+    if _role(request, credentials) == "inference":
+        raise Forbidden("this endpoint needs the management token; the inference token can't")
+
+
+InferenceAccess = [Depends(require_inference)]
+ManagementAccess = [Depends(require_management)]
+
+
+def warn_if_exposed(tokens: Tokens) -> None:
+    """Log a warning if this process listens on an address other than loopback while no token
+    is set. Read from the sockets themselves, so it holds however the server was started
+    (make run, a container, uvicorn by hand); called once uvicorn is listening."""
+    if not tokens.open:
+        return
+    try:
+        connections = psutil.Process(os.getpid()).net_connections(kind="inet")
+    except psutil.Error:  # not permitted on this platform: say nothing rather than guess
+        return
+    exposed = sorted(
+        {
+            f"{c.laddr.ip}:{c.laddr.port}"
+            for c in connections
+            if c.status == psutil.CONN_LISTEN and not ipaddress.ip_address(c.laddr.ip).is_loopback
+        }
+    )
+    if exposed:
+        logger.warning(
+            "listening on %s with no MANAGEMENT_TOKEN or INFERENCE_TOKEN set: anyone who can "
+            "reach it can train, delete and load models (loading unpickles files); set tokens "
+            "in .env",
+            ", ".join(exposed),
+        )

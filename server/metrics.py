@@ -1,0 +1,160 @@
+"""The service's Prometheus metrics, named once, in one registry per app.
+
+Counters and histograms are updated where things happen (a request, a training's end, a
+predict call). Gauges of state that another object owns (slots, loaded models) are read from
+that object at scrape time, so they can't drift from it. Every label value comes from a
+closed set the server validated: route templates, canonical model types, outcomes, limits.
+
+`NoMetrics` has the same methods and does nothing (METRICS=false).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+PREFIX = "model_server"
+# Rows in one predict call: 1 (a lone request) up to MAX_BATCH_ROWS and beyond for big posts.
+BATCH_ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 65536)
+TRAINING_SECONDS_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+class CapacityView(Protocol):
+    """What the scrape-time gauges read: the objects that own slots and loaded models."""
+
+    def training_slots(self) -> int: ...
+    def training_slots_busy(self) -> int: ...
+    def models_loaded(self) -> int: ...
+    def models_loaded_max(self) -> int: ...
+
+
+class _CapacityCollector(Collector):
+    def __init__(self, view: Callable[[], CapacityView | None]) -> None:
+        self._view = view
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        view = self._view()
+        if view is None:  # before the lifespan has built the parts
+            return
+        for name, documentation, read in (
+            ("training_slots", "Training slots that exist now", view.training_slots),
+            ("training_slots_busy", "Training slots in use", view.training_slots_busy),
+            ("models_loaded", "Models loaded for inference", view.models_loaded),
+            ("models_loaded_max", "MAX_INFERENCE_MODELS", view.models_loaded_max),
+        ):
+            yield GaugeMetricFamily(f"{PREFIX}_{name}", documentation, value=read())
+
+
+class Metrics:
+    def __init__(self, capacity: Callable[[], CapacityView | None]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._requests = Counter(
+            f"{PREFIX}_http_requests",
+            "HTTP requests answered",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self._request_seconds = Histogram(
+            f"{PREFIX}_http_request_duration_seconds",
+            "Time from a request's arrival to the end of its answer",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self._trainings = Counter(
+            f"{PREFIX}_trainings",
+            "Trainings by how they ended (rejected: no free slot)",
+            ["model_type", "outcome"],
+            registry=self.registry,
+        )
+        self._limit_hits = Counter(
+            f"{PREFIX}_training_limit_hits",
+            "Trainings stopped by a limit",
+            ["limit"],
+            registry=self.registry,
+        )
+        self._training_seconds = Histogram(
+            f"{PREFIX}_training_duration_seconds",
+            "Duration of trainings that succeeded",
+            ["model_type"],
+            buckets=TRAINING_SECONDS_BUCKETS,
+            registry=self.registry,
+        )
+        self._prediction_rows = Counter(
+            f"{PREFIX}_prediction_rows",
+            "Rows predicted",
+            ["model_type"],
+            registry=self.registry,
+        )
+        self._batch_rows = Histogram(
+            f"{PREFIX}_prediction_batch_rows",
+            "Rows in one predict call of an estimator (micro-batched or inline)",
+            buckets=BATCH_ROW_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_CapacityCollector(capacity))
+        # The children of labelled metrics, found once: `labels()` takes a lock each time.
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def request(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self._requests.labels(method, route, str(status)),
+                self._request_seconds.labels(method, route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def training_ended(self, model_type: str, outcome: str, seconds: float | None = None) -> None:
+        self._trainings.labels(model_type, outcome).inc()
+        if seconds is not None:
+            self._training_seconds.labels(model_type).observe(seconds)
+
+    def limit_hit(self, limit: str) -> None:
+        self._limit_hits.labels(limit).inc()
+
+    def prediction_counter(self, model_type: str) -> Callable[[int], None]:
+        """For one loaded model: a function to call with the rows of each predict call."""
+        rows = self._prediction_rows.labels(model_type)
+        batch = self._batch_rows
+
+        def count(n: int) -> None:
+            rows.inc(n)
+            batch.observe(n)
+
+        return count
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class NoMetrics(Metrics):
+    """METRICS=false: every update is a no-op and nothing is registered."""
+
+    def __init__(self) -> None:
+        pass
+
+    def request(self, method: str, route: str, status: int, seconds: float) -> None:
+        pass
+
+    def training_ended(self, model_type: str, outcome: str, seconds: float | None = None) -> None:
+        pass
+
+    def limit_hit(self, limit: str) -> None:
+        pass
+
+    def prediction_counter(self, model_type: str) -> Callable[[int], None]:
+        return _ignore
+
+    def exposition(self) -> bytes:
+        return b""
+
+
+def _ignore(rows: int) -> None:
+    pass

@@ -1,0 +1,98 @@
+"""docs/API.md against the service's own /openapi.json: the same endpoints, the same statuses,
+the same guards. A route added without its documentation, or a status documented that the
+code never declares, fails here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "API.md"
+HEADING = re.compile(r"^### `(GET|POST) (/[^`]*)`$")
+STATUS_ROW = re.compile(r"^\| `(\d{3})` \|")
+GUARD_ROW = re.compile(r"^\| `(MANAGEMENT_TOKEN|INFERENCE_TOKEN)` \| ([^|]+) \|$")
+ENDPOINT = re.compile(r"`(?:(GET|POST) )?(/[^`]*)`")
+# Pages of the docs themselves, not part of the contract's endpoints.
+UNDOCUMENTED = {"/docs", "/redoc", "/docs/oauth2-redirect"}
+
+
+def documented() -> dict[tuple[str, str], set[int]]:
+    """(method, path) -> the statuses of its table, from each `### METHOD /path` section."""
+    endpoints: dict[tuple[str, str], set[int]] = {}
+    current: tuple[str, str] | None = None
+    for line in DOC.read_text().splitlines():
+        if line.startswith("## "):
+            current = None
+        elif heading := HEADING.match(line):
+            current = (heading[1], heading[2])
+            endpoints[current] = set()
+        elif current is not None and (row := STATUS_ROW.match(line)):
+            endpoints[current].add(int(row[1]))
+    return endpoints
+
+
+def documented_guards() -> dict[str, set[tuple[str, str]]]:
+    """The Auth table: which token guards which (method, path)."""
+    guards: dict[str, set[tuple[str, str]]] = {}
+    for line in DOC.read_text().splitlines():
+        if row := GUARD_ROW.match(line):
+            method = "POST"
+            found = set()
+            for named_method, path in ENDPOINT.findall(row[2]):
+                method = named_method or method  # "`POST /fit`, `/load`": POST carries over
+                found.add((method, path))
+            guards[row[1]] = found
+    return guards
+
+
+def declared(document: dict[str, Any]) -> dict[tuple[str, str], set[int]]:
+    endpoints = {}
+    for path, operations in document["paths"].items():
+        if path in UNDOCUMENTED:
+            continue
+        for method, operation in operations.items():
+            statuses = set()
+            for code, response in operation["responses"].items():
+                automatic_422 = code == "422" and response["description"] == "Validation Error"
+                if not automatic_422:  # FastAPI adds it to any route with a parameter
+                    statuses.add(int(code))
+            endpoints[(method.upper(), path)] = statuses
+    return endpoints
+
+
+async def openapi(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    document: dict[str, Any] = response.json()
+    return document
+
+
+async def test_every_endpoint_is_documented_with_the_statuses_it_declares(
+    client: httpx.AsyncClient,
+) -> None:
+    in_doc, in_code = documented(), declared(await openapi(client))
+    assert set(in_doc) == set(in_code)
+    for endpoint, statuses in in_code.items():
+        # 401 and 403 belong to the Auth section, which lists the guarded endpoints.
+        assert in_doc[endpoint] == statuses - {401, 403}, endpoint
+
+
+async def test_the_documented_guards_are_the_declared_ones(client: httpx.AsyncClient) -> None:
+    document = await openapi(client)
+    guards = documented_guards()
+    for token, expected in (("MANAGEMENT_TOKEN", {401, 403}), ("INFERENCE_TOKEN", {401})):
+        assert guards[token], token
+        for method, path in guards[token]:
+            operation = document["paths"][path][method.lower()]
+            assert "security" in operation, (method, path)
+            assert expected <= {int(code) for code in operation["responses"]}, (method, path)
+    guarded = guards["MANAGEMENT_TOKEN"] | guards["INFERENCE_TOKEN"]
+    for (method, path), _ in declared(document).items():
+        operation = document["paths"][path][method.lower()]
+        assert ("security" in operation) == ((method, path) in guarded), (method, path)
