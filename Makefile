@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench venv lint format clean
+.PHONY: run test bench venv lint format clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,16 @@ run: $(VENV)/.runtime
 	$(BIN)/python -m uvicorn server.main:app --host $(HOST) --port $(PORT) --workers 1 \
 		--timeout-graceful-shutdown $(GRACE) --timeout-keep-alive 75 --no-access-log
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev browser
 	$(BIN)/python -m pytest
+
+# Debian's Chromium for the browser test of /docs (tests/test_docs_browser.py). Installing it
+# needs root and apt; where that fails, the test is skipped and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the browser test (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	} || echo "could not install chromium: tests/test_docs_browser.py will be skipped"
 
 # Benchmarks against a real server on 127.0.0.1 (a few minutes; see README "Performance").
 bench: $(VENV)/.dev

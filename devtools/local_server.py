@@ -30,9 +30,12 @@ def uvicorn_server(
     training_cores: int = 2,
     app: str = "server.main:app",
     env: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
+    log: Path | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Start `app` with MODELS_PATH and TRAINING_CORES (overriding the project's .env);
-    yield its URL and process once /health answers; kill it on the way out."""
+    """Start `app` with MODELS_PATH and TRAINING_CORES (overriding the project's .env), bound
+    to `host`, its output into `log` if given; yield its URL (always on 127.0.0.1) and process
+    once /health answers; kill it on the way out."""
     port = free_port()
     environment = {
         **os.environ,
@@ -41,9 +44,12 @@ def uvicorn_server(
         "MAX_INFERENCE_MODELS": "2",
         **(env or {}),
     }
-    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "uvicorn", app, "--host", host, "--port", str(port)]
     command += ["--timeout-graceful-shutdown", "3", "--no-access-log"]
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment)
+    output = open(log, "wb") if log is not None else None  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=environment, stdout=output, stderr=output
+    )
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT
     try:
@@ -61,3 +67,5 @@ def uvicorn_server(
         if process.poll() is None:
             process.kill()
         process.wait(STOP_TIMEOUT)
+        if output is not None:
+            output.close()

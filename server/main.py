@@ -15,12 +15,14 @@ import sklearn
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from threadpoolctl import threadpool_limits
+from uvicorn.logging import DefaultFormatter
 
 from server.algorithms import preload
 from server.batching import BatchingSettings
 from server.config import Settings, load_settings
 from server.http import routes
 from server.http.auth import Tokens, warn_if_exposed
+from server.http.docs import STATIC_URL, install_redoc
 from server.http.errors import install_error_handlers
 from server.http.instrument import Instrument
 from server.http.limits import BodySizeLimit
@@ -44,7 +46,7 @@ def _configure_logging() -> None:
     access log as bare lines (a JSON line must be nothing but the JSON)."""
     if not logger.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s", use_colors=False))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
     if not access_logger.handlers:
@@ -111,6 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Swagger UI and ReDoc from assets that ship with fastapi-offline: /docs works with no
     # network (FastAPI's own pages fetch their JS and CSS from a public CDN).
     app = FastAPIOffline(
+        redoc_url=None,  # server.http.docs serves it, with nothing fetched from elsewhere
+        static_url=STATIC_URL,
         title="Model server",
         version="2.0.0",
         summary="Train classifiers in worker processes and serve their predictions.",
@@ -122,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.tokens = tokens
     app.state.metrics = metrics
+    install_redoc(app)
     routes.install_routes(app)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

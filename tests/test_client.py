@@ -19,17 +19,31 @@ from tests.servers import PROJECT_ROOT, uvicorn_server
 SCRIPT_TIMEOUT = 180
 
 
+# The shared server guards its endpoints: every client call and demo below sends a token.
+TOKEN = "client-tests-management-token"
+INFERENCE_TOKEN = "client-tests-inference-token"
+
+
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with uvicorn_server(tmp_path_factory.mktemp("models"), training_cores=3) as (url, _):
+    env = {"MANAGEMENT_TOKEN": TOKEN, "INFERENCE_TOKEN": INFERENCE_TOKEN}
+    with uvicorn_server(tmp_path_factory.mktemp("models"), training_cores=3, env=env) as (url, _):
         yield url
 
 
-def run_script(module: str, url: str, cwd: Path, *options: str) -> subprocess.CompletedProcess[str]:
+def run_script(
+    module: str, url: str, cwd: Path, *options: str, token_from: str = "environment"
+) -> subprocess.CompletedProcess[str]:
+    """Run a demo script against `url`, its token from $MODEL_SERVER_TOKEN or from --token."""
+    env = {"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"}
+    if token_from == "environment":
+        env["MODEL_SERVER_TOKEN"] = TOKEN
+    else:
+        options = ("--token", TOKEN, *options)
     return subprocess.run(
         [sys.executable, "-m", module, "--url", url, "--quick", *options],
         cwd=cwd,
-        env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"},
+        env=env,
         capture_output=True,
         text=True,
         timeout=SCRIPT_TIMEOUT,
@@ -39,7 +53,7 @@ def run_script(module: str, url: str, cwd: Path, *options: str) -> subprocess.Co
 # -- the library ------------------------------------------------------------------------------
 def test_sync_client_round_trip_and_errors(server_url: str) -> None:
     X, y = dataset(labels="str")
-    with ModelClient(server_url) as client:
+    with ModelClient(server_url, token=TOKEN) as client:
         assert client.health() == {"status": "ok"}
         answer = client.fit("sync-lr", "LogisticRegression", X, y, {"C": 0.5})
         assert answer["hyperparameters"] == {"C": 0.5}
@@ -64,7 +78,7 @@ def test_sync_client_round_trip_and_errors(server_url: str) -> None:
 @pytest.mark.anyio
 async def test_async_client_round_trip_and_errors(server_url: str) -> None:
     X, y = dataset()
-    async with AsyncModelClient(server_url) as client:
+    async with AsyncModelClient(server_url, token=TOKEN) as client:
         await client.fit("async-rf", "RandomForestClassifier", X, y)
         await client.load("async-rf")
         answer = await client.predict("async-rf", X[:3], probabilities=True)
@@ -80,7 +94,7 @@ async def test_async_client_round_trip_and_errors(server_url: str) -> None:
 def test_sync_client_jobs_wait_and_cancel(server_url: str) -> None:
     X, y = dataset()
     seen: list[dict] = []
-    with ModelClient(server_url) as client:
+    with ModelClient(server_url, token=TOKEN) as client:
         job = client.fit(
             "job-rf", "RandomForestClassifier", X, y, {"n_estimators": 300}, wait=False
         )
@@ -120,7 +134,7 @@ def test_sync_client_jobs_wait_and_cancel(server_url: str) -> None:
 async def test_async_client_jobs_wait_and_cancel(server_url: str) -> None:
     X, y = dataset()
     seen: list[dict] = []
-    async with AsyncModelClient(server_url) as client:
+    async with AsyncModelClient(server_url, token=TOKEN) as client:
         job = await client.fit("ajob-xgb", "XGBClassifier", X, y, {"n_estimators": 200}, wait=False)
         model = await client.wait(job, on_progress=seen.append)
         assert model["name"] == "ajob-xgb"
@@ -136,9 +150,26 @@ async def test_async_client_jobs_wait_and_cancel(server_url: str) -> None:
         await client.remove("ajob-xgb")
 
 
+def test_clients_send_their_token_and_report_401_and_403(
+    server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MODEL_SERVER_TOKEN", raising=False)
+    with ModelClient(server_url) as anonymous, pytest.raises(ApiError) as caught:
+        anonymous.models()
+    assert caught.value.status == 401
+    with ModelClient(server_url, token=INFERENCE_TOKEN) as reader:
+        assert "models" in reader.models()
+        with pytest.raises(ApiError) as caught:
+            reader.remove_all()
+        assert caught.value.status == 403
+    monkeypatch.setenv("MODEL_SERVER_TOKEN", INFERENCE_TOKEN)
+    with ModelClient(server_url) as from_environment:
+        assert "models" in from_environment.models()
+
+
 # -- the demo scripts -------------------------------------------------------------------------
 def test_lifecycle_demo_provokes_every_error(server_url: str, tmp_path: Path) -> None:
-    result = run_script("client.lifecycle", server_url, tmp_path)
+    result = run_script("client.lifecycle", server_url, tmp_path, token_from="option")
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "0 not" in out
@@ -175,7 +206,9 @@ def test_sequential_then_concurrent_demo(server_url: str, tmp_path: Path) -> Non
         "CatBoostClassifier",
     ]
 
-    concurrent = run_script("client.concurrent", server_url, tmp_path, "--requests", "60")
+    concurrent = run_script(
+        "client.concurrent", server_url, tmp_path, "--requests", "60", token_from="option"
+    )
     assert concurrent.returncode == 0, concurrent.stdout + concurrent.stderr
     out = concurrent.stdout
     assert "comparing with the sequential run saved in demo_results/sequential.json" in out

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import dataset, fit_body, named, slow_fit_body, wait_training
+from tests.helpers import dataset, fit_body, named, slow_fit_body, wait_training, wait_until
 from tests.servers import STOP_TIMEOUT, training_processes, uvicorn_server, wait_gone
 
 pytestmark = pytest.mark.anyio
@@ -115,3 +115,27 @@ async def test_job_events_stream_live_progress_and_end_with_the_finished_job(
     assert fractions == sorted(fractions)
     assert fractions[-1] == 1.0
     assert any(0 < fraction < 1 for fraction in fractions), fractions
+
+
+@pytest.mark.parametrize(
+    ("host", "env", "warned"),
+    [
+        ("0.0.0.0", {}, True),
+        ("0.0.0.0", {"MANAGEMENT_TOKEN": "a-token"}, False),
+        ("127.0.0.1", {}, False),
+    ],
+)
+async def test_a_server_open_to_the_network_without_a_token_warns(
+    tmp_path: Path, host: str, env: dict[str, str], warned: bool
+) -> None:
+    log = tmp_path / "server.log"
+    with uvicorn_server(tmp_path / "models", host=host, env=env, log=log):
+
+        async def checked() -> bool:  # the check runs a second after start-up
+            return "listening on" in log.read_text()
+
+        await wait_until(checked, timeout=30, what="the listening check")
+    [line] = [line for line in log.read_text().splitlines() if "listening on" in line]
+    assert line.startswith("WARNING:") is warned, line
+    assert ("with no MANAGEMENT_TOKEN or INFERENCE_TOKEN set" in line) is warned
+    assert f"{host}:" in line

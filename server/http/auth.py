@@ -93,26 +93,26 @@ ManagementAccess = [Depends(require_management)]
 
 
 def warn_if_exposed(tokens: Tokens) -> None:
-    """Log a warning if this process listens on an address other than loopback while no token
-    is set. Read from the sockets themselves, so it holds however the server was started
-    (make run, a container, uvicorn by hand); called once uvicorn is listening."""
-    if not tokens.open:
-        return
+    """Say where this process listens and whether tokens guard it, and warn if it listens on
+    an address other than loopback with no token set. Read from the sockets themselves, so it
+    holds however the server was started (make run, a container, uvicorn by hand); called
+    once uvicorn is listening."""
     try:
         connections = psutil.Process(os.getpid()).net_connections(kind="inet")
     except psutil.Error:  # not permitted on this platform: say nothing rather than guess
         return
-    exposed = sorted(
-        {
-            f"{c.laddr.ip}:{c.laddr.port}"
-            for c in connections
-            if c.status == psutil.CONN_LISTEN and not ipaddress.ip_address(c.laddr.ip).is_loopback
-        }
+    listening = sorted(
+        {(c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN}
     )
-    if exposed:
+    exposed = [ip for ip, _ in listening if not ipaddress.ip_address(ip).is_loopback]
+    addresses = ", ".join(f"{ip}:{port}" for ip, port in listening) or "no socket yet"
+    if exposed and tokens.open:
         logger.warning(
             "listening on %s with no MANAGEMENT_TOKEN or INFERENCE_TOKEN set: anyone who can "
             "reach it can train, delete and load models (loading unpickles files); set tokens "
             "in .env",
-            ", ".join(exposed),
+            addresses,
         )
+    else:
+        guard = "every endpoint is open" if tokens.open else "bearer tokens required"
+        logger.info("listening on %s; %s", addresses, guard)
