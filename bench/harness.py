@@ -17,7 +17,7 @@ import aiohttp
 
 from client.report import percentile, table
 
-__all__ = ["Spread", "load", "repeat", "show", "table", "timed_post"]
+__all__ = ["LoadResult", "Spread", "load", "repeat", "show", "table", "timed_post"]
 
 
 @dataclass(frozen=True)

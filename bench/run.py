@@ -2,7 +2,7 @@
 in-process floor. Prints tables and saves them in bench/results/latest.json.
 
     python -m bench.run [--only fit,ingest,parallel,predict,inline,responsiveness,
-                                progress,cancel,priority]
+                                progress,cancel,priority,observability]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import jobs, serving, training
+from bench import jobs, observability, serving, training
 from devtools.local_server import uvicorn_server
 
 TRAINING_CORES = 3  # two slots on a 2-core machine, as the issue asks
@@ -33,6 +33,7 @@ SECTIONS = (
     "progress",
     "cancel",
     "priority",
+    "observability",
 )
 
 
@@ -78,6 +79,10 @@ def main() -> None:
             results["progress_overhead"] = jobs.progress_overhead()
         if "priority" in sections:  # a server of its own for each policy
             results["priority"] = jobs.priority(Path(directory) / "priority")
+        if "observability" in sections:  # four servers of its own, side by side
+            observability_dir = Path(directory) / "observability"
+            observability_dir.mkdir()
+            results["observability"] = observability.overhead(observability_dir)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     print(

@@ -42,6 +42,7 @@ def uvicorn_server(
         "MODELS_PATH": str(models_dir),
         "TRAINING_CORES": str(training_cores),
         "MAX_INFERENCE_MODELS": "2",
+        "ACCESS_LOG": "off",  # as --no-access-log below: a line per request is noise here
         **(env or {}),
     }
     command = [sys.executable, "-m", "uvicorn", app, "--host", host, "--port", str(port)]

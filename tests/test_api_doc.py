@@ -8,8 +8,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
+
+from tests.conftest import ClientFactory
 
 pytestmark = pytest.mark.anyio
 
@@ -64,6 +68,13 @@ def declared(document: dict[str, Any]) -> dict[tuple[str, str], set[int]]:
                     statuses.add(int(code))
             endpoints[(method.upper(), path)] = statuses
     return endpoints
+
+
+@pytest.fixture
+async def client(make_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]:
+    """A server with tokens: its OpenAPI carries the guards (an open one has none)."""
+    async with make_client(management_token="m", inference_token="i") as client:
+        yield client
 
 
 async def openapi(client: httpx.AsyncClient) -> dict[str, Any]:

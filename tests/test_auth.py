@@ -134,9 +134,15 @@ async def test_one_token_alone_guards_everything_with_it(make_client: ClientFact
         assert (await client.get("/status", headers=bearer(INFERENCE))).status_code == 200
 
 
-async def test_without_tokens_everything_is_open(client: httpx.AsyncClient) -> None:
+async def test_without_tokens_everything_is_open_and_unguarded(
+    client: httpx.AsyncClient,
+) -> None:
     assert (await client.post("/fit", json=fit_body("open"))).status_code == 201
-    assert (await client.get("/models")).status_code == 200
+    assert (await client.get("/models", headers=bearer("anything"))).status_code == 200
+    # No guard at all, not one that lets everything through: OpenAPI declares none.
+    document = (await client.get("/openapi.json")).json()
+    assert "securitySchemes" not in document.get("components", {})
+    assert not any("security" in op for ops in document["paths"].values() for op in ops.values())
 
 
 async def test_tokens_never_reach_the_logs(
