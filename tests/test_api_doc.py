@@ -5,10 +5,9 @@ code never declares, fails here."""
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
