@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -78,6 +80,13 @@ class Settings(BaseSettings):
     inference_token: SecretStr | None = Field(
         default=None, description="bearer token for predict and the read-only endpoints"
     )
+    training_backend: Literal["local", "dask"] = Field(
+        default="local",
+        description="local: worker processes of this server; dask: the workers of a Dask cluster",
+    )
+    dask_scheduler_address: str | None = Field(
+        default=None, description="the Dask scheduler, e.g. tcp://scheduler:8786 (with dask)"
+    )
     metrics: bool = Field(default=True, description="serve GET /metrics and count requests")
     access_log: Literal["text", "json", "off"] = Field(
         default="text", description="one line per request: text, JSON lines, or off"
@@ -92,6 +101,12 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(
         default=5, ge=1, description="the Retry-After header of a 503 (no free training slot)"
     )
+
+    @model_validator(mode="after")
+    def _dask_needs_a_scheduler(self) -> Settings:
+        if self.training_backend == "dask" and not self.dask_scheduler_address:
+            raise ValueError("TRAINING_BACKEND=dask needs DASK_SCHEDULER_ADDRESS")
+        return self
 
     @property
     def training_slots(self) -> int:
@@ -118,4 +133,23 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as error:
         print(describe_error(error), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+SCHEDULER_PROBE_SECONDS = 5.0
+
+
+def require_reachable(address: str) -> None:
+    """Stop the process with one clear line if nothing listens at the scheduler's address
+    (`tcp://host:port`): better than a traceback from deep inside the Dask client."""
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        if parts.hostname is None or parts.port is None:
+            raise ValueError("expected tcp://host:port")
+        socket.create_connection((parts.hostname, parts.port), SCHEDULER_PROBE_SECONDS).close()
+    except (OSError, ValueError) as error:
+        print(
+            f"cannot reach the Dask scheduler at DASK_SCHEDULER_ADDRESS={address!r}: {error}",
+            file=sys.stderr,
+        )
         raise SystemExit(2) from None

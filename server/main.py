@@ -19,7 +19,7 @@ from uvicorn.logging import DefaultFormatter
 
 from server.algorithms import preload
 from server.batching import BatchingSettings
-from server.config import Settings, load_settings
+from server.config import Settings, load_settings, require_reachable
 from server.http import routes
 from server.http.auth import Tokens, warn_if_exposed
 from server.http.docs import STATIC_URL, install_redoc
@@ -30,6 +30,7 @@ from server.metrics import Metrics, NoMetrics
 from server.registry import Registry
 from server.service import ModelService
 from server.storage import ModelStore
+from server.training.backend import TrainingBackend
 from server.training.local import LocalBackend
 from server.training.trainer import Trainer, TrainingLimits
 
@@ -56,9 +57,27 @@ def _configure_logging() -> None:
         access_logger.propagate = False
 
 
+def _backend(settings: Settings) -> TrainingBackend:
+    if settings.training_backend == "dask":
+        # Imported only here: the local backend needs nothing of Dask.
+        from server.training.dask_backend import DaskBackend
+
+        assert settings.dask_scheduler_address is not None  # Settings checked it
+        return DaskBackend(settings.dask_scheduler_address)
+    return LocalBackend(
+        settings.training_slots,
+        settings.warm_workers,
+        settings.training_nice,
+        settings.training_idle_priority,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     _configure_logging()
+    if settings.training_backend == "dask":
+        assert settings.dask_scheduler_address is not None
+        require_reachable(settings.dask_scheduler_address)
     tokens = Tokens.of(
         settings.management_token.get_secret_value() if settings.management_token else None,
         settings.inference_token.get_secret_value() if settings.inference_token else None,
@@ -75,14 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Every X reaching an estimator here was checked finite (server.ingest): scikit-learn
         # need not check it again on each predict (about 10 us of a 1-row call).
         sklearn.set_config(assume_finite=True)
-        backend = LocalBackend(
-            settings.training_slots,
-            settings.warm_workers,
-            settings.training_nice,
-            settings.training_idle_priority,
-        )
         trainer = Trainer(
-            backend,
+            _backend(settings),
             store,
             TrainingLimits(settings.max_train_seconds, settings.max_train_memory_mb),
             settings.job_history,
@@ -98,9 +111,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry = Registry(store, settings.max_inference_models, batching, metrics)
         app.state.service = ModelService(store, trainer, registry)
         logger.info(
-            "serving models from %s: %d training slot(s), up to %d loaded model(s); %s",
+            "serving models from %s: %s, up to %d loaded model(s); %s",
             store.root,
-            settings.training_slots,
+            f"training on the Dask cluster at {settings.dask_scheduler_address}"
+            if settings.training_backend == "dask"
+            else f"{settings.training_slots} training slot(s)",
             settings.max_inference_models,
             "no tokens set: every endpoint is open" if tokens.open else "bearer tokens required",
         )

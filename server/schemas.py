@@ -197,7 +197,9 @@ class RemoveAllResponse(BaseModel):
 
 
 class TrainingStatus(BaseModel):
-    backend: str
+    backend: Literal["local", "dask"]
+    scheduler: str | None = Field(default=None, description="with dask: the scheduler's address")
+    workers: int | None = Field(default=None, description="with dask: workers connected now")
     cores: int
     slots: int
     active: int

@@ -10,6 +10,7 @@ never got written.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -30,6 +31,13 @@ MODEL_SUFFIX = ".joblib"
 METADATA_SUFFIX = ".json"
 TEMP_SUFFIX = ".tmp"
 BUNDLE_KEYS = frozenset({"estimator", "classes", "model_type", "n_features"})
+
+
+def serialize(bundle: dict[str, Any]) -> bytes:
+    """A model bundle as the bytes of its `.joblib` file (what a cluster worker sends back)."""
+    buffer = io.BytesIO()
+    joblib.dump(bundle, buffer)
+    return buffer.getvalue()
 
 
 def check_name(name: str) -> str:
@@ -96,10 +104,19 @@ class ModelStore:
 
     def save(self, name: str, bundle: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
         """Write the model, then its metadata (with `size_bytes`); returns the metadata."""
+        return self._save(name, lambda file: joblib.dump(bundle, file), metadata)
+
+    def save_serialized(self, name: str, model: bytes, metadata: dict[str, Any]) -> dict[str, Any]:
+        """The same, for a model serialized elsewhere (by `serialize`, on a cluster worker)."""
+        return self._save(name, lambda file: file.write(model), metadata)
+
+    def _save(
+        self, name: str, write_model: Callable[[IO[bytes]], object], metadata: dict[str, Any]
+    ) -> dict[str, Any]:
         model_path = self.model_path(name)
         metadata_path = self.metadata_path(name)
         try:
-            self._write_atomically(model_path, lambda file: joblib.dump(bundle, file))
+            self._write_atomically(model_path, write_model)
             metadata = {**metadata, "size_bytes": model_path.stat().st_size}
             encoded = json.dumps(metadata).encode()
             self._write_atomically(metadata_path, lambda file: file.write(encoded))

@@ -310,6 +310,7 @@ async def model(name: ModelName, service: Service) -> dict[str, Any]:
     "/status",
     access="inference",
     response_model=ServiceStatus,
+    response_model_exclude_unset=True,  # `scheduler` and `workers` only with dask
     summary="Capacity at a glance",
 )
 async def status(service: Service) -> dict[str, Any]:

@@ -26,7 +26,14 @@ CATBOOST_DEFAULT_ITERATIONS = 1000
 CATBOOST_ITERATION_KEYS = ("iterations", "n_estimators", "num_boost_round", "num_trees")
 
 
+class TrainingStopped(Exception):
+    """Raised from a progress hook when the server asked the fit to stop (cluster backends:
+    they can't kill a task, so the fit stops itself at its next iteration)."""
+
+
 class ProgressSink(Protocol):
+    stopped: bool  # the server asked this fit to stop; the hook has raised TrainingStopped
+
     def begin(self, total: int | None) -> None:
         """The fit plans `total` iterations (None: the library offers no measure)."""
 
@@ -38,6 +45,8 @@ class ProgressSink(Protocol):
 
 
 class NoProgress:
+    stopped = False
+
     def begin(self, total: int | None) -> None:
         pass
 
@@ -51,6 +60,8 @@ class NoProgress:
 class SharedProgress:
     """Writes into a slot's two shared doubles: [done, total]. A total of -1 means unknown.
     Aligned 8-byte stores are atomic on the platforms we run on, so no lock is needed."""
+
+    stopped = False  # a local fit is stopped by killing its process
 
     def __init__(self, cells: Sequence[float]) -> None:
         self._cells: Any = cells

@@ -31,6 +31,7 @@ from server.training.progress import (  # noqa: E402
     NoProgress,
     ProgressSink,
     SharedProgress,
+    TrainingStopped,
     fit_reporting_progress,
 )
 
@@ -109,6 +110,8 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
         estimator = algorithm.build(request.hyperparameters)
         fit_reporting_progress(algorithm.name, estimator, request.X, request.y_encoded, progress)
     except Exception as error:  # the estimator refused its parameters or the data
+        if progress.stopped:  # our own stop, whatever the library wrapped it in
+            raise TrainingStopped(request.name) from None
         message = (
             f"{algorithm.name} refused to train '{request.name}': {type(error).__name__}: {error}"
         )

@@ -1,0 +1,84 @@
+"""What runs on a Dask worker: the same fit as a local training process, reporting progress
+through the cluster and stopping when the server asks.
+
+The worker fits with `fit_model` (server.training.worker, shared by every backend) and sends
+back the serialized model and its metadata: the server saves them under its own MODELS_PATH,
+so no filesystem is shared. Progress and the worker's memory go to the server as events on
+one topic (Worker.log_event), at most a few a second; at the same pace the fit checks a
+`distributed.Event` that the server sets to stop it, and stops itself at its next iteration.
+The workers must be able to import this project (run them from its image, or with it on
+PYTHONPATH), with the same library versions as the server.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import psutil
+from distributed import Event, get_worker
+from threadpoolctl import threadpool_limits
+
+from server.storage import serialize
+from server.training.progress import TrainingStopped
+from server.training.worker import TrainingRequest, fit_model
+
+TOPIC = "model-server-training"
+REPORT_SECONDS = 0.25
+
+
+def stop_event_name(job_key: str) -> str:
+    return f"{job_key}-stop"
+
+
+class ClusterProgress:
+    """A ProgressSink that reports through the scheduler and checks for a stop."""
+
+    def __init__(self, job_key: str) -> None:
+        self._worker = get_worker()
+        self._job_key = job_key
+        self._stop = Event(stop_event_name(job_key))
+        self._process = psutil.Process(os.getpid())
+        self._done, self._total = 0, -1
+        self._last_report = 0.0
+        self.stopped = False
+
+    def _report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_report < REPORT_SECONDS:
+            return
+        self._last_report = now
+        self._worker.log_event(
+            TOPIC,
+            {
+                "job": self._job_key,
+                "worker": self._worker.address,
+                "done": self._done,
+                "total": self._total,
+                "rss": self._process.memory_info().rss,
+            },
+        )
+        if self._stop.is_set():
+            self.stopped = True
+            raise TrainingStopped(self._job_key)
+
+    def begin(self, total: int | None) -> None:
+        self._total = total if total is not None else -1
+        self._report(force=True)
+
+    def advance(self, done: int) -> None:
+        self._done = done
+        self._report()
+
+    def finish(self) -> None:
+        if self._total > 0:
+            self._done = self._total
+
+
+def train_on_worker(request: TrainingRequest, job_key: str) -> tuple[bytes, dict[str, Any]]:
+    """The Dask task: fit on one thread, return the model's bytes and metadata."""
+    progress = ClusterProgress(job_key)
+    with threadpool_limits(limits=1):  # one training, one core, as in a local process
+        fitted = fit_model(request, progress)
+    return serialize(fitted.bundle), fitted.metadata

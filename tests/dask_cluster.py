@@ -1,0 +1,102 @@
+"""A real Dask cluster for the tests, started the way users start one: a `dask scheduler`
+process and `dask worker --nthreads 1` processes (each under its nanny), on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+from distributed import Client
+
+from tests.servers import PROJECT_ROOT, free_port
+
+DASK = str(Path(sys.executable).parent / "dask")
+START_TIMEOUT = 60.0
+# As the README tells operators: a worker that dies fails its task, never a silent retry.
+CLUSTER_ENV = {
+    "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
+    "PYTHONPATH": str(PROJECT_ROOT),  # the workers import this project's training code
+}
+
+
+@dataclass
+class Cluster:
+    port: int
+    log_dir: Path
+    scheduler: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def _spawn(self, name: str, *arguments: str) -> subprocess.Popen[bytes]:
+        with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own
+            return subprocess.Popen(
+                [DASK, *arguments],
+                cwd=PROJECT_ROOT,
+                env={**os.environ, **CLUSTER_ENV},
+                stdout=log,
+                stderr=log,
+            )
+
+    def start_scheduler(self) -> None:
+        self.scheduler = self._spawn(
+            "scheduler", "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
+            "--no-dashboard",
+        )  # fmt: skip
+
+    def add_worker(self) -> subprocess.Popen[bytes]:
+        worker = self._spawn(
+            f"worker-{len(self.workers)}", "worker", self.address, "--nthreads", "1",
+            "--host", "127.0.0.1", "--no-dashboard", "--memory-limit", "0",
+        )  # fmt: skip
+        self.workers.append(worker)
+        return worker
+
+    def wait_for_workers(self, count: int) -> None:
+        with Client(self.address, timeout=START_TIMEOUT) as client:
+            client.wait_for_workers(count, timeout=START_TIMEOUT)
+
+    def worker_pids(self) -> dict[str, int]:
+        """Worker address -> the pid of the worker process (not its nanny)."""
+        with Client(self.address, timeout=START_TIMEOUT) as client:
+            return client.run(os.getpid)
+
+    def stop(self, process: subprocess.Popen[bytes]) -> None:
+        for child in psutil.Process(process.pid).children(recursive=True):
+            child.kill()
+        process.kill()
+        process.wait(30)
+
+    def stop_all(self) -> None:
+        for process in [*self.workers, self.scheduler]:
+            if process is not None and process.poll() is None:
+                self.stop(process)
+
+
+@contextmanager
+def dask_cluster(log_dir: Path, workers: int = 2) -> Iterator[Cluster]:
+    cluster = Cluster(free_port(), log_dir)
+    cluster.start_scheduler()
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        for _ in range(workers):
+            cluster.add_worker()
+        while True:
+            try:
+                cluster.wait_for_workers(workers)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the Dask scheduler did not start"
+                time.sleep(0.2)
+        yield cluster
+    finally:
+        cluster.stop_all()

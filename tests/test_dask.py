@@ -1,0 +1,267 @@
+"""TRAINING_BACKEND=dask against a real cluster (tests/dask_cluster.py): the v1 and jobs
+contract on Dask workers, worker death, cancel, limits, workers joining, scheduler loss."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from server.config import Settings
+from server.main import create_app
+from tests.conftest import ClientFactory
+from tests.dask_cluster import Cluster, dask_cluster
+from tests.helpers import MODEL_TYPES, fit_body, named, wait_until
+
+pytestmark = pytest.mark.anyio
+
+# A fit that reports progress often and runs for minutes unless stopped.
+LONG = {"n_estimators": 200_000, "max_depth": 4}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with dask_cluster(tmp_path_factory.mktemp("dask-logs")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+async def server(
+    cluster: Cluster, make_client: ClientFactory
+) -> AsyncIterator[httpx.AsyncClient]:
+    cluster.wait_for_workers(2)  # an earlier test may have restarted one
+    async with serve(cluster, make_client) as client:
+        yield client
+
+
+def serve(
+    cluster: Cluster, make_client: ClientFactory, **overrides: Any
+) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    return make_client(
+        training_backend="dask", dask_scheduler_address=cluster.address, **overrides
+    )
+
+
+async def slots(client: httpx.AsyncClient) -> int:
+    return int((await client.get("/status")).json()["training"]["slots"])
+
+
+async def wait_slots(client: httpx.AsyncClient, count: int, timeout: float = 60) -> None:
+    async def reached() -> bool:
+        return await slots(client) == count
+
+    await wait_until(reached, timeout=timeout, what=f"{count} Dask slots")
+
+
+async def start(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post("/fit?wait=false", json=body)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+async def wait_progress(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+
+    async def fitting() -> bool:
+        found.update((await client.get(f"/jobs/{job_id}")).json())
+        return (found["progress"]["fraction"] or 0) > 0
+
+    await wait_until(fitting, timeout=60, what="progress from the Dask worker")
+    return found
+
+
+def files_of(models_dir: Path, name: str) -> list[str]:
+    if not models_dir.exists():
+        return []
+    return [p.name for p in models_dir.iterdir() if p.name.lstrip(".").startswith(f"{name}.")]
+
+
+@pytest.mark.parametrize("labels", ["int", "str"])
+async def test_each_model_type_trains_on_dask_and_predicts_here(
+    server: httpx.AsyncClient, models_dir: Path, labels: str
+) -> None:
+    status = (await server.get("/status")).json()["training"]
+    assert status["backend"] == "dask"
+    assert status["scheduler"].startswith("tcp://127.0.0.1:")
+    assert status["slots"] == 2
+    for model_type in MODEL_TYPES:
+        name = f"{model_type.lower()}-{labels}"
+        body = fit_body(name, model_type, labels=labels, n_classes=3, n_samples=90)
+        response = await server.post("/fit", json=body)
+        assert response.status_code == 201, response.text
+        assert response.json()["classes"] == sorted(set(body["y"]))
+        # No shared filesystem: the worker sent the model, this server wrote it.
+        assert (models_dir / f"{name}.joblib").is_file()
+        assert (await server.post("/load", json=named(name))).status_code == 200
+        answer = (await server.post("/predict", json={"X": body["X"][:5], **named(name)})).json()
+        assert set(answer["predictions"]) <= set(body["y"])
+        assert (await server.post("/unload", json=named(name))).status_code == 200
+
+
+async def test_full_cluster_is_503_and_cancel_frees_the_slot_within_2_s(
+    server: httpx.AsyncClient, models_dir: Path
+) -> None:
+    first = await start(server, fit_body("one", "RandomForestClassifier", LONG))
+    second = await start(server, fit_body("two", "RandomForestClassifier", LONG))
+    refused = await server.post("/fit", json=fit_body("three"))
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "5"
+
+    job = await wait_progress(server, first["id"])
+    assert 0 < job["progress"]["fraction"] < 1
+    assert job["progress"]["iterations_total"] == 200_000
+    started = time.monotonic()
+    response = await server.post(f"/jobs/{first['id']}/cancel")
+    took = time.monotonic() - started
+    assert response.status_code == 200 and response.json()["state"] == "cancelled"
+    assert took < 2.0, f"cancel took {took:.2f} s"
+    print(f"dask cancel, cooperative: {took * 1000:.0f} ms")
+    assert (await server.get("/status")).json()["training"]["active"] == 1
+    assert files_of(models_dir, "one") == []
+    # The slot works again, and the name is free.
+    assert (await server.post("/fit", json=fit_body("one"))).status_code == 201
+    assert (await server.post(f"/jobs/{second['id']}/cancel")).status_code == 200
+    await wait_slots(server, 2)
+
+
+async def test_a_fit_stuck_in_one_step_is_stopped_by_restarting_its_worker(
+    server: httpx.AsyncClient, cluster: Cluster
+) -> None:
+    # One deep tree on 40,000 rows: no progress hook runs for seconds at a time.
+    body = fit_body(
+        "stuck",
+        "RandomForestClassifier",
+        {"n_estimators": 1, "max_features": None},
+        n_samples=40_000,
+        n_features=30,
+    )
+    job = await start(server, body)
+
+    async def running() -> bool:
+        return (await server.get(f"/jobs/{job['id']}")).json()["progress"]["iterations_total"] == 1
+
+    await wait_until(running, timeout=60, what="the fit to start on a worker")
+    before = set(cluster.worker_pids().values())
+    started = time.monotonic()
+    response = await server.post(f"/jobs/{job['id']}/cancel")
+    took = time.monotonic() - started
+    assert response.status_code == 200
+    assert took < 2.0, f"cancel took {took:.2f} s"
+    print(f"dask cancel, worker restarted: {took * 1000:.0f} ms")
+
+    async def restarted() -> bool:  # the nanny started a new worker process
+        try:
+            pids = await asyncio.to_thread(cluster.worker_pids)
+        except OSError:
+            return False
+        return len(pids) == 2 and set(pids.values()) != before
+
+    await wait_until(restarted, timeout=60, what="the stuck worker to be restarted")
+    await wait_slots(server, 2)
+
+
+async def test_a_worker_killed_mid_fit_is_500_and_the_slot_comes_back(
+    server: httpx.AsyncClient, cluster: Cluster, models_dir: Path
+) -> None:
+    waiting = asyncio.create_task(
+        server.post("/fit", json=fit_body("doomed", "RandomForestClassifier", LONG))
+    )
+
+    async def fitting() -> bool:
+        jobs = (await server.get("/status")).json()["training"]["jobs"]
+        return bool(jobs) and (jobs[0]["progress"]["fraction"] or 0) > 0
+
+    await wait_until(fitting, timeout=60, what="the fit to report progress")
+    job_id = (await server.get("/status")).json()["training"]["jobs"][0]["id"]
+    worker_address = server.app.state.service.trainer._active[job_id].run.worker  # type: ignore[attr-defined]
+    os.kill(cluster.worker_pids()[worker_address], signal.SIGKILL)
+    response = await waiting
+    assert response.status_code == 500
+    assert "Dask worker training 'doomed' died" in response.json()["detail"]
+    assert files_of(models_dir, "doomed") == []
+    await wait_slots(server, 2)
+    assert (await server.post("/fit", json=fit_body("doomed"))).status_code == 201
+
+
+async def test_limits_on_dask(
+    cluster: Cluster, make_client: ClientFactory, models_dir: Path
+) -> None:
+    cluster.wait_for_workers(2)
+    async with serve(cluster, make_client, max_train_seconds=1.5) as server:
+        response = await server.post("/fit", json=fit_body("long", "RandomForestClassifier", LONG))
+        assert response.status_code == 422
+        assert "MAX_TRAIN_SECONDS=1.5" in response.json()["detail"]
+        await wait_slots(server, 2)
+    async with serve(cluster, make_client, max_train_memory_mb=1) as server:
+        response = await server.post("/fit", json=fit_body("big", "RandomForestClassifier", LONG))
+        assert response.status_code == 422
+        assert "MAX_TRAIN_MEMORY_MB=1" in response.json()["detail"]
+        assert (await server.get("/health")).status_code == 200
+        assert files_of(models_dir, "long") == files_of(models_dir, "big") == []
+
+
+async def test_a_worker_joining_adds_a_slot(server: httpx.AsyncClient, cluster: Cluster) -> None:
+    assert await slots(server) == 2
+    worker = cluster.add_worker()
+    try:
+        await wait_slots(server, 3)
+    finally:
+        cluster.stop(worker)
+        cluster.workers.remove(worker)
+    await wait_slots(server, 2)
+
+
+def test_an_unreachable_scheduler_stops_start_up_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(
+        models_path=tmp_path,
+        training_backend="dask",
+        dask_scheduler_address="tcp://127.0.0.1:9",  # discard port: nothing listens
+    )
+    with pytest.raises(SystemExit) as stopped:
+        create_app(settings)
+    assert stopped.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("cannot reach the Dask scheduler at DASK_SCHEDULER_ADDRESS=")
+
+
+async def test_losing_the_scheduler_fails_running_jobs_and_recovers_when_it_returns(
+    server: httpx.AsyncClient, cluster: Cluster
+) -> None:
+    job = await start(server, fit_body("orphan", "RandomForestClassifier", LONG))
+    await wait_progress(server, job["id"])
+    assert cluster.scheduler is not None
+    cluster.stop(cluster.scheduler)
+
+    async def failed() -> bool:
+        return (await server.get(f"/jobs/{job['id']}")).json()["state"] == "failed"
+
+    await wait_until(failed, timeout=30, what="the running job to fail")
+    error = (await server.get(f"/jobs/{job['id']}")).json()["error"]
+    assert error["status"] == 500
+    assert "Dask scheduler" in error["detail"] or "died" in error["detail"]
+    await wait_slots(server, 0)
+    refused = await server.post("/fit", json=fit_body("meanwhile"))
+    assert refused.status_code == 503
+    assert (await server.get("/health")).status_code == 200
+
+    # The scheduler comes back on the same address; the workers find it again (restarted
+    # by hand here, as a supervisor would), and so does the server, by itself.
+    cluster.start_scheduler()
+    for worker in list(cluster.workers):
+        if worker.poll() is None:
+            cluster.stop(worker)
+        cluster.workers.remove(worker)
+    cluster.add_worker()
+    cluster.add_worker()
+    await wait_slots(server, 2, timeout=90)
+    assert (await server.post("/fit", json=fit_body("after"))).status_code == 201
