@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -87,6 +88,11 @@ class Settings(BaseSettings):
     dask_scheduler_address: str | None = Field(
         default=None, description="the Dask scheduler, e.g. tcp://scheduler:8786 (with dask)"
     )
+    dask_connect_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="at start-up, how long to wait for the Dask scheduler to accept connections",
+    )
     metrics: bool = Field(default=True, description="serve GET /metrics and count requests")
     access_log: Literal["text", "json", "off"] = Field(
         default="text", description="one line per request: text, JSON lines, or off"
@@ -136,20 +142,31 @@ def load_settings() -> Settings:
         raise SystemExit(2) from None
 
 
-SCHEDULER_PROBE_SECONDS = 5.0
+PROBE_INTERVAL_SECONDS = 0.5
 
 
-def require_reachable(address: str) -> None:
-    """Stop the process with one clear line if nothing listens at the scheduler's address
-    (`tcp://host:port`): better than a traceback from deep inside the Dask client."""
+def require_reachable(address: str, within_seconds: float) -> None:
+    """Wait until something listens at the scheduler's address (`tcp://host:port`), for at
+    most `within_seconds` (compose may start this server before the scheduler); then stop the
+    process with one clear line, rather than a traceback from deep inside the Dask client."""
     parts = urlsplit(address if "://" in address else f"tcp://{address}")
-    try:
-        if parts.hostname is None or parts.port is None:
-            raise ValueError("expected tcp://host:port")
-        socket.create_connection((parts.hostname, parts.port), SCHEDULER_PROBE_SECONDS).close()
-    except (OSError, ValueError) as error:
+    deadline = time.monotonic() + within_seconds
+    while True:
+        try:
+            if parts.hostname is None or parts.port is None:
+                raise ValueError("expected tcp://host:port")
+            socket.create_connection((parts.hostname, parts.port), within_seconds).close()
+            return
+        except OSError as error:
+            if time.monotonic() < deadline:
+                time.sleep(PROBE_INTERVAL_SECONDS)
+                continue
+            problem: Exception = error
+        except ValueError as error:
+            problem = error
         print(
-            f"cannot reach the Dask scheduler at DASK_SCHEDULER_ADDRESS={address!r}: {error}",
+            f"cannot reach the Dask scheduler at DASK_SCHEDULER_ADDRESS={address!r} "
+            f"(waited {within_seconds:g} s, DASK_CONNECT_SECONDS): {problem}",
             file=sys.stderr,
         )
         raise SystemExit(2) from None

@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _configure_logging()
     if settings.training_backend == "dask":
         assert settings.dask_scheduler_address is not None
-        require_reachable(settings.dask_scheduler_address)
+        require_reachable(settings.dask_scheduler_address, settings.dask_connect_seconds)
     tokens = Tokens.of(
         settings.management_token.get_secret_value() if settings.management_token else None,
         settings.inference_token.get_secret_value() if settings.inference_token else None,

@@ -34,9 +34,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-async def server(
-    cluster: Cluster, make_client: ClientFactory
-) -> AsyncIterator[httpx.AsyncClient]:
+async def server(cluster: Cluster, make_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]:
     cluster.wait_for_workers(2)  # an earlier test may have restarted one
     async with serve(cluster, make_client) as client:
         yield client
@@ -45,9 +43,7 @@ async def server(
 def serve(
     cluster: Cluster, make_client: ClientFactory, **overrides: Any
 ) -> AbstractAsyncContextManager[httpx.AsyncClient]:
-    return make_client(
-        training_backend="dask", dask_scheduler_address=cluster.address, **overrides
-    )
+    return make_client(training_backend="dask", dask_scheduler_address=cluster.address, **overrides)
 
 
 async def slots(client: httpx.AsyncClient) -> int:
@@ -226,6 +222,7 @@ def test_an_unreachable_scheduler_stops_start_up_with_one_line(
         models_path=tmp_path,
         training_backend="dask",
         dask_scheduler_address="tcp://127.0.0.1:9",  # discard port: nothing listens
+        dask_connect_seconds=1,
     )
     with pytest.raises(SystemExit) as stopped:
         create_app(settings)
