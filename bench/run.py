@@ -2,7 +2,7 @@
 in-process floor. Prints tables and saves them in bench/results/latest.json.
 
     python -m bench.run [--only fit,ingest,parallel,predict,inline,responsiveness,
-                                progress,cancel,priority,observability]
+                                progress,cancel,priority,observability,dask]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import jobs, observability, serving, training
+from bench import backends, jobs, observability, serving, training
 from devtools.local_server import uvicorn_server
 
 TRAINING_CORES = 3  # two slots on a 2-core machine, as the issue asks
@@ -34,6 +34,7 @@ SECTIONS = (
     "cancel",
     "priority",
     "observability",
+    "dask",
 )
 
 
@@ -83,6 +84,8 @@ def main() -> None:
             observability_dir = Path(directory) / "observability"
             observability_dir.mkdir()
             results["observability"] = observability.overhead(observability_dir)
+        if "dask" in sections:  # a cluster, and a server on each backend
+            results["dask"] = backends.compare(Path(directory) / "dask")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     print(

@@ -1,5 +1,6 @@
-"""TRAINING_BACKEND=dask against a real cluster (tests/dask_cluster.py): the v1 and jobs
-contract on Dask workers, worker death, cancel, limits, workers joining, scheduler loss."""
+"""TRAINING_BACKEND=dask against a real cluster: the v1 and jobs
+contract on Dask workers, worker death, cancel, limits, workers joining, scheduler loss.
+The cluster: devtools/dask_cluster.py."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.dask_cluster import Cluster, dask_cluster
 from server.config import Settings
 from server.main import create_app
 from tests.conftest import ClientFactory
-from tests.dask_cluster import Cluster, dask_cluster
 from tests.helpers import MODEL_TYPES, fit_body, named, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -262,3 +263,57 @@ async def test_losing_the_scheduler_fails_running_jobs_and_recovers_when_it_retu
     cluster.add_worker()
     await wait_slots(server, 2, timeout=90)
     assert (await server.post("/fit", json=fit_body("after"))).status_code == 201
+
+
+@pytest.fixture(params=["local", "dask"])
+async def any_backend(
+    request: pytest.FixtureRequest, cluster: Cluster, make_client: ClientFactory
+) -> AsyncIterator[httpx.AsyncClient]:
+    if request.param == "local":
+        async with make_client(training_cores=3) as client:
+            yield client
+        return
+    cluster.wait_for_workers(2)
+    async with serve(cluster, make_client) as client:
+        yield client
+
+
+async def test_the_jobs_contract_holds_on_both_backends(
+    any_backend: httpx.AsyncClient, models_dir: Path
+) -> None:
+    server = any_backend
+    # 202 with Location; the events end with the finished job, whose model is on disk here.
+    started = await server.post("/fit?wait=false", json=fit_body("xgb", "XGBClassifier"))
+    assert started.status_code == 202
+    events = await server.get(started.headers["Location"] + "/events")
+    assert events.text.count("event: succeeded") == 1
+    assert (models_dir / "xgb.joblib").is_file()
+    cancel = await server.post(started.headers["Location"] + "/cancel")
+    assert cancel.status_code == 409 and "has already succeeded" in cancel.json()["detail"]
+
+    # A failed job keeps the 422 a waiting fit gets.
+    failing = await start(server, fit_body("bad", "LGBMClassifier", {"num_leaves": -3}))
+
+    async def failed() -> bool:
+        return (await server.get(f"/jobs/{failing['id']}")).json()["state"] == "failed"
+
+    await wait_until(failed, timeout=60, what="the bad fit to fail")
+    error = (await server.get(f"/jobs/{failing['id']}")).json()["error"]
+    assert error["status"] == 422
+    assert error["detail"].startswith("LGBMClassifier refused to train 'bad'")
+
+    # Cancel of a waiting fit: 409 for the waiter, no file, the name free again.
+    waiting = asyncio.create_task(
+        server.post("/fit", json=fit_body("slow", "RandomForestClassifier", LONG))
+    )
+
+    async def running() -> bool:
+        return bool((await server.get("/status")).json()["training"]["jobs"])
+
+    await wait_until(running, what="the waiting fit's job")
+    job_id = (await server.get("/status")).json()["training"]["jobs"][0]["id"]
+    assert (await server.post(f"/jobs/{job_id}/cancel")).status_code == 200
+    answer = await waiting
+    assert answer.status_code == 409 and "was cancelled" in answer.json()["detail"]
+    assert files_of(models_dir, "slow") == []
+    assert (await server.post("/fit", json=fit_body("slow"))).status_code == 201

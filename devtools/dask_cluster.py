@@ -1,5 +1,6 @@
-"""A real Dask cluster for the tests, started the way users start one: a `dask scheduler`
-process and `dask worker --nthreads 1` processes (each under its nanny), on 127.0.0.1."""
+"""A real Dask cluster for the tests and the benchmarks, started the way users start one:
+a `dask scheduler` process and `dask worker --nthreads 1` processes (each under its nanny),
+on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import psutil
 from distributed import Client
 
-from tests.servers import PROJECT_ROOT, free_port
+from devtools.local_server import PROJECT_ROOT, free_port
 
 DASK = str(Path(sys.executable).parent / "dask")
 START_TIMEOUT = 60.0
