@@ -13,6 +13,7 @@ import aiohttp
 import orjson
 from sklearn.datasets import make_classification
 
+from bench import jobs
 from bench.harness import Spread, show, timed_post
 from devtools.dask_cluster import dask_cluster
 from devtools.local_server import uvicorn_server
@@ -48,37 +49,6 @@ async def _fit_seconds(
     return Spread.of(times), size
 
 
-async def _cancel_latency(session: aiohttp.ClientSession, url: str) -> Spread:
-    slow = body(
-        "cancelled",
-        ("RandomForestClassifier", {"n_estimators": 200_000, "max_depth": 4}, 2_000, 20),
-    )
-    latencies = []
-    for _ in range(CANCELS):
-        async with session.post(
-            f"{url}/fit?wait=false", data=slow, headers={"content-type": "application/json"}
-        ) as reply:
-            job = await reply.json()
-        deadline = time.monotonic() + 60
-        while True:
-            async with session.get(f"{url}/jobs/{job['id']}") as reply:
-                if (await reply.json())["progress"]["fraction"]:
-                    break
-            assert time.monotonic() < deadline, "the fit did not start"
-            await asyncio.sleep(0.05)
-        started = time.perf_counter()
-        async with session.post(f"{url}/jobs/{job['id']}/cancel") as reply:
-            assert reply.status == 200, await reply.text()
-        while True:
-            async with session.get(f"{url}/status") as reply:
-                status = (await reply.json())["training"]
-            if status["active"] == 0 and status["slots"] >= 2:
-                break
-            assert time.perf_counter() - started < 30, "the slot did not come back"
-        latencies.append(time.perf_counter() - started)
-    return Spread.of(latencies)
-
-
 async def _speed_up(session: aiohttp.ClientSession, url: str) -> tuple[float, float]:
     bodies = [body(f"p{i}", MEDIUM) for i in range(2)]
     started = time.perf_counter()
@@ -102,7 +72,7 @@ async def _measure(urls: dict[str, str]) -> dict[str, Any]:
         for backend, url in urls.items():
             medium, _ = await _fit_seconds(session, url, MEDIUM)
             big, size = await _fit_seconds(session, url, BIG_FOREST)
-            cancel = await _cancel_latency(session, url)
+            cancel = await jobs.cancel_latencies(session, url, slots=2)
             one_by_one, together = await _speed_up(session, url)
             results[backend] = {
                 "medium_s": medium,

@@ -49,6 +49,17 @@ class TrainingRequest:
     y_encoded: np.ndarray  # indices into `classes`
     classes: list[Any]  # the original labels, sorted
 
+    def describe(self) -> dict[str, Any]:
+        """What is known of the model before it is trained (the start of its metadata)."""
+        return {
+            "name": self.name,
+            "model_type": self.model_type,
+            "hyperparameters": self.hyperparameters,
+            "n_samples": int(self.X.shape[0]),
+            "n_features": int(self.X.shape[1]),
+            "classes": self.classes,
+        }
+
 
 @dataclass(frozen=True)
 class FittedModel:
@@ -120,13 +131,8 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
     cpu_seconds = time.process_time() - started_cpu
 
     metadata = {
-        "name": request.name,
-        "model_type": algorithm.name,
+        **request.describe(),
         "status": "trained",
-        "hyperparameters": request.hyperparameters,
-        "n_samples": int(request.X.shape[0]),
-        "n_features": int(request.X.shape[1]),
-        "classes": request.classes,
         "train_seconds": round(train_seconds, 4),
         "train_cpu_seconds": round(cpu_seconds, 4),
         "created_at": datetime.now(UTC).isoformat(),
