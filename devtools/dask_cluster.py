@@ -23,7 +23,8 @@ START_TIMEOUT = 60.0
 # As the README tells operators: a worker that dies fails its task, never a silent retry.
 CLUSTER_ENV = {
     "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
-    "PYTHONPATH": str(PROJECT_ROOT),  # the workers import this project's training code
+    # The scheduler unpickles tasks and the workers run them: both import this project.
+    "PYTHONPATH": str(PROJECT_ROOT),
 }
 
 
