@@ -86,6 +86,7 @@ class Cluster:
 
 @contextmanager
 def dask_cluster(log_dir: Path, workers: int = 2) -> Iterator[Cluster]:
+    log_dir.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(free_port(), log_dir)
     cluster.start_scheduler()
     try:

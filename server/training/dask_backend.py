@@ -172,6 +172,7 @@ class DaskBackend(TrainingBackend):
             set_as_default=False,
         )
         client.subscribe_topic(remote.TOPIC, self._on_event)
+        await client.register_plugin(remote.PreloadLibraries())
         self.client = client
         await self._refresh()
 

@@ -183,10 +183,10 @@ class Trainer:
     # -- ending ------------------------------------------------------------------------------
     def _settle(self, active: _Active) -> None:
         """The backend's outcome is in: end the job with it (unless it is being stopped)."""
-        if active.stopping or active.job.finished:
-            return
         outcome = active.run.outcome
         error = outcome.exception() if not outcome.cancelled() else WorkerCrashed("cancelled")
+        if active.stopping or active.job.finished:
+            return  # the stop decides how the job ends; its error is seen all the same
         job = active.job
         if error is None:
             job.report(*active.run.progress())
