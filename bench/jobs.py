@@ -32,7 +32,7 @@ MEDIUM_FITS = {
     "LGBMClassifier": {"n_estimators": 300},
     "CatBoostClassifier": {"iterations": 300, "depth": 6},
 }
-OVERHEAD_REPEATS = 5
+OVERHEAD_REPEATS = 7
 CANCELS = 10
 BUSY_PROCESS_SECONDS = 90  # the unrelated busy processes of the starvation check end by then
 STARVATION_LIMIT_SECONDS = 30
