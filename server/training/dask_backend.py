@@ -134,7 +134,7 @@ class DaskRun(Run):
         if client is None:
             return
         await Event(remote.stop_event_name(self.key), client=client).set()
-        with contextlib.suppress(TimeoutError, Exception):
+        with contextlib.suppress(Exception):  # a timeout, or the fit's own ending
             await asyncio.wait_for(asyncio.shield(self._waiter), STOP_GRACE_SECONDS)
         if not self._future.done() and self.worker is not None:
             logger.info("restarting Dask worker %s to stop '%s'", self.worker, self._name)
