@@ -142,7 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tokens = tokens
     app.state.metrics = metrics
     install_redoc(app)
-    routes.install_routes(app, guarded=not tokens.open)
+    routes.table.install(app, guarded=not tokens.open)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.metrics or settings.access_log != "off":  # outermost: it sees every answer

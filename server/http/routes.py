@@ -3,35 +3,29 @@
 /fit and /predict read their bodies themselves (server.ingest: orjson and numpy, several
 times faster than pydantic on big matrices); OpenAPI still documents them from the models.
 
-Routes are declared once here with the access they need (`management`, `inference`, or open)
-and installed on each app by `install_routes`: with a token set, a guarded route gets its
-bearer guard (and its 401/403 in OpenAPI); with none, it gets no guard at all, because even a
-guard that lets everything through costs FastAPI a dependency per request (~25 us of a
-~210 us 1-row predict, measured)."""
+Each route is declared with the access it needs (server.http.routing installs it on an app,
+with its bearer guard only when a token is set)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
-from server.http.auth import GUARDS
+from server.http.routing import RouteTable, errors, json_error
 from server.ingest import read_fit, read_predict
 from server.metrics import Metrics, NoMetrics
 from server.schemas import (
-    ErrorResponse,
     FitRequest,
     FitResponse,
     Health,
-    InvalidResponse,
     Job,
     JobList,
     ModelInfo,
@@ -47,6 +41,8 @@ from server.schemas import (
 )
 from server.service import ModelService
 from server.training.jobs import Job as TrainingJob
+
+table = RouteTable()
 
 
 async def _service(request: Request) -> ModelService:
@@ -64,53 +60,6 @@ async def _existing_job(job_id: str, service: Service) -> TrainingJob:
 
 
 ExistingJob = Annotated[TrainingJob, Depends(_existing_job)]
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        status: {"model": InvalidResponse if status == 422 else ErrorResponse}
-        for status in statuses
-    }
-
-
-def _json_error(description: str) -> dict[str, Any]:
-    schema = {"$ref": "#/components/schemas/ErrorResponse"}  # defined by the other routes
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-Access = Literal["management", "inference"]
-# What a guard adds to a route's OpenAPI: JSON even where the route streams events.
-GUARD_RESPONSES: dict[Access, dict[int | str, dict[str, Any]]] = {
-    "management": {
-        401: _json_error("no valid bearer token"),
-        403: _json_error("the inference token on a management endpoint"),
-    },
-    "inference": {401: _json_error("no valid bearer token")},
-}
-
-
-@dataclass(frozen=True)
-class RouteSpec:
-    method: str
-    path: str
-    endpoint: Callable[..., Any]
-    access: Access | None  # None: open to everyone, always
-    options: dict[str, Any]  # for FastAPI's add_api_route
-
-
-ROUTES: list[RouteSpec] = []
-
-
-def route(
-    method: str, path: str, access: Access | None = None, **options: Any
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare a route (FastAPI's options) and the access it needs; `install_routes` adds it."""
-
-    def register(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-        ROUTES.append(RouteSpec(method, path, endpoint, access, options))
-        return endpoint
-
-    return register
 
 
 def request_body(model: type[BaseModel]) -> dict[str, Any]:
@@ -132,7 +81,7 @@ def request_body(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": content}}
 
 
-@route(
+@table.route(
     "POST",
     "/fit",
     access="management",
@@ -140,7 +89,7 @@ def request_body(model: type[BaseModel]) -> dict[str, Any]:
     response_model=FitResponse,
     responses={
         202: {"model": Job, "description": "with wait=false: the job, started"},
-        **_errors(409, 413, 422, 500, 503),
+        **errors(409, 413, 422, 500, 503),
     },
     summary="Train a model and save it (or, with wait=false, start its job)",
     openapi_extra=request_body(FitRequest),
@@ -158,7 +107,7 @@ async def fit(
     return JSONResponse(job.describe(), 202, headers={"Location": f"/jobs/{job.id}"})
 
 
-@route(
+@table.route(
     "GET",
     "/jobs",
     access="inference",
@@ -169,11 +118,11 @@ async def jobs(service: Service) -> dict[str, Any]:
     return {"jobs": [job.describe() for job in service.jobs()]}
 
 
-@route(
+@table.route(
     "GET",
     "/jobs/{job_id}",
     access="inference",
-    responses=_errors(404),
+    responses=errors(404),
     response_model=Job,
     summary="One job",
 )
@@ -181,13 +130,13 @@ async def job(job: ExistingJob) -> dict[str, Any]:
     return job.describe()
 
 
-@route(
+@table.route(
     "GET",
     "/jobs/{job_id}/events",
     access="inference",
     response_class=EventSourceResponse,
     # The route's media type would otherwise be claimed for its JSON 404 too.
-    responses={404: _json_error("no such job")},
+    responses={404: json_error("no such job")},
     summary="Live progress: an event per change, the last one with the finished job",
 )
 async def job_events(job: ExistingJob) -> AsyncIterator[ServerSentEvent]:
@@ -202,11 +151,11 @@ async def job_events(job: ExistingJob) -> AsyncIterator[ServerSentEvent]:
         await job.next_change(seen)
 
 
-@route(
+@table.route(
     "POST",
     "/jobs/{job_id}/cancel",
     access="management",
-    responses=_errors(404, 409),
+    responses=errors(404, 409),
     response_model=Job,
     summary="Stop a running training: its slot is free and nothing of it is on disk",
 )
@@ -214,11 +163,11 @@ async def cancel_job(job_id: str, service: Service) -> dict[str, Any]:
     return (await service.cancel(job_id)).describe()
 
 
-@route(
+@table.route(
     "POST",
     "/predict",
     access="inference",
-    responses=_errors(404, 409, 413, 422),
+    responses=errors(404, 409, 413, 422),
     response_model=PredictResponse,
     response_model_exclude_none=True,
     summary="Predict with a loaded model",
@@ -231,11 +180,11 @@ async def predict(request: Request, service: Service) -> Response:
     return Response(orjson.dumps(answer), media_type="application/json")
 
 
-@route(
+@table.route(
     "POST",
     "/load",
     access="management",
-    responses=_errors(404, 409, 413, 422),
+    responses=errors(404, 409, 413, 422),
     response_model=StatusResponse,
     summary="Load a model",
 )
@@ -244,11 +193,11 @@ async def load(body: NameRequest, service: Service) -> dict[str, str]:
     return {"name": body.config.name, "status": "loaded"}
 
 
-@route(
+@table.route(
     "POST",
     "/unload",
     access="management",
-    responses=_errors(404, 413, 422),
+    responses=errors(404, 413, 422),
     response_model=StatusResponse,
     summary="Unload a model",
 )
@@ -257,11 +206,11 @@ async def unload(body: NameRequest, service: Service) -> dict[str, str]:
     return {"name": body.config.name, "status": "trained"}
 
 
-@route(
+@table.route(
     "POST",
     "/remove",
     access="management",
-    responses=_errors(404, 409, 413, 422),
+    responses=errors(404, 409, 413, 422),
     response_model=RemoveResponse,
     summary="Delete one trained model",
 )
@@ -270,11 +219,11 @@ async def remove(body: NameRequest, service: Service) -> dict[str, Any]:
     return {"name": body.config.name, "removed": True}
 
 
-@route(
+@table.route(
     "POST",
     "/remove_all",
     access="management",
-    responses=_errors(413),
+    responses=errors(413),
     response_model=RemoveAllResponse,
     summary="Delete every trained model",
 )
@@ -282,7 +231,7 @@ async def remove_all(service: Service) -> dict[str, list[str]]:
     return await service.remove_all()
 
 
-@route(
+@table.route(
     "GET",
     "/models",
     access="inference",
@@ -293,11 +242,11 @@ async def models(service: Service) -> dict[str, Any]:
     return {"models": service.models()}
 
 
-@route(
+@table.route(
     "GET",
     "/models/{name}",
     access="inference",
-    responses=_errors(404, 422),
+    responses=errors(404, 422),
     response_model=ModelInfo,
     summary="One model",
 )
@@ -305,7 +254,7 @@ async def model(name: ModelName, service: Service) -> dict[str, Any]:
     return service.model(name)
 
 
-@route(
+@table.route(
     "GET",
     "/status",
     access="inference",
@@ -317,7 +266,7 @@ async def status(service: Service) -> dict[str, Any]:
     return service.status()
 
 
-@route(
+@table.route(
     "GET",
     "/metrics",
     response_class=PlainTextResponse,
@@ -331,27 +280,6 @@ async def metrics(request: Request) -> Response:
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
-@route("GET", "/health", response_model=Health, summary="Liveness")
+@table.route("GET", "/health", response_model=Health, summary="Liveness")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
-
-
-def install_routes(app: FastAPI, guarded: bool) -> None:
-    """Add every route to the app's own router (`include_router` would put them behind a
-    router of their own: a second round of matching, ~20 us a request on FastAPI 0.165).
-    With `guarded`, the routes that need access get their bearer guard."""
-    for spec in ROUTES:
-        options = dict(spec.options)
-        responses = dict(options.pop("responses", {}))
-        dependencies = []
-        if guarded and spec.access is not None:
-            dependencies = [Depends(GUARDS[spec.access])]
-            responses.update(GUARD_RESPONSES[spec.access])
-        app.router.add_api_route(
-            spec.path,
-            spec.endpoint,
-            methods=[spec.method],
-            dependencies=dependencies,
-            responses=responses,
-            **options,
-        )

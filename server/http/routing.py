@@ -1,0 +1,89 @@
+"""How routes are declared and put on an app.
+
+A route is declared once (`@table.route(...)`, with FastAPI's options) with the access it
+needs: `management`, `inference`, or open. `RouteTable.install` adds them to an app:
+with a token set, a guarded route gets its bearer guard (and its 401/403 in OpenAPI); with
+none, it gets no guard at all, because even a guard that lets everything through costs
+FastAPI a dependency per request (~25 us of a ~210 us 1-row predict, measured).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastapi import Depends, FastAPI
+
+from server.http.auth import GUARDS
+from server.schemas import ErrorResponse, InvalidResponse
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {"model": InvalidResponse if status == 422 else ErrorResponse}
+        for status in statuses
+    }
+
+
+def json_error(description: str) -> dict[str, Any]:
+    schema = {"$ref": "#/components/schemas/ErrorResponse"}  # defined by the other routes
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+Access = Literal["management", "inference"]
+# What a guard adds to a route's OpenAPI: JSON even where the route streams events.
+GUARD_RESPONSES: dict[Access, dict[int | str, dict[str, Any]]] = {
+    "management": {
+        401: json_error("no valid bearer token"),
+        403: json_error("the inference token on a management endpoint"),
+    },
+    "inference": {401: json_error("no valid bearer token")},
+}
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str
+    path: str
+    endpoint: Callable[..., Any]
+    access: Access | None  # None: open to everyone, always
+    options: dict[str, Any]  # for FastAPI's add_api_route
+
+
+class RouteTable:
+    """The routes of a module: declared with `@table.route(...)`, put on an app by `install`."""
+
+    def __init__(self) -> None:
+        self.specs: list[RouteSpec] = []
+
+    def route(
+        self, method: str, path: str, access: Access | None = None, **options: Any
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Declare a route (FastAPI's options) and the access it needs."""
+
+        def register(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+            self.specs.append(RouteSpec(method, path, endpoint, access, options))
+            return endpoint
+
+        return register
+
+    def install(self, app: FastAPI, guarded: bool) -> None:
+        """Add every route to the app's own router (`include_router` would put them behind a
+        router of their own: a second round of matching, ~20 us a request on FastAPI 0.165).
+        With `guarded`, the routes that need access get their bearer guard."""
+        for spec in self.specs:
+            options = dict(spec.options)
+            responses = dict(options.pop("responses", {}))
+            dependencies = []
+            if guarded and spec.access is not None:
+                dependencies = [Depends(GUARDS[spec.access])]
+                responses.update(GUARD_RESPONSES[spec.access])
+            app.router.add_api_route(
+                spec.path,
+                spec.endpoint,
+                methods=[spec.method],
+                dependencies=dependencies,
+                responses=responses,
+                **options,
+            )
