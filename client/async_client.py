@@ -13,7 +13,6 @@ from client.calls import (
     EventStream,
     JobRef,
     ProgressCallback,
-    finished_model,
     job_events,
 )
 from client.sync_client import DEFAULT_URL, auth_headers
@@ -68,15 +67,10 @@ class AsyncModelClient(Endpoints[Awaitable[Any]]):
             async with self._started().get(self.base_url + call.path) as response:
                 if response.status != 200:
                     call.check(response.status, await response.json(content_type=None))
-                stream = EventStream()
+                stream = EventStream(on_progress)
                 async for raw in response.content:
-                    event = stream.feed(raw.decode())
-                    if event is None:
-                        continue
-                    if on_progress is not None:
-                        on_progress(event)
-                    if event["state"] != "running":
-                        return finished_model(event)
+                    if (model := stream.follow(raw.decode())) is not None:
+                        return model
 
     def _started(self) -> aiohttp.ClientSession:
         if self._session is None:

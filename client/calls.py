@@ -97,11 +97,21 @@ def job_events(ref: JobRef) -> Call:
 
 
 class EventStream:
-    """Reads a server-sent event stream line by line; `feed` returns each event's job when
-    the blank line that ends the event arrives. Only `data:` lines matter here."""
+    """Reads a job's server-sent event stream line by line; `feed` returns each event's job
+    when the blank line that ends the event arrives. Only `data:` lines matter here."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_progress: ProgressCallback | None = None) -> None:
         self._data: list[str] = []
+        self._on_progress = on_progress
+
+    def follow(self, line: str) -> dict[str, Any] | None:
+        """Feed a line; once the job has finished, its model (or the ApiError it ended with)."""
+        event = self.feed(line)
+        if event is None:
+            return None
+        if self._on_progress is not None:
+            self._on_progress(event)
+        return finished_model(event) if event["state"] != "running" else None
 
     def feed(self, line: str) -> Job | None:
         line = line.rstrip("\r\n")

@@ -13,7 +13,6 @@ from client.calls import (
     EventStream,
     JobRef,
     ProgressCallback,
-    finished_model,
     job_events,
 )
 
@@ -69,15 +68,10 @@ class ModelClient(Endpoints[Any]):
             ) as response:
                 if response.status_code != 200:
                     call.check(response.status_code, response.json())
-                stream = EventStream()
+                stream = EventStream(on_progress)
                 for line in response.iter_lines():
-                    event = stream.feed(line.decode())
-                    if event is None:
-                        continue
-                    if on_progress is not None:
-                        on_progress(event)
-                    if event["state"] != "running":
-                        return finished_model(event)
+                    if (model := stream.follow(line.decode())) is not None:
+                        return model
 
     def close(self) -> None:
         self.session.close()
