@@ -132,18 +132,20 @@ async def test_full_cluster_is_503_and_cancel_frees_the_slot_within_2_s(
 async def test_a_fit_stuck_in_one_step_is_stopped_by_restarting_its_worker(
     server: httpx.AsyncClient, cluster: Cluster
 ) -> None:
-    # One deep tree on 40,000 rows: no progress hook runs for seconds at a time.
+    # LogisticRegression has no per-iteration hook, and saga with tol=0 runs epoch after
+    # epoch (~1.7 ms each here) until max_iter: no stop check for the length of the fit.
     body = fit_body(
         "stuck",
-        "RandomForestClassifier",
-        {"n_estimators": 1, "max_features": None},
-        n_samples=40_000,
-        n_features=30,
+        "LogisticRegression",
+        {"solver": "saga", "tol": 0, "max_iter": 1_000_000},
+        n_samples=5_000,
+        n_features=50,
     )
     job = await start(server, body)
+    runs = server.app.state.service.trainer._active  # type: ignore[attr-defined]
 
-    async def running() -> bool:
-        return (await server.get(f"/jobs/{job['id']}")).json()["progress"]["iterations_total"] == 1
+    async def running() -> bool:  # the worker has reported the start of the fit
+        return job["id"] in runs and runs[job["id"]].run.worker is not None
 
     await wait_until(running, timeout=60, what="the fit to start on a worker")
     before = set(cluster.worker_pids().values())
