@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import socket
 import sys
-import time
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -139,34 +136,4 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as error:
         print(describe_error(error), file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-PROBE_INTERVAL_SECONDS = 0.5
-
-
-def require_reachable(address: str, within_seconds: float) -> None:
-    """Wait until something listens at the scheduler's address (`tcp://host:port`), for at
-    most `within_seconds` (compose may start this server before the scheduler); then stop the
-    process with one clear line, rather than a traceback from deep inside the Dask client."""
-    parts = urlsplit(address if "://" in address else f"tcp://{address}")
-    deadline = time.monotonic() + within_seconds
-    while True:
-        try:
-            if parts.hostname is None or parts.port is None:
-                raise ValueError("expected tcp://host:port")
-            socket.create_connection((parts.hostname, parts.port), within_seconds).close()
-            return
-        except OSError as error:
-            if time.monotonic() < deadline:
-                time.sleep(PROBE_INTERVAL_SECONDS)
-                continue
-            problem: Exception = error
-        except ValueError as error:
-            problem = error
-        print(
-            f"cannot reach the Dask scheduler at DASK_SCHEDULER_ADDRESS={address!r} "
-            f"(waited {within_seconds:g} s, DASK_CONNECT_SECONDS): {problem}",
-            file=sys.stderr,
-        )
         raise SystemExit(2) from None

@@ -19,7 +19,7 @@ from uvicorn.logging import DefaultFormatter
 
 from server.algorithms import preload
 from server.batching import BatchingSettings
-from server.config import Settings, load_settings, require_reachable
+from server.config import Settings, load_settings
 from server.http import routes
 from server.http.auth import Tokens, warn_if_exposed
 from server.http.docs import STATIC_URL, install_redoc
@@ -58,11 +58,14 @@ def _configure_logging() -> None:
 
 
 def _backend(settings: Settings) -> TrainingBackend:
+    """The backend, built but not started (that happens in the lifespan)."""
     if settings.training_backend == "dask":
         # Imported only here: the local backend needs nothing of Dask.
-        from server.training.dask_backend import DaskBackend
+        from server.training.dask_backend import DaskBackend, require_reachable
 
         assert settings.dask_scheduler_address is not None  # Settings checked it
+        # Now, at start-up, rather than in the lifespan: one clear line, not a traceback.
+        require_reachable(settings.dask_scheduler_address, settings.dask_connect_seconds)
         return DaskBackend(settings.dask_scheduler_address)
     return LocalBackend(
         settings.training_slots,
@@ -75,9 +78,7 @@ def _backend(settings: Settings) -> TrainingBackend:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     _configure_logging()
-    if settings.training_backend == "dask":
-        assert settings.dask_scheduler_address is not None
-        require_reachable(settings.dask_scheduler_address, settings.dask_connect_seconds)
+    backend = _backend(settings)
     tokens = Tokens.of(
         settings.management_token.get_secret_value() if settings.management_token else None,
         settings.inference_token.get_secret_value() if settings.inference_token else None,
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # need not check it again on each predict (about 10 us of a 1-row call).
         sklearn.set_config(assume_finite=True)
         trainer = Trainer(
-            _backend(settings),
+            backend,
             store,
             TrainingLimits(settings.max_train_seconds, settings.max_train_memory_mb),
             settings.job_history,

@@ -23,14 +23,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dask
 from distributed import Client, Event
 from distributed.client import Future as DaskFuture
 
+from server.background import BackgroundTasks
 from server.errors import NoFreeSlot, ServiceError, StorageFailed, WorkerCrashed
 from server.storage import ModelStore
 from server.training import remote
@@ -43,6 +48,7 @@ logger = logging.getLogger(__name__)
 REFRESH_SECONDS = 0.5
 CONNECT_TIMEOUT_SECONDS = 5.0
 STOP_GRACE_SECONDS = 1.0
+PROBE_INTERVAL_SECONDS = 0.5  # at start-up, while waiting for the scheduler
 
 
 class DaskRun(Run):
@@ -122,7 +128,7 @@ class DaskRun(Run):
     def fail_worker_lost(self) -> None:
         """Its worker left the cluster: a 500 now, and no silent retry elsewhere."""
         self.worker_lost = True
-        self._backend.spawn(self._stop_task())
+        self._backend.tasks.spawn(self._stop_task())
 
     async def stop(self) -> None:
         await self._stop_task()
@@ -138,7 +144,7 @@ class DaskRun(Run):
             await asyncio.wait_for(asyncio.shield(self._waiter), STOP_GRACE_SECONDS)
         if not self._future.done() and self.worker is not None:
             logger.info("restarting Dask worker %s to stop '%s'", self.worker, self._name)
-            self._backend.spawn(self._backend.restart_worker(self.worker))
+            self._backend.tasks.spawn(self._backend.restart_worker(self.worker))
         with contextlib.suppress(Exception):
             await client.cancel(self._future, force=True)
         with contextlib.suppress(Exception):
@@ -153,7 +159,7 @@ class DaskBackend(TrainingBackend):
         self.client: Client | None = None
         self._threads: dict[str, int] = {}  # worker address -> threads, connected now
         self._runs: dict[str, DaskRun] = {}  # by task key
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = BackgroundTasks()
         self._refresher: asyncio.Task[None] | None = None
 
     # -- life cycle ------------------------------------------------------------------------
@@ -252,7 +258,29 @@ class DaskBackend(TrainingBackend):
         except Exception as error:  # it may have gone by itself
             logger.warning("could not restart Dask worker %s: %s", address, error)
 
-    def spawn(self, coroutine: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+
+def require_reachable(address: str, within_seconds: float) -> None:
+    """Wait until something listens at the scheduler's address (`tcp://host:port`), for at
+    most `within_seconds` (compose may start this server before the scheduler); then stop the
+    process with one clear line, rather than a traceback from deep inside the Dask client."""
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    deadline = time.monotonic() + within_seconds
+    while True:
+        try:
+            if parts.hostname is None or parts.port is None:
+                raise ValueError("expected tcp://host:port")
+            socket.create_connection((parts.hostname, parts.port), within_seconds).close()
+            return
+        except OSError as error:
+            if time.monotonic() < deadline:
+                time.sleep(PROBE_INTERVAL_SECONDS)
+                continue
+            problem: Exception = error
+        except ValueError as error:
+            problem = error
+        print(
+            f"cannot reach the Dask scheduler at DASK_SCHEDULER_ADDRESS={address!r} "
+            f"(waited {within_seconds:g} s, DASK_CONNECT_SECONDS): {problem}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None

@@ -91,6 +91,10 @@ class Job:
         if self.version == seen:
             await self._changed.wait()
 
+    async def until_finished(self) -> None:
+        while not self.finished:
+            await self.next_change(self.version)
+
     # -- what the API shows ------------------------------------------------------------------
     @property
     def fraction(self) -> float | None:

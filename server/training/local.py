@@ -83,6 +83,8 @@ class LocalRun(Run):
         return None
 
     async def stop(self) -> None:
+        if self._slot.run is not self:  # it has ended: the slot may run another fit now
+            return
         self.stopped = True
         await asyncio.to_thread(self._slot.kill)
         self._backend.replace_process(self._slot)

@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from server.algorithms import resolve
+from server.background import BackgroundTasks
 from server.errors import (
     JobCancelled,
     JobFinished,
@@ -83,7 +83,7 @@ class Trainer:
         self._gate = SlotGate(retry_after_seconds)
         self._book = JobBook(history)
         self._active: dict[str, _Active] = {}  # by job id
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
         self._watcher: asyncio.Task[None] | None = None
 
     # -- life cycle ------------------------------------------------------------------------
@@ -169,8 +169,7 @@ class Trainer:
 
     async def wait(self, job: Job) -> dict[str, Any]:
         """The saved model's metadata once the job succeeds, or the error it ended with."""
-        while not job.finished:
-            await job.next_change(job.version)
+        await job.until_finished()
         if job.state is JobState.SUCCEEDED and job.model is not None:
             return job.model
         if job.state is JobState.CANCELLED:
@@ -211,12 +210,10 @@ class Trainer:
     async def cancel(self, job_id: str) -> Job:
         job = self.job(job_id)
         active = self._active.get(job_id)
-        if active is not None and active.run.outcome.done():
-            self._settle(active)  # finished a moment ago: the outcome stands
-        if active is None or job.finished:
+        if active is None:  # ended, and its slot given back
             raise JobFinished(self._already_finished(job))
-        await self._stop(active, None)  # a stop already under way: waits for it
-        if job.state is not JobState.CANCELLED:  # a limit stopped it first
+        await self._stop(active, None)
+        if job.state is not JobState.CANCELLED:  # it ended first, or a limit stopped it
             raise JobFinished(self._already_finished(job))
         return job
 
@@ -232,10 +229,14 @@ class Trainer:
 
     async def _stop(self, active: _Active, error: ServiceError | None) -> None:
         """Kill the fit, clean its files, then end the job (cancelled, or failed with
-        `error`) and free the slot and the name."""
+        `error`) and free the slot and the name. A fit whose outcome is in has ended: its
+        outcome stands, and its slot may already run another fit, which must not be touched."""
+        if active.run.outcome.done():
+            self._settle(active)  # no-op while another stop is under way
         if active.stopping:  # a cancel and a limit at once: wait for the first
-            while not active.job.finished:
-                await active.job.next_change(active.job.version)
+            await active.job.until_finished()
+            return
+        if active.job.finished:
             return
         active.stopping = True
         try:
@@ -267,7 +268,7 @@ class Trainer:
             limit, problem = hit
             logger.info("stopping the training of '%s': %s", active.job.name, problem)
             self._metrics.limit_hit(limit)
-            self._spawn(self._stop(active, LimitExceeded(problem)))
+            self._tasks.spawn(self._stop(active, LimitExceeded(problem)))
 
     def _limit_hit(self, active: _Active) -> tuple[str, str] | None:
         """The limit a running fit has gone past, and what to tell its client; or None."""
@@ -288,8 +289,3 @@ class Trainer:
                     "nothing was saved"
                 )
         return None
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
