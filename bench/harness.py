@@ -43,10 +43,16 @@ def repeat(measure: Callable[[], float], times: int) -> Spread:
     return Spread.of([measure() for _ in range(times)])
 
 
-async def timed_post(session: aiohttp.ClientSession, url: str, body: bytes, expect: int) -> float:
-    """Seconds for one POST of pre-encoded JSON, from sending to the whole answer."""
+async def timed_post(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    expect: int,
+    content_type: str = "application/json",
+) -> float:
+    """Seconds for one POST of a pre-encoded body, from sending to the whole answer."""
     started = time.perf_counter()
-    async with session.post(url, data=body, headers={"content-type": "application/json"}) as reply:
+    async with session.post(url, data=body, headers={"content-type": content_type}) as reply:
         await reply.read()
         if reply.status != expect:
             raise RuntimeError(

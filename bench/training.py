@@ -100,52 +100,6 @@ async def fit_overhead(session: aiohttp.ClientSession, url: str) -> list[dict[st
     return results
 
 
-async def ingest(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
-    """Parsing a big /fit body: the server's whole path up to the name check (a 409 answer
-    for a name that exists), against orjson.loads + np.asarray on the same bytes."""
-    case = CASES[2]
-    small = FitCase("seed", "LogisticRegression", {}, 100, 20, 1)
-    await session.post(
-        f"{url}/fit", data=small.body("ingest"), headers={"content-type": "application/json"}
-    )
-    body = case.body("ingest")
-    megabytes = len(body) / 1e6
-
-    def floor_once() -> float:
-        started = time.perf_counter()
-        parsed = orjson.loads(body)
-        np.asarray(parsed["X"], dtype=np.float64)
-        np.asarray(parsed["y"])
-        return time.perf_counter() - started
-
-    floor = repeat(floor_once, 5)
-    served = Spread.of([await timed_post(session, f"{url}/fit", body, 409) for _ in range(5)])
-    await session.post(f"{url}/remove", json={"config": {"name": "ingest"}})
-    show(
-        f"Ingest: a {megabytes:.1f} MB /fit body (100k x 20), parsed and checked",
-        ["path", "seconds", "MB/s", "ratio to floor"],
-        [
-            [
-                "server (answers 409 after parsing)",
-                served.s(),
-                f"{megabytes / served.median:.0f}",
-                f"{served.median / floor.median:.2f}",
-            ],
-            [
-                "floor: orjson.loads + np.asarray",
-                floor.s(),
-                f"{megabytes / floor.median:.0f}",
-                "1.00",
-            ],
-        ],
-    )
-    return {
-        "megabytes": megabytes,
-        "server_mb_s": megabytes / served.median,
-        "floor_mb_s": megabytes / floor.median,
-    }
-
-
 async def parallel_training(session: aiohttp.ClientSession, url: str, slots: int) -> dict[str, Any]:
     """K fits one after another, then the same K at once, on K free slots."""
     case = CASES[1]

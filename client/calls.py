@@ -47,8 +47,12 @@ class Call:
         raise ApiError(status, detail, self, seconds)
 
 
-def _rows(X: Matrix) -> list[list[float]]:
-    return X.tolist() if hasattr(X, "tolist") else list(X)
+def _rows(X: Matrix) -> list[list[float | None]]:
+    """JSON rows; a NaN (numpy's or Python's) is sent as null, the server's missing value."""
+    rows = X.tolist() if hasattr(X, "tolist") else list(X)
+    if any(value != value for row in rows for value in row):  # NaN is the one unequal value
+        return [[None if value != value else value for value in row] for row in rows]
+    return rows
 
 
 def _named(name: str, **extra: Any) -> dict[str, Any]:
@@ -63,12 +67,17 @@ def fit(
     hyperparameters: dict[str, Any] | None = None,
     wait: bool = True,
     max_seconds: float | None = None,
+    validation_fraction: float | None = None,
+    validation_seed: int = 0,
 ) -> Call:
     config: dict[str, Any] = {"name": name, "model_type": model_type}
     if hyperparameters:
         config["hyperparameters"] = hyperparameters
     if max_seconds is not None:
         config["max_seconds"] = max_seconds
+    if validation_fraction is not None:
+        config["validation_fraction"] = validation_fraction
+        config["validation_seed"] = validation_seed
     labels = y.tolist() if hasattr(y, "tolist") else list(y)
     body = {"X": _rows(X), "y": labels, "config": config}
     if wait:
@@ -141,6 +150,11 @@ def predict(name: str, X: Matrix, probabilities: bool = False) -> Call:
     return Call("POST", "/predict", {"X": _rows(X), **_named(name, probabilities=probabilities)})
 
 
+def evaluate(name: str, X: Matrix, y: Labels) -> Call:
+    labels = y.tolist() if hasattr(y, "tolist") else list(y)
+    return Call("POST", "/evaluate", {"X": _rows(X), "y": labels, **_named(name)})
+
+
 def load(name: str) -> Call:
     return Call("POST", "/load", _named(name))
 
@@ -189,9 +203,25 @@ class Endpoints(Generic[R]):
         hyperparameters: dict[str, Any] | None = None,
         wait: bool = True,
         max_seconds: float | None = None,
+        validation_fraction: float | None = None,
+        validation_seed: int = 0,
     ) -> R:
-        """The saved model's metadata; with `wait=False`, the started job at once."""
-        return self.send(fit(name, model_type, X, y, hyperparameters, wait, max_seconds))
+        """The saved model's metadata; with `wait=False`, the started job at once.
+        `validation_fraction`: hold out that share of the rows and score the model on them
+        (the metadata's `validation`)."""
+        return self.send(
+            fit(
+                name,
+                model_type,
+                X,
+                y,
+                hyperparameters,
+                wait,
+                max_seconds,
+                validation_fraction,
+                validation_seed,
+            )
+        )
 
     def job(self, ref: JobRef) -> R:
         return self.send(job(ref))
@@ -204,6 +234,10 @@ class Endpoints(Generic[R]):
 
     def predict(self, name: str, X: Matrix, probabilities: bool = False) -> R:
         return self.send(predict(name, X, probabilities))
+
+    def evaluate(self, name: str, X: Matrix, y: Labels) -> R:
+        """Scores of a loaded model on labelled rows (accuracy, ..., log_loss)."""
+        return self.send(evaluate(name, X, y))
 
     def load(self, name: str) -> R:
         return self.send(load(name))

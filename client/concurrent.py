@@ -21,8 +21,8 @@ from typing import Any
 from client import cli
 from client.async_client import AsyncModelClient
 from client.calls import ApiError
-from client.plans import TrainingPlan, make_data, plans_from, read_results
-from client.report import JobBar, percentile, table
+from client.plans import HOLDOUT, TrainingPlan, make_data, plans_from, read_results
+from client.report import JobBar, percentile, scores_table, table
 from client.sequential import add_sequential_options, print_summary, run_sequential
 
 PREFIX = "con"
@@ -38,7 +38,7 @@ async def fit_when_a_slot_is_free(
     while True:
         try:
             job = await client.fit(
-                plan.name, plan.model_type, X, y, plan.hyperparameters, wait=False
+                plan.name, plan.model_type, X, y, plan.hyperparameters, wait=False, **HOLDOUT
             )
             break
         except ApiError as error:
@@ -82,7 +82,13 @@ async def train_at_once(
     )
     total = time.perf_counter() - started
     fits = [
-        {"name": plan.name, "train_seconds": answer["train_seconds"], "refused_503": refused}
+        {
+            "name": plan.name,
+            "model_type": plan.model_type,
+            "train_seconds": answer["train_seconds"],
+            "refused_503": refused,
+            "validation": answer["validation"],
+        }
         for plan, (answer, refused) in zip(plans, outcomes, strict=True)
     ]
     return {"fits": fits, "total_seconds": total}
@@ -161,6 +167,9 @@ async def demo(args: Any, sequential: dict[str, Any]) -> int:
         f"The ideal is min(fits {len(plans)}, training slots {slots} = TRAINING_CORES - 1, "
         f"cores {cores}): beyond it, fits wait for a slot (503, retried) or share a core."
     )
+    print("\nThe types on the same held-out rows (validation_fraction 0.2, seed 0):")
+    baseline = sequential.get("baseline")
+    print(scores_table([*parallel["fits"], *([baseline] if baseline else [])]))
     print("\nConcurrent predictions:")
     print(
         table(

@@ -36,6 +36,25 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+SCORES = ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss")
+
+
+def scores_table(models: Sequence[dict[str, Any]]) -> str:
+    """The held-out scores of fitted models (their /fit answers), one row per model."""
+    rows = []
+    for model in models:
+        validation = model.get("validation") or {}
+        scores = validation.get("scores") or {}
+        rows.append(
+            [
+                model["model_type"],
+                validation.get("n_samples", "-"),
+                *("-" if scores.get(key) is None else f"{scores[key]:.4f}" for key in SCORES),
+            ]
+        )
+    return table(["type", "held-out rows", *SCORES], rows)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100) by nearest rank."""
     ordered = sorted(values)

@@ -16,14 +16,16 @@ from typing import Any
 
 from client import cli
 from client.plans import (
+    HOLDOUT,
     as_dicts,
+    baseline_fit,
     calibrated_plans,
     make_data,
     quick_plans,
     remove_if_present,
     save_results,
 )
-from client.report import JobBar, table
+from client.report import JobBar, scores_table, table
 from client.sync_client import ModelClient
 
 PREFIX = "seq"
@@ -47,7 +49,9 @@ def run_sequential(url: str, quick: bool, target_seconds: float, keep: bool) -> 
         for plan in plans:
             remove_if_present(client, plan.name)
             began = time.perf_counter()
-            job = client.fit(plan.name, plan.model_type, X, y, plan.hyperparameters, wait=False)
+            job = client.fit(
+                plan.name, plan.model_type, X, y, plan.hyperparameters, wait=False, **HOLDOUT
+            )
             bar = JobBar(plan.name)
             try:
                 answer = client.wait(job, on_progress=bar)
@@ -60,10 +64,12 @@ def run_sequential(url: str, quick: bool, target_seconds: float, keep: bool) -> 
                     "model_type": plan.model_type,
                     "train_seconds": answer["train_seconds"],
                     "wall_seconds": round(wall, 2),
+                    "validation": answer["validation"],
                 }
             )
             print(f"  {plan.name}: trained in {answer['train_seconds']:.1f} s (wall {wall:.1f} s)")
         total = time.perf_counter() - started
+        baseline = baseline_fit(client, X, y, PREFIX)
         if not keep:
             for plan in plans:
                 client.remove(plan.name)
@@ -71,6 +77,7 @@ def run_sequential(url: str, quick: bool, target_seconds: float, keep: bool) -> 
         "quick": quick,
         "plans": as_dicts(plans),
         "fits": rows,
+        "baseline": baseline,
         "total_seconds": round(total, 2),
     }
 
@@ -89,6 +96,8 @@ def print_summary(results: dict[str, Any]) -> None:
     print("\nSequential training (one fit at a time):")
     print(table(["model", "type", "server s", "wall s", ">= 60 s"], rows))
     print(f"total wall time: {results['total_seconds']:.1f} s")
+    print("\nThe five types on the same held-out rows (validation_fraction 0.2, seed 0):")
+    print(scores_table([*results["fits"], results["baseline"]]))
 
 
 def main() -> int:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from server.errors import InvalidInput
 
 # Every spelling of "how many threads" that the five libraries understand. A user's value for
@@ -40,6 +42,8 @@ class Algorithm:
     native_parameters: Callable[[], frozenset[str]] | None = None
     # Whether a fit can report how far it has got (server.training.progress).
     reports_progress: bool = True
+    # Whether the estimator trains and predicts with missing values (NaN) natively.
+    handles_missing: bool = True
 
     def estimator_class(self) -> type:
         cls: type = getattr(importlib.import_module(self.module), self.class_name)
@@ -97,6 +101,7 @@ ALGORITHMS: dict[str, Algorithm] = {
             "LogisticRegression",
             None,
             reports_progress=False,
+            handles_missing=False,
         ),
         Algorithm("RandomForestClassifier", "sklearn.ensemble", "RandomForestClassifier", "n_jobs"),
         Algorithm("XGBClassifier", "xgboost", "XGBClassifier", "n_jobs"),
@@ -134,6 +139,25 @@ def resolve(model_type: str) -> Algorithm:
         raise InvalidInput(
             f"unknown model_type '{model_type}': expected one of {', '.join(MODEL_TYPES)}"
         ) from None
+
+
+def refuse_missing(
+    algorithm: Algorithm, X: np.ndarray, feature_names: list[str] | None, field: str = "X"
+) -> None:
+    """InvalidInput naming the columns with missing values, for a type that can't take them."""
+    if algorithm.handles_missing:
+        return
+    missing = np.isnan(X).any(axis=0)
+    if not missing.any():
+        return
+    columns = np.flatnonzero(missing).tolist()
+    named = [repr(feature_names[i]) for i in columns] if feature_names else columns
+    raise InvalidInput(
+        f"{algorithm.name} can't take missing values, and {field} has some in column(s) "
+        f"{', '.join(map(str, named[:20]))}{' ...' if len(named) > 20 else ''}. Fill them in "
+        "(impute) first, or use a type that handles them natively: "
+        f"{', '.join(a.name for a in ALGORITHMS.values() if a.handles_missing)}"
+    )
 
 
 def preload() -> None:

@@ -58,7 +58,7 @@ class PredictionBatcher:
         return len(self._queue)
 
     async def predict(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
-        self.model.check_width(X)
+        self.model.check_input(X)
         draining = self._drainer is not None and not self._drainer.done()
         cheap = self.model.estimated_seconds(len(X)) <= self.settings.inline_budget
         if cheap and not draining and not self._queue:

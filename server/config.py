@@ -42,6 +42,13 @@ class Settings(BaseSettings):
         ge=0,
         description="under load, how long a batch waits for more requests (a lone one never waits)",
     )
+    inference_runtime: Literal["auto", "native"] = Field(
+        default="auto",
+        description=(
+            "auto: models are compiled to ONNX when trained and served by ONNX Runtime when "
+            "the check at load passes; native: every model is served by its estimator"
+        ),
+    )
     inline_predict_ms: float = Field(
         default=0.2,
         ge=0,

@@ -1,7 +1,8 @@
-"""LoadedModel: one estimator ready to predict, and what one prediction costs.
+"""LoadedModel: one model ready to predict, and what one prediction costs.
 
-The estimator predicts indices into `classes`, the original labels. At load time the model
-times itself on a few rows: the batcher uses the estimate to run cheap predictions inline.
+Its runtime (the compiled model or the estimator, `server.compiled`) predicts indices into
+`classes`, the original labels. At load time the model times itself on a few rows: the
+batcher uses the estimate to run cheap predictions inline.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from server.algorithms import resolve
+from server.algorithms import Algorithm, refuse_missing, resolve
+from server.compiled.choice import RuntimeChoice, RuntimeSetting, choose_runtime
+from server.compiled.runtimes import NativeRuntime, Runtime
 from server.errors import InvalidInput
+from server.scoring import encode, scores
 from server.storage import ModelStore
 
 TIMING_ROWS = 64
@@ -23,26 +27,40 @@ TIMING_ROWS = 64
 @dataclass(frozen=True)
 class LoadedModel:
     name: str
-    model_type: str  # canonical: resolve() refused anything else
-    estimator: Any
+    algorithm: Algorithm
+    choice: RuntimeChoice
     classes: np.ndarray
     n_features: int
-    predict_kwargs: dict[str, Any]
+    feature_names: list[str] | None  # the columns of the file it was trained from
     seconds_fixed: float = 0.0  # one predict call, whatever its size
     seconds_per_row: float = 0.0
 
-    def check_width(self, X: np.ndarray) -> None:
+    @property
+    def model_type(self) -> str:
+        return self.algorithm.name
+
+    def _runtime(self, X: np.ndarray) -> Runtime:
+        missing_rows = self.choice.missing_rows
+        if missing_rows is not None and np.isnan(X).any():
+            return missing_rows
+        return self.choice.runtime
+
+    def check_input(self, X: np.ndarray) -> None:
+        """Refuse, before any queueing, rows this model can't take: the wrong width, or
+        missing values for a type that has no use for them (it would predict garbage)."""
         if X.shape[1] != self.n_features:
             raise InvalidInput(
                 f"model '{self.name}' expects {self.n_features} features per row, got {X.shape[1]}"
             )
+        if not self.algorithm.handles_missing:
+            refuse_missing(self.algorithm, X, self.feature_names)
 
     def estimated_seconds(self, rows: int) -> float:
         return self.seconds_fixed + self.seconds_per_row * rows
 
     def predict(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
         """Blocking: inline only when `estimated_seconds` is tiny, else in a thread. The
-        caller has checked X's width (`check_width`), before any queueing."""
+        caller has checked X (`check_input`), before any queueing."""
         try:
             return self._predict(X, probabilities)
         except Exception as error:  # the estimator refused this input
@@ -52,28 +70,52 @@ class LoadedModel:
 
     def _predict(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
         answer: dict[str, Any] = {"name": self.name}
+        runtime = self._runtime(X)
         if probabilities:
-            proba = np.asarray(self.estimator.predict_proba(X, **self.predict_kwargs))
+            proba = runtime.probabilities(X)
             answer["predictions"] = self.classes[proba.argmax(axis=1)].tolist()
             answer["probabilities"] = proba.tolist()
             answer["classes"] = self.classes.tolist()
         else:
-            indices = np.asarray(self.estimator.predict(X, **self.predict_kwargs)).reshape(-1)
-            answer["predictions"] = self.classes[indices.astype(np.int64)].tolist()
+            answer["predictions"] = self.classes[runtime.indices(X)].tolist()
         return answer
 
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        return self._runtime(X).probabilities(X)
 
-def read_model(store: ModelStore, name: str) -> LoadedModel:
-    """Blocking: load the files, then time a 1-row and a 64-row prediction."""
+    def evaluate(self, X: np.ndarray, y: list[Any]) -> dict[str, Any]:
+        """Blocking: the scores of server.scoring on these rows and labels."""
+        self.check_input(X)
+        if len(X) != len(y):
+            raise InvalidInput(f"the rows are {len(X)} but y has {len(y)} labels")
+        y_encoded = encode(y, self.classes.tolist(), self.name)
+        try:
+            probabilities = self.probabilities(X)
+        except Exception as error:  # the estimator refused this input
+            raise InvalidInput(
+                f"model '{self.name}' could not predict: {type(error).__name__}: {error}"
+            ) from None
+        return {"name": self.name, "n_samples": len(y), "scores": scores(y_encoded, probabilities)}
+
+
+def read_model(store: ModelStore, name: str, setting: RuntimeSetting = "auto") -> LoadedModel:
+    """Blocking: load the files, choose the runtime (compiled if it passes its check), then
+    time a 1-row and a 64-row prediction. The estimator is kept only if it still serves."""
     bundle = store.load(name)
     algorithm = resolve(bundle["model_type"])
+    classes = np.asarray(bundle["classes"])
+    n_features = int(bundle["n_features"])
+    feature_names = bundle.get("feature_names")  # absent from models of earlier versions
+    native = NativeRuntime(bundle.pop("estimator"), algorithm.predict_kwargs)
+    choice = choose_runtime(native, bundle, setting, algorithm.handles_missing)
+    del native, bundle  # a model served compiled holds no second copy of itself
     model = LoadedModel(
         name=name,
-        model_type=algorithm.name,
-        estimator=bundle["estimator"],
-        classes=np.asarray(bundle["classes"]),
-        n_features=int(bundle["n_features"]),
-        predict_kwargs=dict(algorithm.predict_kwargs),
+        algorithm=algorithm,
+        choice=choice,
+        classes=classes,
+        n_features=n_features,
+        feature_names=feature_names,
     )
     one, many = (_fastest_of_3(model, rows) for rows in (1, TIMING_ROWS))
     per_row = max(0.0, (many - one) / (TIMING_ROWS - 1))

@@ -109,8 +109,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             window=settings.batch_window_ms / 1000,
             inline_budget=settings.inline_predict_ms / 1000,
         )
-        registry = Registry(store, settings.max_inference_models, batching, metrics)
-        app.state.service = ModelService(store, trainer, registry)
+        registry = Registry(
+            store, settings.max_inference_models, batching, metrics, settings.inference_runtime
+        )
+        compile_models = settings.inference_runtime == "auto"
+        app.state.service = ModelService(store, trainer, registry, compile_models)
         logger.info(
             "serving models from %s: %s, up to %d loaded model(s); %s",
             store.root,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 
 from server.batching import BatchingSettings, PredictionBatcher
+from server.compiled.choice import RuntimeSetting
 from server.errors import CapacityReached
 from server.inference import read_model
 from server.metrics import Metrics
@@ -21,9 +22,15 @@ from server.storage import ModelStore
 
 class Registry:
     def __init__(
-        self, store: ModelStore, max_models: int, batching: BatchingSettings, metrics: Metrics
+        self,
+        store: ModelStore,
+        max_models: int,
+        batching: BatchingSettings,
+        metrics: Metrics,
+        runtime: RuntimeSetting = "auto",
     ) -> None:
         self._store = store
+        self._runtime = runtime
         self._max_models = max_models
         self._batching = batching
         self._metrics = metrics
@@ -63,7 +70,7 @@ class Registry:
 
     async def _read(self, name: str) -> None:
         try:
-            model = await asyncio.to_thread(read_model, self._store, name)
+            model = await asyncio.to_thread(read_model, self._store, name, self._runtime)
             self._loaded[name] = PredictionBatcher(
                 model, self._batching, self._metrics.prediction_counter(model.model_type)
             )

@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, Strict
 from server.algorithms import MODEL_TYPES
 from server.storage import NAME_PATTERN
 
-# A feature value: a JSON number, finite (no NaN or infinity), never a string or a boolean.
-Feature = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+# A feature value: a JSON number, finite (no NaN or infinity), never a string or a boolean;
+# null is a missing value.
+Feature = Annotated[float, Strict(), Field(allow_inf_nan=False)] | None
 Row = Annotated[list[Feature], Field(min_length=1)]
 Matrix = Annotated[list[Row], Field(min_length=1)]
 IntLabel = Annotated[int, Strict(), Field(ge=-(2**63), le=2**63 - 1)]
@@ -47,6 +48,15 @@ class FitConfig(Body):
         default=None,
         description="stop this training after so many seconds (at most MAX_TRAIN_SECONDS)",
     )
+    validation_fraction: Annotated[float, Field(gt=0, le=0.5, allow_inf_nan=False)] | None = Field(
+        default=None,
+        description="hold out this share of the rows (stratified), train on the rest and "
+        "score the model on them: the model's `validation`",
+        examples=[0.2],
+    )
+    validation_seed: int = Field(
+        default=0, description="the random_state of the held-out split (train_test_split)"
+    )
 
 
 class FitRequest(Body):
@@ -75,6 +85,10 @@ class NameConfig(Body):
     name: ModelName
 
 
+class EvaluateConfig(NameConfig):
+    pass
+
+
 class NameRequest(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [{"config": {"name": "rf1"}}]})
 
@@ -85,6 +99,17 @@ class PredictConfig(NameConfig):
     probabilities: bool = False
 
 
+Record = dict[str, Feature]
+Records = Annotated[
+    list[Record],
+    Field(
+        min_length=1,
+        description="instead of X, for a model trained from a file: rows as {column: value}, "
+        "matched to its feature_names by name (extra keys ignored)",
+    ),
+]
+
+
 class PredictRequest(Body):
     model_config = ConfigDict(
         json_schema_extra={
@@ -92,8 +117,86 @@ class PredictRequest(Body):
         },
     )
 
-    X: Matrix
+    X: Matrix | None = Field(default=None, description="rows in the model's column order")
+    records: Records | None = None
     config: PredictConfig
+
+
+class EvaluateRequest(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "X": [[5.0, 3.3], [6.1, 3.0]],
+                    "y": ["setosa", "virginica"],
+                    "config": {"name": "rf1"},
+                }
+            ]
+        },
+    )
+
+    X: Matrix | None = Field(default=None, description="rows in the model's column order")
+    records: Records | None = None
+    y: Labels
+    config: EvaluateConfig
+
+
+class FitForm(BaseModel):
+    """multipart/form-data: a table file, its label column, and the JSON config."""
+
+    file: bytes = Field(
+        json_schema_extra={"format": "binary"},
+        description="CSV (UTF-8, header line) or Parquet; every column but `target` is a feature",
+    )
+    target: str = Field(description="the column that holds the labels")
+    config: str = Field(
+        description="FitConfig as JSON text",
+        examples=['{"name": "rf1", "model_type": "RandomForestClassifier"}'],
+    )
+
+
+class PredictForm(BaseModel):
+    """multipart/form-data: a table file and the JSON config."""
+
+    file: bytes = Field(
+        json_schema_extra={"format": "binary"},
+        description="CSV or Parquet; columns matched by name to the model's feature_names",
+    )
+    config: str = Field(description="PredictConfig as JSON text", examples=['{"name": "rf1"}'])
+
+
+class EvaluateForm(FitForm):
+    """multipart/form-data: a table file, its label column, and the JSON config."""
+
+    config: str = Field(description="EvaluateConfig as JSON text", examples=['{"name": "rf1"}'])
+
+
+class Scores(BaseModel):
+    accuracy: float
+    balanced_accuracy: float
+    f1_macro: float
+    roc_auc: float | None = Field(description="null when the rows hold a single class")
+    log_loss: float
+
+
+class Validation(BaseModel):
+    fraction: float
+    seed: int
+    n_samples: int = Field(description="rows held out and scored")
+    scores: Scores
+
+
+class EvaluateResponse(BaseModel):
+    name: str
+    n_samples: int
+    scores: Scores
+
+
+class Compiled(BaseModel):
+    format: Literal["onnx"] | None = Field(description="null: not compiled (see reason)")
+    bytes: int | None = None
+    reason: str | None = None
+    seconds: float = Field(description="time the conversion took, after the fit")
 
 
 class FitResponse(BaseModel):
@@ -104,6 +207,16 @@ class FitResponse(BaseModel):
     n_samples: int
     n_features: int
     classes: list[Label]
+    feature_names: list[str] | None = Field(
+        default=None, description="the file's feature columns; null for a JSON X"
+    )
+    validation: Validation | None = Field(
+        default=None, description="with config.validation_fraction: the held-out scores"
+    )
+    compiled: Compiled | None = Field(
+        default=None,
+        description="the ONNX conversion after the fit; null with INFERENCE_RUNTIME=native",
+    )
     train_seconds: float | None = None
     train_cpu_seconds: float | None = None
 
@@ -159,6 +272,17 @@ class ModelInfo(BaseModel):
     n_samples: int | None = None
     n_features: int | None = None
     classes: list[Label] | None = None
+    feature_names: list[str] | None = None
+    validation: Validation | None = None
+    compiled: Compiled | None = None
+    runtime: Literal["onnx", "native"] | None = Field(
+        default=None, description="while loaded: what serves its predictions"
+    )
+    runtime_detail: str | None = Field(
+        default=None,
+        description="while loaded: what the compiled model was checked on, or why the "
+        "estimator serves instead",
+    )
     train_seconds: float | None = None
     train_cpu_seconds: float | None = None
     created_at: str | None = Field(

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from server.algorithms import resolve
+from server.algorithms import refuse_missing, resolve
+from server.batching import PredictionBatcher
 from server.errors import (
     BrokenModel,
     InvalidInput,
@@ -20,13 +21,19 @@ from server.errors import (
     ModelNotFound,
     NotLoaded,
 )
-from server.ingest import FitInput
+from server.inference import LoadedModel
+from server.ingest import EvaluateInput, Features, FitInput
+from server.ingest.features import MatrixFeatures
 from server.memory import release_unused_memory
 from server.registry import Registry
+from server.scoring import check_holdout
 from server.storage import ModelStore
 from server.training.jobs import Job
 from server.training.trainer import Trainer
-from server.training.worker import TrainingRequest
+from server.training.worker import Holdout, TrainingRequest
+
+# Requests with more rows than this are matched to the model's columns in a thread.
+INLINE_MATCH_ROWS = 1000
 
 
 def _encode_labels(X: np.ndarray, y: list[Any]) -> tuple[np.ndarray, list[Any]]:
@@ -39,11 +46,22 @@ def _encode_labels(X: np.ndarray, y: list[Any]) -> tuple[np.ndarray, list[Any]]:
     return encoded.astype(np.int64), classes.tolist()
 
 
+async def _matrix_for(model: LoadedModel, features: Features) -> np.ndarray:
+    """The rows of a file or of records in the model's column order (matched by name); a
+    big request is matched in a thread."""
+    if features.rows <= INLINE_MATCH_ROWS:
+        return features.matrix_for(model.name, model.feature_names)
+    return await asyncio.to_thread(features.matrix_for, model.name, model.feature_names)
+
+
 class ModelService:
-    def __init__(self, store: ModelStore, trainer: Trainer, registry: Registry) -> None:
+    def __init__(
+        self, store: ModelStore, trainer: Trainer, registry: Registry, compile_models: bool = True
+    ) -> None:
         self.store = store
         self.trainer = trainer
         self.registry = registry
+        self.compile_models = compile_models  # INFERENCE_RUNTIME=auto
         # Models whose files passed a stat but failed to load: GET /models says so.
         self._load_failures: dict[str, str] = {}
 
@@ -54,6 +72,12 @@ class ModelService:
         algorithm = resolve(config.model_type)
         hyperparameters = algorithm.effective_hyperparameters(config.hyperparameters)
         y_encoded, classes = _encode_labels(request.X, request.y)
+        field = "X" if request.feature_names is None else "the file"
+        refuse_missing(algorithm, request.X, request.feature_names, field)
+        held_out = None
+        if config.validation_fraction is not None:
+            check_holdout(y_encoded, config.validation_fraction)
+            held_out = Holdout(config.validation_fraction, config.validation_seed)
         training = TrainingRequest(
             name=config.name,
             model_type=algorithm.name,
@@ -61,6 +85,9 @@ class ModelService:
             X=request.X,
             y_encoded=y_encoded,
             classes=classes,
+            feature_names=request.feature_names,
+            holdout=held_out,
+            compile=self.compile_models,
         )
         # No await between this check and the trainer's claim of a slot: for the event loop
         # they are one step, so of racing fits with one name exactly one trains.
@@ -100,13 +127,26 @@ class ModelService:
         if await self.registry.unload(name):
             await asyncio.to_thread(release_unused_memory)
 
-    async def predict(self, name: str, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
+    def _loaded(self, name: str) -> PredictionBatcher:
         batcher = self.registry.get(name)
         if batcher is None:
             if self.store.exists(name) or self.trainer.is_training(name):
                 raise NotLoaded(name)
             raise ModelNotFound(name)
+        return batcher
+
+    async def predict(self, name: str, features: Features, probabilities: bool) -> dict[str, Any]:
+        batcher = self._loaded(name)
+        if isinstance(features, MatrixFeatures):  # the hot path: no coroutine, no matching
+            X = features.X
+        else:
+            X = await _matrix_for(batcher.model, features)
         return await batcher.predict(X, probabilities)
+
+    async def evaluate(self, request: EvaluateInput) -> dict[str, Any]:
+        model = self._loaded(request.config.name).model
+        X = await _matrix_for(model, request.features)
+        return await asyncio.to_thread(model.evaluate, X, request.y)
 
     # -- removal -----------------------------------------------------------------------------
     async def remove(self, name: str) -> None:
@@ -146,7 +186,10 @@ class ModelService:
             return info
         if name in self._load_failures:
             return {**info, "status": "broken", "error": self._load_failures[name]}
-        return {**info, "status": "loaded" if self.registry.is_loaded(name) else "trained"}
+        batcher = self.registry.get(name)
+        if batcher is None:
+            return {**info, "status": "trained"}
+        return {**info, "status": "loaded", **batcher.model.choice.describe()}
 
     def models(self) -> list[dict[str, Any]]:
         found = {info["name"]: self._with_status(info) for info in self.store.list_models()}

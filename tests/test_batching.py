@@ -11,7 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from server.algorithms import resolve
 from server.batching import BatchingSettings, PredictionBatcher
+from server.compiled.choice import RuntimeChoice
+from server.compiled.runtimes import NativeRuntime
 from server.inference import LoadedModel
 
 pytestmark = pytest.mark.anyio
@@ -47,8 +50,9 @@ async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
 
 
 def batcher(estimator: Any, inline_seconds: float = 0.0, max_rows: int = 1024) -> PredictionBatcher:
+    choice = RuntimeChoice(NativeRuntime(estimator, {}), None, "the estimator")
     model = LoadedModel(
-        "m", "RandomForestClassifier", estimator, np.array(["a", "b", "c"]), 2, {}, 0.001
+        "m", resolve("RandomForestClassifier"), choice, np.array(["a", "b", "c"]), 2, None, 0.001
     )
     settings = BatchingSettings(max_rows=max_rows, window=0.0, inline_budget=inline_seconds)
     return PredictionBatcher(model, settings)

@@ -24,7 +24,9 @@ async def test_server_killed_while_training_and_while_writing(tmp_path: Path) ->
     big = fit_body(
         "writing", "RandomForestClassifier", {"n_estimators": 300}, n_samples=20_000, n_features=20
     )
-    with uvicorn_server(models_dir, training_cores=3) as (url, server):
+    # Not compiled: converting a 300-tree forest would add ~15 s before its write.
+    native = {"INFERENCE_RUNTIME": "native"}
+    with uvicorn_server(models_dir, training_cores=3, env=native) as (url, server):
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:
             for name in ("done1", "done2"):
                 assert (

@@ -216,7 +216,8 @@ async def test_models_survive_a_restart(make_client: ClientFactory) -> None:
         info_before = (await client.get("/models/keep")).json()
     async with make_client() as client:
         info = (await client.get("/models/keep")).json()
-        assert info == {**info_before, "status": "trained"}
+        # What serves a model is told while it is loaded only.
+        assert info == {**info_before, "status": "trained", "runtime": None, "runtime_detail": None}
         assert (await client.post("/load", json=named("keep"))).status_code == 200
         after = (await client.post("/predict", json={"X": X, **named("keep")})).json()
         assert after == before

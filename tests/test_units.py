@@ -197,22 +197,33 @@ def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        ([[0.5, False]], "X must hold only numbers, found bool"),
-        ([[True, 2.0]], "X must hold only numbers, found bool"),
-        ([[1.0, "2"]], "X must hold only numbers, found str"),
-        ([[1.0, None]], "X must hold only numbers, found NoneType"),
-        ([[1.0, [2.0]]], "X must hold only numbers, found list"),
+        ([[0.5, False]], "X must hold only numbers or null, found bool"),
+        ([[True, 2.0]], "X must hold only numbers or null, found bool"),
+        ([[1.0, "2"]], "X must hold only numbers or null, found str"),
+        ([[None, "2"]], "X must hold only numbers or null, found str"),
+        ([[1.0, [2.0]]], "X must hold only numbers or null, found list"),
         ([[1.0], [1.0, 2.0]], "X is ragged: its rows have [1, 2] features"),
         ([[]], "X has rows without features"),
         ([1.0, 2.0], "X must be a list of rows, each a list of numbers"),
         ([], "X must be a non-empty list of rows"),
-        ([[1e308, 10**400]], "X must hold only finite numbers"),
+        ([[1e308, 10**400]], "X must hold only finite numbers or null"),
     ],
 )
-def test_as_matrix_refuses_what_the_schema_refuses(rows: list, message: str) -> None:
-    with pytest.raises(InvalidInput) as refused:
-        as_matrix(rows)
-    assert refused.value.detail == message
+@pytest.mark.parametrize("many", [False, True], ids=["few rows", "many rows"])
+def test_as_matrix_refuses_what_the_schema_refuses(rows: list, message: str, many: bool) -> None:
+    if many and rows and isinstance(rows[0], list):  # past SMALL_ROWS: the numpy paths
+        rows = rows * 10
+    for may_hold_nulls in (False, True):
+        with pytest.raises(InvalidInput) as refused:
+            as_matrix(rows, may_hold_nulls=may_hold_nulls)
+        assert refused.value.detail == message
+
+
+@pytest.mark.parametrize("copies", [1, 10], ids=["few rows", "many rows"])
+def test_as_matrix_reads_null_as_missing(copies: int) -> None:
+    matrix = as_matrix([[1, None], [None, 2.5]] * copies)
+    assert matrix.dtype == np.float64
+    assert np.array_equal(matrix, np.array([[1.0, np.nan], [np.nan, 2.5]] * copies), equal_nan=True)
 
 
 def test_as_matrix_keeps_integers_zeros_and_ones_as_floats() -> None:

@@ -19,10 +19,15 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
+from server.http.csv_response import CSV, predictions_csv, wants_csv
 from server.http.routing import RouteTable, errors, json_error
-from server.ingest import read_fit, read_predict
+from server.ingest import read_evaluate, read_fit, read_predict
 from server.metrics import Metrics, NoMetrics
 from server.schemas import (
+    EvaluateForm,
+    EvaluateRequest,
+    EvaluateResponse,
+    FitForm,
     FitRequest,
     FitResponse,
     Health,
@@ -32,6 +37,7 @@ from server.schemas import (
     ModelList,
     ModelName,
     NameRequest,
+    PredictForm,
     PredictRequest,
     PredictResponse,
     RemoveAllResponse,
@@ -62,9 +68,8 @@ async def _existing_job(job_id: str, service: Service) -> TrainingJob:
 ExistingJob = Annotated[TrainingJob, Depends(_existing_job)]
 
 
-def request_body(model: type[BaseModel]) -> dict[str, Any]:
-    """The OpenAPI request body of a route that parses its own body (server.ingest): the
-    model's JSON schema, with its $defs inlined so that it stands alone."""
+def _standalone_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema, with its $defs inlined so that it stands alone."""
     schema = model.model_json_schema()
     definitions = schema.pop("$defs", {})
 
@@ -77,7 +82,16 @@ def request_body(model: type[BaseModel]) -> dict[str, Any]:
             return [inline(item) for item in node]
         return node
 
-    content = {"application/json": {"schema": inline(schema)}}
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
+
+
+def request_body(model: type[BaseModel], form: type[BaseModel] | None = None) -> dict[str, Any]:
+    """The OpenAPI request body of a route that parses its own body (server.ingest): JSON,
+    and where a file is accepted, multipart/form-data."""
+    content = {"application/json": {"schema": _standalone_schema(model)}}
+    if form is not None:
+        content["multipart/form-data"] = {"schema": _standalone_schema(form)}
     return {"requestBody": {"required": True, "content": content}}
 
 
@@ -92,7 +106,7 @@ def request_body(model: type[BaseModel]) -> dict[str, Any]:
         **errors(409, 413, 422, 500, 503),
     },
     summary="Train a model and save it (or, with wait=false, start its job)",
-    openapi_extra=request_body(FitRequest),
+    openapi_extra=request_body(FitRequest, FitForm),
 )
 async def fit(
     request: Request,
@@ -170,13 +184,32 @@ async def cancel_job(job_id: str, service: Service) -> dict[str, Any]:
     responses=errors(404, 409, 413, 422),
     response_model=PredictResponse,
     response_model_exclude_none=True,
-    summary="Predict with a loaded model",
-    openapi_extra=request_body(PredictRequest),
+    summary="Predict with a loaded model (JSON, or CSV with Accept: text/csv)",
+    openapi_extra={
+        **request_body(PredictRequest, PredictForm),
+        "responses": {"200": {"content": {CSV: {"schema": {"type": "string"}}}}},
+    },
 )
 async def predict(request: Request, service: Service) -> Response:
     body = await read_predict(request)
-    answer = await service.predict(body.config.name, body.X, body.config.probabilities)
+    answer = await service.predict(body.config.name, body.features, body.config.probabilities)
+    if wants_csv(request):
+        return predictions_csv(answer)
     # orjson, and no second validation of what we built: a 100k-row answer is one dumps.
+    return Response(orjson.dumps(answer), media_type="application/json")
+
+
+@table.route(
+    "POST",
+    "/evaluate",
+    access="inference",
+    responses=errors(404, 409, 413, 422),
+    response_model=EvaluateResponse,
+    summary="Score a loaded model on labelled rows",
+    openapi_extra=request_body(EvaluateRequest, EvaluateForm),
+)
+async def evaluate(request: Request, service: Service) -> Response:
+    answer = await service.evaluate(await read_evaluate(request))
     return Response(orjson.dumps(answer), media_type="application/json")
 
 

@@ -21,6 +21,7 @@ from distributed import Event, Worker, WorkerPlugin, get_worker
 from threadpoolctl import threadpool_limits
 
 from server.algorithms import preload
+from server.compiled.convert import preload_converters
 from server.storage import serialize
 from server.training.progress import TrainingStopped
 from server.training.worker import TrainingRequest, fit_model
@@ -86,6 +87,7 @@ class PreloadLibraries(WorkerPlugin):
 
     def setup(self, worker: Worker) -> None:
         preload()
+        preload_converters()
 
 
 def train_on_worker(request: TrainingRequest, job_key: str) -> tuple[bytes, dict[str, Any]]:

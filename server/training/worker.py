@@ -23,9 +23,11 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from server.algorithms import preload, resolve  # noqa: E402
+from server.algorithms import Algorithm, preload, resolve  # noqa: E402
+from server.compiled.convert import compile_estimator, preload_converters  # noqa: E402
 from server.errors import InvalidInput, StorageFailed  # noqa: E402
 from server.libc import libc_function  # noqa: E402
+from server.scoring import holdout, scores  # noqa: E402
 from server.storage import ModelStore  # noqa: E402
 from server.training.progress import (  # noqa: E402
     NoProgress,
@@ -41,13 +43,24 @@ MAX_MESSAGE_CHARS = 2000
 
 
 @dataclass(frozen=True)
+class Holdout:
+    """Score the model on a stratified share of the rows, held out of its training."""
+
+    fraction: float
+    seed: int
+
+
+@dataclass(frozen=True)
 class TrainingRequest:
     name: str
     model_type: str
     hyperparameters: dict[str, Any]  # effective: validated, threads pinned
-    X: np.ndarray
+    X: np.ndarray  # float64, NaN where a value is missing
     y_encoded: np.ndarray  # indices into `classes`
     classes: list[Any]  # the original labels, sorted
+    feature_names: list[str] | None = None  # a file's columns
+    holdout: Holdout | None = None
+    compile: bool = True  # convert to ONNX after the fit (INFERENCE_RUNTIME=auto)
 
     def describe(self) -> dict[str, Any]:
         """What is known of the model before it is trained (the start of its metadata)."""
@@ -58,6 +71,7 @@ class TrainingRequest:
             "n_samples": int(self.X.shape[0]),
             "n_features": int(self.X.shape[1]),
             "classes": self.classes,
+            "feature_names": self.feature_names,
         }
 
 
@@ -86,6 +100,7 @@ def initialize(
         # at once, instead of waiting for the scheduler to take the core from a niced one.
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     preload()
+    preload_converters()
     threadpool_limits(limits=1)
     # A file-size limit (ulimit -f) then fails the write with EFBIG, which the fit reports,
     # instead of killing this process.
@@ -117,9 +132,13 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
     """Fit on one core, reporting progress; the same on every backend."""
     algorithm = resolve(request.model_type)
     started_wall, started_cpu = time.perf_counter(), time.process_time()
+    X, y = request.X, request.y_encoded
+    if request.holdout is not None:
+        train, held_out = holdout(len(X), y, request.holdout.fraction, request.holdout.seed)
+        X, y = X[train], y[train]
     try:
         estimator = algorithm.build(request.hyperparameters)
-        fit_reporting_progress(algorithm.name, estimator, request.X, request.y_encoded, progress)
+        fit_reporting_progress(algorithm.name, estimator, X, y, progress)
     except Exception as error:  # the estimator refused its parameters or the data
         if progress.stopped:  # our own stop, whatever the library wrapped it in
             raise TrainingStopped(request.name) from None
@@ -132,6 +151,8 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
 
     metadata = {
         **request.describe(),
+        "validation": None,
+        "compiled": None,
         "status": "trained",
         "train_seconds": round(train_seconds, 4),
         "train_cpu_seconds": round(cpu_seconds, 4),
@@ -142,8 +163,56 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
         "classes": request.classes,
         "model_type": algorithm.name,
         "n_features": int(request.X.shape[1]),  # CatBoost's n_features_in_ is not reliable
+        "feature_names": request.feature_names,
     }
+    if request.holdout is not None:
+        metadata["validation"] = _validate(estimator, algorithm, request, held_out)
+    if request.compile:
+        trained_with_missing = bool(np.isnan(X).any())
+        compiled = compile_estimator(
+            algorithm.name, estimator, int(X.shape[1]), trained_with_missing
+        )
+        bundle.update(onnx=compiled.onnx, onnx_error=compiled.reason, check_rows=check_rows(X))
+        metadata["compiled"] = compiled.describe()
     return FittedModel(bundle, metadata)
+
+
+CHECK_ROWS = 256
+CHECK_ROWS_WITH_MISSING = 64
+
+
+def check_rows(X: np.ndarray) -> np.ndarray:
+    """Training rows kept with the model for the compiled model's check at load: a random
+    sample, with up to a quarter of rows that have missing values where the data has any."""
+    rng = np.random.default_rng(0)
+    has_missing = np.isnan(X).any(axis=1)
+    with_missing = np.flatnonzero(has_missing)
+    complete = np.flatnonzero(~has_missing)
+    take_complete = min(len(complete), CHECK_ROWS - min(len(with_missing), CHECK_ROWS_WITH_MISSING))
+    take_missing = min(len(with_missing), CHECK_ROWS - take_complete)
+    chosen = np.concatenate(
+        [
+            rng.choice(complete, take_complete, replace=False),
+            rng.choice(with_missing, take_missing, replace=False),
+        ]
+    )
+    return np.array(X[np.sort(chosen)], dtype=np.float64)
+
+
+def _validate(
+    estimator: Any, algorithm: Algorithm, request: TrainingRequest, held_out: np.ndarray
+) -> dict[str, Any]:
+    """The held-out rows' scores (after the training time is taken: not part of it)."""
+    assert request.holdout is not None
+    probabilities = np.asarray(
+        estimator.predict_proba(request.X[held_out], **algorithm.predict_kwargs)
+    )
+    return {
+        "fraction": request.holdout.fraction,
+        "seed": request.holdout.seed,
+        "n_samples": len(held_out),
+        "scores": scores(request.y_encoded[held_out], probabilities),
+    }
 
 
 def train_and_save(request: TrainingRequest, models_path: str) -> dict[str, Any]:

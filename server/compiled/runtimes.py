@@ -1,0 +1,69 @@
+"""The two ways a loaded model predicts: its estimator, or an ONNX Runtime session.
+
+Both give class probabilities and class indices (into the model's sorted classes, as the
+estimator was trained on). A session runs on one thread, like everything that predicts in
+this process, and only its probabilities output is read: the label is their argmax, as
+each library's own `predict` is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class Runtime(Protocol):
+    name: str  # "onnx" or "native"
+
+    def probabilities(self, X: np.ndarray) -> np.ndarray: ...
+
+    def indices(self, X: np.ndarray) -> np.ndarray: ...
+
+
+class NativeRuntime:
+    name = "native"
+
+    def __init__(self, estimator: Any, predict_kwargs: Mapping[str, Any]) -> None:
+        self.estimator = estimator
+        self._kwargs = dict(predict_kwargs)
+
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator.predict_proba(X, **self._kwargs))
+
+    def indices(self, X: np.ndarray) -> np.ndarray:
+        predicted = np.asarray(self.estimator.predict(X, **self._kwargs)).reshape(-1)
+        return predicted.astype(np.int64, copy=False)
+
+
+class OnnxRuntime:
+    name = "onnx"
+
+    def __init__(self, onnx: bytes) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # errors only: LightGBM's label shape warns per call
+        self._session = onnxruntime.InferenceSession(
+            onnx, options, providers=["CPUExecutionProvider"]
+        )
+        given = self._session.get_inputs()[0]
+        self._input = given.name
+        self._dtype = np.float64 if given.type == "tensor(double)" else np.float32
+        self._output = [self._session.get_outputs()[-1].name]  # the probabilities
+
+    @property
+    def input_dtype(self) -> type:
+        return self._dtype
+
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        features = X.astype(self._dtype, copy=False)
+        (probabilities,) = self._session.run(self._output, {self._input: features})
+        return np.asarray(probabilities)
+
+    def indices(self, X: np.ndarray) -> np.ndarray:
+        return self.probabilities(X).argmax(axis=1)

@@ -1,0 +1,95 @@
+"""Request bodies in, numpy out: JSON (`X`, `records`, `y`) or a CSV / Parquet file.
+
+Each `read_*` picks the parser from the content type. A big JSON body is parsed in a worker
+thread, with the cyclic garbage collector paused, so the event loop keeps answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from fastapi import Request
+
+from server.ingest import multipart
+from server.ingest.features import Features
+from server.ingest.inputs import EvaluateInput, FitInput, PredictInput
+from server.ingest.json_body import evaluate_input, fit_input, predict_input
+from server.ingest.matrix import as_matrix
+
+__all__ = [
+    "EvaluateInput",
+    "Features",
+    "FitInput",
+    "PredictInput",
+    "as_matrix",
+    "gc_paused",
+    "read_evaluate",
+    "read_fit",
+    "read_predict",
+]
+
+# Bodies up to this size are parsed on the event loop (~1 ms); larger ones in a thread.
+INLINE_PARSE_BYTES = 256 * 1024
+Parsed = TypeVar("Parsed")
+
+
+async def read_fit(request: Request) -> FitInput:
+    if multipart.is_multipart(request):
+        return await multipart.read_fit(request)
+    return await _parse_json(request, fit_input)
+
+
+async def read_predict(request: Request) -> PredictInput:
+    if multipart.is_multipart(request):
+        return await multipart.read_predict(request)
+    return await _parse_json(request, predict_input)
+
+
+async def read_evaluate(request: Request) -> EvaluateInput:
+    if multipart.is_multipart(request):
+        return await multipart.read_evaluate(request)
+    return await _parse_json(request, evaluate_input)
+
+
+class _GcPause:
+    """No cyclic garbage collection while a body is parsed: the collector would run again
+    and again over the 100,000 fresh lists of a big matrix (240 ms instead of 105 ms for
+    40 MB), and none of them can be garbage. The pause is process-wide, so it is counted:
+    parses in parallel threads resume collection only when the last one ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._was_enabled = True
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._running == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._running += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running == 0 and self._was_enabled:
+                gc.enable()
+
+
+gc_paused = _GcPause()
+
+
+async def _parse_json(request: Request, build: Callable[[bytes], Parsed]) -> Parsed:
+    body = await request.body()
+    if len(body) <= INLINE_PARSE_BYTES:
+        return build(body)
+    return await asyncio.to_thread(_without_gc, build, body)
+
+
+def _without_gc(build: Callable[[bytes], Parsed], body: bytes) -> Parsed:
+    with gc_paused:
+        return build(body)

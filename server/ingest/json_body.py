@@ -1,0 +1,96 @@
+"""The JSON bodies of /fit, /predict and /evaluate, parsed with orjson and numpy, not pydantic.
+
+Two million floats validated one by one through a pydantic model parse at ~45 MB/s; orjson
+and one `np.asarray` do it at over 100 MB/s. The rules stay those of the declared schema
+(`server.schemas`), and every broken one is still a 422 naming the field:
+- JSON only: NaN, Infinity and numbers out of double range are refused by orjson itself;
+  `null` is the one spelling of a missing value;
+- `X`: a non-empty list of equally long, non-empty rows of numbers or null;
+- `records` (instead of `X` for /predict and /evaluate): a list of {column: value} objects;
+- `y`: a non-empty list of integers (64-bit) or of strings (1 to 256 characters), not mixed;
+- `config`: validated by its pydantic model; no unknown fields anywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from server.errors import InvalidInput
+from server.ingest.features import Features, MatrixFeatures, records_features
+from server.ingest.inputs import EvaluateInput, FitInput, PredictInput, labels
+from server.ingest.matrix import as_matrix
+from server.schemas import EvaluateConfig, FitConfig, PredictConfig
+
+ConfigModel = TypeVar("ConfigModel", bound=BaseModel)
+
+
+def fit_input(body: bytes) -> FitInput:
+    payload = _object(body, {"X", "y", "config"})
+    config = _config(FitConfig, payload)
+    X = as_matrix(payload["X"], may_hold_nulls=b"null" in body)
+    return FitInput(config=config, X=X, y=labels(payload["y"]), feature_names=None)
+
+
+def predict_input(body: bytes) -> PredictInput:
+    payload = _object(body, {"X", "config"}, alternatives={"X": "records"})
+    return PredictInput(config=_config(PredictConfig, payload), features=_features(payload, body))
+
+
+def evaluate_input(body: bytes) -> EvaluateInput:
+    payload = _object(body, {"X", "y", "config"}, alternatives={"X": "records"})
+    return EvaluateInput(
+        config=_config(EvaluateConfig, payload),
+        features=_features(payload, body),
+        y=labels(payload["y"]),
+    )
+
+
+def _features(payload: dict[str, Any], body: bytes) -> Features:
+    if "records" in payload:
+        return records_features(payload["records"])
+    # The hint spares a body without nulls the slower path (a name may hold "null": then
+    # the slower path runs, with the same result).
+    return MatrixFeatures(as_matrix(payload["X"], may_hold_nulls=b"null" in body))
+
+
+def _object(
+    body: bytes, fields: set[str], alternatives: dict[str, str] | None = None
+) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput(f"the request body is not valid JSON: {error}") from None
+    if not isinstance(payload, dict):
+        raise InvalidInput(
+            f"the request body must be a JSON object with {', '.join(sorted(fields))}"
+        )
+    # A field with an alternative (X or records) needs exactly one of the two.
+    for field, other in (alternatives or {}).items():
+        if other in payload:
+            if field in payload:
+                raise InvalidInput(f"send {field} or {other}, not both")
+            fields = fields - {field} | {other}
+    missing, unknown = fields - payload.keys(), payload.keys() - fields
+    if missing:
+        raise InvalidInput(f"missing field(s): {', '.join(sorted(missing))}")
+    if unknown:
+        raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")
+    return payload
+
+
+def _config(model: type[ConfigModel], payload: dict[str, Any]) -> ConfigModel:
+    return parse_config(model, payload["config"])
+
+
+def parse_config(model: type[ConfigModel], config: Any) -> ConfigModel:
+    try:
+        return model.model_validate(config)
+    except ValidationError as error:
+        # The same list form as any other schema error, located under body.config.
+        raise RequestValidationError(
+            [{**item, "loc": ("body", "config", *item["loc"])} for item in error.errors()]
+        ) from None

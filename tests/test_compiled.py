@@ -1,0 +1,220 @@
+"""Compiled inference (issue 13): every type served by ONNX Runtime answers as its estimator
+does; a model that can't be compiled, or whose check fails, is served by its estimator and
+says why; INFERENCE_RUNTIME=native turns compilation off."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+
+from server.algorithms import resolve
+from server.compiled.choice import RuntimeChoice
+from server.compiled.verify import TOLERANCE
+from server.inference import LoadedModel
+from tests.conftest import ClientFactory
+from tests.servers import uvicorn_server
+
+SMALL = {
+    "LogisticRegression": {},
+    "RandomForestClassifier": {"n_estimators": 20, "random_state": 0},
+    "XGBClassifier": {"n_estimators": 30},
+    "LGBMClassifier": {"n_estimators": 30},
+    "CatBoostClassifier": {"iterations": 30},
+}
+DOUBLE_PRECISION = {"LogisticRegression", "RandomForestClassifier"}
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
+def client(models_dir: Path) -> Iterator[httpx.Client]:
+    with (
+        uvicorn_server(models_dir, training_cores=3, env={"MAX_INFERENCE_MODELS": "50"}) as (
+            url,
+            _,
+        ),
+        httpx.Client(base_url=url, timeout=120) as client,
+    ):
+        yield client
+
+
+def data(n_classes: int, labels: str, seed: int = 0, n_samples: int = 400) -> tuple[Any, Any]:
+    X, y = make_classification(
+        n_samples=n_samples,
+        n_features=6,
+        n_informative=4,
+        n_redundant=0,
+        n_classes=n_classes,
+        random_state=seed,
+    )
+    named = np.array(["ant", "bee", "cow", "dog"])[y] if labels == "str" else y * 7 - 3
+    return X, named
+
+
+def rows(X: np.ndarray) -> list[list[float | None]]:
+    return [[None if np.isnan(v) else float(v) for v in row] for row in X]
+
+
+def fit_and_load(client: httpx.Client, name: str, model_type: str, X: Any, y: Any) -> dict:
+    config = {"name": name, "model_type": model_type, "hyperparameters": SMALL[model_type]}
+    answer = client.post("/fit", json={"X": rows(X), "y": y.tolist(), "config": config})
+    assert answer.status_code == 201, answer.text
+    assert client.post("/load", json={"config": {"name": name}}).status_code == 200
+    info: dict = client.get(f"/models/{name}").json()
+    return info
+
+
+def predict(client: httpx.Client, name: str, X: np.ndarray) -> dict[str, Any]:
+    body = {"X": rows(X), "config": {"name": name, "probabilities": True}}
+    answer = client.post("/predict", json=body)
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("labels", ["int", "str"])
+@pytest.mark.parametrize("model_type", list(SMALL))
+def test_compiled_models_answer_as_their_estimators(
+    client: httpx.Client, models_dir: Path, model_type: str, labels: str, n_classes: int
+) -> None:
+    name = f"c-{model_type}-{labels}-{n_classes}"
+    X, y = data(n_classes, labels)
+    info = fit_and_load(client, name, model_type, X, y)
+    assert info["compiled"]["format"] == "onnx"
+    assert info["compiled"]["bytes"] > 0
+    assert info["runtime"] == "onnx", info["runtime_detail"]
+    assert info["runtime_detail"].startswith("checked on ")
+
+    fresh, _ = data(n_classes, labels, seed=1, n_samples=200)
+    if model_type != "LogisticRegression":  # the four that take missing values
+        fresh[np.random.default_rng(2).random(fresh.shape) < 0.2] = np.nan
+    served = predict(client, name, fresh)
+    bundle = joblib.load(models_dir / f"{name}.joblib")
+    estimator = bundle["estimator"]
+    classes = np.asarray(bundle["classes"])
+    kwargs = resolve(model_type).predict_kwargs
+    assert (
+        served["predictions"]
+        == classes[estimator.predict(fresh, **kwargs).astype(int).reshape(-1)].tolist()
+    )
+    assert served["classes"] == classes.tolist()
+    tolerance = TOLERANCE["float64" if model_type in DOUBLE_PRECISION else "float32"]
+    gap = np.abs(np.asarray(served["probabilities"]) - estimator.predict_proba(fresh, **kwargs))
+    assert gap.max() <= tolerance
+    labels_only = client.post("/predict", json={"X": rows(fresh), "config": {"name": name}})
+    assert labels_only.json()["predictions"] == served["predictions"]
+
+
+def test_a_model_that_cannot_be_compiled_is_served_natively_and_says_why(
+    client: httpx.Client,
+) -> None:
+    X, y = data(2, "int")
+    X[np.random.default_rng(0).random(X.shape) < 0.2] = np.nan  # a forest trained on nulls
+    info = fit_and_load(client, "rf-on-nulls", "RandomForestClassifier", X, y)
+    reason = "skl2onnx can't convert a forest trained on missing values (it never finishes)"
+    assert (info["compiled"]["format"], info["compiled"]["reason"]) == (None, reason)
+    assert (info["runtime"], info["runtime_detail"]) == ("native", reason)
+    assert len(predict(client, "rf-on-nulls", X[:5])["predictions"]) == 5
+
+
+def _rewrite_bundle(models_dir: Path, name: str, change: dict[str, Any]) -> None:
+    """Edit a saved model's file, and its recorded size so that it still counts as intact."""
+    path = models_dir / f"{name}.joblib"
+    bundle = joblib.load(path)
+    bundle.update(change)
+    for key in [key for key, value in change.items() if value is ...]:
+        del bundle[key]
+    joblib.dump(bundle, path)
+    metadata_path = models_dir / f"{name}.json"
+    metadata = json.loads(metadata_path.read_text())
+    metadata["size_bytes"] = path.stat().st_size
+    metadata_path.write_text(json.dumps(metadata))
+
+
+def test_a_compiled_model_that_fails_its_check_is_served_natively(
+    client: httpx.Client, models_dir: Path
+) -> None:
+    X, y = data(2, "int")
+    other_X, other_y = data(2, "int", seed=5)
+    for name, (X_, y_) in (("checked", (X, y)), ("impostor", (other_X, other_y))):
+        config = {"name": name, "model_type": "LogisticRegression"}
+        assert (
+            client.post(
+                "/fit", json={"X": rows(X_), "y": y_.tolist(), "config": config}
+            ).status_code
+            == 201
+        )
+    # The file now holds another model's ONNX: it converts and runs, but answers otherwise.
+    impostor = joblib.load(models_dir / "impostor.joblib")["onnx"]
+    _rewrite_bundle(models_dir, "checked", {"onnx": impostor})
+    assert client.post("/load", json={"config": {"name": "checked"}}).status_code == 200
+    info = client.get("/models/checked").json()
+    assert info["runtime"] == "native"
+    assert info["runtime_detail"].startswith("the compiled model disagreed with the estimator: ")
+    served = predict(client, "checked", X[:50])
+    bundle = joblib.load(models_dir / "checked.joblib")
+    expected = np.asarray(bundle["classes"])[bundle["estimator"].predict(X[:50])]
+    assert served["predictions"] == expected.tolist()
+
+    # A model saved before compilation existed: no ONNX at all.
+    _rewrite_bundle(models_dir, "impostor", {"onnx": ..., "onnx_error": ..., "check_rows": ...})
+    assert client.post("/load", json={"config": {"name": "impostor"}}).status_code == 200
+    info = client.get("/models/impostor").json()
+    assert (info["runtime"], info["runtime_detail"]) == (
+        "native",
+        "saved without a compiled model (before v2.1)",
+    )
+
+
+def test_rows_with_missing_values_go_where_the_check_sent_them() -> None:
+    """When the compiled model agreed on complete rows only, rows with nulls take the
+    estimator: each runtime here answers with its own class, so the route shows."""
+
+    class Fixed:
+        def __init__(self, name: str, index: int) -> None:
+            self.name, self.index = name, index
+
+        def probabilities(self, X: np.ndarray) -> np.ndarray:
+            out = np.zeros((len(X), 2))
+            out[:, self.index] = 1.0
+            return out
+
+        def indices(self, X: np.ndarray) -> np.ndarray:
+            return np.full(len(X), self.index)
+
+    choice = RuntimeChoice(Fixed("onnx", 0), Fixed("native", 1), "split")
+    model = LoadedModel("m", resolve("XGBClassifier"), choice, np.array(["a", "b"]), 2, None)
+    assert model.predict(np.array([[1.0, 2.0]]), False)["predictions"] == ["a"]
+    assert model.predict(np.array([[1.0, np.nan]]), True)["predictions"] == ["b"]
+    assert model.predict(np.array([[1.0, 2.0], [np.nan, 0.0]]), False)["predictions"] == ["b", "b"]
+
+
+@pytest.mark.anyio
+async def test_inference_runtime_native_compiles_nothing_and_serves_estimators(
+    make_client: ClientFactory,
+) -> None:
+    X, y = data(2, "int")
+    async with make_client(inference_runtime="native") as client:
+        config = {
+            "name": "plain",
+            "model_type": "XGBClassifier",
+            "hyperparameters": {"n_estimators": 5},
+        }
+        answer = await client.post("/fit", json={"X": rows(X), "y": y.tolist(), "config": config})
+        assert answer.status_code == 201
+        assert answer.json()["compiled"] is None
+        assert (await client.post("/load", json={"config": {"name": "plain"}})).status_code == 200
+        info = (await client.get("/models/plain")).json()
+        assert (info["runtime"], info["runtime_detail"]) == ("native", "INFERENCE_RUNTIME=native")
