@@ -43,7 +43,13 @@ browser:
 	} || echo "could not install chromium: tests/test_docs_browser.py will be skipped"
 
 # Benchmarks against a real server on 127.0.0.1 (a few minutes; see README "Performance").
+# wrk (Debian's package) for the tail-latency section; where it can't be installed, that
+# section is skipped and says so.
 bench: $(VENV)/.dev
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "installing Debian's wrk for the tail-latency benchmark (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	} || echo "could not install wrk: the tail section will be skipped"
 	$(BIN)/python -m bench.run
 
 lint: $(VENV)/.dev

@@ -9,8 +9,10 @@ what compiling costs where it happens (in the training process, after the fit).
 
 from __future__ import annotations
 
-import gc
+import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,15 +21,12 @@ import aiohttp
 import joblib
 import numpy as np
 import orjson
-import psutil
 from sklearn.datasets import make_classification
 from threadpoolctl import threadpool_limits
 
 from bench.harness import LoadResult, load, show, timed_post
-from devtools.local_server import uvicorn_server
+from devtools.local_server import PROJECT_ROOT, uvicorn_server
 from server.compiled.runtimes import OnnxRuntime
-from server.inference import read_model
-from server.storage import ModelStore
 
 ROUNDS = 3
 REQUESTS = 600
@@ -71,18 +70,36 @@ def _floor(predict: Any, batch: np.ndarray, times: int) -> float:
     return float(np.median(samples))
 
 
+RSS_SCRIPT = """
+import gc, sys, psutil
+from pathlib import Path
+from server.algorithms import preload
+from server.inference import read_model
+from server.memory import release_unused_memory
+from server.storage import ModelStore
+import onnxruntime
+preload()
+gc.collect()
+before = psutil.Process().memory_info().rss
+model = read_model(ModelStore(Path(sys.argv[1])), sys.argv[2], sys.argv[3])
+gc.collect()
+release_unused_memory()
+print((psutil.Process().memory_info().rss - before) / 1e6)
+"""
+
+
 def _rss_of_loaded(models_dir: Path, name: str, runtime: str) -> float:
-    """MB that one loaded model adds to a process (read_model in this one, measured twice,
-    the smaller taken: the allocator keeps what an earlier load freed)."""
-    store, process = ModelStore(models_dir), psutil.Process()
-    deltas = []
-    for _ in range(2):
-        gc.collect()
-        before = process.memory_info().rss
-        model = read_model(store, name, runtime)  # type: ignore[arg-type]
-        deltas.append((process.memory_info().rss - before) / 1e6)
-        del model
-    return min(deltas)
+    """MB of resident memory that loading one model adds to a fresh process (the libraries
+    imported first), on the given runtime."""
+    done = subprocess.run(
+        [sys.executable, "-c", RSS_SCRIPT, str(models_dir), name, runtime],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 async def compiled_serving(session: aiohttp.ClientSession, url: str, models_dir: Path) -> dict:
@@ -221,3 +238,5 @@ def _report(results: dict[str, Any]) -> None:
             for label, m in results["models"].items()
         ],
     )
+    for label, m in results["models"].items():
+        print(f"{label}: {m['runtime']}, {m['runtime_detail']}")

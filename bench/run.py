@@ -2,7 +2,7 @@
 in-process floor. Prints tables and saves them in bench/results/latest.json.
 
     python -m bench.run [--only fit,ingest,parallel,predict,inline,responsiveness,
-                                progress,cancel,priority,observability,dask,compiled]
+                                progress,cancel,priority,observability,dask,compiled,tail]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import backends, compiled, ingest, jobs, observability, serving, training
+from bench import backends, compiled, ingest, jobs, observability, serving, tail, training
 from devtools.local_server import uvicorn_server
 
 TRAINING_CORES = 3  # two slots on a 2-core machine, as the issue asks
@@ -36,6 +36,7 @@ SECTIONS = (
     "observability",
     "dask",
     "compiled",
+    "tail",
 )
 
 
@@ -88,6 +89,8 @@ def main() -> None:
             observability_dir = Path(directory) / "observability"
             observability_dir.mkdir()
             results["observability"] = observability.overhead(observability_dir)
+        if "tail" in sections:  # four servers of its own, under wrk
+            results["tail"] = tail.tail()
         if "dask" in sections:  # a cluster, and a server on each backend
             results["dask"] = backends.compare(Path(directory) / "dask")
     RESULTS.parent.mkdir(exist_ok=True)

@@ -1,6 +1,7 @@
 """Where a prediction's tail latency comes from: one server in this process, wrk outside.
 
     python -m devtools.tail_probe [--connections 32] [--seconds 10] [--gc-freeze off|on]
+                                  [--access-log text|json|off] [--runtime auto|native]
 
 Starts the app with uvicorn in this process (so that the garbage collector and the event
 loop can be watched from inside), trains and loads a 1-row LogisticRegression, and runs
@@ -68,7 +69,9 @@ def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     options.add_argument("--connections", type=int, default=32)
     options.add_argument("--seconds", type=int, default=10)
-    options.add_argument("--gc-freeze", choices=["settings", "off", "on"], default="settings")
+    options.add_argument("--gc-freeze", choices=["on", "off"], default="on")
+    options.add_argument("--access-log", choices=["text", "json", "off"], default="text")
+    options.add_argument("--runtime", choices=["auto", "native"], default="auto")
     args = options.parse_args()
 
     watch = GcWatch()
@@ -78,11 +81,12 @@ def main() -> None:
         overrides: dict[str, Any] = {
             "models_path": Path(directory),
             "training_cores": 2,
-            "access_log": "off",
+            "access_log": args.access_log,
+            "inference_runtime": args.runtime,
+            "gc_freeze": args.gc_freeze == "on",
         }
-        if args.gc_freeze != "settings":
-            overrides["gc_freeze"] = args.gc_freeze == "on"
-        app = create_app(Settings(**overrides))
+        settings = Settings(**overrides)
+        app = create_app(settings)
         server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
         lag: list[float] = []
         stop = threading.Event()
@@ -105,6 +109,12 @@ def main() -> None:
         with httpx.Client(base_url=url, timeout=60) as client:
             client.post("/fit", json={"X": X.tolist(), "y": y.tolist(), "config": config})
             client.post("/load", json={"config": {"name": "lr"}})
+        model = app.state.service.registry.get("lr").model
+        inline = model.estimated_seconds(1) <= settings.inline_predict_ms / 1000
+        print(
+            f"1-row predict estimated at {model.estimated_seconds(1) * 1e6:.0f} us: "
+            f"{'inline' if inline else 'in a thread'} ({model.choice.runtime.name})"
+        )
         script = Path(directory) / "post.lua"
         script.write_text(LUA)
         command = [
@@ -121,6 +131,7 @@ def main() -> None:
         lag.clear()
         me = psutil.Process()
         cpu_before = me.cpu_times()
+        print(f"objects out of the collector's sight (gc.freeze): {gc.get_freeze_count()}")
         watch.recording = True
         wrk = subprocess.run(command, capture_output=True, text=True)
         watch.recording = False

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
             "the check at load passes; native: every model is served by its estimator"
         ),
     )
+    gc_freeze: bool = Field(
+        default=True,
+        description=(
+            "after start-up, move every object imported so far out of the garbage "
+            "collector's sight (gc.freeze): full collections stop pausing the server ~100 ms"
+        ),
+    )
     inline_predict_ms: float = Field(
         default=0.2,
         ge=0,

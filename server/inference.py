@@ -18,6 +18,7 @@ from server.algorithms import Algorithm, refuse_missing, resolve
 from server.compiled.choice import RuntimeChoice, RuntimeSetting, choose_runtime
 from server.compiled.runtimes import NativeRuntime, Runtime
 from server.errors import InvalidInput
+from server.memory import release_unused_memory
 from server.scoring import encode, scores
 from server.storage import ModelStore
 
@@ -40,10 +41,7 @@ class LoadedModel:
         return self.algorithm.name
 
     def _runtime(self, X: np.ndarray) -> Runtime:
-        missing_rows = self.choice.missing_rows
-        if missing_rows is not None and np.isnan(X).any():
-            return missing_rows
-        return self.choice.runtime
+        return self.choice.for_batch(X)
 
     def check_input(self, X: np.ndarray) -> None:
         """Refuse, before any queueing, rows this model can't take: the wrong width, or
@@ -109,6 +107,7 @@ def read_model(store: ModelStore, name: str, setting: RuntimeSetting = "auto") -
     native = NativeRuntime(bundle.pop("estimator"), algorithm.predict_kwargs)
     choice = choose_runtime(native, bundle, setting, algorithm.handles_missing)
     del native, bundle  # a model served compiled holds no second copy of itself
+    release_unused_memory()  # and gives the estimator's pages back to the system
     model = LoadedModel(
         name=name,
         algorithm=algorithm,

@@ -26,11 +26,13 @@ class RecordingEstimator:
 
     def __init__(self) -> None:
         self.calls: list[int] = []
+        self.threads: list[str] = []  # where each predict ran
         self.release = threading.Event()
         self.release.set()
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         self.calls.append(len(X))
+        self.threads.append(threading.current_thread().name)
         self.release.wait(10)
         return X[:, 0].astype(np.int64)
 
@@ -125,6 +127,25 @@ async def test_a_cheap_model_predicts_inline_and_a_cancelled_waiter_harms_no_one
     await first
     assert (await kept)["predictions"] == ["c"]
     assert gone.cancelled()
+
+
+async def test_a_cheap_model_goes_to_the_batcher_when_requests_arrive_together() -> None:
+    estimator = RecordingEstimator()
+    cheap = batcher(estimator, inline_seconds=1.0)
+    loop_thread = threading.current_thread().name
+    # One at a time (each in a turn of the loop of its own, as requests that do not
+    # overlap are): each one inline, on the event loop's thread.
+    for label in (0, 1):
+        assert (await cheap.predict(rows(label), False))["predictions"] == [["a", "b"][label]]
+        await asyncio.sleep(0)  # the next turn of the loop
+    assert estimator.threads == [loop_thread, loop_thread]
+    # Three in the same turn of the loop: the first inline, the others in the batcher's
+    # thread, merged into one call.
+    answers = await asyncio.gather(*(cheap.predict(rows(c), False) for c in (0, 1, 2)))
+    assert [a["predictions"] for a in answers] == [["a"], ["b"], ["c"]]
+    assert estimator.threads[2] == loop_thread
+    assert estimator.threads[3:] != [] and loop_thread not in estimator.threads[3:]
+    assert estimator.calls[2:] == [1, 2]
 
 
 async def test_a_request_of_the_wrong_width_is_refused_before_queueing() -> None:

@@ -200,6 +200,12 @@ def test_rows_with_missing_values_go_where_the_check_sent_them() -> None:
     assert model.predict(np.array([[1.0, np.nan]]), True)["predictions"] == ["b"]
     assert model.predict(np.array([[1.0, 2.0], [np.nan, 0.0]]), False)["predictions"] == ["b", "b"]
 
+    # Batches from 3 rows on go to the runtime that the timing at load found faster there.
+    by_size = RuntimeChoice(Fixed("onnx", 0), None, "by size", Fixed("native", 1), 3)
+    model = LoadedModel("m", resolve("XGBClassifier"), by_size, np.array(["a", "b"]), 2, None)
+    assert model.predict(np.zeros((2, 2)), False)["predictions"] == ["a", "a"]
+    assert model.predict(np.zeros((3, 2)), True)["predictions"] == ["b", "b", "b"]
+
 
 @pytest.mark.anyio
 async def test_inference_runtime_native_compiles_nothing_and_serves_estimators(
