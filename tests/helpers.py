@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import numpy as np
 from sklearn.datasets import make_classification
 
 MODEL_TYPES = [
@@ -77,3 +78,17 @@ async def wait_training(client: httpx.AsyncClient, name: str) -> None:
         return name in status["training"]["models"]
 
     await wait_until(training, what=f"'{name}' to be training")
+
+
+def rows(X: np.ndarray) -> list[list[float | None]]:
+    """JSON rows of a matrix: null where a value is missing (NaN)."""
+    return [[None if np.isnan(v) else float(v) for v in row] for row in X]
+
+
+def predict_rows(client: httpx.Client, name: str, X: np.ndarray) -> dict[str, Any]:
+    """POST /predict with probabilities over a real socket; the answer, asserted 200."""
+    body = {"X": rows(X), "config": {"name": name, "probabilities": True}}
+    answer = client.post("/predict", json=body)
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result

@@ -20,6 +20,8 @@ from server.compiled.choice import RuntimeChoice
 from server.compiled.verify import TOLERANCE
 from server.inference import LoadedModel
 from tests.conftest import ClientFactory
+from tests.helpers import predict_rows as predict
+from tests.helpers import rows
 from tests.servers import uvicorn_server
 
 SMALL = {
@@ -62,10 +64,6 @@ def data(n_classes: int, labels: str, seed: int = 0, n_samples: int = 400) -> tu
     return X, named
 
 
-def rows(X: np.ndarray) -> list[list[float | None]]:
-    return [[None if np.isnan(v) else float(v) for v in row] for row in X]
-
-
 def fit_and_load(client: httpx.Client, name: str, model_type: str, X: Any, y: Any) -> dict:
     config = {"name": name, "model_type": model_type, "hyperparameters": SMALL[model_type]}
     answer = client.post("/fit", json={"X": rows(X), "y": y.tolist(), "config": config})
@@ -73,14 +71,6 @@ def fit_and_load(client: httpx.Client, name: str, model_type: str, X: Any, y: An
     assert client.post("/load", json={"config": {"name": name}}).status_code == 200
     info: dict = client.get(f"/models/{name}").json()
     return info
-
-
-def predict(client: httpx.Client, name: str, X: np.ndarray) -> dict[str, Any]:
-    body = {"X": rows(X), "config": {"name": name, "probabilities": True}}
-    answer = client.post("/predict", json=body)
-    assert answer.status_code == 200, answer.text
-    result: dict[str, Any] = answer.json()
-    return result
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])

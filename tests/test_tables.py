@@ -27,6 +27,8 @@ from sklearn.metrics import (
 from sklearn.model_selection import train_test_split
 
 from server.compiled.verify import TOLERANCE
+from tests.helpers import predict_rows as predict
+from tests.helpers import rows
 from tests.servers import uvicorn_server
 
 MISSING_CAPABLE = [
@@ -69,11 +71,6 @@ def table(
     if missing:
         X[np.random.default_rng(seed).random(X.shape) < missing] = np.nan
     return X, y
-
-
-def rows(X: np.ndarray) -> list[list[float | None]]:
-    """JSON rows: null where a value is missing."""
-    return [[None if np.isnan(v) else float(v) for v in row] for row in X]
 
 
 def csv_bytes(X: np.ndarray, y: np.ndarray | None, columns: list[str] = COLUMNS) -> bytes:
@@ -123,14 +120,6 @@ def loaded(client: httpx.Client, response: httpx.Response) -> str:
     name: str = response.json()["name"]
     assert client.post("/load", json={"config": {"name": name}}).status_code == 200
     return name
-
-
-def predict(client: httpx.Client, name: str, X: np.ndarray) -> dict[str, Any]:
-    body = {"X": rows(X), "config": {"name": name, "probabilities": True}}
-    answer = client.post("/predict", json=body)
-    assert answer.status_code == 200, answer.text
-    result: dict[str, Any] = answer.json()
-    return result
 
 
 # -- missing values ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from server.errors import InvalidInput
 from server.ingest.features import TableFeatures
 from server.ingest.inputs import EvaluateInput, FitInput, PredictInput, labels
-from server.ingest.json_body import parse_config
+from server.ingest.json_body import ConfigModel, parse_config
 from server.ingest.tables import numeric_matrix, read_table, split_target
 from server.schemas import EvaluateConfig, FitConfig, PredictConfig
 
@@ -76,14 +76,20 @@ async def _table(form: FormData) -> pa.Table:
         await form.close()
 
 
-async def read_fit(request: Request) -> FitInput:
+async def _labelled(
+    request: Request, config_model: type[ConfigModel]
+) -> tuple[ConfigModel, pa.Table, list[Any]]:
+    """A form with a `target`: its config, its feature columns and its labels."""
     form = await _form(request, {"file", "target", "config"})
-    config = parse_config(FitConfig, _config_json(form))
+    config = parse_config(config_model, _config_json(form))
     target = str(form["target"])
-    table = await _table(form)
-    features, values = split_target(table, target)
+    features, values = split_target(await _table(form), target)
+    return config, features, labels(values, field=f"the target column {target!r}")
+
+
+async def read_fit(request: Request) -> FitInput:
+    config, features, y = await _labelled(request, FitConfig)
     X = await asyncio.to_thread(numeric_matrix, features)
-    y = labels(values, field=f"the target column {target!r}")
     return FitInput(config=config, X=X, y=y, feature_names=list(features.column_names))
 
 
@@ -95,10 +101,5 @@ async def read_predict(request: Request) -> PredictInput:
 
 
 async def read_evaluate(request: Request) -> EvaluateInput:
-    form = await _form(request, {"file", "target", "config"})
-    config = parse_config(EvaluateConfig, _config_json(form))
-    target = str(form["target"])
-    table = await _table(form)
-    features, values = split_target(table, target)
-    y = labels(values, field=f"the target column {target!r}")
+    config, features, y = await _labelled(request, EvaluateConfig)
     return EvaluateInput(config=config, features=TableFeatures(features), y=y)
