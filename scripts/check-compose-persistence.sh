@@ -33,6 +33,16 @@ prediction=$(curl -fsS -X POST "$URL/predict" "${json[@]}" \
   -d "{\"X\": [[0, 3]], \"config\": {\"name\": \"$NAME\"}}")
 echo "$prediction"
 grep -q '"predictions":\["a"\]' <<<"$prediction"
+# Compiled inference works in the image: the loaded model is served by ONNX Runtime.
+loaded=$(curl -fsS "$URL/models/$NAME")
+echo "$loaded"
+grep -q '"runtime":"onnx"' <<<"$loaded"
+# A CSV file through the form parser and pyarrow, answered as CSV.
+printf 'f0,f1\n0,3\n3,0\n' > /tmp/check-compose-rows.csv
+csv=$(curl -fsS -F file=@/tmp/check-compose-rows.csv -F "config={\"name\": \"$NAME\"}" \
+  -H 'Accept: text/csv' "$URL/predict")
+echo "$csv"
+grep -q '"a"' <<<"$csv"
 curl -fsS -X POST "$URL/remove" "${json[@]}" -d "{\"config\": {\"name\": \"$NAME\"}}"
 echo
-echo "persistence across down/up: OK"
+echo "persistence across down/up, compiled inference and CSV files: OK"

@@ -31,30 +31,28 @@ ConfigModel = TypeVar("ConfigModel", bound=BaseModel)
 def fit_input(body: bytes) -> FitInput:
     payload = _object(body, {"X", "y", "config"})
     config = _config(FitConfig, payload)
-    X = as_matrix(payload["X"], may_hold_nulls=b"null" in body)
+    X = as_matrix(payload["X"])
     return FitInput(config=config, X=X, y=labels(payload["y"]), feature_names=None)
 
 
 def predict_input(body: bytes) -> PredictInput:
     payload = _object(body, {"X", "config"}, alternatives={"X": "records"})
-    return PredictInput(config=_config(PredictConfig, payload), features=_features(payload, body))
+    return PredictInput(config=_config(PredictConfig, payload), features=_features(payload))
 
 
 def evaluate_input(body: bytes) -> EvaluateInput:
     payload = _object(body, {"X", "y", "config"}, alternatives={"X": "records"})
     return EvaluateInput(
         config=_config(EvaluateConfig, payload),
-        features=_features(payload, body),
+        features=_features(payload),
         y=labels(payload["y"]),
     )
 
 
-def _features(payload: dict[str, Any], body: bytes) -> Features:
+def _features(payload: dict[str, Any]) -> Features:
     if "records" in payload:
         return records_features(payload["records"])
-    # The hint spares a body without nulls the slower path (a name may hold "null": then
-    # the slower path runs, with the same result).
-    return MatrixFeatures(as_matrix(payload["X"], may_hold_nulls=b"null" in body))
+    return MatrixFeatures(as_matrix(payload["X"]))
 
 
 def _object(
