@@ -205,6 +205,13 @@ def test_sequential_then_concurrent_demo(server_url: str, tmp_path: Path) -> Non
         "LGBMClassifier",
         "CatBoostClassifier",
     ]
+    # The five types scored on the same held-out rows, one table row each.
+    assert "The five types on the same held-out rows" in sequential.stdout
+    held_out = {fit["validation"]["n_samples"] for fit in saved["fits"]}
+    assert held_out == {saved["baseline"]["validation"]["n_samples"]} and held_out != {0}
+    table = sequential.stdout.split("The five types on the same held-out rows")[1]
+    for model_type in (*(fit["model_type"] for fit in saved["fits"]), "LogisticRegression"):
+        assert model_type in table
 
     concurrent = run_script(
         "client.concurrent", server_url, tmp_path, "--requests", "60", token_from="option"
@@ -214,6 +221,7 @@ def test_sequential_then_concurrent_demo(server_url: str, tmp_path: Path) -> Non
     assert "comparing with the sequential run saved in demo_results/sequential.json" in out
     assert "launching 4 fits at once: the server has 2 training slot(s)" in out
     assert "Concurrent training (all launched at once):" in out
+    assert "The types on the same held-out rows" in out
     assert "speed-up" in out
     assert "Concurrent predictions:" in out
     assert "     60           32" in out
