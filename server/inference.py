@@ -8,7 +8,6 @@ batcher uses the estimate to run cheap predictions inline.
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +20,7 @@ from server.errors import InvalidInput
 from server.memory import release_unused_memory
 from server.scoring import encode, scores
 from server.storage import ModelStore
+from server.timing import measure_cost
 
 TIMING_ROWS = 64
 
@@ -106,8 +106,10 @@ def read_model(store: ModelStore, name: str, setting: RuntimeSetting = "auto") -
     feature_names = bundle.get("feature_names")  # absent from models of earlier versions
     native = NativeRuntime(bundle.pop("estimator"), algorithm.predict_kwargs)
     choice = choose_runtime(native, bundle, setting, algorithm.handles_missing)
-    del native, bundle  # a model served compiled holds no second copy of itself
-    release_unused_memory()  # and gives the estimator's pages back to the system
+    dropped = native not in (choice.runtime, choice.missing_rows, choice.large_batches)
+    del native, bundle  # a model served compiled holds no second copy of itself...
+    if dropped:
+        release_unused_memory()  # ...and gives the estimator's pages back to the system
     model = LoadedModel(
         name=name,
         algorithm=algorithm,
@@ -116,17 +118,9 @@ def read_model(store: ModelStore, name: str, setting: RuntimeSetting = "auto") -
         n_features=n_features,
         feature_names=feature_names,
     )
-    one, many = (_fastest_of_3(model, rows) for rows in (1, TIMING_ROWS))
-    per_row = max(0.0, (many - one) / (TIMING_ROWS - 1))
-    return dataclasses.replace(model, seconds_fixed=one - per_row, seconds_per_row=per_row)
-
-
-def _fastest_of_3(model: LoadedModel, rows: int) -> float:
-    X = np.zeros((rows, model.n_features))
-    model.predict(X, probabilities=False)  # warm: first calls allocate
-    times = []
-    for _ in range(3):
-        started = time.perf_counter()
-        model.predict(X, probabilities=False)
-        times.append(time.perf_counter() - started)
-    return min(times)
+    cost = measure_cost(
+        lambda X: model.predict(X, probabilities=False),
+        np.zeros((TIMING_ROWS, n_features)),
+        times=3,
+    )
+    return dataclasses.replace(model, seconds_fixed=cost.fixed, seconds_per_row=cost.per_row)

@@ -10,8 +10,6 @@ which is then kept. Otherwise the estimator is dropped: one copy of the model in
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,6 +17,7 @@ import numpy as np
 
 from server.compiled.runtimes import NativeRuntime, OnnxRuntime, Runtime
 from server.compiled.verify import verify
+from server.timing import measure_cost
 
 RuntimeSetting = Literal["auto", "native"]
 
@@ -98,23 +97,8 @@ def _estimator_faster_from(
     if not len(complete):
         complete = np.zeros((1, rows.shape[1]))
     batch = np.resize(complete, (TIMING_ROWS, rows.shape[1]))
-    costs = []
-    for runtime in (compiled, native):
-        one, many = (_fastest(runtime.indices, batch[:n]) for n in (1, TIMING_ROWS))
-        per_row = max(0.0, (many - one) / (TIMING_ROWS - 1))
-        costs.append((one - per_row, per_row))
-    (compiled_fixed, compiled_per_row), (native_fixed, native_per_row) = costs
-    if native_per_row >= compiled_per_row:
-        return 1 if native_fixed < compiled_fixed else None
-    crossing = (native_fixed - compiled_fixed) / (compiled_per_row - native_per_row)
+    ours, theirs = (measure_cost(runtime.indices, batch, times=5) for runtime in (compiled, native))
+    if theirs.per_row >= ours.per_row:
+        return 1 if theirs.fixed < ours.fixed else None
+    crossing = (theirs.fixed - ours.fixed) / (ours.per_row - theirs.per_row)
     return max(1, math.ceil(crossing))
-
-
-def _fastest(predict: Callable[[np.ndarray], Any], X: np.ndarray, times: int = 5) -> float:
-    predict(X)  # warm: first calls allocate
-    best = math.inf
-    for _ in range(times):
-        started = time.perf_counter()
-        predict(X)
-        best = min(best, time.perf_counter() - started)
-    return best
