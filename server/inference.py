@@ -2,7 +2,9 @@
 
 Its runtime (the compiled model or the estimator, `server.compiled`) predicts indices into
 `classes`, the original labels. At load time the model times itself on a few rows: the
-batcher uses the estimate to run cheap predictions inline.
+batcher uses the estimate to run cheap predictions inline. `/evaluate` scores with the
+estimator itself, as the fit scored its held-out rows: ties between probabilities then break
+the same way, and the scores are the fit's to the last digit.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ import numpy as np
 
 from server.algorithms import Algorithm, refuse_missing, resolve
 from server.compiled.choice import RuntimeChoice, RuntimeSetting, choose_runtime
-from server.compiled.runtimes import NativeRuntime, Runtime
+from server.compiled.runtimes import NativeRuntime
 from server.errors import InvalidInput
-from server.memory import release_unused_memory
 from server.scoring import encode, scores
 from server.storage import ModelStore
 from server.timing import measure_cost
@@ -39,9 +40,6 @@ class LoadedModel:
     @property
     def model_type(self) -> str:
         return self.algorithm.name
-
-    def _runtime(self, X: np.ndarray) -> Runtime:
-        return self.choice.for_batch(X)
 
     def check_input(self, X: np.ndarray) -> None:
         """Refuse, before any queueing, rows this model can't take: the wrong width, or
@@ -68,18 +66,14 @@ class LoadedModel:
 
     def _predict(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
         answer: dict[str, Any] = {"name": self.name}
-        runtime = self._runtime(X)
         if probabilities:
-            proba = runtime.probabilities(X)
+            proba = self.choice.probabilities(X)
             answer["predictions"] = self.classes[proba.argmax(axis=1)].tolist()
             answer["probabilities"] = proba.tolist()
             answer["classes"] = self.classes.tolist()
         else:
-            answer["predictions"] = self.classes[runtime.indices(X)].tolist()
+            answer["predictions"] = self.classes[self.choice.indices(X)].tolist()
         return answer
-
-    def probabilities(self, X: np.ndarray) -> np.ndarray:
-        return self._runtime(X).probabilities(X)
 
     def evaluate(self, X: np.ndarray, y: list[Any]) -> dict[str, Any]:
         """Blocking: the scores of server.scoring on these rows and labels."""
@@ -88,7 +82,7 @@ class LoadedModel:
             raise InvalidInput(f"the rows are {len(X)} but y has {len(y)} labels")
         y_encoded = encode(y, self.classes.tolist(), self.name)
         try:
-            probabilities = self.probabilities(X)
+            probabilities = self.choice.native.probabilities(X)
         except Exception as error:  # the estimator refused this input
             raise InvalidInput(
                 f"model '{self.name}' could not predict: {type(error).__name__}: {error}"
@@ -98,7 +92,8 @@ class LoadedModel:
 
 def read_model(store: ModelStore, name: str, setting: RuntimeSetting = "auto") -> LoadedModel:
     """Blocking: load the files, choose the runtime (compiled if it passes its check), then
-    time a 1-row and a 64-row prediction. The estimator is kept only if it still serves."""
+    time a 1-row and a 64-row prediction. The estimator is always kept: it answers what the
+    compiled model may not (server.compiled.choice) and /evaluate."""
     bundle = store.load(name)
     algorithm = resolve(bundle["model_type"])
     classes = np.asarray(bundle["classes"])
@@ -106,10 +101,6 @@ def read_model(store: ModelStore, name: str, setting: RuntimeSetting = "auto") -
     feature_names = bundle.get("feature_names")  # absent from models of earlier versions
     native = NativeRuntime(bundle.pop("estimator"), algorithm.predict_kwargs)
     choice = choose_runtime(native, bundle, setting, algorithm.handles_missing)
-    dropped = native not in (choice.runtime, choice.missing_rows, choice.large_batches)
-    del native, bundle  # a model served compiled holds no second copy of itself...
-    if dropped:
-        release_unused_memory()  # ...and gives the estimator's pages back to the system
     model = LoadedModel(
         name=name,
         algorithm=algorithm,

@@ -92,3 +92,15 @@ def predict_rows(client: httpx.Client, name: str, X: np.ndarray) -> dict[str, An
     assert answer.status_code == 200, answer.text
     result: dict[str, Any] = answer.json()
     return result
+
+
+def stated_tolerance(bundle: dict[str, Any]) -> float:
+    """The tolerance a saved model's compiled copy is checked against (0: none is saved)."""
+    from server.compiled.probes import graph_trees
+    from server.compiled.runtimes import OnnxRuntime
+    from server.compiled.verify import tolerance
+
+    if bundle.get("onnx") is None:
+        return 0.0
+    n_trees = graph_trees(bundle["onnx"], int(bundle["n_features"]))[1]
+    return tolerance(OnnxRuntime(bundle["onnx"]), n_trees)

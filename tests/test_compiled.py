@@ -17,11 +17,11 @@ from sklearn.datasets import make_classification
 
 from server.algorithms import resolve
 from server.compiled.choice import RuntimeChoice
-from server.compiled.verify import TOLERANCE
+from server.compiled.convert import LIGHTGBM_NOT_EXACT
 from server.inference import LoadedModel
 from tests.conftest import ClientFactory
 from tests.helpers import predict_rows as predict
-from tests.helpers import rows
+from tests.helpers import rows, stated_tolerance
 from tests.servers import uvicorn_server
 
 SMALL = {
@@ -31,7 +31,6 @@ SMALL = {
     "LGBMClassifier": {"n_estimators": 30},
     "CatBoostClassifier": {"iterations": 30},
 }
-DOUBLE_PRECISION = {"LogisticRegression", "RandomForestClassifier"}
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +81,14 @@ def test_compiled_models_answer_as_their_estimators(
     name = f"c-{model_type}-{labels}-{n_classes}"
     X, y = data(n_classes, labels)
     info = fit_and_load(client, name, model_type, X, y)
-    assert info["compiled"]["format"] == "onnx"
-    assert info["compiled"]["bytes"] > 0
-    assert info["runtime"] == "onnx", info["runtime_detail"]
-    assert info["runtime_detail"].startswith("checked on ")
+    if model_type == "LGBMClassifier":
+        assert info["compiled"]["format"] is None
+        assert (info["runtime"], info["runtime_detail"]) == ("native", LIGHTGBM_NOT_EXACT)
+    else:
+        assert info["compiled"]["format"] == "onnx"
+        assert info["compiled"]["bytes"] > 0
+        assert info["runtime"] == "onnx", info["runtime_detail"]
+        assert info["runtime_detail"].startswith("checked on ")
 
     fresh, _ = data(n_classes, labels, seed=1, n_samples=200)
     if model_type != "LogisticRegression":  # the four that take missing values
@@ -100,9 +103,9 @@ def test_compiled_models_answer_as_their_estimators(
         == classes[estimator.predict(fresh, **kwargs).astype(int).reshape(-1)].tolist()
     )
     assert served["classes"] == classes.tolist()
-    tolerance = TOLERANCE["float64" if model_type in DOUBLE_PRECISION else "float32"]
+    stated = stated_tolerance(bundle)  # 0: the estimator itself answers
     gap = np.abs(np.asarray(served["probabilities"]) - estimator.predict_proba(fresh, **kwargs))
-    assert gap.max() <= tolerance
+    assert gap.max() <= stated
     labels_only = client.post("/predict", json={"X": rows(fresh), "config": {"name": name}})
     assert labels_only.json()["predictions"] == served["predictions"]
 
@@ -168,33 +171,57 @@ def test_a_compiled_model_that_fails_its_check_is_served_natively(
     )
 
 
-def test_rows_with_missing_values_go_where_the_check_sent_them() -> None:
-    """When the compiled model agreed on complete rows only, rows with nulls take the
-    estimator: each runtime here answers with its own class, so the route shows."""
+class Fixed:
+    """A runtime that always answers one class, with the given probability, so that the
+    route a batch takes shows in the answer."""
 
-    class Fixed:
-        def __init__(self, name: str, index: int) -> None:
-            self.name, self.index = name, index
+    def __init__(self, name: str, index: int, top: float = 1.0) -> None:
+        self.name, self.index, self.top = name, index, top
 
-        def probabilities(self, X: np.ndarray) -> np.ndarray:
-            out = np.zeros((len(X), 2))
-            out[:, self.index] = 1.0
-            return out
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        out = np.full((len(X), 2), 1.0 - self.top)
+        out[:, self.index] = self.top
+        return out
 
-        def indices(self, X: np.ndarray) -> np.ndarray:
-            return np.full(len(X), self.index)
+    def indices(self, X: np.ndarray) -> np.ndarray:
+        return np.full(len(X), self.index)
 
-    choice = RuntimeChoice(Fixed("onnx", 0), Fixed("native", 1), "split")
-    model = LoadedModel("m", resolve("XGBClassifier"), choice, np.array(["a", "b"]), 2, None)
+
+def _model(choice: Any) -> LoadedModel:
+    return LoadedModel("m", resolve("XGBClassifier"), choice, np.array(["a", "b"]), 2, None)
+
+
+def test_batches_go_where_the_check_sent_them() -> None:
+    """Rows with missing values take the estimator when the compiled model agreed on complete
+    rows only; rows beyond float32's range always do; large batches when it is faster."""
+    choice: Any = RuntimeChoice(Fixed("native", 1), Fixed("onnx", 0), "split", 1e-5)  # type: ignore[arg-type]
+    model = _model(choice)
     assert model.predict(np.array([[1.0, 2.0]]), False)["predictions"] == ["a"]
     assert model.predict(np.array([[1.0, np.nan]]), True)["predictions"] == ["b"]
     assert model.predict(np.array([[1.0, 2.0], [np.nan, 0.0]]), False)["predictions"] == ["b", "b"]
+    assert model.predict(np.array([[1.0, 3.5e38]]), False)["predictions"] == ["b"]
+    assert model.predict(np.array([[1.0, -1e300]]), True)["predictions"] == ["b"]
+    assert model.predict(np.array([[1.0, 3.4e38]]), True)["predictions"] == ["a"]
+    with_missing = RuntimeChoice(Fixed("native", 1), Fixed("onnx", 0), "", 1e-5, True)  # type: ignore[arg-type]
+    assert _model(with_missing).predict(np.array([[np.nan, 0.0]]), False)["predictions"] == ["a"]
+    assert _model(with_missing).predict(np.array([[np.nan, 1e300]]), False)["predictions"] == ["b"]
 
     # Batches from 3 rows on go to the runtime that the timing at load found faster there.
-    by_size = RuntimeChoice(Fixed("onnx", 0), None, "by size", Fixed("native", 1), 3)
-    model = LoadedModel("m", resolve("XGBClassifier"), by_size, np.array(["a", "b"]), 2, None)
-    assert model.predict(np.zeros((2, 2)), False)["predictions"] == ["a", "a"]
-    assert model.predict(np.zeros((3, 2)), True)["predictions"] == ["b", "b", "b"]
+    by_size = RuntimeChoice(Fixed("native", 1), Fixed("onnx", 0), "by size", 1e-5, False, 3)  # type: ignore[arg-type]
+    assert _model(by_size).predict(np.zeros((2, 2)), False)["predictions"] == ["a", "a"]
+    assert _model(by_size).predict(np.zeros((3, 2)), True)["predictions"] == ["b", "b", "b"]
+
+
+def test_near_ties_are_decided_by_the_estimator() -> None:
+    """A compiled answer whose two classes are within twice the tolerance is the estimator's
+    to give: compiled 0.5000009 for 'a' is within 2e-6 of a tie, which the estimator gives to 'b'."""
+    near = RuntimeChoice(Fixed("native", 1, 0.5000001), Fixed("onnx", 0, 0.5000009), "", 1e-6)  # type: ignore[arg-type]
+    answer = _model(near).predict(np.zeros((1, 2)), True)
+    assert answer["predictions"] == ["b"]
+    assert answer["probabilities"] == [[1 - 0.5000001, 0.5000001]]
+    assert _model(near).predict(np.zeros((1, 2)), False)["predictions"] == ["b"]
+    clear = RuntimeChoice(Fixed("native", 1, 0.5000001), Fixed("onnx", 0, 0.50001), "", 1e-6)  # type: ignore[arg-type]
+    assert _model(clear).predict(np.zeros((1, 2)), False)["predictions"] == ["a"]
 
 
 @pytest.mark.anyio

@@ -1,64 +1,121 @@
-"""Which runtime serves a model being loaded, and why (shown by GET /models/{name}).
+"""Which runtime answers each batch of a loaded model, and why (shown by GET /models/{name}).
 
-A compiled model that passes its check is not always the faster one for every batch: ONNX
-Runtime's tree ensemble is 60x faster than XGBoost's own predict for one row, but 15%
-slower for 100 (measured). So both are timed at 1 and `TIMING_ROWS` rows, and when the
-estimator's cost per row is lower, batches from the crossing point on go to the estimator,
-which is then kept. Otherwise the estimator is dropped: one copy of the model in memory.
+A compiled model serves only where it answers as the estimator does, which the check at load
+(`verify`) tests on training rows, rows with missing values and rows at the model's own
+split values. Even then the estimator stays loaded and answers, by construction:
+- rows with a value beyond float32's range: the libraries disagree on them (scikit-learn's
+  forest refuses them, the others answer), and the estimator's answer, or its refusal, is
+  the one to give;
+- rows with missing values, when the check found the compiled model wrong on them;
+- near ties: a row whose two most probable classes are within twice the tolerance of each
+  other. The compiled probabilities are within the tolerance of the estimator's, so on every
+  other row the most probable class is the same; on these the estimator decides, as it would
+  natively (a tie at 0.5 goes to the first class in both).
+- large batches, when the estimator is faster there: ONNX Runtime's tree ensemble is 60x
+  faster than XGBoost's own predict for one row, but 15% slower for 100 (measured). Both are
+  timed at 1 and `TIMING_ROWS` rows; batches from the crossing point on go to the estimator.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from server.compiled.runtimes import NativeRuntime, OnnxRuntime, Runtime
-from server.compiled.verify import verify
+from server.compiled.probes import estimator_thresholds, graph_trees, probe_rows
+from server.compiled.runtimes import NativeRuntime, OnnxRuntime
+from server.compiled.verify import tolerance, verify
 from server.timing import measure_cost
 
 RuntimeSetting = Literal["auto", "native"]
 
-
 TIMING_ROWS = 256
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
 class RuntimeChoice:
-    runtime: Runtime  # serves every batch...
-    missing_rows: Runtime | None  # ...but those with missing values, when this is set...
+    native: NativeRuntime
+    compiled: OnnxRuntime | None  # None: the estimator answers everything
     detail: str
-    large_batches: Runtime | None = None  # ...and those of `large_from` rows or more
-    large_from: int = 0
+    tolerance: float = 0.0  # compiled probabilities are within this of the estimator's
+    missing_rows: bool = False  # whether the compiled model answers rows with missing values
+    large_from: int | None = None  # batches of this many rows or more go to the estimator
 
-    def for_batch(self, X: np.ndarray) -> Runtime:
-        if self.missing_rows is not None and np.isnan(X).any():
-            return self.missing_rows
-        if self.large_batches is not None and len(X) >= self.large_from:
-            return self.large_batches
-        return self.runtime
+    @property
+    def name(self) -> str:
+        return "native" if self.compiled is None else "onnx"
 
     def describe(self) -> dict[str, Any]:
-        return {"runtime": self.runtime.name, "runtime_detail": self.detail}
+        return {"runtime": self.name, "runtime_detail": self.detail}
+
+    def _compiled_for(self, X: np.ndarray) -> OnnxRuntime | None:
+        if self.compiled is None or (self.large_from is not None and len(X) >= self.large_from):
+            return None
+        magnitude = np.abs(X)
+        if (magnitude < FLOAT32_MAX).all():  # the common case: one pass, no NaN, no giant
+            return self.compiled
+        if self.missing_rows and not (magnitude >= FLOAT32_MAX).any():
+            return self.compiled
+        return None
+
+    def _near_ties(self, probabilities: np.ndarray) -> np.ndarray:
+        top_two = np.partition(probabilities, -2, axis=1)[:, -2:]
+        return np.asarray(top_two[:, 1] - top_two[:, 0] <= 2 * self.tolerance)
+
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        compiled = self._compiled_for(X)
+        if compiled is None:
+            return self.native.probabilities(X)
+        probabilities = compiled.probabilities(X)
+        close = self._near_ties(probabilities)
+        if close.any():
+            probabilities[close] = self.native.probabilities(X[close])
+        return probabilities
+
+    def indices(self, X: np.ndarray) -> np.ndarray:
+        compiled = self._compiled_for(X)
+        if compiled is None:
+            return self.native.indices(X)
+        probabilities = compiled.probabilities(X)
+        indices = probabilities.argmax(axis=1)
+        close = self._near_ties(probabilities)
+        if close.any():
+            indices[close] = self.native.indices(X[close])
+        return indices
 
 
 def choose_runtime(
     native: NativeRuntime, bundle: dict[str, Any], setting: RuntimeSetting, handles_missing: bool
 ) -> RuntimeChoice:
-    """The compiled model if it passes the check on the kept rows; else the estimator, with
-    the reason. Blocking (a session start and a few predictions)."""
+    """The compiled model if it passes the check; else the estimator, with the reason.
+    Blocking (a session start, the probes and a few predictions)."""
     if setting == "native":
         return RuntimeChoice(native, None, "INFERENCE_RUNTIME=native")
     if "onnx" not in bundle:
         return RuntimeChoice(native, None, "saved without a compiled model (before v2.1)")
     if bundle["onnx"] is None:
         return RuntimeChoice(native, None, str(bundle.get("onnx_error")))
+    rows = np.asarray(bundle["check_rows"], dtype=np.float64)
     try:
         compiled = OnnxRuntime(bundle["onnx"])
-        rows = np.asarray(bundle["check_rows"], dtype=np.float64)
-        verdict = verify(native, compiled, rows, handles_missing)
+        thresholds, n_trees = graph_trees(bundle["onnx"], rows.shape[1])
+        for feature, values in estimator_thresholds(native.estimator, rows.shape[1]).items():
+            thresholds[feature] = np.concatenate([thresholds.get(feature, []), values])
+        candidate = RuntimeChoice(
+            native, compiled, "", tolerance(compiled, n_trees), missing_rows=handles_missing
+        )
+        verdict = verify(
+            native,
+            candidate,
+            rows,
+            probe_rows(rows, thresholds),
+            handles_missing,
+            candidate.tolerance,
+        )
     except Exception as error:  # a session that can't start or run: serve the estimator
         return RuntimeChoice(
             native, None, f"ONNX Runtime failed: {type(error).__name__}: {error}"[:500]
@@ -71,9 +128,8 @@ def choose_runtime(
             f"{verdict.detail}",
         )
     detail = verdict.detail
-    missing_rows: Runtime | None = None
     if verdict.missing_rows is not None:
-        missing_rows = native
+        candidate = dataclasses.replace(candidate, missing_rows=False)
         detail += (
             "; batches with missing values go to the estimator, on which the compiled model "
             f"disagreed: {verdict.missing_rows}"
@@ -81,10 +137,9 @@ def choose_runtime(
     large_from = _estimator_faster_from(native, compiled, rows)
     if large_from == 1:
         return RuntimeChoice(native, None, f"{detail}; but the estimator is faster at every size")
-    if large_from is None:
-        return RuntimeChoice(compiled, missing_rows, detail)
-    detail += f"; batches of {large_from} rows or more go to the estimator (faster there)"
-    return RuntimeChoice(compiled, missing_rows, detail, native, large_from)
+    if large_from is not None:
+        detail += f"; batches of {large_from} rows or more go to the estimator (faster there)"
+    return dataclasses.replace(candidate, detail=detail, large_from=large_from)
 
 
 def _estimator_faster_from(

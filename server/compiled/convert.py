@@ -4,12 +4,20 @@ Converting there rather than at load keeps the server's core for serving (skl2on
 100-tree forest is seconds of Python), lets a converter that hangs be stopped like any fit
 (cancel, MAX_TRAIN_SECONDS), and makes a load only a session start and a check.
 
-- LogisticRegression, RandomForest: skl2onnx, in double precision (`ai.onnx.ml` opset 3
-  keeps tree thresholds as doubles: no split flips against the estimator's float64);
-- XGBoost, LightGBM: onnxmltools, float32 (XGBoost itself compares in float32);
-- CatBoost: its own ONNX export, whose ZipMap output (one dict per row) is taken off so
-  that probabilities come back as one array.
-A conversion that fails, or that is known to be wrong, gives a reason instead of a model.
+- LogisticRegression: skl2onnx, in double precision, as scikit-learn computes it;
+- RandomForest: skl2onnx, then made to compare as scikit-learn does. scikit-learn casts X to
+  float32 and compares `float32(x) <= t` with a double threshold t; skl2onnx stores t rounded
+  to the *nearest* float32, which can lie above t, so a row at the threshold went the other
+  way. For a float32 x, `x <= t` is exactly `x <= floor32(t)` (the largest float32 not above
+  t): the graph takes float32 input and gets those thresholds (`_compare_as_sklearn`);
+- XGBoost: onnxmltools, float32 (XGBoost itself casts to float32 and compares `x < t` with
+  float32 thresholds, which the graph keeps bit for bit);
+- CatBoost: its own ONNX export (float32 borders, `x > border`, as CatBoost compares), whose
+  ZipMap output (one dict per row) is taken off so that probabilities come back as one array;
+- LightGBM: not converted. LightGBM compares in double and onnxmltools only writes float32
+  thresholds and inputs, which flipped labels next to the model's own split values.
+A conversion that fails, or that can't compute what the library computes, gives a reason
+instead of a model, and the estimator serves.
 """
 
 from __future__ import annotations
@@ -26,6 +34,12 @@ import numpy as np
 # The converters' own opsets: skl2onnx 1.20 writes up to 21, onnxmltools 1.16 up to 15.
 SKLEARN_OPSETS = {"": 17, "ai.onnx.ml": 3}
 ONNXMLTOOLS_OPSET = 15
+
+
+LIGHTGBM_NOT_EXACT = (
+    "not compiled: LightGBM compares in double precision, and its ONNX converter can only "
+    "write float32 thresholds, which answer differently next to the model's split values"
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,8 @@ def compile_estimator(
     model_type: str, estimator: Any, n_features: int, trained_with_missing: bool
 ) -> Compiled:
     started = time.perf_counter()
+    if model_type == "LGBMClassifier":
+        return Compiled(None, LIGHTGBM_NOT_EXACT, time.perf_counter() - started)
     if model_type == "RandomForestClassifier" and trained_with_missing:
         # Seen with skl2onnx 1.20: a forest trained on missing values has splits at an
         # infinite threshold ("missing or not"), on which the converter loops forever.
@@ -81,7 +97,36 @@ def _sklearn(estimator: Any, n_features: int) -> bytes:
     )
     if hasattr(estimator, "estimators_"):
         _route_missing_as_sklearn(model, estimator)
+        _compare_as_sklearn(model, estimator)
     return bytes(model.SerializeToString())
+
+
+def _compare_as_sklearn(model: Any, forest: Any) -> None:
+    """float32 input and thresholds rounded down to float32 (see the module's docstring)."""
+    import onnx
+
+    (trees,) = [node for node in model.graph.node if node.op_type == "TreeEnsembleClassifier"]
+    attributes = {attribute.name: attribute for attribute in trees.attribute}
+    thresholds = np.array(
+        [
+            forest.estimators_[tree].tree_.threshold[node]
+            for tree, node in zip(
+                attributes["nodes_treeids"].ints, attributes["nodes_nodeids"].ints, strict=True
+            )
+        ]
+    )
+    values = attributes["nodes_values"].floats
+    del values[:]
+    values.extend(floor_float32(thresholds).tolist())
+    model.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+
+
+def floor_float32(values: np.ndarray) -> np.ndarray:
+    """The largest float32 not above each value (numpy's cast rounds to the nearest)."""
+    nearest = values.astype(np.float32)
+    above = nearest.astype(np.float64) > values
+    nearest[above] = np.nextafter(nearest[above], np.float32(-np.inf))
+    return nearest
 
 
 def _route_missing_as_sklearn(model: Any, forest: Any) -> None:
@@ -119,18 +164,6 @@ def _xgboost(estimator: Any, n_features: int) -> bytes:
     return bytes(model.SerializeToString())
 
 
-def _lightgbm(estimator: Any, n_features: int) -> bytes:
-    import onnxmltools
-
-    model = onnxmltools.convert_lightgbm(
-        estimator,
-        initial_types=_float_input(n_features),
-        target_opset=ONNXMLTOOLS_OPSET,
-        zipmap=False,
-    )
-    return bytes(model.SerializeToString())
-
-
 def _catboost(estimator: Any, n_features: int) -> bytes:
     import onnx
 
@@ -155,6 +188,5 @@ CONVERTERS = {
     "LogisticRegression": _sklearn,
     "RandomForestClassifier": _sklearn,
     "XGBClassifier": _xgboost,
-    "LGBMClassifier": _lightgbm,
     "CatBoostClassifier": _catboost,
 }

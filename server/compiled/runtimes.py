@@ -3,7 +3,9 @@
 Both give class probabilities and class indices (into the model's sorted classes, as the
 estimator was trained on). A session runs on one thread, like everything that predicts in
 this process, and only its probabilities output is read: the label is their argmax, as
-each library's own `predict` is.
+each library's own `predict` is. A session's float32 sums can land a hair outside [0, 1]
+(seen: -5.2e-08, 1.0000000298), which scikit-learn's log loss refuses: they are clipped and
+each row rescaled to sum to 1, in double precision.
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ class OnnxRuntime:
     def probabilities(self, X: np.ndarray) -> np.ndarray:
         features = X.astype(self._dtype, copy=False)
         (probabilities,) = self._session.run(self._output, {self._input: features})
-        return np.asarray(probabilities)
+        clipped = np.clip(np.asarray(probabilities, dtype=np.float64), 0.0, 1.0)
+        return clipped / clipped.sum(axis=1, keepdims=True)
 
     def indices(self, X: np.ndarray) -> np.ndarray:
         return self.probabilities(X).argmax(axis=1)

@@ -1,0 +1,124 @@
+"""Rows where a compiled model and its estimator could part: at the model's own split values.
+
+Training rows sit far from the thresholds, so a check on them alone passed models that
+flipped labels next to a split (a forest at the midpoint of two 5-decimal values, LightGBM's
+double thresholds rounded to float32). A tree routes a row differently only when a value lies
+between the two runtimes' views of one threshold, so the probes are built from the
+thresholds themselves:
+- every split value t, from the estimator where the library exposes it (scikit-learn's double
+  thresholds, CatBoost's borders) and from the compiled graph (what ONNX Runtime compares);
+- t's neighbours: the next float64 on either side, the nearest float32 and the next float32 on
+  either side of it;
+- extreme values: 0, -0, the smallest float32 and float64, float32's largest and beyond it.
+Two kinds of row use them: a kept training row with one value replaced (a single split moved),
+and rows whose every value is a probe of its own feature (many splits at once). Both are
+capped, so a big forest's check stays bounded (`MAX_PROBE_ROWS`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+MAX_PROBE_ROWS = 6000
+F32 = np.float32
+_MAGNITUDES = np.array(
+    [
+        0.0,
+        -0.0,
+        float(np.finfo(F32).smallest_subnormal),
+        float(np.finfo(np.float64).smallest_subnormal),
+        1e-300,
+        float(np.finfo(F32).max),
+        3.5e38,
+        1e300,
+    ]
+)
+EXTREMES = np.concatenate([_MAGNITUDES, -_MAGNITUDES])
+
+
+def neighbours(thresholds: np.ndarray) -> np.ndarray:
+    """Each threshold and the float64 and float32 values closest to it on either side."""
+    t = np.unique(thresholds[np.isfinite(thresholds)])
+    with np.errstate(over="ignore"):
+        nearest32 = t.astype(F32)
+    finite32 = nearest32[np.isfinite(nearest32)]
+    candidates = [
+        t,
+        np.nextafter(t, np.inf),
+        np.nextafter(t, -np.inf),
+        finite32.astype(np.float64),
+        np.nextafter(finite32, F32(np.inf)).astype(np.float64),
+        np.nextafter(finite32, F32(-np.inf)).astype(np.float64),
+    ]
+    return np.unique(np.concatenate(candidates))
+
+
+def graph_trees(onnx: bytes, n_features: int) -> tuple[dict[int, np.ndarray], int]:
+    """The split values of the tree ensembles in an ONNX graph, per feature, and how many
+    trees they hold (0 for a graph without trees)."""
+    import onnx as onnx_lib
+
+    model = onnx_lib.load_from_string(onnx)
+    found: dict[int, list[np.ndarray]] = {}
+    trees = 0
+    for node in model.graph.node:
+        if not node.op_type.startswith("TreeEnsemble"):
+            continue
+        attributes = {a.name: onnx_lib.helper.get_attribute_value(a) for a in node.attribute}
+        if "nodes_values_as_tensor" in attributes:
+            values = onnx_lib.numpy_helper.to_array(attributes["nodes_values_as_tensor"])
+        else:
+            values = np.asarray(attributes.get("nodes_values", []), dtype=np.float32)
+        trees += len(set(attributes.get("nodes_treeids", [])))
+        features = np.asarray(attributes.get("nodes_featureids", []), dtype=np.int64)
+        leaves = np.asarray([mode == b"LEAF" for mode in attributes.get("nodes_modes", [])])
+        for feature in range(n_features):
+            chosen = (features == feature) & ~leaves if len(leaves) else features == feature
+            found.setdefault(feature, []).append(np.asarray(values, np.float64)[chosen])
+    return {f: np.concatenate(v) for f, v in found.items()}, trees
+
+
+def estimator_thresholds(estimator: Any, n_features: int) -> dict[int, np.ndarray]:
+    """The split values the library itself compares against, where it exposes them."""
+    found: dict[int, list[np.ndarray]] = {}
+    if hasattr(estimator, "estimators_"):  # a scikit-learn forest: double thresholds
+        for tree in estimator.estimators_:
+            inner = tree.tree_.feature >= 0
+            for feature in np.unique(tree.tree_.feature[inner]):
+                chosen = tree.tree_.feature == feature
+                found.setdefault(int(feature), []).append(tree.tree_.threshold[chosen])
+    elif hasattr(estimator, "get_borders"):  # CatBoost: float32 borders per feature
+        for feature, borders in estimator.get_borders().items():
+            if int(feature) < n_features:
+                found.setdefault(int(feature), []).append(np.asarray(borders, np.float64))
+    return {f: np.concatenate(v) for f, v in found.items()}
+
+
+def probe_rows(rows: np.ndarray, per_feature: dict[int, np.ndarray], seed: int = 0) -> np.ndarray:
+    """Kept rows with values moved onto each feature's probes (see the module's docstring),
+    at most MAX_PROBE_ROWS of them, the same for the same inputs."""
+    rng = np.random.default_rng(seed)
+    n_features = rows.shape[1]
+    base = rows[~np.isnan(rows).any(axis=1)]
+    if not len(base):
+        base = np.zeros((1, n_features))
+    values = {
+        feature: np.concatenate([neighbours(per_feature.get(feature, np.empty(0))), EXTREMES])
+        for feature in range(n_features)
+    }
+    singles = [(feature, value) for feature in range(n_features) for value in values[feature]]
+    budget = MAX_PROBE_ROWS // 2
+    if len(singles) > budget:
+        singles = [singles[i] for i in rng.choice(len(singles), budget, replace=False)]
+    one_moved = base[rng.integers(0, len(base), len(singles))].copy()
+    for row, (feature, value) in enumerate(singles):
+        one_moved[row, feature] = value
+    all_moved = np.column_stack(
+        [
+            rng.choice(values[feature], MAX_PROBE_ROWS - len(singles))
+            for feature in range(n_features)
+        ]
+    )
+    return np.vstack([one_moved, all_moved])
