@@ -241,6 +241,10 @@ class Job(BaseModel):
     name: str
     model_type: str
     state: Literal["running", "succeeded", "failed", "cancelled"]
+    phase: Literal["training", "compiling", "checking", "saving"] | None = Field(
+        description="while running: training, then compiling the ONNX copy, checking it "
+        "against the estimator and saving; null once finished"
+    )
     progress: Progress
     created_at: str
     started_at: str | None

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from server.training.progress import PHASES
 from tests.helpers import dataset, fit_body, named, slow_fit_body, wait_training, wait_until
 from tests.servers import STOP_TIMEOUT, training_processes, uvicorn_server, wait_gone
 
@@ -115,6 +116,13 @@ async def test_job_events_stream_live_progress_and_end_with_the_finished_job(
     assert fractions == sorted(fractions)
     assert fractions[-1] == 1.0
     assert any(0 < fraction < 1 for fraction in fractions), fractions
+    # The job tells its phases in order; compiling a 400-tree forest takes seconds, so it
+    # shows (checking may be over between two reads).
+    phases = [event["phase"] for event in events[:-1]]
+    seen = list(dict.fromkeys(phases))
+    assert seen == [phase for phase in PHASES if phase in seen], phases
+    assert seen[:2] == ["training", "compiling"], phases
+    assert events[-1]["phase"] is None
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from server.metrics import NoMetrics
 from server.storage import ModelStore
 from server.training.backend import Run, TrainingBackend
 from server.training.jobs import JobState
+from server.training.progress import Progress
 from server.training.trainer import Trainer, TrainingLimits
 from server.training.worker import TrainingRequest
 
@@ -25,8 +26,8 @@ class InstantRun(Run):
         self.outcome = asyncio.get_running_loop().create_future()
         self.stops = 0
 
-    def progress(self) -> tuple[float, float | None]:
-        return 0.0, None
+    def progress(self) -> Progress:
+        return Progress(0.0, None, "training")
 
     def memory_bytes(self) -> int | None:
         return None

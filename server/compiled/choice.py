@@ -100,9 +100,31 @@ def choose_runtime(
     if bundle["onnx"] is None:
         return RuntimeChoice(native, None, str(bundle.get("onnx_error")))
     rows = np.asarray(bundle["check_rows"], dtype=np.float64)
+    choice = checked(native, bundle["onnx"], rows, handles_missing)
+    if choice.compiled is None:
+        return choice
+    large_from = _estimator_faster_from(native, choice.compiled, rows)
+    if large_from == 1:
+        return RuntimeChoice(
+            native, None, f"{choice.detail}; but the estimator is faster at every size"
+        )
+    if large_from is None:
+        return choice
+    detail = (
+        f"{choice.detail}; batches of {large_from} rows or more go to the estimator (faster there)"
+    )
+    return dataclasses.replace(choice, detail=detail, large_from=large_from)
+
+
+def checked(
+    native: NativeRuntime, onnx: bytes, rows: np.ndarray, handles_missing: bool
+) -> RuntimeChoice:
+    """The compiled model behind its routing and guard if it passes the check (on `rows`,
+    the training rows kept with it, and the probes); else the estimator, with the reason.
+    Run at the end of a fit and again at load (where the server's ONNX Runtime serves)."""
     try:
-        compiled = OnnxRuntime(bundle["onnx"])
-        thresholds, n_trees = graph_trees(bundle["onnx"], rows.shape[1])
+        compiled = OnnxRuntime(onnx)
+        thresholds, n_trees = graph_trees(onnx, rows.shape[1])
         for feature, values in estimator_thresholds(native.estimator, rows.shape[1]).items():
             thresholds[feature] = np.concatenate([thresholds.get(feature, []), values])
         candidate = RuntimeChoice(
@@ -127,19 +149,14 @@ def choose_runtime(
             f"the compiled model disagreed with the estimator: {verdict.complete_rows}; "
             f"{verdict.detail}",
         )
-    detail = verdict.detail
     if verdict.missing_rows is not None:
-        candidate = dataclasses.replace(candidate, missing_rows=False)
-        detail += (
-            "; batches with missing values go to the estimator, on which the compiled model "
-            f"disagreed: {verdict.missing_rows}"
+        return dataclasses.replace(
+            candidate,
+            missing_rows=False,
+            detail=f"{verdict.detail}; batches with missing values go to the estimator, on "
+            f"which the compiled model disagreed: {verdict.missing_rows}",
         )
-    large_from = _estimator_faster_from(native, compiled, rows)
-    if large_from == 1:
-        return RuntimeChoice(native, None, f"{detail}; but the estimator is faster at every size")
-    if large_from is not None:
-        detail += f"; batches of {large_from} rows or more go to the estimator (faster there)"
-    return dataclasses.replace(candidate, detail=detail, large_from=large_from)
+    return dataclasses.replace(candidate, detail=verdict.detail)
 
 
 def _estimator_faster_from(

@@ -48,6 +48,10 @@ class Compiled:
     reason: str | None
     seconds: float
 
+    def refused(self, reason: str) -> Compiled:
+        """Converted, but not to be served: the check at the end of the fit failed."""
+        return Compiled(None, f"converted, but the check failed: {reason}"[:500], self.seconds)
+
     def describe(self) -> dict[str, Any]:
         """The model metadata's `compiled`."""
         if self.onnx is None:

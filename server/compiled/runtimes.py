@@ -17,7 +17,9 @@ import numpy as np
 
 
 class Runtime(Protocol):
-    name: str  # "onnx" or "native"
+    @property
+    def name(self) -> str:  # "onnx" or "native"
+        ...
 
     def probabilities(self, X: np.ndarray) -> np.ndarray: ...
 

@@ -17,7 +17,7 @@ from server.errors import InvalidInput
 from server.ingest.matrix import as_matrix
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    from server.ingest.tables import FileTable
 
 
 class Features(Protocol):
@@ -94,19 +94,19 @@ def records_features(records: Any) -> RecordFeatures:
 class TableFeatures:
     """The columns of a CSV or Parquet file."""
 
-    table: pa.Table
+    file_table: FileTable
 
     @property
     def rows(self) -> int:
-        return int(self.table.num_rows)
+        return int(self.file_table.table.num_rows)
 
     def matrix_for(self, model: str, feature_names: list[str] | None) -> np.ndarray:
         from server.ingest.tables import numeric_matrix
 
         if feature_names is None:  # trained from a JSON X: the file's columns, in order
-            return numeric_matrix(self.table)
-        present = set(self.table.column_names)
+            return numeric_matrix(self.file_table)
+        present = set(self.file_table.table.column_names)
         missing = [name for name in feature_names if name not in present]
         if missing:
             raise _missing(missing, model, feature_names)
-        return numeric_matrix(self.table.select(feature_names))
+        return numeric_matrix(self.file_table.select(feature_names))

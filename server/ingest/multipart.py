@@ -12,7 +12,6 @@ import asyncio
 from typing import Any
 
 import orjson
-import pyarrow as pa
 from fastapi import Request
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -21,7 +20,7 @@ from server.errors import InvalidInput
 from server.ingest.features import TableFeatures
 from server.ingest.inputs import EvaluateInput, FitInput, PredictInput, labels
 from server.ingest.json_body import ConfigModel, parse_config
-from server.ingest.tables import numeric_matrix, read_table, split_target
+from server.ingest.tables import FileTable, numeric_matrix, read_table, split_target
 from server.schemas import EvaluateConfig, FitConfig, PredictConfig
 
 MULTIPART = "multipart/form-data"
@@ -66,7 +65,7 @@ def _config_json(form: FormData) -> Any:
         raise InvalidInput(f"the form field 'config' is not valid JSON: {error}") from None
 
 
-async def _table(form: FormData) -> pa.Table:
+async def _table(form: FormData) -> FileTable:
     """The file's table; its temporary file is closed (deleted) once read."""
     upload = form["file"]
     assert isinstance(upload, UploadFile)
@@ -78,7 +77,7 @@ async def _table(form: FormData) -> pa.Table:
 
 async def _labelled(
     request: Request, config_model: type[ConfigModel]
-) -> tuple[ConfigModel, pa.Table, list[Any]]:
+) -> tuple[ConfigModel, FileTable, list[Any]]:
     """A form with a `target`: its config, its feature columns and its labels."""
     form = await _form(request, {"file", "target", "config"})
     config = parse_config(config_model, _config_json(form))
@@ -90,7 +89,7 @@ async def _labelled(
 async def read_fit(request: Request) -> FitInput:
     config, features, y = await _labelled(request, FitConfig)
     X = await asyncio.to_thread(numeric_matrix, features)
-    return FitInput(config=config, X=X, y=y, feature_names=list(features.column_names))
+    return FitInput(config=config, X=X, y=y, feature_names=list(features.table.column_names))
 
 
 async def read_predict(request: Request) -> PredictInput:

@@ -2,13 +2,22 @@
 
 Blocking (call it in a thread). The format is told by the content, not the file name: a
 Parquet file starts with the magic bytes `PAR1`; anything else is read as CSV (UTF-8, a
-header line, comma-separated). In CSV an empty cell, `NA`, `NaN` or `null` is a missing value,
-as pyarrow reads them; in Parquet a null is. pyarrow reads CSV on one thread here: the server
-keeps one core, and training processes have the others.
+header line, comma-separated). In CSV an empty cell, `NA`, `NaN`, `null` and pyarrow's other
+spellings (`MISSING`) are a missing value, in every column, the label column included (where
+a missing label is refused); in Parquet a null is. pyarrow reads CSV on one thread here: the
+server keeps one core, and training processes have the others.
+
+Errors name the file's line, counted as an editor counts them: a quoted field may hold a
+newline, so a record can span lines (`FileTable.where`).
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import IO, Any
 
 import numpy as np
@@ -20,37 +29,63 @@ import pyarrow.parquet as pq
 from server.errors import InvalidInput
 
 PARQUET_MAGIC = b"PAR1"
-# CSV line of a table's first row: line 1 is the header.
-FIRST_ROW_LINE = 2
+# Missing values in CSV, in every column: pyarrow's own list, made to apply to text columns too.
+MISSING = tuple(pa_csv.ConvertOptions().null_values)
 CSV_READ = pa_csv.ReadOptions(use_threads=False)
+CSV_CONVERT = pa_csv.ConvertOptions(null_values=MISSING, strings_can_be_null=True)
+PYARROW_ROW = re.compile(r"CSV parse error: Row #(\d+)")
 
 
-def read_table(file: IO[bytes]) -> pa.Table:
-    """The file's table, or InvalidInput with pyarrow's reason (which names the CSV line)."""
-    start = file.read(len(PARQUET_MAGIC))
-    file.seek(0)
+@dataclass(frozen=True)
+class FileTable:
+    """A file's table, and where its rows are in the file (for messages)."""
+
+    table: pa.Table
+    where: Callable[[int], str]  # row index (0: the first row after the header) -> "line 7"
+
+    def select(self, names: list[str]) -> FileTable:
+        return FileTable(self.table.select(names), self.where)
+
+
+def csv_line(data: bytes, record: int) -> int:
+    """The line of `data` on which CSV record `record` starts (record 0: the header).
+    Only messages need it, so the file is scanned then, up to that record."""
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace", newline="")
+    reader = csv.reader(text)
+    line = 1
+    for index, _ in enumerate(reader):
+        if index == record:
+            return line
+        line = reader.line_num + 1
+    return line
+
+
+def read_table(file: IO[bytes]) -> FileTable:
+    """The file's table, or InvalidInput with pyarrow's reason (naming the CSV line)."""
+    data = file.read()
+    parquet = data.startswith(PARQUET_MAGIC)
     try:
-        if start == PARQUET_MAGIC:
-            table = pq.read_table(file, use_threads=False)
+        if parquet:
+            table = pq.read_table(pa.BufferReader(data), use_threads=False)
         else:
-            table = pa_csv.read_csv(file, read_options=CSV_READ)
+            table = pa_csv.read_csv(
+                pa.BufferReader(data), read_options=CSV_READ, convert_options=CSV_CONVERT
+            )
         names = table.column_names  # decoded here: a header that is not UTF-8 fails
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, UnicodeDecodeError) as error:
-        kind = "Parquet" if start == PARQUET_MAGIC else "CSV"
-        raise InvalidInput(
-            f"the file is not a readable {kind} table: {_line_wording(error)}"
-        ) from None
+        kind = "Parquet" if parquet else "CSV"
+        message = PYARROW_ROW.sub(  # pyarrow counts records from the header, 1-based
+            lambda row: f"line {csv_line(data, int(row.group(1)) - 1)}", str(error)
+        )
+        raise InvalidInput(f"the file is not a readable {kind} table: {message}") from None
     if table.num_rows == 0:
         raise InvalidInput("the file has a header but no rows")
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise InvalidInput(f"the file has duplicate column name(s): {', '.join(duplicates)}")
-    return table
-
-
-def _line_wording(error: Exception) -> str:
-    # pyarrow numbers CSV rows from the header ("Row #3" is the file's third line).
-    return str(error).replace("CSV parse error: Row #", "line ")
+    if parquet:
+        return FileTable(table, lambda index: f"row {index + 1}")
+    return FileTable(table, lambda index: f"line {csv_line(data, index + 1)}")
 
 
 def _is_numeric(kind: pa.DataType) -> bool:
@@ -62,7 +97,7 @@ def _is_numeric(kind: pa.DataType) -> bool:
     )
 
 
-def _first_non_number(column: pa.ChunkedArray) -> str:
+def _first_non_number(column: pa.ChunkedArray, where: Callable[[int], str]) -> str:
     """Where a column stops being numeric: 'line N: value' (CSV lines; row N for Parquet)."""
     for index, value in enumerate(column.to_pylist()):
         if value is None:
@@ -70,15 +105,16 @@ def _first_non_number(column: pa.ChunkedArray) -> str:
         try:
             float(value)
         except (TypeError, ValueError):
-            return f"line {index + FIRST_ROW_LINE}: {str(value)[:40]!r}"
+            return f"{where(index)}: {str(value)[:40]!r}"
     return str(column.type)
 
 
-def numeric_matrix(table: pa.Table) -> np.ndarray:
+def numeric_matrix(file_table: FileTable) -> np.ndarray:
     """Every column of `table` as a float64 matrix, null -> NaN; non-numeric columns and
     infinities are InvalidInput naming the column (and the line, where one is at fault)."""
+    table = file_table.table
     bad = [
-        f"{name!r} ({_first_non_number(column)})"
+        f"{name!r} ({_first_non_number(column, file_table.where)})"
         for name, column in zip(table.column_names, table.columns, strict=True)
         if not _is_numeric(column.type)
     ]
@@ -98,8 +134,9 @@ def numeric_matrix(table: pa.Table) -> np.ndarray:
     return matrix
 
 
-def split_target(table: pa.Table, target: str) -> tuple[pa.Table, list[Any]]:
+def split_target(file_table: FileTable, target: str) -> tuple[FileTable, list[Any]]:
     """The feature columns and the labels of `target` (integers or strings, none missing)."""
+    table = file_table.table
     if target not in table.column_names:
         raise InvalidInput(
             f"the file has no target column {target!r}; its columns are "
@@ -110,7 +147,8 @@ def split_target(table: pa.Table, target: str) -> tuple[pa.Table, list[Any]]:
         first = labels.to_pylist().index(None)
         raise InvalidInput(
             f"the target column {target!r} has {labels.null_count} missing label(s), the first "
-            f"on line {first + FIRST_ROW_LINE}"
+            f"on {file_table.where(first)}. Drop those rows, or spell the label otherwise if it "
+            f"is one of the spellings of a missing value ({', '.join(map(repr, MISSING[1:]))})"
         )
     if not (
         pa.types.is_integer(labels.type)
@@ -123,4 +161,4 @@ def split_target(table: pa.Table, target: str) -> tuple[pa.Table, list[Any]]:
     features = table.drop_columns([target])
     if features.num_columns == 0:
         raise InvalidInput(f"the file has no feature column besides {target!r}")
-    return features, labels.to_pylist()
+    return FileTable(features, file_table.where), labels.to_pylist()

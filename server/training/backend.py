@@ -12,6 +12,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from typing import Any
 
+from server.training.progress import Progress
 from server.training.worker import TrainingRequest
 
 
@@ -22,8 +23,8 @@ class Run(ABC):
     outcome: asyncio.Future[dict[str, Any]]
 
     @abstractmethod
-    def progress(self) -> tuple[float, float | None]:
-        """(iterations done, iterations planned or None when unknown): cheap, no I/O."""
+    def progress(self) -> Progress:
+        """Iterations done, planned (None when unknown), and the phase: cheap, no I/O."""
 
     @abstractmethod
     def memory_bytes(self) -> int | None:

@@ -40,7 +40,7 @@ from server.errors import NoFreeSlot, ServiceError, StorageFailed, WorkerCrashed
 from server.storage import ModelStore
 from server.training import remote
 from server.training.backend import Run, TrainingBackend
-from server.training.progress import TrainingStopped
+from server.training.progress import PHASES, Progress, TrainingStopped
 from server.training.worker import TrainingRequest
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class DaskRun(Run):
         self.worker_lost = False
         self._done: float = 0.0
         self._total: float | None = None
+        self._phase = PHASES[0]
         self._rss: int | None = None
         self.outcome = asyncio.get_running_loop().create_future()
         self._waiter = asyncio.get_running_loop().create_task(self._wait())
@@ -73,10 +74,11 @@ class DaskRun(Run):
         self.worker = report["worker"]
         self._done = float(report["done"])
         self._total = float(report["total"]) if report["total"] > 0 else None
+        self._phase = report.get("phase", self._phase)
         self._rss = int(report["rss"])
 
-    def progress(self) -> tuple[float, float | None]:
-        return self._done, self._total
+    def progress(self) -> Progress:
+        return Progress(self._done, self._total, self._phase)
 
     def memory_bytes(self) -> int | None:
         return self._rss
@@ -85,6 +87,7 @@ class DaskRun(Run):
     async def _wait(self) -> None:
         try:
             model, metadata = await self._future
+            self._phase = "saving"  # here: the server writes what the worker sent
             saved = await asyncio.to_thread(self._save, model, metadata)
         except BaseException as error:  # every ending is an outcome
             if not self.outcome.done():

@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from server.errors import ServiceError
+from server.training.progress import PHASES, Progress
 
 
 class JobState(StrEnum):
@@ -44,6 +45,7 @@ class Job:
     finished_at: datetime | None = None
     iterations_done: float = 0.0
     iterations_total: float | None = None
+    phase: str = PHASES[0]
     error: ServiceError | None = None
     model: dict[str, Any] | None = None
     version: int = 0
@@ -63,9 +65,10 @@ class Job:
         self.started_at = _now()
         self._touch()
 
-    def report(self, done: float, total: float | None) -> None:
-        if (done, total) != (self.iterations_done, self.iterations_total):
-            self.iterations_done, self.iterations_total = done, total
+    def report(self, progress: Progress) -> None:
+        seen = (self.iterations_done, self.iterations_total, self.phase)
+        if tuple(progress) != seen:
+            self.iterations_done, self.iterations_total, self.phase = progress
             self._touch()
 
     def succeed(self, model: dict[str, Any]) -> None:
@@ -133,6 +136,7 @@ class Job:
             "name": self.name,
             "model_type": self.model_type,
             "state": self.state.value,
+            "phase": self.phase if not self.finished else None,
             "progress": self.progress(),
             "created_at": self.created_at.isoformat(),
             "started_at": self.started_at.isoformat() if self.started_at else None,

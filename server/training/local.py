@@ -28,7 +28,7 @@ import psutil
 from server.errors import NoFreeSlot, WorkerCrashed
 from server.training import worker
 from server.training.backend import Run, TrainingBackend
-from server.training.progress import read_shared
+from server.training.progress import Progress, read_shared
 from server.training.worker import TrainingRequest
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ SHUTDOWN_JOIN_SECONDS = 5.0
 class LocalSlot:
     index: int
     executor: ProcessPoolExecutor
-    progress_cells: Any  # multiprocessing RawArray("d", 2): [done, total]
+    progress_cells: Any  # multiprocessing RawArray("d", 3): [done, total, phase]
     run: LocalRun | None = None
 
     def _processes(self) -> list[BaseProcess]:
@@ -71,7 +71,7 @@ class LocalRun(Run):
         self.stopped = False
         self.outcome = asyncio.get_running_loop().create_future()
 
-    def progress(self) -> tuple[float, float | None]:
+    def progress(self) -> Progress:
         return read_shared(self._slot.progress_cells)
 
     def memory_bytes(self) -> int | None:
@@ -129,7 +129,7 @@ class LocalBackend(TrainingBackend):
     async def start(self) -> None:
         self._slots = []
         for index in range(self._slot_count):
-            cells = self._context.RawArray("d", 2)
+            cells = self._context.RawArray("d", 3)
             self._slots.append(LocalSlot(index, self._new_executor(cells), cells))
 
     async def close(self) -> None:
@@ -168,7 +168,7 @@ class LocalBackend(TrainingBackend):
         slot = next((slot for slot in self._slots if slot.run is None), None)
         if slot is None:  # the Trainer's gate makes this unreachable; belt and braces
             raise NoFreeSlot(f"all {self._slot_count} training slot(s) are busy")
-        slot.progress_cells[0] = slot.progress_cells[1] = 0.0
+        slot.progress_cells[0] = slot.progress_cells[1] = slot.progress_cells[2] = 0.0
         run = LocalRun(self, slot, request.name)
         try:
             future = slot.executor.submit(worker.train_and_save, request, models_path)

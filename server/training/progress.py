@@ -1,9 +1,10 @@
 """Progress from inside a fit: how far each library has got, written where the server reads it.
 
 A fit reports to a `ProgressSink`: `begin(total)` once, then `advance(done)` after each
-iteration (boosting round, or chunk of trees). The local backend's sink writes two doubles into
-shared memory that the server reads a few times a second, so an iteration costs one store,
-never a message through the event loop.
+iteration (boosting round, or chunk of trees), and `phase(...)` as the job moves from training
+to compiling the model, checking the compiled copy and saving (`PHASES`). The local backend's
+sink writes three doubles into shared memory that the server reads a few times a second, so an
+iteration costs one store, never a message through the event loop.
 
 The hooks are built here, inside the training process, so nothing unpicklable crosses a
 process boundary, and `fit_reporting_progress` takes them off the estimator before it is
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -23,7 +24,19 @@ import numpy as np
 FOREST_CHUNK_SECONDS = 0.25
 # CatBoost's default number of iterations, when none of its aliases is set.
 CATBOOST_DEFAULT_ITERATIONS = 1000
+XGBOOST_DEFAULT_ROUNDS = 100
 CATBOOST_ITERATION_KEYS = ("iterations", "n_estimators", "num_boost_round", "num_trees")
+
+
+# What a job does, in order. Only training has a measure of how far it has got: the
+# converters and the check offer none.
+PHASES = ("training", "compiling", "checking", "saving")
+
+
+class Progress(NamedTuple):
+    done: float
+    total: float | None  # None: the library offers no measure, or not begun
+    phase: str
 
 
 class TrainingStopped(Exception):
@@ -43,9 +56,15 @@ class ProgressSink(Protocol):
     def finish(self) -> None:
         """The fit is over: everything planned is done (boosting may stop early)."""
 
+    def phase(self, name: str) -> None:
+        """The job has moved on to `name`, one of PHASES."""
+
 
 class NoProgress:
     stopped = False
+
+    def phase(self, name: str) -> None:
+        pass
 
     def begin(self, total: int | None) -> None:
         pass
@@ -58,8 +77,9 @@ class NoProgress:
 
 
 class SharedProgress:
-    """Writes into a slot's two shared doubles: [done, total]. A total of -1 means unknown.
-    Aligned 8-byte stores are atomic on the platforms we run on, so no lock is needed."""
+    """Writes into a slot's three shared doubles: [done, total, phase]. A total of -1 means
+    unknown; the phase is its index in PHASES. Aligned 8-byte stores are atomic on the
+    platforms we run on, so no lock is needed."""
 
     stopped = False  # a local fit is stopped by killing its process
 
@@ -69,6 +89,10 @@ class SharedProgress:
     def begin(self, total: int | None) -> None:
         self._cells[0] = 0.0
         self._cells[1] = float(total) if total is not None else -1.0
+        self._cells[2] = 0.0
+
+    def phase(self, name: str) -> None:
+        self._cells[2] = float(PHASES.index(name))
 
     def advance(self, done: int) -> None:
         self._cells[0] = float(done)
@@ -78,10 +102,10 @@ class SharedProgress:
             self._cells[0] = self._cells[1]
 
 
-def read_shared(cells: Sequence[float]) -> tuple[float, float | None]:
-    """(done, total) as the server reads them; total None when unknown or not yet begun."""
-    done, total = cells[0], cells[1]
-    return done, (total if total > 0 else None)
+def read_shared(cells: Sequence[float]) -> Progress:
+    """The cells as the server reads them; total None when unknown or not yet begun."""
+    done, total, phase = cells[0], cells[1], cells[2]
+    return Progress(done, total if total > 0 else None, PHASES[int(phase)])
 
 
 # -- the hooks, one per library ----------------------------------------------------------------
@@ -109,11 +133,20 @@ class _CatBoostHook:
         return True  # go on
 
 
-def _catboost_iterations(estimator: Any) -> int:
+def planned(count: Any) -> int | None:
+    """A count of iterations to show progress against, or None. Only a whole number of at
+    least 1 is one: anything else is for the library to accept or refuse with its own words
+    (`int("ten")` or `int(2.5)` here would answer for it)."""
+    if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
+        return None
+    return int(count)
+
+
+def _catboost_iterations(estimator: Any) -> int | None:
     params = estimator.get_params()  # only what was set
     for key in CATBOOST_ITERATION_KEYS:
         if params.get(key) is not None:
-            return int(params[key])
+            return planned(params[key])
     return CATBOOST_DEFAULT_ITERATIONS
 
 
@@ -121,6 +154,9 @@ def _fit_forest_in_chunks(estimator: Any, X: np.ndarray, y: np.ndarray, sink: Pr
     """Grow the forest with warm_start, a chunk of trees at a time. scikit-learn draws each
     new tree's seed from the same random stream as a single fit would, so for an integer
     random_state the forest is the same (tests/test_jobs.py proves it)."""
+    # scikit-learn checks its parameters in fit; growing in chunks would skip that for a
+    # count below 1 (and save a forest of no trees), so check them first, in its own words.
+    estimator._validate_params()
     params = estimator.get_params()
     total, wanted_oob = int(params["n_estimators"]), params["oob_score"]
     sink.begin(total)
@@ -151,7 +187,8 @@ def fit_reporting_progress(
         _fit_forest_in_chunks(estimator, X, y, sink)
     elif model_type == "XGBClassifier":
         params = estimator.get_params()
-        sink.begin(int(params.get("n_estimators") or 100))
+        count = params.get("n_estimators")
+        sink.begin(XGBOOST_DEFAULT_ROUNDS if count is None else planned(count))
         user_callbacks = params.get("callbacks")
         estimator.set_params(callbacks=[*(user_callbacks or []), _XGBoostHook.make(sink)])
         try:
@@ -159,7 +196,7 @@ def fit_reporting_progress(
         finally:
             estimator.set_params(callbacks=user_callbacks)
     elif model_type == "LGBMClassifier":
-        sink.begin(int(estimator.get_params()["n_estimators"]))
+        sink.begin(planned(estimator.get_params()["n_estimators"]))
         estimator.fit(X, y, callbacks=[lambda env: sink.advance(env.iteration + 1)])
     elif model_type == "CatBoostClassifier":
         sink.begin(_catboost_iterations(estimator))

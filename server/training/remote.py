@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from server.algorithms import preload
 from server.compiled.convert import preload_converters
 from server.storage import serialize
-from server.training.progress import TrainingStopped
+from server.training.progress import PHASES, TrainingStopped
 from server.training.worker import TrainingRequest, fit_model
 
 TOPIC = "model-server-training"
@@ -42,7 +42,7 @@ class ClusterProgress:
         self._job_key = job_key
         self._stop = Event(stop_event_name(job_key))
         self._process = psutil.Process(os.getpid())
-        self._done, self._total = 0, -1
+        self._done, self._total, self._phase = 0, -1, PHASES[0]
         self._last_report = 0.0
         self.stopped = False
 
@@ -58,6 +58,7 @@ class ClusterProgress:
                 "worker": self._worker.address,
                 "done": self._done,
                 "total": self._total,
+                "phase": self._phase,
                 "rss": self._process.memory_info().rss,
             },
         )
@@ -76,6 +77,10 @@ class ClusterProgress:
     def finish(self) -> None:
         if self._total > 0:
             self._done = self._total
+
+    def phase(self, name: str) -> None:
+        self._phase = name
+        self._report(force=True)
 
 
 class PreloadLibraries(WorkerPlugin):

@@ -188,7 +188,7 @@ class Trainer:
             return  # the stop decides how the job ends; its error is seen all the same
         job = active.job
         if error is None:
-            job.report(*active.run.progress())
+            job.report(active.run.progress())
             job.succeed(outcome.result())
         elif isinstance(error, ServiceError):
             if isinstance(error, WorkerCrashed):  # it may have died mid-write
@@ -262,7 +262,7 @@ class Trainer:
     def _check(self, active: _Active) -> None:
         if active.stopping or active.run.outcome.done():
             return
-        active.job.report(*active.run.progress())
+        active.job.report(active.run.progress())
         hit = self._limit_hit(active)
         if hit is not None:
             limit, problem = hit

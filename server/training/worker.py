@@ -24,7 +24,9 @@ import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from server.algorithms import Algorithm, preload, resolve  # noqa: E402
+from server.compiled.choice import checked  # noqa: E402
 from server.compiled.convert import compile_estimator, preload_converters  # noqa: E402
+from server.compiled.runtimes import NativeRuntime  # noqa: E402
 from server.errors import InvalidInput, StorageFailed  # noqa: E402
 from server.libc import libc_function  # noqa: E402
 from server.scoring import holdout, scores  # noqa: E402
@@ -168,13 +170,33 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
     if request.holdout is not None:
         metadata["validation"] = _validate(estimator, algorithm, request, held_out)
     if request.compile:
-        trained_with_missing = bool(np.isnan(X).any())
-        compiled = compile_estimator(
-            algorithm.name, estimator, int(X.shape[1]), trained_with_missing
-        )
-        bundle.update(onnx=compiled.onnx, onnx_error=compiled.reason, check_rows=check_rows(X))
-        metadata["compiled"] = compiled.describe()
+        bundle.update(_compiled(algorithm, estimator, X, progress))
+        metadata["compiled"] = bundle.pop("compiled")
+    progress.phase("saving")
     return FittedModel(bundle, metadata)
+
+
+def _compiled(
+    algorithm: Algorithm, estimator: Any, X: np.ndarray, progress: ProgressSink
+) -> dict[str, Any]:
+    """The ONNX copy, if it converts and then answers as the estimator does (the check at
+    load, run here too, so that a copy that can't serve is neither kept nor waited for)."""
+    progress.phase("compiling")
+    trained_with_missing = bool(np.isnan(X).any())
+    compiled = compile_estimator(algorithm.name, estimator, int(X.shape[1]), trained_with_missing)
+    rows = check_rows(X)
+    if compiled.onnx is not None:
+        progress.phase("checking")
+        native = NativeRuntime(estimator, algorithm.predict_kwargs)
+        choice = checked(native, compiled.onnx, rows, algorithm.handles_missing)
+        if choice.compiled is None:
+            compiled = compiled.refused(choice.detail)
+    return {
+        "onnx": compiled.onnx,
+        "onnx_error": compiled.reason,
+        "check_rows": rows,
+        "compiled": compiled.describe(),
+    }
 
 
 CHECK_ROWS = 256
