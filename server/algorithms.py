@@ -44,6 +44,10 @@ class Algorithm:
     reports_progress: bool = True
     # Whether the estimator trains and predicts with missing values (NaN) natively.
     handles_missing: bool = True
+    # Whether it reads X as float32 and refuses values beyond that range (scikit-learn's
+    # trees). The server refuses them itself, before any runtime sees them: scikit-learn's
+    # own check is off on the event loop's thread (assume_finite) and on in others.
+    float32_inputs: bool = False
 
     def estimator_class(self) -> type:
         cls: type = getattr(importlib.import_module(self.module), self.class_name)
@@ -103,7 +107,13 @@ ALGORITHMS: dict[str, Algorithm] = {
             reports_progress=False,
             handles_missing=False,
         ),
-        Algorithm("RandomForestClassifier", "sklearn.ensemble", "RandomForestClassifier", "n_jobs"),
+        Algorithm(
+            "RandomForestClassifier",
+            "sklearn.ensemble",
+            "RandomForestClassifier",
+            "n_jobs",
+            float32_inputs=True,
+        ),
         Algorithm("XGBClassifier", "xgboost", "XGBClassifier", "n_jobs"),
         Algorithm(
             "LGBMClassifier",
@@ -157,6 +167,26 @@ def refuse_missing(
         f"{', '.join(map(str, named[:20]))}{' ...' if len(named) > 20 else ''}. Fill them in "
         "(impute) first, or use a type that handles them natively: "
         f"{', '.join(a.name for a in ALGORITHMS.values() if a.handles_missing)}"
+    )
+
+
+def refuse_beyond_float32(
+    algorithm: Algorithm, X: np.ndarray, feature_names: list[str] | None
+) -> None:
+    """InvalidInput naming the columns whose values overflow float32, for a type that reads
+    X as float32 (they would become infinities)."""
+    if not algorithm.float32_inputs:
+        return
+    with np.errstate(over="ignore"):
+        overflowing = np.isinf(X.astype(np.float32)).any(axis=0)
+    if not overflowing.any():
+        return
+    columns = np.flatnonzero(overflowing).tolist()
+    named = [repr(feature_names[i]) for i in columns] if feature_names else columns
+    raise InvalidInput(
+        f"{algorithm.name} reads values as float32, whose range ends at "
+        f"{float(np.finfo(np.float32).max):.8g} either way, and X has larger ones in column(s) "
+        f"{', '.join(map(str, named[:20]))}{' ...' if len(named) > 20 else ''}"
     )
 
 

@@ -122,9 +122,12 @@ class PredictionBatcher:
         try:
             merged = await asyncio.to_thread(self.model.predict, stacked, probabilities)
         except Exception as error:
-            for waiting in group:
-                if not waiting.answer.done():
-                    waiting.answer.set_exception(error)
+            if len(group) > 1:  # one request's rows may be at fault: each answers for its own
+                for waiting in group:
+                    await self._run([waiting], probabilities)
+                return
+            if not group[0].answer.done():
+                group[0].answer.set_exception(error)
             return
         self._count_rows(len(stacked))
         start = 0

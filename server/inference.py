@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from server.algorithms import Algorithm, refuse_missing, resolve
+from server.algorithms import Algorithm, refuse_beyond_float32, refuse_missing, resolve
 from server.compiled.choice import RuntimeChoice, RuntimeSetting, choose_runtime
 from server.compiled.runtimes import NativeRuntime
 from server.errors import InvalidInput
@@ -42,14 +42,16 @@ class LoadedModel:
         return self.algorithm.name
 
     def check_input(self, X: np.ndarray) -> None:
-        """Refuse, before any queueing, rows this model can't take: the wrong width, or
-        missing values for a type that has no use for them (it would predict garbage)."""
+        """Refuse, before any queueing, rows this model can't take: the wrong width, missing
+        values for a type that has no use for them (it would predict garbage), values its
+        library can't read."""
         if X.shape[1] != self.n_features:
             raise InvalidInput(
                 f"model '{self.name}' expects {self.n_features} features per row, got {X.shape[1]}"
             )
         if not self.algorithm.handles_missing:
             refuse_missing(self.algorithm, X, self.feature_names)
+        refuse_beyond_float32(self.algorithm, X, self.feature_names)
 
     def estimated_seconds(self, rows: int) -> float:
         return self.seconds_fixed + self.seconds_per_row * rows

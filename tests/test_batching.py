@@ -15,6 +15,7 @@ from server.algorithms import resolve
 from server.batching import BatchingSettings, PredictionBatcher
 from server.compiled.choice import RuntimeChoice
 from server.compiled.runtimes import NativeRuntime
+from server.errors import InvalidInput
 from server.inference import LoadedModel
 
 pytestmark = pytest.mark.anyio
@@ -34,6 +35,8 @@ class RecordingEstimator:
         self.calls.append(len(X))
         self.threads.append(threading.current_thread().name)
         self.release.wait(10)
+        if (X[:, 0] < 0).any():  # a row the library refuses
+            raise ValueError("negative class")
         return X[:, 0].astype(np.int64)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
@@ -87,6 +90,25 @@ async def test_requests_queued_behind_a_running_batch_share_one_call() -> None:
     assert estimator.calls == [1, 20]  # ten requests of two rows: one call
     for i, answer in enumerate(answers):
         assert answer["predictions"] == [["a", "b", "c"][i % 3], ["a", "b", "c"][(i + 1) % 3]]
+
+
+async def test_a_request_the_library_refuses_fails_alone_in_its_batch() -> None:
+    estimator = RecordingEstimator()
+    estimator.release.clear()
+    serving = batcher(estimator)
+    first = asyncio.create_task(serving.predict(rows(0), probabilities=False))
+    await until(lambda: estimator.calls)
+    good = asyncio.create_task(serving.predict(rows(1, 2), False))
+    bad = asyncio.create_task(serving.predict(rows(-1), False))
+    also_good = asyncio.create_task(serving.predict(rows(2), False))
+    await until(lambda: serving.queued == 3)
+    estimator.release.set()
+    await first
+    assert (await good)["predictions"] == ["b", "c"]
+    assert (await also_good)["predictions"] == ["c"]
+    with pytest.raises(InvalidInput, match="negative class"):
+        await bad
+    assert estimator.calls == [1, 4, 2, 1, 1]  # the batch, then each request alone
 
 
 async def test_probabilities_and_labels_are_batched_apart_and_max_rows_holds() -> None:
