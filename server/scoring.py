@@ -6,9 +6,9 @@ classes (the scores do not depend on how the labels are spelled):
 - ROC AUC: of the second class's probability for two classes, one-vs-rest macro for more;
   null when the rows hold a single class (it is undefined then);
 - log loss of the probabilities, over every class of the model.
-Probabilities are taken in double precision and, where they miss 1 by more than 1e-12,
-rescaled to sum to 1 per row: XGBoost's float32 ones miss by ~1e-7, which scikit-learn's log
-loss would warn about.
+Probabilities are taken as the server answers them (`well_formed`: double precision, each row
+rescaled to sum to 1 where it misses by more than 1e-12): XGBoost's float32 ones miss by
+~1e-7, which scikit-learn's log loss would warn about.
 """
 
 from __future__ import annotations
@@ -25,15 +25,13 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import train_test_split
 
+from server.compiled.runtimes import well_formed
 from server.errors import InvalidInput
 
 
 def scores(y_true: np.ndarray, probabilities: np.ndarray) -> dict[str, float | None]:
     """`y_true`: indices into the model's classes; `probabilities`: one column per class."""
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    sums = probabilities.sum(axis=1, keepdims=True)
-    if not np.allclose(sums, 1.0, rtol=0, atol=1e-12):  # only then: rescaling breaks ties
-        probabilities = probabilities / sums
+    probabilities = well_formed(probabilities)
     predicted = probabilities.argmax(axis=1)
     classes = list(range(probabilities.shape[1]))
     return {

@@ -41,18 +41,20 @@ EXTREMES = np.concatenate([_MAGNITUDES, -_MAGNITUDES])
 def neighbours(thresholds: np.ndarray) -> np.ndarray:
     """Each threshold and the float64 and float32 values closest to it on either side."""
     t = np.unique(thresholds[np.isfinite(thresholds)])
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):  # next to float32's largest is its infinity: dropped
         nearest32 = t.astype(F32)
-    finite32 = nearest32[np.isfinite(nearest32)]
-    candidates = [
-        t,
-        np.nextafter(t, np.inf),
-        np.nextafter(t, -np.inf),
-        finite32.astype(np.float64),
-        np.nextafter(finite32, F32(np.inf)).astype(np.float64),
-        np.nextafter(finite32, F32(-np.inf)).astype(np.float64),
-    ]
-    return np.unique(np.concatenate(candidates))
+        finite32 = nearest32[np.isfinite(nearest32)]
+        candidates = np.concatenate(
+            [
+                t,
+                np.nextafter(t, np.inf),
+                np.nextafter(t, -np.inf),
+                finite32.astype(np.float64),
+                np.nextafter(finite32, F32(np.inf)).astype(np.float64),
+                np.nextafter(finite32, F32(-np.inf)).astype(np.float64),
+            ]
+        )
+    return np.unique(candidates[np.isfinite(candidates)])
 
 
 def graph_trees(onnx: bytes, n_features: int) -> tuple[dict[int, np.ndarray], int]:

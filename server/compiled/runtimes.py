@@ -3,9 +3,9 @@
 Both give class probabilities and class indices (into the model's sorted classes, as the
 estimator was trained on). A session runs on one thread, like everything that predicts in
 this process, and only its probabilities output is read: the label is their argmax, as
-each library's own `predict` is. A session's float32 sums can land a hair outside [0, 1]
-(seen: -5.2e-08, 1.0000000298), which scikit-learn's log loss refuses: they are clipped and
-each row rescaled to sum to 1, in double precision.
+each library's own `predict` is. Float32 sums can land a hair outside [0, 1] (an ONNX
+Runtime session: -5.2e-08, 1.0000000298; XGBoost's own rows sum to 1.00000003), which
+scikit-learn's log loss refuses: both runtimes answer `well_formed` probabilities.
 """
 
 from __future__ import annotations
@@ -14,6 +14,17 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 import numpy as np
+
+
+def well_formed(probabilities: Any) -> np.ndarray:
+    """Probabilities in double precision, within [0, 1], each row summing to 1: clipped, and
+    rescaled only where a row misses 1 by more than 1e-12 (rescaling rows of doubles that
+    already sum to 1 could make two neighbouring values equal, and change the argmax)."""
+    values = np.clip(np.asarray(probabilities, dtype=np.float64), 0.0, 1.0)
+    sums = values.sum(axis=1, keepdims=True)
+    if np.allclose(sums, 1.0, rtol=0, atol=1e-12):
+        return values
+    return values / sums
 
 
 class Runtime(Protocol):
@@ -34,7 +45,7 @@ class NativeRuntime:
         self._kwargs = dict(predict_kwargs)
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.estimator.predict_proba(X, **self._kwargs))
+        return well_formed(self.estimator.predict_proba(X, **self._kwargs))
 
     def indices(self, X: np.ndarray) -> np.ndarray:
         predicted = np.asarray(self.estimator.predict(X, **self._kwargs)).reshape(-1)
@@ -69,8 +80,7 @@ class OnnxRuntime:
     def probabilities(self, X: np.ndarray) -> np.ndarray:
         features = X.astype(self._dtype, copy=False)
         (probabilities,) = self._session.run(self._output, {self._input: features})
-        clipped = np.clip(np.asarray(probabilities, dtype=np.float64), 0.0, 1.0)
-        return clipped / clipped.sum(axis=1, keepdims=True)
+        return well_formed(probabilities)
 
     def indices(self, X: np.ndarray) -> np.ndarray:
         return self.probabilities(X).argmax(axis=1)
