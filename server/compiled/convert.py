@@ -5,11 +5,9 @@ Converting there rather than at load keeps the server's core for serving (skl2on
 (cancel, MAX_TRAIN_SECONDS), and makes a load only a session start and a check.
 
 - LogisticRegression: skl2onnx, in double precision, as scikit-learn computes it;
-- RandomForest: skl2onnx, then made to compare as scikit-learn does. scikit-learn casts X to
-  float32 and compares `float32(x) <= t` with a double threshold t; skl2onnx stores t rounded
-  to the *nearest* float32, which can lie above t, so a row at the threshold went the other
-  way. For a float32 x, `x <= t` is exactly `x <= floor32(t)` (the largest float32 not above
-  t): the graph takes float32 input and gets those thresholds (`_compare_as_sklearn`);
+- RandomForest: built here from the trees' arrays (`server.compiled.forest`): skl2onnx rounded
+  thresholds to the nearest float32, which sent rows at a split the other way, and took as
+  long as the fit;
 - XGBoost: onnxmltools, float32 (XGBoost itself casts to float32 and compares `x < t` with
   float32 thresholds, which the graph keeps bit for bit);
 - CatBoost: its own ONNX export (float32 borders, `x > border`, as CatBoost compares), whose
@@ -30,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from server.compiled.forest import forest_to_onnx
 
 # The converters' own opsets: skl2onnx 1.20 writes up to 21, onnxmltools 1.16 up to 15.
 SKLEARN_OPSETS = {"": 17, "ai.onnx.ml": 3}
@@ -59,20 +59,10 @@ class Compiled:
         return {"format": "onnx", "bytes": len(self.onnx), "seconds": round(self.seconds, 4)}
 
 
-def compile_estimator(
-    model_type: str, estimator: Any, n_features: int, trained_with_missing: bool
-) -> Compiled:
+def compile_estimator(model_type: str, estimator: Any, n_features: int) -> Compiled:
     started = time.perf_counter()
     if model_type == "LGBMClassifier":
         return Compiled(None, LIGHTGBM_NOT_EXACT, time.perf_counter() - started)
-    if model_type == "RandomForestClassifier" and trained_with_missing:
-        # Seen with skl2onnx 1.20: a forest trained on missing values has splits at an
-        # infinite threshold ("missing or not"), on which the converter loops forever.
-        return Compiled(
-            None,
-            "skl2onnx can't convert a forest trained on missing values (it never finishes)",
-            time.perf_counter() - started,
-        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # converters warn about opsets and NaN thresholds
@@ -99,58 +89,7 @@ def _sklearn(estimator: Any, n_features: int) -> bytes:
         options={"zipmap": False},
         target_opset=SKLEARN_OPSETS,
     )
-    if hasattr(estimator, "estimators_"):
-        _route_missing_as_sklearn(model, estimator)
-        _compare_as_sklearn(model, estimator)
     return bytes(model.SerializeToString())
-
-
-def _compare_as_sklearn(model: Any, forest: Any) -> None:
-    """float32 input and thresholds rounded down to float32 (see the module's docstring)."""
-    import onnx
-
-    (trees,) = [node for node in model.graph.node if node.op_type == "TreeEnsembleClassifier"]
-    attributes = {attribute.name: attribute for attribute in trees.attribute}
-    thresholds = np.array(
-        [
-            forest.estimators_[tree].tree_.threshold[node]
-            for tree, node in zip(
-                attributes["nodes_treeids"].ints, attributes["nodes_nodeids"].ints, strict=True
-            )
-        ]
-    )
-    values = attributes["nodes_values"].floats
-    del values[:]
-    values.extend(floor_float32(thresholds).tolist())
-    model.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.FLOAT
-
-
-def floor_float32(values: np.ndarray) -> np.ndarray:
-    """The largest float32 not above each value (numpy's cast rounds to the nearest)."""
-    nearest = values.astype(np.float32)
-    above = nearest.astype(np.float64) > values
-    nearest[above] = np.nextafter(nearest[above], np.float32(-np.inf))
-    return nearest
-
-
-def _route_missing_as_sklearn(model: Any, forest: Any) -> None:
-    """skl2onnx sends a missing value to every split's false branch; scikit-learn sends it
-    where each node says (`missing_go_to_left`: for features without missing values in
-    training, the child that saw more samples). Copy that into the ONNX trees, whose true
-    branch is the left one (x <= threshold). Measured: 60% of labels agreed on rows with
-    missing values before, 100% after."""
-    (trees,) = [node for node in model.graph.node if node.op_type == "TreeEnsembleClassifier"]
-    attributes = {attribute.name: attribute for attribute in trees.attribute}
-    go_left = [tree.tree_.missing_go_to_left for tree in forest.estimators_]
-    tracks_true = [
-        int(go_left[tree][node])
-        for tree, node in zip(
-            attributes["nodes_treeids"].ints, attributes["nodes_nodeids"].ints, strict=True
-        )
-    ]
-    routing = attributes["nodes_missing_value_tracks_true"].ints
-    del routing[:]
-    routing.extend(tracks_true)
 
 
 def _float_input(n_features: int) -> list[tuple[str, Any]]:
@@ -190,7 +129,7 @@ def _catboost(estimator: Any, n_features: int) -> bytes:
 
 CONVERTERS = {
     "LogisticRegression": _sklearn,
-    "RandomForestClassifier": _sklearn,
+    "RandomForestClassifier": forest_to_onnx,
     "XGBClassifier": _xgboost,
     "CatBoostClassifier": _catboost,
 }

@@ -182,8 +182,7 @@ def _compiled(
     """The ONNX copy, if it converts and then answers as the estimator does (the check at
     load, run here too, so that a copy that can't serve is neither kept nor waited for)."""
     progress.phase("compiling")
-    trained_with_missing = bool(np.isnan(X).any())
-    compiled = compile_estimator(algorithm.name, estimator, int(X.shape[1]), trained_with_missing)
+    compiled = compile_estimator(algorithm.name, estimator, int(X.shape[1]))
     rows = check_rows(X)
     if compiled.onnx is not None:
         progress.phase("checking")
