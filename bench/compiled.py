@@ -26,7 +26,9 @@ from threadpoolctl import threadpool_limits
 
 from bench.harness import LoadResult, load, show, timed_post
 from devtools.local_server import PROJECT_ROOT, uvicorn_server
-from server.compiled.runtimes import OnnxRuntime
+from server.algorithms import resolve
+from server.compiled.choice import checked
+from server.compiled.runtimes import NativeRuntime, OnnxRuntime
 
 ROUNDS = 3
 REQUESTS = 600
@@ -57,6 +59,22 @@ async def _load_seconds(session: aiohttp.ClientSession, url: str, name: str) -> 
     async with session.post(f"{url}/load", json={"config": {"name": name}}) as reply:
         await reply.read()
     return time.perf_counter() - started
+
+
+def _check_seconds(bundle: dict[str, Any]) -> float | None:
+    """The check that /load runs (training rows and rows at the split values), in-process,
+    median of 3."""
+    if bundle["onnx"] is None:
+        return None
+    algorithm = resolve(bundle["model_type"])
+    native = NativeRuntime(bundle["estimator"], algorithm.predict_kwargs)
+    samples = []
+    with threadpool_limits(1):
+        for _ in range(3):
+            started = time.perf_counter()
+            checked(native, bundle["onnx"], bundle["check_rows"], algorithm.handles_missing)
+            samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
 
 
 def _floor(predict: Any, batch: np.ndarray, times: int) -> float:
@@ -123,6 +141,7 @@ async def compiled_serving(session: aiohttp.ClientSession, url: str, models_dir:
                 "onnx_bytes": metadata[name]["compiled"].get("bytes"),
                 "model_bytes": metadata[name]["size_bytes"],
                 "load_seconds": loads,
+                "check_seconds": _check_seconds(bundle),
                 "rss_mb": {
                     kind: _rss_of_loaded(models_dir, name, kind) for kind in ("auto", "native")
                 },
@@ -222,6 +241,7 @@ def _report(results: dict[str, Any]) -> None:
             "file MB (with ONNX)",
             "ONNX MB",
             "/load s onnx / native",
+            "of which the check s",
             "loaded MB onnx / native",
         ],
         [
@@ -233,6 +253,7 @@ def _report(results: dict[str, Any]) -> None:
                 f"{m['model_bytes'] / 1e6:.1f}",
                 "-" if m["onnx_bytes"] is None else f"{m['onnx_bytes'] / 1e6:.1f}",
                 f"{m['load_seconds']['onnx']:.3f} / {m['load_seconds']['native']:.3f}",
+                "-" if m["check_seconds"] is None else f"{m['check_seconds']:.3f}",
                 f"{m['rss_mb']['auto']:.1f} / {m['rss_mb']['native']:.1f}",
             ]
             for label, m in results["models"].items()

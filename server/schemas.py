@@ -197,6 +197,9 @@ class Compiled(BaseModel):
     bytes: int | None = None
     reason: str | None = None
     seconds: float = Field(description="time the conversion took, after the fit")
+    check_seconds: float | None = Field(
+        default=None, description="time the check against the estimator took, after that"
+    )
 
 
 class FitResponse(BaseModel):

@@ -193,6 +193,8 @@ class Fixed:
     def indices(self, X: np.ndarray) -> np.ndarray:
         return np.full(len(X), self.index)
 
+    raw = probabilities
+
 
 def _model(choice: Any) -> LoadedModel:
     return LoadedModel("m", resolve("XGBClassifier"), choice, np.array(["a", "b"]), 2, None)

@@ -192,7 +192,7 @@ def test_compiled_answers_as_native_on_generated_tables(
     for feature, values in estimator_thresholds(bundle["estimator"], n_features).items():
         thresholds[feature] = np.concatenate([thresholds.get(feature, []), values])
     fresh = table.fresh(60)
-    at_splits = probe_rows(table.X, thresholds, seed=1)  # not the load check's own rows
+    at_splits = probe_rows(table.X, thresholds, 6000, seed=1)  # not the load check's own rows
     for X in (
         table.X,
         fresh,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,6 +35,11 @@ RuntimeSetting = Literal["auto", "native"]
 
 TIMING_ROWS = 256
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+# The check's rows at split values: as many as the estimator predicts in about this long
+# (timed on the kept rows first), within these bounds. The check predicts them twice on each
+# runtime (probabilities, and labels as the library's own predict gives them).
+PROBE_SECONDS = 0.1
+PROBE_ROWS = (1000, 6000)
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,7 @@ class RuntimeChoice:
         compiled = self._compiled_for(X)
         if compiled is None:
             return self.native.indices(X)
-        probabilities = compiled.probabilities(X)
+        probabilities = compiled.raw(X)  # labels need no clipping: near ties are guarded
         indices = probabilities.argmax(axis=1)
         close = self._near_ties(probabilities)
         if close.any():
@@ -130,14 +136,8 @@ def checked(
         candidate = RuntimeChoice(
             native, compiled, "", tolerance(compiled, n_trees), missing_rows=handles_missing
         )
-        verdict = verify(
-            native,
-            candidate,
-            rows,
-            probe_rows(rows, thresholds),
-            handles_missing,
-            candidate.tolerance,
-        )
+        probes = probe_rows(rows, thresholds, _probe_budget(native, rows))
+        verdict = verify(native, candidate, rows, probes, handles_missing, candidate.tolerance)
     except Exception as error:  # a session that can't start or run: serve the estimator
         return RuntimeChoice(
             native, None, f"ONNX Runtime failed: {type(error).__name__}: {error}"[:500]
@@ -157,6 +157,14 @@ def checked(
             f"which the compiled model disagreed: {verdict.missing_rows}",
         )
     return dataclasses.replace(candidate, detail=verdict.detail)
+
+
+def _probe_budget(native: NativeRuntime, rows: np.ndarray) -> int:
+    started = time.perf_counter()
+    native.probabilities(rows)
+    per_row = (time.perf_counter() - started) / len(rows)
+    low, high = PROBE_ROWS
+    return int(min(high, max(low, PROBE_SECONDS / max(per_row, 1e-9))))
 
 
 def _estimator_faster_from(

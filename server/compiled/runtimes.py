@@ -20,11 +20,13 @@ def well_formed(probabilities: Any) -> np.ndarray:
     """Probabilities in double precision, within [0, 1], each row summing to 1: clipped, and
     rescaled only where a row misses 1 by more than 1e-12 (rescaling rows of doubles that
     already sum to 1 could make two neighbouring values equal, and change the argmax)."""
-    values = np.clip(np.asarray(probabilities, dtype=np.float64), 0.0, 1.0)
+    values = np.asarray(probabilities, dtype=np.float64)
     sums = values.sum(axis=1, keepdims=True)
-    if np.allclose(sums, 1.0, rtol=0, atol=1e-12):
+    # One pass each, no np.allclose: this runs on every request (18 us for one row with it).
+    if values.min() >= 0.0 and values.max() <= 1.0 and np.abs(sums - 1.0).max() <= 1e-12:
         return values
-    return values / sums
+    values = np.clip(values, 0.0, 1.0)
+    return values / values.sum(axis=1, keepdims=True)
 
 
 class Runtime(Protocol):
@@ -77,10 +79,14 @@ class OnnxRuntime:
     def input_dtype(self) -> type:
         return self._dtype
 
-    def probabilities(self, X: np.ndarray) -> np.ndarray:
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        """The session's probabilities as it computes them (float32 for most models)."""
         features = X.astype(self._dtype, copy=False)
         (probabilities,) = self._session.run(self._output, {self._input: features})
-        return well_formed(probabilities)
+        return np.asarray(probabilities)
+
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        return well_formed(self.raw(X))
 
     def indices(self, X: np.ndarray) -> np.ndarray:
-        return self.probabilities(X).argmax(axis=1)
+        return self.raw(X).argmax(axis=1)

@@ -184,17 +184,23 @@ def _compiled(
     progress.phase("compiling")
     compiled = compile_estimator(algorithm.name, estimator, int(X.shape[1]))
     rows = check_rows(X)
+    described = compiled.describe()
     if compiled.onnx is not None:
         progress.phase("checking")
+        started = time.perf_counter()
         native = NativeRuntime(estimator, algorithm.predict_kwargs)
         choice = checked(native, compiled.onnx, rows, algorithm.handles_missing)
         if choice.compiled is None:
             compiled = compiled.refused(choice.detail)
+        described = {
+            **compiled.describe(),
+            "check_seconds": round(time.perf_counter() - started, 4),
+        }
     return {
         "onnx": compiled.onnx,
         "onnx_error": compiled.reason,
         "check_rows": rows,
-        "compiled": compiled.describe(),
+        "compiled": described,
     }
 
 
