@@ -27,8 +27,8 @@ from threadpoolctl import threadpool_limits
 from bench.harness import LoadResult, load, show, timed_post
 from devtools.local_server import PROJECT_ROOT, uvicorn_server
 from server.algorithms import resolve
-from server.compiled.choice import checked
-from server.compiled.runtimes import NativeRuntime, OnnxRuntime
+from server.inference.compiled.choice import checked
+from server.inference.compiled.runtimes import NativeRuntime, OnnxRuntime
 
 ROUNDS = 3
 REQUESTS = 600
@@ -92,9 +92,9 @@ RSS_SCRIPT = """
 import gc, sys, psutil
 from pathlib import Path
 from server.algorithms import preload
-from server.inference import read_model
-from server.memory import release_unused_memory
-from server.storage import ModelStore
+from server.inference.loaded import read_model
+from server.inference.memory import release_unused_memory
+from server.store.files import ModelStore
 import onnxruntime
 preload()
 gc.collect()

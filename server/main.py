@@ -19,7 +19,6 @@ from threadpoolctl import threadpool_limits
 from uvicorn.logging import DefaultFormatter
 
 from server.algorithms import preload
-from server.batching import BatchingSettings
 from server.config import Settings, load_settings
 from server.http import routes
 from server.http.auth import Tokens, warn_if_exposed
@@ -27,10 +26,11 @@ from server.http.docs import STATIC_URL, install_redoc
 from server.http.errors import install_error_handlers
 from server.http.instrument import Instrument
 from server.http.limits import BodySizeLimit
+from server.inference.batching import BatchingSettings
+from server.inference.registry import Registry
 from server.metrics import Metrics, NoMetrics
-from server.registry import Registry
 from server.service import ModelService
-from server.storage import ModelStore
+from server.store.files import ModelStore
 from server.training.backend import TrainingBackend
 from server.training.local import LocalBackend
 from server.training.trainer import Trainer, TrainingLimits

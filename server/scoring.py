@@ -25,8 +25,8 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import train_test_split
 
-from server.compiled.runtimes import well_formed
 from server.errors import InvalidInput
+from server.probabilities import well_formed
 
 
 def scores(y_true: np.ndarray, probabilities: np.ndarray) -> dict[str, float | None]:

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from server.algorithms import refuse_missing, resolve
-from server.batching import PredictionBatcher
 from server.errors import (
     BrokenModel,
     InvalidInput,
@@ -21,13 +20,14 @@ from server.errors import (
     ModelNotFound,
     NotLoaded,
 )
-from server.inference import LoadedModel
+from server.inference.batching import PredictionBatcher
+from server.inference.loaded import LoadedModel
+from server.inference.memory import release_unused_memory
+from server.inference.registry import Registry
 from server.ingest import EvaluateInput, Features, FitInput
 from server.ingest.features import MatrixFeatures
-from server.memory import release_unused_memory
-from server.registry import Registry
 from server.scoring import check_holdout
-from server.storage import ModelStore
+from server.store.files import ModelStore
 from server.training.jobs import Job
 from server.training.trainer import Trainer
 from server.training.worker import Holdout, TrainingRequest

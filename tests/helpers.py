@@ -96,9 +96,9 @@ def predict_rows(client: httpx.Client, name: str, X: np.ndarray) -> dict[str, An
 
 def stated_tolerance(bundle: dict[str, Any]) -> float:
     """The tolerance a saved model's compiled copy is checked against (0: none is saved)."""
-    from server.compiled.probes import graph_trees
-    from server.compiled.runtimes import OnnxRuntime
-    from server.compiled.verify import tolerance
+    from server.inference.compiled.probes import graph_trees
+    from server.inference.compiled.runtimes import OnnxRuntime
+    from server.inference.compiled.verify import tolerance
 
     if bundle.get("onnx") is None:
         return 0.0

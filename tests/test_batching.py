@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from server.algorithms import resolve
-from server.batching import BatchingSettings, PredictionBatcher
-from server.compiled.choice import RuntimeChoice
-from server.compiled.runtimes import NativeRuntime
 from server.errors import InvalidInput
-from server.inference import LoadedModel
+from server.inference.batching import BatchingSettings, PredictionBatcher
+from server.inference.compiled.choice import RuntimeChoice
+from server.inference.compiled.runtimes import NativeRuntime
+from server.inference.loaded import LoadedModel
 
 pytestmark = pytest.mark.anyio
 

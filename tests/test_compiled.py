@@ -16,9 +16,9 @@ import pytest
 from sklearn.datasets import make_classification
 
 from server.algorithms import resolve
-from server.compiled.choice import RuntimeChoice
-from server.compiled.convert import LIGHTGBM_NOT_EXACT
-from server.inference import LoadedModel
+from server.inference.compiled.choice import RuntimeChoice
+from server.inference.compiled.convert import LIGHTGBM_NOT_EXACT
+from server.inference.loaded import LoadedModel
 from tests.conftest import ClientFactory
 from tests.helpers import predict_rows as predict
 from tests.helpers import rows, stated_tolerance

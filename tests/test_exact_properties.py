@@ -29,11 +29,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.algorithms import resolve
-from server.compiled.probes import EXTREMES, estimator_thresholds, graph_trees, probe_rows
 from server.errors import InvalidInput
-from server.inference import LoadedModel, read_model
+from server.inference.compiled.probes import EXTREMES, estimator_thresholds, graph_trees, probe_rows
+from server.inference.loaded import LoadedModel, read_model
 from server.scoring import holdout
-from server.storage import ModelStore
+from server.store.files import ModelStore
 from server.training.progress import NoProgress
 from server.training.worker import Holdout, TrainingRequest, fit_model
 from tests.conftest import SUMMARY

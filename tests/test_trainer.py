@@ -11,7 +11,7 @@ import pytest
 
 from server.errors import LimitExceeded
 from server.metrics import NoMetrics
-from server.storage import ModelStore
+from server.store.files import ModelStore
 from server.training.backend import Run, TrainingBackend
 from server.training.jobs import JobState
 from server.training.progress import Progress

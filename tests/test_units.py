@@ -15,7 +15,7 @@ from server.algorithms import resolve
 from server.config import Settings
 from server.errors import BrokenModel, InvalidInput, ModelNotFound
 from server.ingest import as_matrix, gc_paused
-from server.storage import ModelStore, check_name
+from server.store.files import ModelStore, check_name
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,9 +17,9 @@ from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel
 
 from server.http.csv_response import CSV, predictions_csv, wants_csv
+from server.http.openapi_bodies import request_body
 from server.http.routing import RouteTable, errors, json_error
 from server.ingest import read_evaluate, read_fit, read_predict
 from server.metrics import Metrics, NoMetrics
@@ -66,33 +66,6 @@ async def _existing_job(job_id: str, service: Service) -> TrainingJob:
 
 
 ExistingJob = Annotated[TrainingJob, Depends(_existing_job)]
-
-
-def _standalone_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema, with its $defs inlined so that it stands alone."""
-    schema = model.model_json_schema()
-    definitions = schema.pop("$defs", {})
-
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            if "$ref" in node:
-                return inline(definitions[node["$ref"].rsplit("/", 1)[-1]])
-            return {key: inline(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [inline(item) for item in node]
-        return node
-
-    inlined: dict[str, Any] = inline(schema)
-    return inlined
-
-
-def request_body(model: type[BaseModel], form: type[BaseModel] | None = None) -> dict[str, Any]:
-    """The OpenAPI request body of a route that parses its own body (server.ingest): JSON,
-    and where a file is accepted, multipart/form-data."""
-    content = {"application/json": {"schema": _standalone_schema(model)}}
-    if form is not None:
-        content["multipart/form-data"] = {"schema": _standalone_schema(form)}
-    return {"requestBody": {"required": True, "content": content}}
 
 
 @table.route(

@@ -37,7 +37,7 @@ from distributed.client import Future as DaskFuture
 
 from server.background import BackgroundTasks
 from server.errors import NoFreeSlot, ServiceError, StorageFailed, WorkerCrashed
-from server.storage import ModelStore
+from server.store.files import ModelStore
 from server.training import remote
 from server.training.backend import Run, TrainingBackend
 from server.training.progress import PHASES, Progress, TrainingStopped

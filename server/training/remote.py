@@ -21,8 +21,8 @@ from distributed import Event, Worker, WorkerPlugin, get_worker
 from threadpoolctl import threadpool_limits
 
 from server.algorithms import preload
-from server.compiled.convert import preload_converters
-from server.storage import serialize
+from server.inference.compiled.convert import preload_converters
+from server.store.files import serialize
 from server.training.progress import PHASES, TrainingStopped
 from server.training.worker import TrainingRequest, fit_model
 

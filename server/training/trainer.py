@@ -28,7 +28,7 @@ from server.errors import (
     WorkerCrashed,
 )
 from server.metrics import Metrics
-from server.storage import ModelStore
+from server.store.files import ModelStore
 from server.training.backend import Run, TrainingBackend
 from server.training.gate import SlotGate
 from server.training.jobs import Job, JobBook, JobState

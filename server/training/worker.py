@@ -24,13 +24,13 @@ import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from server.algorithms import Algorithm, preload, resolve  # noqa: E402
-from server.compiled.choice import checked  # noqa: E402
-from server.compiled.convert import compile_estimator, preload_converters  # noqa: E402
-from server.compiled.runtimes import NativeRuntime  # noqa: E402
 from server.errors import InvalidInput, StorageFailed  # noqa: E402
+from server.inference.compiled.choice import checked  # noqa: E402
+from server.inference.compiled.convert import compile_estimator, preload_converters  # noqa: E402
+from server.inference.compiled.runtimes import NativeRuntime  # noqa: E402
 from server.libc import libc_function  # noqa: E402
 from server.scoring import holdout, scores  # noqa: E402
-from server.storage import ModelStore  # noqa: E402
+from server.store.files import ModelStore  # noqa: E402
 from server.training.progress import (  # noqa: E402
     NoProgress,
     ProgressSink,

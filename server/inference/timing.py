@@ -1,7 +1,7 @@
 """What one predict call costs: a part fixed per call plus a part per row, from two timings.
 
 Used at load, for the batcher's inline estimate (`server.inference`) and to find where an
-estimator overtakes its compiled copy (`server.compiled.choice`).
+estimator overtakes its compiled copy (`server.inference.compiled.choice`).
 """
 
 from __future__ import annotations

@@ -26,10 +26,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from server.compiled.probes import estimator_thresholds, graph_trees, probe_rows
-from server.compiled.runtimes import NativeRuntime, OnnxRuntime
-from server.compiled.verify import tolerance, verify
-from server.timing import measure_cost
+from server.inference.compiled.probes import estimator_thresholds, graph_trees, probe_rows
+from server.inference.compiled.runtimes import NativeRuntime, OnnxRuntime
+from server.inference.compiled.verify import tolerance, verify
+from server.inference.timing import measure_cost
 
 RuntimeSetting = Literal["auto", "native"]
 

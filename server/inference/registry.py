@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 
-from server.batching import BatchingSettings, PredictionBatcher
-from server.compiled.choice import RuntimeSetting
 from server.errors import CapacityReached
-from server.inference import read_model
+from server.inference.batching import BatchingSettings, PredictionBatcher
+from server.inference.compiled.choice import RuntimeSetting
+from server.inference.loaded import read_model
 from server.metrics import Metrics
-from server.storage import ModelStore
+from server.store.files import ModelStore
 
 
 class Registry:

@@ -11,7 +11,7 @@ scikit-learn computes:
   threshold (missing or not, in a forest trained on missing values) stays one;
 - a leaf's class weights are its class fractions over the number of trees, so the ensemble's
   sum is the forest's average of its trees' probabilities (in float32: within the check's
-  tolerance, and near ties go to the estimator, server.compiled.choice).
+  tolerance, and near ties go to the estimator, server.inference.compiled.choice).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from server.inference import LoadedModel
+    from server.inference.loaded import LoadedModel
 
 
 @dataclass(frozen=True)

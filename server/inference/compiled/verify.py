@@ -6,7 +6,7 @@ the estimator on four sets of rows:
 - the same rows with a third of their values missing (a tree may send a missing value the
   other way), for the types that take missing values;
 - rows at the model's own split values and their float32/float64 neighbours, and extreme
-  values (`server.compiled.probes`): where flips happen, if they happen.
+  values (`server.inference.compiled.probes`): where flips happen, if they happen.
 Labels must be identical on every row. Probabilities may differ by at most the model's
 tolerance (`tolerance`), which is also what the near-tie guard relies on.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from server.compiled.runtimes import NativeRuntime, OnnxRuntime, Runtime
+from server.inference.compiled.runtimes import NativeRuntime, OnnxRuntime, Runtime
 
 MISSING_SHARE = 1 / 3
 # A float32 sum of n trees is off by at most about n half-ulps of its size; each of the two

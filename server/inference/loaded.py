@@ -1,6 +1,6 @@
 """LoadedModel: one model ready to predict, and what one prediction costs.
 
-Its runtime (the compiled model or the estimator, `server.compiled`) predicts indices into
+Its runtime (the compiled model or the estimator, `server.inference.compiled`) predicts indices into
 `classes`, the original labels. At load time the model times itself on a few rows: the
 batcher uses the estimate to run cheap predictions inline. `/evaluate` scores with the
 estimator itself, as the fit scored its held-out rows: ties between probabilities then break
@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 
 from server.algorithms import Algorithm, refuse_beyond_float32, refuse_missing, resolve
-from server.compiled.choice import RuntimeChoice, RuntimeSetting, choose_runtime
-from server.compiled.runtimes import NativeRuntime
 from server.errors import InvalidInput
+from server.inference.compiled.choice import RuntimeChoice, RuntimeSetting, choose_runtime
+from server.inference.compiled.runtimes import NativeRuntime
+from server.inference.timing import measure_cost
 from server.scoring import encode, scores
-from server.storage import ModelStore
-from server.timing import measure_cost
+from server.store.files import ModelStore
 
 TIMING_ROWS = 64
 
@@ -95,7 +95,7 @@ class LoadedModel:
 def read_model(store: ModelStore, name: str, setting: RuntimeSetting = "auto") -> LoadedModel:
     """Blocking: load the files, choose the runtime (compiled if it passes its check), then
     time a 1-row and a 64-row prediction. The estimator is always kept: it answers what the
-    compiled model may not (server.compiled.choice) and /evaluate."""
+    compiled model may not (server.inference.compiled.choice) and /evaluate."""
     bundle = store.load(name)
     algorithm = resolve(bundle["model_type"])
     classes = np.asarray(bundle["classes"])

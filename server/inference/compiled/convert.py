@@ -5,9 +5,9 @@ Converting there rather than at load keeps the server's core for serving (skl2on
 (cancel, MAX_TRAIN_SECONDS), and makes a load only a session start and a check.
 
 - LogisticRegression: skl2onnx, in double precision, as scikit-learn computes it;
-- RandomForest: built here from the trees' arrays (`server.compiled.forest`): skl2onnx rounded
-  thresholds to the nearest float32, which sent rows at a split the other way, and took as
-  long as the fit;
+- RandomForest: built here from the trees' arrays (`forest.py`): skl2onnx rounded thresholds
+  to the nearest float32, which sent rows at a split the other way, and took as long as the
+  fit;
 - XGBoost: onnxmltools, float32 (XGBoost itself casts to float32 and compares `x < t` with
   float32 thresholds, which the graph keeps bit for bit);
 - CatBoost: its own ONNX export (float32 borders, `x > border`, as CatBoost compares), whose
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from server.compiled.forest import forest_to_onnx
+from server.inference.compiled.forest import forest_to_onnx
 
 # The converters' own opsets: skl2onnx 1.20 writes up to 21, onnxmltools 1.16 up to 15.
 SKLEARN_OPSETS = {"": 17, "ai.onnx.ml": 3}

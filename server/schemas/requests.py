@@ -1,0 +1,172 @@
+"""Request bodies, as the contract (docs/API.md) writes them: JSON, and the multipart forms of
+the routes that take a file."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, Strict
+
+from server.algorithms import MODEL_TYPES
+from server.store.files import NAME_PATTERN
+
+# A feature value: a JSON number, finite (no NaN or infinity), never a string or a boolean;
+# null is a missing value.
+Feature = Annotated[float, Strict(), Field(allow_inf_nan=False)] | None
+Row = Annotated[list[Feature], Field(min_length=1)]
+Matrix = Annotated[list[Row], Field(min_length=1)]
+IntLabel = Annotated[int, Strict(), Field(ge=-(2**63), le=2**63 - 1)]
+StrLabel = Annotated[str, Strict(), Field(min_length=1, max_length=256)]
+# All labels of one model are integers, or all are strings.
+Labels = (
+    Annotated[list[IntLabel], Field(min_length=1)] | Annotated[list[StrLabel], Field(min_length=1)]
+)
+Label = int | str
+ModelName = Annotated[
+    str, Field(pattern=NAME_PATTERN.pattern, examples=["rf1"], description="the model's name")
+]
+
+
+class Body(BaseModel):
+    """A request body: unknown fields and lax coercions ("1" for 1, 0 for false) refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class FitConfig(Body):
+    name: ModelName
+    model_type: str = Field(
+        description=f"one of {', '.join(MODEL_TYPES)} (any case)",
+        examples=["RandomForestClassifier"],
+        max_length=64,
+    )
+    hyperparameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="passed to the estimator's constructor; thread counts are forced to 1",
+        examples=[{"n_estimators": 100}],
+    )
+    max_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        default=None,
+        description="stop this training after so many seconds (at most MAX_TRAIN_SECONDS)",
+    )
+    validation_fraction: Annotated[float, Field(gt=0, le=0.5, allow_inf_nan=False)] | None = Field(
+        default=None,
+        description="hold out this share of the rows (stratified), train on the rest and "
+        "score the model on them: the model's `validation`",
+        examples=[0.2],
+    )
+    validation_seed: int = Field(
+        default=0, description="the random_state of the held-out split (train_test_split)"
+    )
+
+
+class FitRequest(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "X": [[5.1, 3.5], [4.9, 3.0], [6.2, 3.4], [5.9, 3.0]],
+                    "y": ["setosa", "setosa", "virginica", "virginica"],
+                    "config": {
+                        "name": "rf1",
+                        "model_type": "RandomForestClassifier",
+                        "hyperparameters": {"n_estimators": 100},
+                    },
+                }
+            ]
+        },
+    )
+
+    X: Matrix
+    y: Labels
+    config: FitConfig
+
+
+class NameConfig(Body):
+    name: ModelName
+
+
+class EvaluateConfig(NameConfig):
+    pass
+
+
+class NameRequest(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"config": {"name": "rf1"}}]})
+
+    config: NameConfig
+
+
+class PredictConfig(NameConfig):
+    probabilities: bool = False
+
+
+Record = dict[str, Feature]
+Records = Annotated[
+    list[Record],
+    Field(
+        min_length=1,
+        description="instead of X, for a model trained from a file: rows as {column: value}, "
+        "matched to its feature_names by name (extra keys ignored)",
+    ),
+]
+
+
+class PredictRequest(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"X": [[5.0, 3.3]], "config": {"name": "rf1", "probabilities": True}}]
+        },
+    )
+
+    X: Matrix | None = Field(default=None, description="rows in the model's column order")
+    records: Records | None = None
+    config: PredictConfig
+
+
+class EvaluateRequest(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "X": [[5.0, 3.3], [6.1, 3.0]],
+                    "y": ["setosa", "virginica"],
+                    "config": {"name": "rf1"},
+                }
+            ]
+        },
+    )
+
+    X: Matrix | None = Field(default=None, description="rows in the model's column order")
+    records: Records | None = None
+    y: Labels
+    config: EvaluateConfig
+
+
+class FitForm(BaseModel):
+    """multipart/form-data: a table file, its label column, and the JSON config."""
+
+    file: bytes = Field(
+        json_schema_extra={"format": "binary"},
+        description="CSV (UTF-8, header line) or Parquet; every column but `target` is a feature",
+    )
+    target: str = Field(description="the column that holds the labels")
+    config: str = Field(
+        description="FitConfig as JSON text",
+        examples=['{"name": "rf1", "model_type": "RandomForestClassifier"}'],
+    )
+
+
+class PredictForm(BaseModel):
+    """multipart/form-data: a table file and the JSON config."""
+
+    file: bytes = Field(
+        json_schema_extra={"format": "binary"},
+        description="CSV or Parquet; columns matched by name to the model's feature_names",
+    )
+    config: str = Field(description="PredictConfig as JSON text", examples=['{"name": "rf1"}'])
+
+
+class EvaluateForm(FitForm):
+    """multipart/form-data: a table file, its label column, and the JSON config."""
+
+    config: str = Field(description="EvaluateConfig as JSON text", examples=['{"name": "rf1"}'])
