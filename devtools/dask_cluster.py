@@ -1,6 +1,7 @@
 """A real Dask cluster for the tests and the benchmarks, started the way users start one:
 a `dask scheduler` process and `dask worker --nthreads 1` processes (each under its nanny),
-on 127.0.0.1."""
+on 127.0.0.1, from a folder outside the project and with no PYTHONPATH, so that they can't
+import its code (the server sends what a fit needs)."""
 
 from __future__ import annotations
 
@@ -16,16 +17,17 @@ from pathlib import Path
 import psutil
 from distributed import Client
 
-from devtools.local_server import PROJECT_ROOT, free_port
+from devtools.local_server import free_port
 
 DASK = str(Path(sys.executable).parent / "dask")
 START_TIMEOUT = 60.0
-# As the README tells operators: a worker that dies fails its task, never a silent retry.
-CLUSTER_ENV = {
-    "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
-    # The scheduler unpickles tasks and the workers run them: both import this project.
-    "PYTHONPATH": str(PROJECT_ROOT),
-}
+# As the docs tell operators: a worker that dies fails its task, never a silent retry.
+CLUSTER_ENV = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+
+
+def cluster_environment() -> dict[str, str]:
+    """This process's environment, without anything that would put the project on the path."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | CLUSTER_ENV
 
 
 @dataclass
@@ -43,8 +45,8 @@ class Cluster:
         with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own
             return subprocess.Popen(
                 [DASK, *arguments],
-                cwd=PROJECT_ROOT,
-                env={**os.environ, **CLUSTER_ENV},
+                cwd=self.log_dir,
+                env=cluster_environment(),
                 stdout=log,
                 stderr=log,
             )

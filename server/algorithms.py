@@ -6,7 +6,6 @@ processes and the server preload them once at start-up (`preload`).
 
 from __future__ import annotations
 
-import functools
 import importlib
 import inspect
 from collections.abc import Callable, Mapping
@@ -22,6 +21,11 @@ from server.errors import InvalidInput
 THREAD_PARAMETERS = frozenset(
     {"n_jobs", "nthread", "nthreads", "thread_count", "num_threads", "num_thread"}
 )
+
+
+# Algorithm.accepted_parameters, per type. A plain dict, not functools.cached_property: that
+# holds a lock, and fits sent to a Dask cluster carry this module by value (pickled).
+_ACCEPTED_PARAMETERS: dict[str, frozenset[str]] = {}
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,16 @@ class Algorithm:
         cls: type = getattr(importlib.import_module(self.module), self.class_name)
         return cls
 
-    @functools.cached_property
+    @property
     def accepted_parameters(self) -> frozenset[str]:
         """Constructor parameters: scikit-learn's `get_params`, plus named `__init__` ones
         (CatBoost's `get_params` lists only what was set). Found once per type."""
+        found = _ACCEPTED_PARAMETERS.get(self.name)
+        if found is None:
+            found = _ACCEPTED_PARAMETERS[self.name] = self._find_parameters()
+        return found
+
+    def _find_parameters(self) -> frozenset[str]:
         cls = self.estimator_class()
         names = set(cls().get_params())
         for parameter in inspect.signature(cls).parameters.values():

@@ -5,6 +5,7 @@ The cluster: devtools/dask_cluster.py."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import signal
 import time
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from distributed import Client
 
 from devtools.dask_cluster import Cluster, dask_cluster
 from server.config import Settings
@@ -79,6 +81,15 @@ def files_of(models_dir: Path, name: str) -> list[str]:
     if not models_dir.exists():
         return []
     return [p.name for p in models_dir.iterdir() if p.name.lstrip(".").startswith(f"{name}.")]
+
+
+def test_the_cluster_cannot_import_this_project(cluster: Cluster) -> None:
+    """What the tests below show holds for a stock cluster: neither the scheduler nor a worker
+    finds `server` (the server sends what a fit needs, pickled by value)."""
+    with Client(cluster.address, timeout=30) as client:
+        assert client.run_on_scheduler(importlib.util.find_spec, "server") is None
+        assert set(client.run(importlib.util.find_spec, "server").values()) == {None}
+        assert client.run(importlib.util.find_spec, "sklearn")  # the libraries are there
 
 
 @pytest.mark.parametrize("labels", ["int", "str"])

@@ -181,6 +181,7 @@ class DaskBackend(TrainingBackend):
             set_as_default=False,
         )
         client.subscribe_topic(remote.TOPIC, self._on_event)
+        remote.send_code_by_value()  # the cluster needs none of this project's code
         await client.register_plugin(remote.PreloadLibraries())
         self.client = client
         await self._refresh()
@@ -243,9 +244,8 @@ class DaskBackend(TrainingBackend):
             raise NoFreeSlot(f"the Dask scheduler at {self.address} can't be reached")
         key = f"model-server-{request.name}-{uuid.uuid4().hex[:8]}"
         # retries=0: a task whose worker dies is a 500 for its fit, not a run elsewhere.
-        future = self.client.submit(
-            remote.train_on_worker, request, key, key=key, pure=False, retries=0
-        )
+        task, payload = remote.as_task(remote.train_on_worker, request, key)
+        future = self.client.submit(task, payload, key=key, pure=False, retries=0)
         run = DaskRun(self, future, request.name, key, models_path)
         self._runs[key] = run
         return run

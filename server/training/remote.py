@@ -6,16 +6,22 @@ back the serialized model and its metadata: the server saves them under its own 
 so no filesystem is shared. Progress and the worker's memory go to the server as events on
 one topic (Worker.log_event), at most a few a second; at the same pace the fit checks a
 `distributed.Event` that the server sets to stop it, and stops itself at its next iteration.
-The workers must be able to import this project (run them from its image, or with it on
-PYTHONPATH), with the same library versions as the server.
+The scheduler and the workers need only the libraries of requirements.txt, at the server's
+versions, and none of this project's code: a task travels as one call pickled by value
+(`as_task`), which the workers run with cloudpickle's own `loads`. Dask pickles a task graph
+by reference, and its scheduler unpickles the graph, so without this both would have to
+import `server` (a stock `dask scheduler` failed with "No module named 'server'").
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
+import cloudpickle
 import psutil
 from distributed import Event, Worker, WorkerPlugin, get_worker
 from threadpoolctl import threadpool_limits
@@ -28,6 +34,33 @@ from server.training.worker import TrainingRequest, fit_model
 
 TOPIC = "model-server-training"
 REPORT_SECONDS = 0.25
+
+
+def send_code_by_value() -> None:
+    """Pickle this project's functions and classes by value, wherever cloudpickle pickles
+    them: the task calls (`as_task`), and the worker plugin below, which distributed itself
+    pickles with cloudpickle because its module is registered by name."""
+    import server
+
+    cloudpickle.register_pickle_by_value(server)
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+class _Call:
+    """Unpickling it makes the call: a task whose function is cloudpickle's `loads` runs
+    `function(*args)` on the worker, and the result is the task's."""
+
+    def __init__(self, function: Callable[..., Any], *args: Any) -> None:
+        self.function, self.args = function, args
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return self.function, self.args
+
+
+def as_task(function: Callable[..., Any], *args: Any) -> tuple[Callable[[bytes], Any], bytes]:
+    """(function, argument) for `Client.submit` that runs `function(*args)` on a worker that
+    has only the libraries: `send_code_by_value` must have been called."""
+    return cloudpickle.loads, cloudpickle.dumps(_Call(function, *args))
 
 
 def stop_event_name(job_key: str) -> str:
