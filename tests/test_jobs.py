@@ -14,6 +14,8 @@ import httpx
 import psutil
 import pytest
 
+from server.http.routes import job_events
+from server.training.jobs import Job
 from tests.conftest import ClientFactory
 from tests.helpers import fit_body, named, slow_fit_body, wait_until
 
@@ -373,3 +375,18 @@ async def test_fifty_cancels_leave_no_stray_process_and_no_descriptor(
         "cancelled",
     ]
     assert (await client.post("/load", json=named("after"))).status_code == 200
+
+
+async def test_a_job_that_ends_while_an_event_is_sent_still_gets_its_last_event() -> None:
+    """The stream yields a running event; the job succeeds before the stream resumes (as
+    when it ends while that event is written): the next event must be the finished job."""
+    job = Job("j", "XGBClassifier", reports_progress=True)
+    job.start()
+    stream = job_events(job)
+    first = await anext(stream)
+    assert first.event == "running"
+    job.succeed({"name": "j"})
+    last = await asyncio.wait_for(anext(stream), timeout=5)
+    assert (last.event, last.data["state"]) == ("succeeded", "succeeded")
+    with pytest.raises(StopAsyncIteration):
+        await anext(stream)

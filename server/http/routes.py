@@ -131,9 +131,11 @@ async def job_events(job: ExistingJob) -> AsyncIterator[ServerSentEvent]:
     seen = -1
     while True:
         if job.version != seen:
-            seen = job.version
+            seen, finished = job.version, job.finished
             yield ServerSentEvent(data=job.describe(), event=job.state.value, id=str(seen))
-            if job.finished:
+            # `finished` as of this event: the job may end while it is being sent, and the
+            # stream must then go on to send the finished job.
+            if finished:
                 return
         await job.next_change(seen)
 
