@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Against `TRAINING_BACKEND=dask docker compose --profile dask up`: the server trains on the
 # cluster (two one-thread workers), and the model then loads and predicts in the server.
-#   COMPOSE_PROFILES=dask TRAINING_BACKEND=dask \
-#     SMOKE_CMD='bash scripts/check-compose-dask.sh' ../shared/tools/docker-smoke.sh
+#   COMPOSE_PROFILES=dask TRAINING_BACKEND=dask bash scripts/container-check.sh
 set -euo pipefail
 URL=${URL:-http://127.0.0.1:8000}
 PYTHON=${PYTHON:-.venv/bin/python}

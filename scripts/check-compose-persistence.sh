@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run while the compose service is up (for example as docker-smoke.sh's SMOKE_CMD, from the
-# project root): trains a model through the service, checks that its files are in
+# Run while the compose service is up (scripts/container-check.sh does, from the project
+# root): trains a model through the service, checks that its files are in
 # ./saved_models on the host, restarts the service with `down` and `up`, and checks that
 # the model is still listed and predicts.
 set -euo pipefail

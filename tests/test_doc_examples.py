@@ -1,0 +1,76 @@
+"""Every curl and Python example of the README and the docs site runs against a real server,
+and prints what the page shows (tests/doc_examples.py says how `...` stands for what
+varies). A page whose example drifts from the server fails here."""
+
+from __future__ import annotations
+
+import doctest
+import io
+from pathlib import Path
+
+import pytest
+
+from tests.doc_examples import Shell, blocks, commands, difference, pages
+from tests.servers import PROJECT_ROOT, uvicorn_server
+
+PAGES = [
+    page
+    for page in pages(PROJECT_ROOT)
+    if commands(page.read_text()) or blocks(page.read_text(), "pycon")
+]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_the_examples_of_a_page_answer_as_it_shows(page: Path, tmp_path: Path) -> None:
+    text = page.read_text()
+    env = {"MAX_INFERENCE_MODELS": "5"}
+    with uvicorn_server(tmp_path / "models", training_cores=3, env=env) as (url, _):
+        shell = Shell(tmp_path)
+        try:
+            for command in commands(text):
+                status, printed = shell.run(
+                    command.shell.replace("localhost:8000", url.removeprefix("http://"))
+                )
+                where = f"{page.name}:{command.line}: {command.shell}"
+                assert status == 0, f"{where}\nexit {status}: {printed}"
+                problem = difference(command.expected, printed)
+                assert problem is None, f"{where}\n{problem}"
+        finally:
+            shell.close()
+        names: dict = {}  # a page's Python examples share their names, as in one session
+        for line, body in blocks(text, "pycon"):
+            source = body.replace("http://localhost:8000", url)
+            test = doctest.DocTestParser().get_doctest(source, names, page.name, str(page), line)
+            runner = doctest.DocTestRunner(
+                optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+            )
+            report = io.StringIO()
+            runner.run(test, out=report.write, clear_globs=False)
+            assert runner.failures == 0, f"{page.name}:{line}\n{report.getvalue()}"
+
+
+def test_every_curl_and_client_example_is_one_that_runs() -> None:
+    """An example in a plain `bash` or `python` block would not be run: there are none."""
+    for page in pages(PROJECT_ROOT):
+        text = page.read_text()
+        for language in ("bash", "sh", "shell", "text"):
+            for line, body in blocks(text, language):
+                assert "curl " not in body, f"{page.name}:{line}: make it a console block"
+        for line, body in blocks(text, "python"):
+            assert "ModelClient(" not in body, f"{page.name}:{line}: make it a pycon block"
+    assert len(PAGES) >= 3
+
+
+def test_a_shown_answer_that_differs_is_found() -> None:
+    assert difference('{"name": "rf1", ...}', '{"name": "rf1", "status": "loaded"}') is None
+    assert difference('{"name": "rf1", ...}', '{"name": "rf2", "status": "loaded"}')
+    assert difference('{"name": "rf1"}', '{"name": "rf1", "status": "loaded"}')
+    assert difference('{"seconds": ..., "n": 3}', '{"seconds": 0.25, "n": 3}') is None
+    assert difference('{"seconds": ..., "n": 3}', '{"seconds": 0.25, "n": 4}')
+    assert difference('{"p": [[0.9, 0.1]]}', '{"p": [[0.8, 0.2]]}')
+    assert difference('{"ids": ["a", ...]}', '{"ids": ["a", "b", "c"]}') is None
+    assert difference('{"ids": ["a", ...]}', '{"ids": ["b"]}')
+    assert (
+        difference("prediction,probability_no\n...", "prediction,probability_no\nyes,0.1") is None
+    )
+    assert difference("prediction,probability_no\n...", "label\nyes")
