@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench venv lint format clean browser
+.PHONY: run test bench venv lint format clean browser docs docs-build
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,15 @@ bench: $(VENV)/.dev
 	} || echo "could not install wrk: the tail section will be skipped"
 	$(BIN)/python -m bench.run
 
+# The documentation site (mkdocs.yml, pages in docs/): served on http://127.0.0.1:8001 and
+# rebuilt as the pages change; `docs-build` writes it to site/ and fails on a broken link.
+DOCS_PORT ?= 8001
+docs: $(VENV)/.dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+docs-build: $(VENV)/.dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check server client tests bench devtools
 	$(BIN)/ruff format --check server client tests bench devtools
@@ -62,4 +71,4 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix server client tests bench devtools
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site

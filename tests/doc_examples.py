@@ -2,11 +2,12 @@
 with the answers they print, and `pycon` blocks of Python in doctest form.
 
 In a `console` block a line starting with `$ ` is a command; it goes on over the next lines
-until its quotes close (a JSON body may span lines) or while a line ends with `\\`. The lines
+until bash takes it as whole (a JSON body in quotes may span lines, a loop ends at `done`). The lines
 after it, up to the next command, are what it prints. `...` stands for what varies:
 - as a JSON value (`"train_seconds": ...`), any value;
 - as a JSON object's member (`{"name": "rf1", ...}`), any other members;
 - as the last item of a JSON list (`[1, 2, ...]`), any further items;
+- inside a JSON string (`"the first on line 3 ..."`), any characters;
 - in text that is not JSON, any characters, across lines.
 """
 
@@ -15,13 +16,15 @@ from __future__ import annotations
 import json
 import math
 import re
-import shlex
 import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+# A page may set its example server's environment, which its shell sees too:
+# <!-- examples: MANAGEMENT_TOKEN=m-secret INFERENCE_TOKEN=i-secret -->
+SETTINGS = re.compile(r"<!-- examples: (.*?) -->")
 ANY = "\x00any"
 MORE = "\x00more"
 FENCE = re.compile(r"^```(\w+)\s*\n(.*?)^```\s*$", re.M | re.S)
@@ -43,14 +46,19 @@ def blocks(text: str, language: str) -> list[tuple[int, str]]:
     ]
 
 
+def page_settings(text: str) -> dict[str, str]:
+    found = SETTINGS.search(text)
+    if found is None:
+        return {}
+    return dict(pair.split("=", 1) for pair in found.group(1).split())
+
+
 def _complete(shell: str) -> bool:
+    """Whether bash takes `shell` as whole (closed quotes, `done` after `do`, ...)."""
     if shell.endswith("\\"):
         return False
-    try:
-        shlex.split(shell)
-    except ValueError:  # an open quote
-        return False
-    return True
+    checked = subprocess.run(["bash", "-n", "-c", shell], capture_output=True, text=True)
+    return not re.search(r"unexpected (end of file|EOF)", checked.stderr)
 
 
 def commands(text: str) -> list[Command]:
@@ -116,6 +124,9 @@ def _matches(expected: Any, actual: Any, where: str) -> str | None:
             if difference:
                 return difference
         return None
+    if isinstance(expected, str) and "..." in expected and isinstance(actual, str):
+        pattern = ".*?".join(map(re.escape, expected.split("...")))
+        return None if re.fullmatch(pattern, actual, re.S) else f"{where}: {actual!r}"
     if isinstance(expected, float) and isinstance(actual, int | float):
         return None if math.isclose(expected, actual, rel_tol=1e-6) else f"{where}: {actual}"
     return None if expected == actual else f"{where}: {actual!r} instead of {expected!r}"

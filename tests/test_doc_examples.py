@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.doc_examples import Shell, blocks, commands, difference, pages
+from tests.doc_examples import Shell, blocks, commands, difference, page_settings, pages
 from tests.servers import PROJECT_ROOT, uvicorn_server
 
 PAGES = [
@@ -23,10 +23,12 @@ PAGES = [
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
 def test_the_examples_of_a_page_answer_as_it_shows(page: Path, tmp_path: Path) -> None:
     text = page.read_text()
-    env = {"MAX_INFERENCE_MODELS": "5"}
+    env = {"MAX_INFERENCE_MODELS": "5", **page_settings(text)}
     with uvicorn_server(tmp_path / "models", training_cores=3, env=env) as (url, _):
         shell = Shell(tmp_path)
         try:
+            for variable, value in page_settings(text).items():
+                shell.run(f"export {variable}='{value}'")
             for command in commands(text):
                 status, printed = shell.run(
                     command.shell.replace("localhost:8000", url.removeprefix("http://"))
