@@ -16,7 +16,8 @@ from tests.conftest import ClientFactory
 
 pytestmark = pytest.mark.anyio
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "API.md"
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "API.md"
 HEADING = re.compile(r"^### `(GET|POST) (/[^`]*)`$")
 STATUS_ROW = re.compile(r"^\| `(\d{3})` \|")
 GUARD_ROW = re.compile(r"^\| `(MANAGEMENT_TOKEN|INFERENCE_TOKEN)` \| ([^|]+) \|$")
@@ -106,3 +107,20 @@ async def test_the_documented_guards_are_the_declared_ones(client: httpx.AsyncCl
     for (method, path), _ in declared(document).items():
         operation = document["paths"][path][method.lower()]
         assert ("security" in operation) == ((method, path) in guarded), (method, path)
+
+
+def test_the_design_page_names_every_module_of_the_server() -> None:
+    """docs/design.md is drawn from the code: a module or package it does not name, or one it
+    names that is gone, fails here."""
+    page = (ROOT / "docs" / "design.md").read_text()
+    server = ROOT / "server"
+    for path in sorted(server.rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        parent = path.parent.relative_to(ROOT).as_posix()
+        named = f"`{path.relative_to(ROOT).as_posix()}`" in page or (
+            f"`{parent}/`" in page and f"`{path.stem}`" in page
+        )
+        assert named, f"docs/design.md does not name {path.relative_to(ROOT)}"
+    for named in re.findall(r"`(server/[\w/]+?)/?`", page):
+        assert (ROOT / named).exists() or (ROOT / f"{named}.py").exists(), named
