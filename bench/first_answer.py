@@ -4,11 +4,14 @@ For each type, a medium fit on 20k x 20 through the server: the /fit call (train
 compiling the ONNX copy, checking it against the estimator, saving), then /load (which checks
 the copy again, on the server's ONNX Runtime) and the first /predict. Each phase's own time
 comes from the fit's metadata; the rest of the /fit call is the process hop and the save.
+Then, in-process on the same forest, the compiling phase against the previous design:
+skl2onnx's converter against the forest's graph built from its arrays (server's own).
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import aiohttp
@@ -16,7 +19,10 @@ import numpy as np
 import orjson
 from sklearn.datasets import make_classification
 
-from bench.harness import show
+from bench.harness import Spread, show
+from server.algorithms import resolve
+from server.inference.compiled.convert import SKLEARN_OPSETS
+from server.inference.compiled.forest import forest_to_onnx
 
 MODELS = {
     "RandomForest (100 trees)": ("farf", "RandomForestClassifier", {"n_estimators": 100}),
@@ -79,3 +85,36 @@ async def first_answer(session: aiohttp.ClientSession, url: str) -> dict[str, An
         ],
     )
     return results
+
+
+def forest_conversion(rounds: int = 3) -> dict[str, Any]:
+    """The 100-tree forest of the table above, converted both ways, alternated."""
+    from skl2onnx import to_onnx
+
+    X, y = make_classification(n_samples=20_000, n_features=20, random_state=2)
+    algorithm = resolve("RandomForestClassifier")
+    forest = algorithm.build(algorithm.effective_hyperparameters({"n_estimators": 100}))
+    forest.fit(X, y)
+    ways = {
+        "skl2onnx (v2.1)": lambda: to_onnx(
+            forest, X[:1], options={"zipmap": False}, target_opset=SKLEARN_OPSETS
+        ),
+        "from the trees' arrays (now)": lambda: forest_to_onnx(forest, X.shape[1]),
+    }
+    seconds: dict[str, list[float]] = {way: [] for way in ways}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(rounds):
+            for way, convert in ways.items():
+                started = time.perf_counter()
+                convert()
+                seconds[way].append(time.perf_counter() - started)
+    spreads = {way: Spread.of(values) for way, values in seconds.items()}
+    before, now = spreads.values()
+    show(
+        f"Compiling the 100-tree forest (20k x 20), in-process, median (min-max) of {rounds} alternated runs",
+        ["converter", "seconds"],
+        [[way, spread.s()] for way, spread in spreads.items()],
+    )
+    print(f"the forest's own graph: {before.median / now.median:.1f}x faster than skl2onnx")
+    return {way: spread.__dict__ for way, spread in spreads.items()}

@@ -94,6 +94,8 @@ def main() -> None:
         env = {"MAX_INFERENCE_MODELS": "10"}
         with uvicorn_server(models_dir, training_cores=TRAINING_CORES, env=env) as (url, _):
             results = asyncio.run(run(sections, models_dir, url))
+        if "first_answer" in sections:  # in-process, with no server running beside it
+            results["forest_conversion"] = first_answer.forest_conversion()
         if "progress" in sections:  # in-process, with no server running beside it
             results["progress_overhead"] = jobs.progress_overhead()
         if "priority" in sections:  # a server of its own for each policy

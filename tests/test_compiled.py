@@ -250,3 +250,16 @@ async def test_inference_runtime_native_compiles_nothing_and_serves_estimators(
         assert (await client.post("/load", json={"config": {"name": "plain"}})).status_code == 200
         info = (await client.get("/models/plain")).json()
         assert (info["runtime"], info["runtime_detail"]) == ("native", "INFERENCE_RUNTIME=native")
+
+
+def test_a_tied_row_takes_the_librarys_own_label_whether_or_not_probabilities_are_asked() -> None:
+    """At an exact tie CatBoost's predict need not pick the first tied class (found by the
+    large property run: labels 18 and 25 for the same row on one native server). The label
+    is always the library's predict; here it says 'b' where argmax of the tie says 'a'."""
+    tied = RuntimeChoice(Fixed("native", 1, 0.5), None, "the estimator")  # type: ignore[arg-type]
+    with_probabilities = _model(tied).predict(np.zeros((2, 2)), True)
+    assert with_probabilities["predictions"] == ["b", "b"]
+    assert with_probabilities["probabilities"] == [[0.5, 0.5], [0.5, 0.5]]
+    assert _model(tied).predict(np.zeros((2, 2)), False)["predictions"] == ["b", "b"]
+    untied = RuntimeChoice(Fixed("native", 1, 0.4), None, "the estimator")  # type: ignore[arg-type]
+    assert _model(untied).predict(np.zeros((1, 2)), True)["predictions"] == ["a"]

@@ -69,8 +69,8 @@ class LoadedModel:
     def _predict(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
         answer: dict[str, Any] = {"name": self.name}
         if probabilities:
-            proba = self.choice.probabilities(X)
-            answer["predictions"] = self.classes[proba.argmax(axis=1)].tolist()
+            proba, indices = self.choice.probabilities_and_indices(X)
+            answer["predictions"] = self.classes[indices].tolist()
             answer["probabilities"] = proba.tolist()
             answer["classes"] = self.classes.tolist()
         else:

@@ -9,8 +9,10 @@ split values. Even then the estimator stays loaded and answers, by construction:
 - rows with missing values, when the check found the compiled model wrong on them;
 - near ties: a row whose two most probable classes are within twice the tolerance of each
   other. The compiled probabilities are within the tolerance of the estimator's, so on every
-  other row the most probable class is the same; on these the estimator decides, as it would
-  natively (a tie at 0.5 goes to the first class in both).
+  other row the most probable class is the same; on these the estimator decides. A label is
+  always the library's own `predict`, which at an exact tie need not be the first of the
+  tied classes (CatBoost's is not): so even with no compiled model, tied rows take their
+  label from `predict`, whether or not the request asked for probabilities.
 - large batches, when the estimator is faster there: ONNX Runtime's tree ensemble is 60x
   faster than XGBoost's own predict for one row, but 15% slower for 100 (measured). Both are
   timed at 1 and `TIMING_ROWS` rows; batches from the crossing point on go to the estimator.
@@ -81,6 +83,18 @@ class RuntimeChoice:
         if close.any():
             probabilities[close] = self.native.probabilities(X[close])
         return probabilities
+
+    def probabilities_and_indices(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both, from one prediction: labels as the library's `predict` gives them."""
+        compiled = self._compiled_for(X)
+        probabilities = (compiled or self.native).probabilities(X)
+        indices = probabilities.argmax(axis=1)
+        close = self._near_ties(probabilities)  # with no compiled model: exact ties
+        if close.any():
+            if compiled is not None:
+                probabilities[close] = self.native.probabilities(X[close])
+            indices[close] = self.native.indices(X[close])
+        return probabilities, indices
 
     def indices(self, X: np.ndarray) -> np.ndarray:
         compiled = self._compiled_for(X)
