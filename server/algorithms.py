@@ -170,11 +170,9 @@ def refuse_missing(
     missing = np.isnan(X).any(axis=0)
     if not missing.any():
         return
-    columns = np.flatnonzero(missing).tolist()
-    named = [repr(feature_names[i]) for i in columns] if feature_names else columns
     raise InvalidInput(
         f"{algorithm.name} can't take missing values, and {field} has some in column(s) "
-        f"{', '.join(map(str, named[:20]))}{' ...' if len(named) > 20 else ''}. Fill them in "
+        f"{_columns(missing, feature_names)}. Fill them in "
         "(impute) first, or use a type that handles them natively: "
         f"{', '.join(a.name for a in ALGORITHMS.values() if a.handles_missing)}"
     )
@@ -188,16 +186,21 @@ def refuse_beyond_float32(
     if not algorithm.float32_inputs:
         return
     with np.errstate(over="ignore"):
-        overflowing = np.isinf(X.astype(np.float32)).any(axis=0)
+        overflowing = np.asarray(np.isinf(X.astype(np.float32)).any(axis=0))
     if not overflowing.any():
         return
-    columns = np.flatnonzero(overflowing).tolist()
-    named = [repr(feature_names[i]) for i in columns] if feature_names else columns
     raise InvalidInput(
         f"{algorithm.name} reads values as float32, whose range ends at "
         f"{float(np.finfo(np.float32).max):.8g} either way, and X has larger ones in column(s) "
-        f"{', '.join(map(str, named[:20]))}{' ...' if len(named) > 20 else ''}"
+        f"{_columns(overflowing, feature_names)}"
     )
+
+
+def _columns(flagged: np.ndarray, feature_names: list[str] | None) -> str:
+    """The flagged columns, by name where the model has names, else by index; 20 at most."""
+    columns = np.flatnonzero(flagged).tolist()
+    named = [repr(feature_names[i]) for i in columns] if feature_names else columns
+    return f"{', '.join(map(str, named[:20]))}{' ...' if len(named) > 20 else ''}"
 
 
 def preload() -> None:
