@@ -46,7 +46,7 @@ def medium_data() -> tuple[np.ndarray, np.ndarray]:
 def _fit_seconds(model_type: str, with_progress: bool, X: np.ndarray, y: np.ndarray) -> float:
     algorithm = resolve(model_type)
     estimator = algorithm.build(algorithm.effective_hyperparameters(MEDIUM_FITS[model_type]))
-    cells = multiprocessing.get_context("spawn").RawArray("d", 2)
+    cells = multiprocessing.get_context("spawn").RawArray("d", 3)
     with threadpool_limits(1):  # as in the worker
         started = time.perf_counter()
         if with_progress:
