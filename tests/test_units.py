@@ -246,3 +246,15 @@ def test_gc_pause_is_counted_and_restores_the_collector() -> None:
         assert not gc.isenabled()  # it was off before: it stays off
     finally:
         gc.enable()
+
+
+def test_well_formed_probabilities_rescale_only_the_rows_that_miss_one() -> None:
+    from server.probabilities import well_formed
+
+    exact = [0.1, 0.2, 0.7]  # sums to 1 within 1e-12 in double: left as it is
+    drifted = [0.30000001, 0.7, -5.2e-08]  # a float32 sum's drift: clipped and rescaled
+    answered = well_formed(np.array([exact, drifted]))
+    assert answered[0].tolist() == exact
+    assert answered[1].min() >= 0.0 and abs(answered[1].sum() - 1.0) <= 1e-15
+    alone = np.array([exact])
+    assert well_formed(alone) is alone  # nothing to do: no copy

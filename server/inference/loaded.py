@@ -1,7 +1,7 @@
 """LoadedModel: one model ready to predict, and what one prediction costs.
 
-Its runtime (the compiled model or the estimator, `server.inference.compiled`) predicts indices into
-`classes`, the original labels. At load time the model times itself on a few rows: the
+Its runtime (the compiled model or the estimator, `server.inference.compiled`) predicts
+indices into `classes`, the original labels. At load time the model times itself on a few rows: the
 batcher uses the estimate to run cheap predictions inline. `/evaluate` scores with the
 estimator itself, as the fit scored its held-out rows: ties between probabilities then break
 the same way, and the scores are the fit's to the last digit.
@@ -62,9 +62,12 @@ class LoadedModel:
         try:
             return self._predict(X, probabilities)
         except Exception as error:  # the estimator refused this input
-            raise InvalidInput(
-                f"model '{self.name}' could not predict: {type(error).__name__}: {error}"
-            ) from None
+            raise self._refused(error) from None
+
+    def _refused(self, error: Exception) -> InvalidInput:
+        return InvalidInput(
+            f"model '{self.name}' could not predict: {type(error).__name__}: {error}"
+        )
 
     def _predict(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
         answer: dict[str, Any] = {"name": self.name}
@@ -86,9 +89,7 @@ class LoadedModel:
         try:
             probabilities = self.choice.native.probabilities(X)
         except Exception as error:  # the estimator refused this input
-            raise InvalidInput(
-                f"model '{self.name}' could not predict: {type(error).__name__}: {error}"
-            ) from None
+            raise self._refused(error) from None
         return {"name": self.name, "n_samples": len(y), "scores": scores(y_encoded, probabilities)}
 
 

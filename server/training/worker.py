@@ -26,7 +26,11 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from server.algorithms import Algorithm, preload, resolve  # noqa: E402
 from server.errors import InvalidInput, StorageFailed  # noqa: E402
 from server.inference.compiled.choice import checked  # noqa: E402
-from server.inference.compiled.convert import compile_estimator, preload_converters  # noqa: E402
+from server.inference.compiled.convert import (  # noqa: E402
+    Compiled,
+    compile_estimator,
+    preload_converters,
+)
 from server.inference.compiled.runtimes import NativeRuntime  # noqa: E402
 from server.libc import libc_function  # noqa: E402
 from server.scoring import holdout, scores  # noqa: E402
@@ -170,38 +174,30 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
     if request.holdout is not None:
         metadata["validation"] = _validate(estimator, algorithm, request, held_out)
     if request.compile:
-        bundle.update(_compiled(algorithm, estimator, X, progress))
-        metadata["compiled"] = bundle.pop("compiled")
+        compiled, rows = _compile(algorithm, estimator, X, progress)
+        bundle.update(onnx=compiled.onnx, onnx_error=compiled.reason, check_rows=rows)
+        metadata["compiled"] = compiled.describe()
     progress.phase("saving")
     return FittedModel(bundle, metadata)
 
 
-def _compiled(
+def _compile(
     algorithm: Algorithm, estimator: Any, X: np.ndarray, progress: ProgressSink
-) -> dict[str, Any]:
-    """The ONNX copy, if it converts and then answers as the estimator does (the check at
-    load, run here too, so that a copy that can't serve is neither kept nor waited for)."""
+) -> tuple[Compiled, np.ndarray]:
+    """The ONNX copy, kept only if it answers as the estimator does (the check at load, run
+    here too, so that a copy that can't serve is neither stored nor waited for), and the
+    training rows kept for the check at load."""
     progress.phase("compiling")
     compiled = compile_estimator(algorithm.name, estimator, int(X.shape[1]))
     rows = check_rows(X)
-    described = compiled.describe()
     if compiled.onnx is not None:
         progress.phase("checking")
         started = time.perf_counter()
         native = NativeRuntime(estimator, algorithm.predict_kwargs)
         choice = checked(native, compiled.onnx, rows, algorithm.handles_missing)
-        if choice.compiled is None:
-            compiled = compiled.refused(choice.detail)
-        described = {
-            **compiled.describe(),
-            "check_seconds": round(time.perf_counter() - started, 4),
-        }
-    return {
-        "onnx": compiled.onnx,
-        "onnx_error": compiled.reason,
-        "check_rows": rows,
-        "compiled": described,
-    }
+        failure = None if choice.compiled is not None else choice.detail
+        compiled = compiled.checked(failure, time.perf_counter() - started)
+    return compiled, rows
 
 
 CHECK_ROWS = 256

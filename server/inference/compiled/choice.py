@@ -74,16 +74,6 @@ class RuntimeChoice:
         top_two = np.partition(probabilities, -2, axis=1)[:, -2:]
         return np.asarray(top_two[:, 1] - top_two[:, 0] <= 2 * self.tolerance)
 
-    def probabilities(self, X: np.ndarray) -> np.ndarray:
-        compiled = self._compiled_for(X)
-        if compiled is None:
-            return self.native.probabilities(X)
-        probabilities = compiled.probabilities(X)
-        close = self._near_ties(probabilities)
-        if close.any():
-            probabilities[close] = self.native.probabilities(X[close])
-        return probabilities
-
     def probabilities_and_indices(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Both, from one prediction: labels as the library's `predict` gives them."""
         compiled = self._compiled_for(X)
@@ -95,6 +85,9 @@ class RuntimeChoice:
                 probabilities[close] = self.native.probabilities(X[close])
             indices[close] = self.native.indices(X[close])
         return probabilities, indices
+
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        return self.probabilities_and_indices(X)[0]
 
     def indices(self, X: np.ndarray) -> np.ndarray:
         compiled = self._compiled_for(X)

@@ -20,6 +20,7 @@ instead of a model, and the estimator serves.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 import warnings
@@ -47,16 +48,24 @@ class Compiled:
     onnx: bytes | None  # the model, or None with a reason
     reason: str | None
     seconds: float
+    check_seconds: float | None = None  # the check against the estimator, once it has run
 
-    def refused(self, reason: str) -> Compiled:
-        """Converted, but not to be served: the check at the end of the fit failed."""
-        return Compiled(None, f"converted, but the check failed: {reason}"[:500], self.seconds)
+    def checked(self, failure: str | None, seconds: float) -> Compiled:
+        """After the check at the end of the fit: kept if it passed, else dropped with why."""
+        if failure is None:
+            return dataclasses.replace(self, check_seconds=seconds)
+        reason = f"converted, but the check failed: {failure}"[:500]
+        return dataclasses.replace(self, onnx=None, reason=reason, check_seconds=seconds)
 
     def describe(self) -> dict[str, Any]:
         """The model metadata's `compiled`."""
-        if self.onnx is None:
-            return {"format": None, "reason": self.reason, "seconds": round(self.seconds, 4)}
-        return {"format": "onnx", "bytes": len(self.onnx), "seconds": round(self.seconds, 4)}
+        described: dict[str, Any] = {"format": None, "reason": self.reason}
+        if self.onnx is not None:
+            described = {"format": "onnx", "bytes": len(self.onnx)}
+        described["seconds"] = round(self.seconds, 4)
+        if self.check_seconds is not None:
+            described["check_seconds"] = round(self.check_seconds, 4)
+        return described
 
 
 def compile_estimator(model_type: str, estimator: Any, n_features: int) -> Compiled:
