@@ -32,10 +32,13 @@ def uvicorn_server(
     env: dict[str, str] | None = None,
     host: str = "127.0.0.1",
     log: Path | None = None,
+    cwd: Path = PROJECT_ROOT,
+    cores: set[int] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Start `app` with MODELS_PATH and TRAINING_CORES (overriding the project's .env), bound
-    to `host`, its output into `log` if given; yield its URL (always on 127.0.0.1) and process
-    once /health answers; kill it on the way out."""
+    """Start `app` from the code in `cwd` with MODELS_PATH and TRAINING_CORES (overriding the
+    project's .env), bound to `host`, its output into `log` if given; yield its URL (always on
+    127.0.0.1) and process once /health answers; kill it on the way out. With `cores`, the
+    server may run on those cores only (as a container's cpuset would have it)."""
     port = free_port()
     environment = {
         **os.environ,
@@ -49,7 +52,12 @@ def uvicorn_server(
     command += ["--timeout-graceful-shutdown", "3", "--no-access-log"]
     output = open(log, "wb") if log is not None else None  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
-        command, cwd=PROJECT_ROOT, env=environment, stdout=output, stderr=output
+        command,
+        cwd=cwd,
+        env=environment,
+        stdout=output,
+        stderr=output,
+        preexec_fn=None if cores is None else lambda: os.sched_setaffinity(0, cores),
     )
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT

@@ -61,11 +61,21 @@ class Settings(BaseSettings):
         ge=0,
         description="predictions estimated below this run on the event loop, without a thread hop",
     )
-    training_nice: int = Field(
-        default=10,
+    pin_training_cores: bool = Field(
+        default=True,
+        description=(
+            "Linux: keep the lowest allowed core for the server and pin trainings to the "
+            "others (with two or more cores allowed)"
+        ),
+    )
+    training_nice: int | None = Field(
+        default=None,
         ge=0,
         le=19,
-        description="how much lower the training processes' CPU priority is than the server's",
+        description=(
+            "how much lower the training processes' CPU priority is than the server's "
+            "(unset: 0 when trainings have cores of their own, 10 when they share the server's)"
+        ),
     )
     training_idle_priority: bool = Field(
         default=False,

@@ -24,7 +24,8 @@ from server.http import routes
 from server.http.auth import Tokens, warn_if_exposed
 from server.http.docs import STATIC_URL, install_redoc
 from server.http.errors import install_error_handlers
-from server.http.instrument import Instrument
+from server.http.fast_predict import PredictFastPath
+from server.http.instrument import Instrument, RequestLog
 from server.http.limits import BodySizeLimit
 from server.inference.batching import BatchingSettings
 from server.inference.registry import Registry
@@ -32,6 +33,7 @@ from server.metrics import Metrics, NoMetrics
 from server.service import ModelService
 from server.store.files import ModelStore
 from server.training.backend import TrainingBackend
+from server.training.cores import allowed_cores, plan_cores
 from server.training.local import LocalBackend
 from server.training.trainer import Trainer, TrainingLimits
 
@@ -68,15 +70,13 @@ def _backend(settings: Settings) -> TrainingBackend:
         # Now, at start-up, rather than in the lifespan: one clear line, not a traceback.
         require_reachable(settings.dask_scheduler_address, settings.dask_connect_seconds)
         return DaskBackend(settings.dask_scheduler_address)
+    cores = plan_cores(allowed_cores(), settings.pin_training_cores, settings.training_nice)
     return LocalBackend(
-        settings.training_slots,
-        settings.warm_workers,
-        settings.training_nice,
-        settings.training_idle_priority,
+        settings.training_slots, settings.warm_workers, cores, settings.training_idle_priority
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> PredictFastPath:
     settings = settings or load_settings()
     _configure_logging()
     backend = _backend(settings)
@@ -124,6 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.max_inference_models,
             "no tokens set: every endpoint is open" if tokens.open else "bearer tokens required",
         )
+        if isinstance(backend, LocalBackend):
+            logger.info("cores: %s", backend.cores.describe())
         asyncio.get_running_loop().call_later(EXPOSURE_CHECK_SECONDS, warn_if_exposed, tokens)
         # Everything imported so far (the five libraries, ONNX Runtime, FastAPI: over a million
         # objects) lives as long as the process. Out of the collector's sight, a full
@@ -137,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await trainer.close()
+            log.close()  # the access log's last lines
 
     # Swagger UI and ReDoc from assets that ship with fastapi-offline: /docs works with no
     # network (FastAPI's own pages fetch their JS and CSS from a public CDN).
@@ -158,11 +161,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routes.table.install(app, guarded=not tokens.open)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    if settings.metrics or settings.access_log != "off":  # outermost: it sees every answer
-        app.add_middleware(
-            Instrument, metrics=metrics, access_log=settings.access_log, router=app.router
-        )
-    return app
+    log = RequestLog(metrics, settings.access_log)
+    noted = settings.metrics or settings.access_log != "off"
+    if noted:  # outermost: it sees every answer
+        app.add_middleware(Instrument, log=log, router=app.router)
+    # What uvicorn runs: the hot path of POST /predict, in front of everything FastAPI does.
+    return PredictFastPath(
+        app,
+        lambda: getattr(app.state, "service", None),
+        tokens,
+        log.note if noted else None,
+        settings.max_body_bytes,
+    )
 
 
 app = create_app()

@@ -10,29 +10,40 @@ see a body, a query string or a header (tokens travel in one).
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 from typing import Any, Literal
 
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.http.access_log import AccessLog
 from server.metrics import Metrics
-
-access_logger = logging.getLogger("server.access")
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 AccessLogFormat = Literal["text", "json", "off"]
 
 
-class Instrument:
-    def __init__(
-        self, app: ASGIApp, metrics: Metrics, access_log: AccessLogFormat, router: Router
-    ) -> None:
-        self.app = app
+class RequestLog:
+    """What is noted of every answered request: its metrics and its access log line."""
+
+    def __init__(self, metrics: Metrics, access_log: AccessLogFormat) -> None:
         self.metrics = metrics
-        self.access_log = access_log
+        self.access_log = AccessLog(access_log) if access_log != "off" else None
+
+    def note(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.metrics.request(method, route, status, seconds)
+        if self.access_log is not None:
+            self.access_log.write(method, route, status, seconds)
+
+    def close(self) -> None:
+        if self.access_log is not None:
+            self.access_log.close()
+
+
+class Instrument:
+    def __init__(self, app: ASGIApp, log: RequestLog, router: Router) -> None:
+        self.app = app
+        self.log = log
         self._router = router
         self._templates: dict[Any, str] | None = None  # endpoint -> its path template
 
@@ -69,18 +80,5 @@ class Instrument:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            seconds = time.perf_counter() - started
             method = scope["method"] if scope["method"] in METHODS else "other"
-            route = self.route_of(scope)
-            self.metrics.request(method, route, status, seconds)
-            if self.access_log != "off":
-                self._log(method, route, status, seconds)
-
-    def _log(self, method: str, route: str, status: int, seconds: float) -> None:
-        milliseconds = round(seconds * 1000, 2)
-        if self.access_log == "json":
-            access_logger.info(
-                json.dumps({"method": method, "route": route, "status": status, "ms": milliseconds})
-            )
-        else:
-            access_logger.info("%s %s %d %.2f ms", method, route, status, milliseconds)
+            self.log.note(method, self.route_of(scope), status, time.perf_counter() - started)

@@ -28,6 +28,7 @@ import psutil
 from server.errors import NoFreeSlot, WorkerCrashed
 from server.training import worker
 from server.training.backend import Run, TrainingBackend
+from server.training.cores import CorePlan
 from server.training.progress import Progress, read_shared
 from server.training.worker import TrainingRequest
 
@@ -117,10 +118,12 @@ class LocalRun(Run):
 class LocalBackend(TrainingBackend):
     name = "local"
 
-    def __init__(self, slots: int, warm: bool, nice: int = 0, idle_priority: bool = False) -> None:
+    def __init__(
+        self, slots: int, warm: bool, cores: CorePlan | None = None, idle_priority: bool = False
+    ) -> None:
         self._slot_count = slots
         self._warm = warm
-        self._nice = nice
+        self.cores = cores or CorePlan(None, None, 0)
         self._idle_priority = idle_priority
         self._context = multiprocessing.get_context("spawn")
         self._slots: list[LocalSlot] = []
@@ -151,7 +154,13 @@ class LocalBackend(TrainingBackend):
             max_workers=1,
             mp_context=self._context,
             initializer=worker.initialize,
-            initargs=(os.getpid(), self._nice, self._idle_priority, cells),
+            initargs=(
+                os.getpid(),
+                self.cores.nice,
+                self._idle_priority,
+                cells,
+                self.cores.training_cores,
+            ),
         )
         if self._warm:
             executor.submit(worker.warm_up)

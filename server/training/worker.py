@@ -92,14 +92,20 @@ _progress_cells: Any = None
 
 
 def initialize(
-    parent_pid: int, nice: int = 0, idle_priority: bool = False, progress_cells: Any = None
+    parent_pid: int,
+    nice: int = 0,
+    idle_priority: bool = False,
+    progress_cells: Any = None,
+    cores: frozenset[int] | None = None,
 ) -> None:
     """Process initializer: die with the parent (first, so that no window is left open),
-    yield the CPU to the server (which answers requests and predicts) when both want it,
-    preload the libraries and pin their threads."""
+    keep off the server's core (server.training.cores) or yield the CPU to the server when
+    they share one, preload the libraries and pin their threads."""
     global _progress_cells
     _progress_cells = progress_cells
     _die_with_parent(parent_pid)
+    if cores is not None:
+        os.sched_setaffinity(0, cores)
     os.nice(nice)
     if idle_priority and hasattr(os, "SCHED_IDLE"):
         # Linux: run only on CPU time nobody else wants. A request then preempts a training
