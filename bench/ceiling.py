@@ -1,0 +1,268 @@
+"""The ceiling: the service beside what Python HTTP can do at all, with the same bytes.
+
+wrk (a C load generator, one thread) sends the same body to each app, alternated cell by cell,
+ROUNDS times; figures are medians with their range. The apps, all on uvicorn with httptools
+and uvloop, on free ports of 127.0.0.1:
+- `service`: this service with its defaults (metrics and the access log on);
+- `previous`: the service at PREVIOUS_DESIGN (a git worktree of that commit), the design
+  before the hot path was cut, so the change is measured side by side in one run;
+- `raw`, `fastapi`, `onnx`: bench/reference_apps.py (a constant answer from a bare Starlette
+  route, from a FastAPI route, and ten lines of FastAPI calling ONNX Runtime inline).
+
+Server CPU per request is the server process's user+system time over the run (psutil),
+divided by the requests wrk completed: what one request costs the core that serves.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import psutil
+from sklearn.datasets import make_classification
+
+from bench.harness import show
+from devtools.local_server import PROJECT_ROOT, uvicorn_server
+
+ROUNDS = 3
+SECONDS = 3
+# The commit before issue 19 ("the floor of Python HTTP") changed the serving path.
+PREVIOUS_DESIGN = "d472141eb4"
+MODELS = {  # name: model type, hyperparameters, features
+    "lr": ("LogisticRegression", {}, 10),
+    "rf": ("RandomForestClassifier", {"n_estimators": 100}, 20),
+    "xgb": ("XGBClassifier", {"n_estimators": 300}, 20),
+}
+CELLS = (  # label, model, rows per request, connections
+    ("LogisticRegression, 1 row", "lr", 1, 1),
+    ("LogisticRegression, 1 row", "lr", 1, 8),
+    ("LogisticRegression, 1 row", "lr", 1, 32),
+    ("RandomForest, 1 row", "rf", 1, 1),
+    ("RandomForest, 1 row", "rf", 1, 8),
+    ("RandomForest, 1 row", "rf", 1, 32),
+    ("RandomForest, 100 rows", "rf", 100, 8),
+    ("XGBoost, 1 row", "xgb", 1, 8),
+)
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, float]:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script)]
+    output = subprocess.run([*command, f"{url}/predict"], capture_output=True, text=True).stdout
+    if "Non-2xx" in output or "Socket errors" in output:
+        raise RuntimeError(f"wrk saw errors at {url}:\n{output}")
+    found = {"requests": float(re.search(r"(\d+) requests in", output).group(1))}  # type: ignore[union-attr]
+    for percent in ("50", "99"):
+        value, unit = re.search(rf"{percent}%\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
+        found[f"p{percent}_ms"] = float(value) * UNITS[unit]
+    found["per_second"] = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    return found
+
+
+def _measured(url: str, pid: int, script: Path, connections: int) -> dict[str, float]:
+    process = psutil.Process(pid)
+    before = process.cpu_times()
+    found = _wrk(url, script, connections, SECONDS)
+    after = process.cpu_times()
+    cpu = (after.user - before.user) + (after.system - before.system)
+    found["cpu_us"] = cpu / found["requests"] * 1e6
+    return found
+
+
+@contextmanager
+def _worktree(commit: str, directory: Path) -> Iterator[Path | None]:
+    """The project at `commit`, checked out beside it; None where git cannot (no history)."""
+    path = directory / "previous"
+    made = subprocess.run(
+        ["git", "worktree", "add", "--detach", str(path), commit],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+    )
+    if made.returncode != 0:
+        yield None
+        return
+    try:
+        yield path
+    finally:
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(path)], cwd=PROJECT_ROOT, check=False
+        )
+
+
+def _train(url: str, models: Path) -> dict[str, bytes]:
+    """Fit and load the models; returns the request body of each (model, rows)."""
+    bodies = {}
+    with httpx.Client(base_url=url, timeout=300) as client:
+        for name, (model_type, hyperparameters, features) in MODELS.items():
+            X, y = make_classification(n_samples=5_000, n_features=features, random_state=1)
+            config = {"name": name, "model_type": model_type, "hyperparameters": hyperparameters}
+            fitted = client.post("/fit", json={"X": X.tolist(), "y": y.tolist(), "config": config})
+            assert fitted.status_code == 201, fitted.text
+            assert client.post("/load", json={"config": {"name": name}}).status_code == 200
+            for rows in (1, 100):
+                body = {"X": np.round(X[:rows], 6).tolist(), "config": {"name": name}}
+                bodies[f"{name}/{rows}"] = json.dumps(body).encode()
+    return bodies
+
+
+def ceiling(
+    directory: Path, rounds: int = ROUNDS, cells: tuple[int, ...] | None = None
+) -> dict[str, Any]:
+    if shutil.which("wrk") is None:
+        print("\nCeiling: skipped, wrk is not installed (apt-get install wrk)")
+        return {"skipped": "wrk is not installed"}
+    directory.mkdir(parents=True, exist_ok=True)
+    models = directory / "models"
+    with ExitStack() as stack:
+        service, service_process = stack.enter_context(
+            uvicorn_server(
+                models,
+                env={"ACCESS_LOG": "text", "MAX_INFERENCE_MODELS": "5"},
+                log=directory / "service.log",
+            )
+        )
+        bodies = _train(service, models)
+        scripts, answers = {}, {}
+        for key, body in bodies.items():
+            scripts[key] = directory / f"{key.replace('/', '-')}.lua"
+            scripts[key].write_text(
+                f"wrk.method = 'POST'\nwrk.body = '{body.decode()}'\n"
+                "wrk.headers['Content-Type'] = 'application/json'\n"
+            )
+        for name in MODELS:  # the constant answers: the service's own, to the 1-row body
+            answers[name] = httpx.post(f"{service}/predict", content=bodies[f"{name}/1"]).json()
+        answers_file = directory / "answers.json"
+        answers_file.write_text(json.dumps(answers))
+        apps = {"service": (service, service_process.pid)}
+        previous = stack.enter_context(_worktree(PREVIOUS_DESIGN, directory))
+        if previous is not None:
+            url, process = stack.enter_context(
+                uvicorn_server(
+                    directory / "previous-models",
+                    env={"ACCESS_LOG": "text", "MAX_INFERENCE_MODELS": "5"},
+                    log=directory / "previous.log",
+                    cwd=previous,
+                )
+            )
+            for name in MODELS:  # the same files: the previous design reads them as they are
+                for suffix in (".joblib", ".json"):
+                    shutil.copy(models / f"{name}{suffix}", directory / "previous-models")
+            with httpx.Client(base_url=url, timeout=60) as client:
+                for name in MODELS:
+                    assert client.post("/load", json={"config": {"name": name}}).status_code == 200
+            apps["previous"] = (url, process.pid)
+        for app in ("raw", "fastapi", "onnx"):
+            env = {
+                "BENCH_ANSWERS": str(answers_file),
+                "BENCH_MODELS": str(models),
+                "BENCH_APP": app,
+            }
+            url, process = stack.enter_context(
+                uvicorn_server(directory / app, app=f"bench.reference_apps:{app}", env=env)
+            )
+            apps[app] = (url, process.pid)
+        runs: dict[tuple[int, str], list[dict[str, float]]] = {}
+        for url, _ in apps.values():  # warm every app on every body
+            for key in scripts:
+                _wrk(url, scripts[key], 4, 1)
+        chosen = cells if cells is not None else range(len(CELLS))
+        for _ in range(rounds):
+            for cell in chosen:
+                _, name, rows, connections = CELLS[cell]
+                for app, (url, pid) in apps.items():
+                    found = _measured(url, pid, scripts[f"{name}/{rows}"], connections)
+                    runs.setdefault((cell, app), []).append(found)
+    return _report(runs, list(apps), rounds)
+
+
+def _median(runs: list[dict[str, float]], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
+
+
+def _report(
+    runs: dict[tuple[int, str], list[dict[str, float]]], apps: list[str], rounds: int
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    rows = []
+    for cell, (label, _, _, connections) in enumerate(CELLS):
+        if (cell, "service") not in runs:
+            continue
+        cell_name = f"{label}, {connections} connection{'s' if connections > 1 else ''}"
+        medians = {
+            app: {
+                key: _median(runs[cell, app], key)
+                for key in ("per_second", "p50_ms", "p99_ms", "cpu_us")
+            }
+            for app in apps
+        }
+        for app in apps:
+            rates = [run["per_second"] for run in runs[cell, app]]
+            medians[app]["per_second_range"] = [min(rates), max(rates)]
+        service = medians["service"]
+        ratios = {
+            "vs_raw": service["per_second"] / medians["raw"]["per_second"],
+            "vs_onnx": service["per_second"] / medians["onnx"]["per_second"],
+            "cpu_vs_raw": service["cpu_us"] / medians["raw"]["cpu_us"],
+        }
+        if "previous" in medians:
+            ratios["vs_previous"] = service["per_second"] / medians["previous"]["per_second"]
+        results[cell_name] = {"apps": medians, "ratios": ratios}
+        rate = service["per_second_range"]
+        rows.append(
+            [
+                cell_name,
+                f"{service['per_second']:.0f} ({rate[0]:.0f}-{rate[1]:.0f})",
+                f"{service['p50_ms']:.2f} / {service['p99_ms']:.2f}",
+                f"{service['cpu_us']:.0f}",
+                *(f"{medians[app]['per_second']:.0f}" for app in apps if app != "service"),
+                f"{ratios['vs_raw']:.2f}x",
+                f"{ratios['vs_onnx']:.2f}x",
+                f"{ratios['cpu_vs_raw']:.2f}x",
+                f"{ratios['vs_previous']:.2f}x" if "vs_previous" in ratios else "-",
+            ]
+        )
+    others = [app for app in apps if app != "service"]
+    show(
+        f"Ceiling: req/s with wrk -t1 for {SECONDS} s, the same bytes to every app "
+        f"(median of {rounds} alternated rounds; CPU: server µs per request)",
+        [
+            "cell",
+            "service req/s (range)",
+            "p50 / p99 ms",
+            "CPU µs",
+            *(f"{app} req/s" for app in others),
+            "vs raw",
+            "vs onnx",
+            "CPU vs raw",
+            "vs previous",
+        ],
+        rows,
+    )
+    cpu_rows = [
+        [name, *(f"{cell['apps'][app]['cpu_us']:.0f}" for app in apps)]
+        for name, cell in results.items()
+    ]
+    show("Server CPU µs per request (median)", ["cell", *apps], cpu_rows)
+    return results
+
+
+if __name__ == "__main__":
+    import argparse
+
+    options = argparse.ArgumentParser(description="the ceiling section of make bench alone")
+    options.add_argument("--rounds", type=int, default=ROUNDS)
+    options.add_argument("--cells", help="comma-separated indices into CELLS")
+    chosen = options.parse_args()
+    cells = tuple(int(i) for i in chosen.cells.split(",")) if chosen.cells else None
+    with tempfile.TemporaryDirectory() as scratch:
+        ceiling(Path(scratch), chosen.rounds, cells)

@@ -1,0 +1,143 @@
+"""Where a 1-row prediction's time goes: py-spy samples the server while wrk loads it.
+
+The service (and the previous design, from a git worktree as in bench/ceiling.py) serves a
+1-row LogisticRegression at 8 connections; py-spy records its event loop thread for SECONDS.
+Printed per server: the share of samples in which each part of the path is on the stack
+(inclusive), and the functions that hold the most samples themselves (self time).
+"""
+
+from __future__ import annotations
+
+import collections
+import shutil
+import subprocess
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sklearn.datasets import make_classification
+
+from bench.ceiling import PREVIOUS_DESIGN, _worktree
+from bench.harness import show
+from devtools.local_server import uvicorn_server
+
+SECONDS = 8
+IDLE_WORKER = "_worker (concurrent/futures/thread.py"
+CONNECTIONS = 8
+# Parts of the path, each by a frame that marks it (the first that matches, in this order).
+PARTS = {
+    "access log": ("logging/__init__.py", "QueueHandler"),
+    "metrics": ("prometheus_client/",),
+    "FastAPI routing, dependencies, validation": ("fastapi/routing.py", "fastapi/dependencies"),
+    "Starlette middleware and routing": ("starlette/middleware", "starlette/routing.py"),
+    "body parsing (orjson, numpy)": ("server/ingest/",),
+    "prediction (model, checks)": ("server/inference/",),
+    "uvicorn and the event loop": ("uvicorn/", "uvloop", "asyncio/"),
+}
+
+
+def _frames(line: str) -> tuple[list[str], int]:
+    stack, _, count = line.rpartition(" ")
+    return stack.split(";"), int(count)
+
+
+def summarize(raw: str) -> tuple[dict[str, float], list[tuple[str, float]]]:
+    """Inclusive share per part, and the top functions by self time, from py-spy's raw
+    (collapsed) output."""
+    total, inclusive, own = 0, collections.Counter[str](), collections.Counter[str]()
+    for line in raw.splitlines():
+        if not line.strip():
+            continue
+        frames, count = _frames(line)
+        if IDLE_WORKER in frames[-1]:  # a thread-pool thread waiting for work
+            continue
+        total += count
+        own[frames[-1]] += count
+        for part, marks in PARTS.items():
+            if any(mark in frame for frame in frames for mark in marks):
+                inclusive[part] += count
+                break
+    shares = {part: inclusive[part] / total for part in PARTS} if total else {}
+    return shares, [(frame, count / total) for frame, count in own.most_common(12)]
+
+
+def _record(url: str, pid: int, script: Path, output: Path) -> str:
+    load = threading.Thread(
+        target=subprocess.run,
+        args=(
+            [
+                "wrk",
+                "-t1",
+                f"-c{CONNECTIONS}",
+                f"-d{SECONDS + 2}s",
+                "-s",
+                str(script),
+                f"{url}/predict",
+            ],
+        ),
+        kwargs={"capture_output": True},
+    )
+    load.start()
+    command = ["py-spy", "record", "-p", str(pid), "-d", str(SECONDS), "-r", "500"]
+    subprocess.run([*command, "-f", "raw", "-o", str(output), "--nonblocking"], capture_output=True)
+    load.join()
+    return output.read_text()
+
+
+def profile(directory: Path) -> dict[str, Any]:
+    if shutil.which("wrk") is None or shutil.which("py-spy") is None:
+        print("\nProfile: skipped, it needs wrk and py-spy")
+        return {"skipped": "wrk or py-spy missing"}
+    X, y = make_classification(n_samples=1000, n_features=10, random_state=0)
+    fit = {
+        "X": X.tolist(),
+        "y": y.tolist(),
+        "config": {"name": "lr", "model_type": "LogisticRegression"},
+    }
+    script = directory / "predict.lua"
+    body = httpx.Request("POST", "/", json={"X": X[:1].tolist(), "config": {"name": "lr"}}).content
+    script.write_text(
+        f"wrk.method = 'POST'\nwrk.body = '{body.decode()}'\n"
+        "wrk.headers['Content-Type'] = 'application/json'\n"
+    )
+    results: dict[str, Any] = {}
+    with ExitStack() as stack:
+        servers = {"service": Path(__file__).resolve().parent.parent}
+        previous = stack.enter_context(_worktree(PREVIOUS_DESIGN, directory))
+        if previous is not None:
+            servers["previous"] = previous
+        for label, code in servers.items():
+            url, process = stack.enter_context(
+                uvicorn_server(
+                    directory / label,
+                    env={"ACCESS_LOG": "text"},
+                    log=directory / f"{label}.log",
+                    cwd=code,
+                )
+            )
+            with httpx.Client(base_url=url, timeout=60) as client:
+                assert client.post("/fit", json=fit).status_code == 201
+                assert client.post("/load", json={"config": {"name": "lr"}}).status_code == 200
+            shares, top = summarize(_record(url, process.pid, script, directory / f"{label}.txt"))
+            results[label] = {"parts": shares, "top_self": top}
+            show(
+                f"Profile of {label}: 1-row LogisticRegression, wrk -c{CONNECTIONS}, py-spy {SECONDS} s "
+                "(share of samples on the stack)",
+                ["part", "share"],
+                [[part, f"{share:.0%}"] for part, share in shares.items()],
+            )
+            show(
+                f"Most self time in {label}",
+                ["function", "share"],
+                [[f, f"{s:.1%}"] for f, s in top],
+            )
+    return results
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        profile(Path(scratch))
