@@ -43,7 +43,7 @@ browser:
 	} || echo "could not install chromium: tests/test_docs_browser.py will be skipped"
 
 # Benchmarks against a real server on 127.0.0.1 (a few minutes; see README "Performance").
-# wrk (Debian's package) for the tail-latency section; where it can't be installed, that
+# wrk (Debian's package) for the tail-latency and ceiling sections; where it can't be installed, that
 # section is skipped and says so.
 bench: $(VENV)/.dev
 	@command -v wrk >/dev/null 2>&1 || { \

@@ -177,8 +177,17 @@ async def _timed_fit(session: aiohttp.ClientSession, url: str, name: str) -> str
     return f"{seconds:.1f} s"
 
 
-async def _one_policy(idle_priority: bool, models_dir: Path) -> dict[str, Any]:
-    env = {"TRAINING_IDLE_PRIORITY": "true" if idle_priority else "false"}
+POLICIES = {  # label: the server's settings
+    "cores: trainings off the server's core, nice 0 (default)": {},
+    "no pinning, nice 10 (before)": {"PIN_TRAINING_CORES": "false", "TRAINING_NICE": "10"},
+    "no pinning, SCHED_IDLE (opt-in)": {
+        "PIN_TRAINING_CORES": "false",
+        "TRAINING_IDLE_PRIORITY": "true",
+    },
+}
+
+
+async def _one_policy(label: str, env: dict[str, str], models_dir: Path) -> dict[str, Any]:
     timeout = aiohttp.ClientTimeout(total=600)
     with uvicorn_server(models_dir, training_cores=3, env=env) as (url, _):
         async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -186,21 +195,20 @@ async def _one_policy(idle_priority: bool, models_dir: Path) -> dict[str, Any]:
             with busy_processes(2):
                 crowded = await _timed_fit(session, url, "crowded")
             rows = await serving.train_models(session, url)
-            print(f"\n[{'SCHED_IDLE' if idle_priority else 'nice 10 (default)'}]")
+            print(f"\n[{label}]")
             latencies = await serving.responsiveness(session, url, 2, rows)
     return {"alone": alone, "with_2_busy_processes": crowded, **latencies}
 
 
 def priority(models_dir: Path) -> dict[str, Any]:
-    """Nice only (the default) against SCHED_IDLE: the server's latency while both slots
-    train, and a fit's time alone and beside two unrelated busy processes."""
+    """Where trainings run and at which priority: the server's latency while both slots
+    train, and a fit's time alone and beside two unrelated busy processes, per policy."""
     results = {
-        "nice": asyncio.run(_one_policy(False, models_dir / "nice")),
-        "sched_idle": asyncio.run(_one_policy(True, models_dir / "idle")),
+        label: asyncio.run(_one_policy(label, env, models_dir / str(i)))
+        for i, (label, env) in enumerate(POLICIES.items())
     }
     rows = []
-    for label, key in (("nice 10 (default)", "nice"), ("SCHED_IDLE (opt-in)", "sched_idle")):
-        values = results[key]
+    for label, values in results.items():
         idle, training = values["idle"], values["during_training"]
         rows.append(
             [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import shutil
 import subprocess
+import sys
 import threading
 from contextlib import ExitStack
 from pathlib import Path
@@ -24,6 +25,8 @@ from bench.harness import show
 from devtools.local_server import uvicorn_server
 
 SECONDS = 8
+# requirements-dev installs it beside this interpreter, which need not be on PATH.
+PY_SPY = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
 IDLE_WORKER = "_worker (concurrent/futures/thread.py"
 CONNECTIONS = 8
 # Parts of the path, each by a frame that marks it (the first that matches, in this order).
@@ -80,14 +83,15 @@ def _record(url: str, pid: int, script: Path, output: Path) -> str:
         kwargs={"capture_output": True},
     )
     load.start()
-    command = ["py-spy", "record", "-p", str(pid), "-d", str(SECONDS), "-r", "500"]
+    assert PY_SPY is not None
+    command = [PY_SPY, "record", "-p", str(pid), "-d", str(SECONDS), "-r", "500"]
     subprocess.run([*command, "-f", "raw", "-o", str(output), "--nonblocking"], capture_output=True)
     load.join()
     return output.read_text()
 
 
 def profile(directory: Path) -> dict[str, Any]:
-    if shutil.which("wrk") is None or shutil.which("py-spy") is None:
+    if shutil.which("wrk") is None or PY_SPY is None:
         print("\nProfile: skipped, it needs wrk and py-spy")
         return {"skipped": "wrk or py-spy missing"}
     X, y = make_classification(n_samples=1000, n_features=10, random_state=0)

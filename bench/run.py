@@ -2,7 +2,8 @@
 in-process floor. Prints tables and saves them in bench/results/latest.json.
 
     python -m bench.run [--only fit,first_answer,ingest,parallel,predict,inline,responsiveness,
-                                progress,cancel,priority,observability,dask,compiled,tail]
+                                progress,cancel,priority,observability,dask,compiled,tail,
+                                ceiling,profile]
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import aiohttp
 
 from bench import (
     backends,
+    ceiling,
     compiled,
     first_answer,
     ingest,
     jobs,
     observability,
+    profile,
     serving,
     tail,
     training,
@@ -48,6 +51,8 @@ SECTIONS = (
     "dask",
     "compiled",
     "tail",
+    "ceiling",
+    "profile",
 )
 
 
@@ -106,6 +111,11 @@ def main() -> None:
             results["observability"] = observability.overhead(observability_dir)
         if "tail" in sections:  # four servers of its own, under wrk
             results["tail"] = tail.tail()
+        if "ceiling" in sections:  # the service and the reference apps, under wrk
+            results["ceiling"] = ceiling.ceiling(Path(directory) / "ceiling")
+        if "profile" in sections:  # py-spy on the service and the previous design
+            (Path(directory) / "profile").mkdir()
+            results["profile"] = profile.profile(Path(directory) / "profile")
         if "dask" in sections:  # a cluster, and a server on each backend
             results["dask"] = backends.compare(Path(directory) / "dask")
     RESULTS.parent.mkdir(exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -161,13 +162,25 @@ async def test_a_cheap_model_goes_to_the_batcher_when_requests_arrive_together()
         assert (await cheap.predict(rows(label), False))["predictions"] == [["a", "b"][label]]
         await asyncio.sleep(0)  # the next turn of the loop
     assert estimator.threads == [loop_thread, loop_thread]
-    # Three in the same turn of the loop: the first inline, the others in the batcher's
-    # thread, merged into one call.
+    # Three in the same turn of the loop: the first inline, the others merged into one call,
+    # which is still cheap enough to run on the loop rather than hop to a thread.
     answers = await asyncio.gather(*(cheap.predict(rows(c), False) for c in (0, 1, 2)))
     assert [a["predictions"] for a in answers] == [["a"], ["b"], ["c"]]
-    assert estimator.threads[2] == loop_thread
-    assert estimator.threads[3:] != [] and loop_thread not in estimator.threads[3:]
     assert estimator.calls[2:] == [1, 2]
+    assert estimator.threads[2:] == [loop_thread, loop_thread]
+
+
+async def test_a_merged_batch_over_the_inline_budget_runs_in_a_thread() -> None:
+    estimator = RecordingEstimator()
+    tight = batcher(estimator, inline_seconds=0.0025)
+    # 1 ms per call and 1 ms per row: one row fits the 2.5 ms budget, two don't.
+    tight.model = dataclasses.replace(tight.model, seconds_per_row=0.001)
+    loop_thread = threading.current_thread().name
+    answers = await asyncio.gather(*(tight.predict(rows(c), False) for c in (0, 1, 2)))
+    assert [a["predictions"] for a in answers] == [["a"], ["b"], ["c"]]
+    assert estimator.calls == [1, 2]
+    assert estimator.threads[0] == loop_thread
+    assert estimator.threads[1] != loop_thread
 
 
 async def test_a_request_of_the_wrong_width_is_refused_before_queueing() -> None:

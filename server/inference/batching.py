@@ -6,12 +6,13 @@ lone request wait: with nothing in flight, a request runs at once. While a batch
 thread, off the event loop), new requests queue; when it is done, everything queued (up to
 `max_rows` rows, and after waiting up to `window` seconds for more) goes in the next call.
 The drain task is the batcher's only state besides the queue: a batch runs while it lives.
-A model cheap enough to predict inline (LogisticRegression on a few rows) skips all this:
-a thread hop would cost more than the prediction. But only while requests come one at a
-time: when a second one is handled in the same turn of the event loop, requests are piling
-up, and the batcher's thread lets predictions run on the other core while the loop parses
-and answers (measured with wrk at concurrency 32: +22% to +35% requests/s and a lower p50
-than inline; at concurrency 1, inline stays 30% faster).
+A model cheap enough to predict inline (LogisticRegression or a compiled forest on a few
+rows) skips the thread: a hop would cost more than the prediction. A lone request runs at
+once. When a second one is handled in the same turn of the event loop, requests are piling
+up: they are merged as above, and the merged call still runs on the loop while its estimate
+stays under the inline budget (one call and no hop: +12% requests/s at 8 connections,
+bench/ceiling.py); a bigger one goes to the thread, so that predictions run on the other
+core while the loop parses and answers (+22% to +35% requests/s at 32 connections).
 """
 
 from __future__ import annotations
@@ -120,7 +121,11 @@ class PredictionBatcher:
     async def _run(self, group: list[_Waiting], probabilities: bool) -> None:
         stacked = group[0].X if len(group) == 1 else np.vstack([w.X for w in group])
         try:
-            merged = await asyncio.to_thread(self.model.predict, stacked, probabilities)
+            if self.model.estimated_seconds(len(stacked)) <= self.settings.inline_budget:
+                # Cheap even merged: one call here costs less than a hop to a thread.
+                merged = self.model.predict(stacked, probabilities)
+            else:
+                merged = await asyncio.to_thread(self.model.predict, stacked, probabilities)
         except Exception as error:
             if len(group) > 1:  # one request's rows may be at fault: each answers for its own
                 for waiting in group:
