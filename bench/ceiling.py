@@ -154,9 +154,12 @@ def ceiling(
                     cwd=previous,
                 )
             )
-            for name in MODELS:  # the same files: the previous design reads them as they are
+            for (
+                name
+            ) in MODELS:  # the same files, where the previous design (v2's layout) reads them
                 for suffix in (".joblib", ".json"):
-                    shutil.copy(models / f"{name}{suffix}", directory / "previous-models")
+                    source = models / name / f"1{suffix}"
+                    shutil.copy(source, directory / "previous-models" / f"{name}{suffix}")
             with httpx.Client(base_url=url, timeout=60) as client:
                 for name in MODELS:
                     assert client.post("/load", json={"config": {"name": name}}).status_code == 200

@@ -131,7 +131,7 @@ async def compiled_serving(session: aiohttp.ClientSession, url: str, models_dir:
             loads = {kind: await _load_seconds(session, base, name) for kind, base in urls.items()}
             async with session.get(f"{url}/models/{name}") as reply:
                 info = await reply.json()
-            bundle = joblib.load(models_dir / f"{name}.joblib")
+            bundle = joblib.load(models_dir / name / "1.joblib")
             compiled = OnnxRuntime(bundle["onnx"]) if bundle["onnx"] is not None else None
             results["models"][label] = {
                 "runtime": info["runtime"],

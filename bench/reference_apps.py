@@ -50,7 +50,7 @@ fastapi.get("/health")(lambda: "ok")
 def _sessions() -> dict[str, tuple[onnxruntime.InferenceSession, Any, np.ndarray]]:
     sessions = {}
     for name in ANSWERS:
-        bundle = joblib.load(Path(os.environ["BENCH_MODELS"]) / f"{name}.joblib")
+        bundle = joblib.load(Path(os.environ["BENCH_MODELS"]) / name / "1.joblib")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1  # as the service: one core serves
         session = onnxruntime.InferenceSession(bundle["onnx"], options)

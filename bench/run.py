@@ -3,7 +3,7 @@ in-process floor. Prints tables and saves them in bench/results/latest.json.
 
     python -m bench.run [--only fit,first_answer,ingest,parallel,predict,inline,responsiveness,
                                 progress,cancel,priority,observability,dask,compiled,tail,
-                                ceiling,profile]
+                                ceiling,profile,versions]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from bench import (
     serving,
     tail,
     training,
+    versions,
 )
 from devtools.local_server import uvicorn_server
 
@@ -53,6 +54,7 @@ SECTIONS = (
     "tail",
     "ceiling",
     "profile",
+    "versions",
 )
 
 
@@ -116,6 +118,8 @@ def main() -> None:
         if "profile" in sections:  # py-spy on the service and the previous design
             (Path(directory) / "profile").mkdir()
             results["profile"] = profile.profile(Path(directory) / "profile")
+        if "versions" in sections:  # a server of its own, its cap at 1
+            results["versions"] = versions.swap_cost(Path(directory) / "versions")
         if "dask" in sections:  # a cluster, and a server on each backend
             results["dask"] = backends.compare(Path(directory) / "dask")
     RESULTS.parent.mkdir(exist_ok=True)

@@ -52,7 +52,7 @@ async def train_models(session: aiohttp.ClientSession, url: str) -> dict[str, np
 
 def in_process_predict(models_dir: Path, name: str, batch: np.ndarray) -> float:
     """The floor: the saved estimator's predict on the same batch, one thread, median of 30."""
-    estimator = joblib.load(models_dir / f"{name}.joblib")["estimator"]
+    estimator = joblib.load(models_dir / name / "1.joblib")["estimator"]
     with threadpool_limits(1):
         times = []
         for _ in range(30):
@@ -124,7 +124,7 @@ async def inline_baseline(
         ("rf", "RandomForest (100 trees)", 32),
     ):
         bodies = [predict_body(name, rows[name][i : i + 1]) for i in range(50)]
-        env = {"BENCH_MODEL_FILE": str(models_dir / f"{name}.joblib")}
+        env = {"BENCH_MODEL_FILE": str(models_dir / name / "1.joblib")}
         with uvicorn_server(models_dir, app="bench.inline_app:app", env=env) as (inline_url, _):
             runs: dict[str, list[Any]] = {"server": [], "inline": []}
             for _ in range(ROUNDS):

@@ -9,12 +9,12 @@ import aiohttp
 
 from client.calls import (
     Call,
-    Endpoints,
     EventStream,
     JobRef,
     ProgressCallback,
     job_events,
 )
+from client.endpoints import Endpoints
 from client.sync_client import DEFAULT_URL, auth_headers
 
 KEEPALIVE_SECONDS = 3.0

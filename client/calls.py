@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 Matrix = Any  # a list of rows, or anything with .tolist() (a numpy array)
 Labels = Any
 Job = dict[str, Any]  # the server's job: id, name, state, progress, ... (docs/API.md)
 JobRef = Job | str  # a job, or its id
 ProgressCallback = Callable[[Job], None]
-R = TypeVar("R")
 
 
 class ApiError(Exception):
@@ -59,6 +58,17 @@ def _named(name: str, **extra: Any) -> dict[str, Any]:
     return {"config": {"name": name, **extra}}
 
 
+def _chosen(
+    name: str, version: int | None = None, alias: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A config naming a model and, optionally, one of its versions (a number or an alias)."""
+    if version is not None:
+        extra["version"] = version
+    if alias is not None:
+        extra["alias"] = alias
+    return _named(name, **extra)
+
+
 def fit(
     name: str,
     model_type: str,
@@ -69,8 +79,14 @@ def fit(
     max_seconds: float | None = None,
     validation_fraction: float | None = None,
     validation_seed: int = 0,
+    new_version: bool = False,
+    promote: bool = False,
 ) -> Call:
     config: dict[str, Any] = {"name": name, "model_type": model_type}
+    if new_version:
+        config["new_version"] = True
+    if promote:
+        config["promote"] = True
     if hyperparameters:
         config["hyperparameters"] = hyperparameters
     if max_seconds is not None:
@@ -146,21 +162,63 @@ def finished_model(job: Job) -> dict[str, Any]:
     raise ApiError(int(error["status"]), error["detail"], call)
 
 
-def predict(name: str, X: Matrix, probabilities: bool = False) -> Call:
-    return Call("POST", "/predict", {"X": _rows(X), **_named(name, probabilities=probabilities)})
+def predict(
+    name: str,
+    X: Matrix,
+    probabilities: bool = False,
+    version: int | None = None,
+    alias: str | None = None,
+) -> Call:
+    config = _chosen(name, version, alias, probabilities=probabilities)
+    return Call("POST", "/predict", {"X": _rows(X), **config})
 
 
-def evaluate(name: str, X: Matrix, y: Labels) -> Call:
+def evaluate(
+    name: str, X: Matrix, y: Labels, version: int | None = None, alias: str | None = None
+) -> Call:
     labels = y.tolist() if hasattr(y, "tolist") else list(y)
-    return Call("POST", "/evaluate", {"X": _rows(X), "y": labels, **_named(name)})
+    return Call("POST", "/evaluate", {"X": _rows(X), "y": labels, **_chosen(name, version, alias)})
 
 
-def load(name: str) -> Call:
-    return Call("POST", "/load", _named(name))
+def load(name: str, version: int | None = None, alias: str | None = None) -> Call:
+    return Call("POST", "/load", _chosen(name, version, alias))
 
 
-def unload(name: str) -> Call:
-    return Call("POST", "/unload", _named(name))
+def unload(name: str, version: int | None = None, alias: str | None = None) -> Call:
+    return Call("POST", "/unload", _chosen(name, version, alias))
+
+
+# -- versions and aliases ----------------------------------------------------------------------
+def versions(name: str) -> Call:
+    return Call("GET", f"/models/{name}/versions")
+
+
+def version(name: str, number: int) -> Call:
+    return Call("GET", f"/models/{name}/versions/{number}")
+
+
+def remove_version(name: str, number: int) -> Call:
+    return Call("DELETE", f"/models/{name}/versions/{number}")
+
+
+def promote(name: str, number: int) -> Call:
+    return Call("POST", f"/models/{name}/promote", {"version": number})
+
+
+def rollback(name: str) -> Call:
+    return Call("POST", f"/models/{name}/rollback")
+
+
+def set_alias(name: str, alias: str, number: int) -> Call:
+    return Call("PUT", f"/models/{name}/aliases/{alias}", {"version": number})
+
+
+def remove_alias(name: str, alias: str) -> Call:
+    return Call("DELETE", f"/models/{name}/aliases/{alias}")
+
+
+def history(name: str) -> Call:
+    return Call("GET", f"/models/{name}/history")
 
 
 def remove(name: str) -> Call:
@@ -185,80 +243,3 @@ def status() -> Call:
 
 def health() -> Call:
     return Call("GET", "/health")
-
-
-class Endpoints(Generic[R]):
-    """One method per endpoint. A subclass says how a `Call` is sent: the synchronous
-    client returns the answer, the asynchronous one a coroutine of it."""
-
-    def send(self, call: Call) -> R:
-        raise NotImplementedError
-
-    def fit(
-        self,
-        name: str,
-        model_type: str,
-        X: Matrix,
-        y: Labels,
-        hyperparameters: dict[str, Any] | None = None,
-        wait: bool = True,
-        max_seconds: float | None = None,
-        validation_fraction: float | None = None,
-        validation_seed: int = 0,
-    ) -> R:
-        """The saved model's metadata; with `wait=False`, the started job at once.
-        `validation_fraction`: hold out that share of the rows and score the model on them
-        (the metadata's `validation`)."""
-        return self.send(
-            fit(
-                name,
-                model_type,
-                X,
-                y,
-                hyperparameters,
-                wait,
-                max_seconds,
-                validation_fraction,
-                validation_seed,
-            )
-        )
-
-    def job(self, ref: JobRef) -> R:
-        return self.send(job(ref))
-
-    def jobs(self) -> R:
-        return self.send(jobs())
-
-    def cancel(self, ref: JobRef) -> R:
-        return self.send(cancel(ref))
-
-    def predict(self, name: str, X: Matrix, probabilities: bool = False) -> R:
-        return self.send(predict(name, X, probabilities))
-
-    def evaluate(self, name: str, X: Matrix, y: Labels) -> R:
-        """Scores of a loaded model on labelled rows (accuracy, ..., log_loss)."""
-        return self.send(evaluate(name, X, y))
-
-    def load(self, name: str) -> R:
-        return self.send(load(name))
-
-    def unload(self, name: str) -> R:
-        return self.send(unload(name))
-
-    def remove(self, name: str) -> R:
-        return self.send(remove(name))
-
-    def remove_all(self) -> R:
-        return self.send(remove_all())
-
-    def models(self) -> R:
-        return self.send(models())
-
-    def model(self, name: str) -> R:
-        return self.send(model(name))
-
-    def status(self) -> R:
-        return self.send(status())
-
-    def health(self) -> R:
-        return self.send(health())

@@ -9,12 +9,12 @@ import requests
 
 from client.calls import (
     Call,
-    Endpoints,
     EventStream,
     JobRef,
     ProgressCallback,
     job_events,
 )
+from client.endpoints import Endpoints
 
 DEFAULT_URL = "http://localhost:8000"
 # The bearer token, when the server has MANAGEMENT_TOKEN or INFERENCE_TOKEN set.

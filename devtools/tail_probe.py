@@ -109,7 +109,7 @@ def main() -> None:
         with httpx.Client(base_url=url, timeout=60) as client:
             client.post("/fit", json={"X": X.tolist(), "y": y.tolist(), "config": config})
             client.post("/load", json={"config": {"name": "lr"}})
-        model = app.state.service.registry.get("lr").model
+        model = app.state.service.registry.get(("lr", 1)).model
         inline = model.estimated_seconds(1) <= settings.inline_predict_ms / 1000
         print(
             f"1-row predict estimated at {model.estimated_seconds(1) * 1e6:.0f} us: "

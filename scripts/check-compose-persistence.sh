@@ -18,7 +18,7 @@ curl -fsS -X POST "$URL/remove" "${json[@]}" -d "{\"config\": {\"name\": \"$NAME
 curl -fsS -X POST "$URL/fit" "${json[@]}" -d "{\"X\": [[0, 1], [1, 0], [0, 2], [2, 0]],
   \"y\": [\"a\", \"b\", \"a\", \"b\"], \"config\": {\"name\": \"$NAME\", \"model_type\": \"LogisticRegression\"}}"
 echo
-ls -ln "saved_models/$NAME.joblib" "saved_models/$NAME.json"
+ls -ln "saved_models/$NAME/1.joblib" "saved_models/$NAME/1.json" "saved_models/$NAME/pointers.json"
 
 $COMPOSE down
 $COMPOSE up -d

@@ -46,8 +46,13 @@ class Forbidden(ServiceError):
 class ModelNotFound(ServiceError):
     status_code = 404
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"model '{name}' does not exist")
+    def __init__(self, name: str, version: int | None = None, alias: str | None = None) -> None:
+        if version is not None:
+            super().__init__(f"model '{name}' has no version {version}")
+        elif alias is not None:
+            super().__init__(f"model '{name}' has no alias '{alias}'")
+        else:
+            super().__init__(f"model '{name}' does not exist")
 
 
 class ModelExists(ServiceError):
@@ -61,11 +66,17 @@ class ModelBusy(ServiceError):
 class NotLoaded(ServiceError):
     status_code = 409
 
-    def __init__(self, name: str) -> None:
-        super().__init__(
-            f"model '{name}' is not loaded: POST /load with "
-            f'{{"config": {{"name": "{name}"}}}} first'
-        )
+    def __init__(self, name: str, version: int | None = None, current: bool = True) -> None:
+        if current or version is None:
+            super().__init__(
+                f"model '{name}' is not loaded: POST /load with "
+                f'{{"config": {{"name": "{name}"}}}} first'
+            )
+        else:
+            super().__init__(
+                f"model '{name}' version {version} is not loaded: POST /load with "
+                f'{{"config": {{"name": "{name}", "version": {version}}}}} first'
+            )
 
 
 class CapacityReached(ServiceError):

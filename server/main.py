@@ -19,8 +19,9 @@ from threadpoolctl import threadpool_limits
 from uvicorn.logging import DefaultFormatter
 
 from server.algorithms import preload
+from server.catalog import Catalog
 from server.config import Settings, load_settings
-from server.http import routes
+from server.http import model_routes, routes
 from server.http.auth import Tokens, warn_if_exposed
 from server.http.docs import STATIC_URL, install_redoc
 from server.http.errors import install_error_handlers
@@ -34,8 +35,10 @@ from server.service import ModelService
 from server.store.files import ModelStore
 from server.training.backend import TrainingBackend
 from server.training.cores import allowed_cores, plan_cores
+from server.training.limits import TrainingLimits
 from server.training.local import LocalBackend
-from server.training.trainer import Trainer, TrainingLimits
+from server.training.trainer import Trainer
+from server.versioning import Versions
 
 logger = logging.getLogger("server")
 access_logger = logging.getLogger("server.access")
@@ -113,8 +116,11 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
         registry = Registry(
             store, settings.max_inference_models, batching, metrics, settings.inference_runtime
         )
+        versions = Versions(store, registry, metrics, trainer.training_version)
         compile_models = settings.inference_runtime == "auto"
-        app.state.service = ModelService(store, trainer, registry, compile_models)
+        service = ModelService(store, trainer, registry, versions, compile_models)
+        app.state.service = service
+        app.state.catalog = Catalog(service)
         logger.info(
             "serving models from %s: %s, up to %d loaded model(s); %s",
             store.root,
@@ -126,6 +132,8 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
         )
         if isinstance(backend, LocalBackend):
             logger.info("cores: %s", backend.cores.describe())
+            if (sharing := backend.cores.sharing(settings.training_slots)) is not None:
+                logger.warning("cores: %s", sharing)
         asyncio.get_running_loop().call_later(EXPOSURE_CHECK_SECONDS, warn_if_exposed, tokens)
         # Everything imported so far (the five libraries, ONNX Runtime, FastAPI: over a million
         # objects) lives as long as the process. Out of the collector's sight, a full
@@ -152,13 +160,14 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
         lifespan=lifespan,
     )
     metrics: Metrics = (
-        Metrics(lambda: getattr(app.state, "service", None)) if settings.metrics else NoMetrics()
+        Metrics(lambda: getattr(app.state, "catalog", None)) if settings.metrics else NoMetrics()
     )
     app.state.settings = settings
     app.state.tokens = tokens
     app.state.metrics = metrics
     install_redoc(app)
     routes.table.install(app, guarded=not tokens.open)
+    model_routes.table.install(app, guarded=not tokens.open)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     log = RequestLog(metrics, settings.access_log)

@@ -95,6 +95,13 @@ class Metrics:
             buckets=BATCH_ROW_BUCKETS,
             registry=self.registry,
         )
+        self._swaps = Counter(
+            f"{PREFIX}_version_moves",
+            "Moves of a current pointer or alias (swapped: of a loaded version; moved: nothing "
+            "loaded to swap; failed: the new version did not load or the pointers not write)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.registry.register(_CapacityCollector(capacity))
         # The children of labelled metrics, found once: `labels()` takes a lock each time.
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
@@ -118,6 +125,9 @@ class Metrics:
 
     def limit_hit(self, limit: str) -> None:
         self._limit_hits.labels(limit).inc()
+
+    def swap(self, outcome: str) -> None:
+        self._swaps.labels(outcome).inc()
 
     def prediction_counter(self, model_type: str) -> Callable[[int], None]:
         """For one loaded model: a function to call with the rows of each predict call."""
@@ -147,6 +157,9 @@ class NoMetrics(Metrics):
         pass
 
     def limit_hit(self, limit: str) -> None:
+        pass
+
+    def swap(self, outcome: str) -> None:
         pass
 
     def prediction_counter(self, model_type: str) -> Callable[[int], None]:

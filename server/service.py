@@ -1,7 +1,9 @@
-"""ModelService: the contract's operations, composed from the store, the trainer and the registry.
+"""ModelService: the contract's operations, composed from the store, the trainer, the
+registry and the versions.
 
-The rules that span parts live here (a name in training can't be loaded or removed; a fit's
-name must be free on disk and in training), so that the routes only translate HTTP.
+The rules that span parts live here (a name in training can't be removed; a fit's name must
+be free on disk and in training, unless it trains a new version), so that the routes only
+translate HTTP. What exists and in which state is told by server.catalog.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from server.errors import (
     ModelExists,
     ModelNotFound,
     NotLoaded,
+    ServiceError,
 )
 from server.inference.batching import PredictionBatcher
 from server.inference.loaded import LoadedModel
 from server.inference.memory import release_unused_memory
-from server.inference.registry import Registry
+from server.inference.registry import Key, Registry
 from server.ingest import EvaluateInput, Features, FitInput
 from server.ingest.features import MatrixFeatures
 from server.scoring import check_holdout
@@ -31,6 +34,7 @@ from server.store.files import ModelStore
 from server.training.jobs import Job
 from server.training.trainer import Trainer
 from server.training.worker import Holdout, TrainingRequest
+from server.versioning import Versions
 
 # Requests with more rows than this are matched to the model's columns in a thread.
 INLINE_MATCH_ROWS = 1000
@@ -56,14 +60,20 @@ async def _matrix_for(model: LoadedModel, features: Features) -> np.ndarray:
 
 class ModelService:
     def __init__(
-        self, store: ModelStore, trainer: Trainer, registry: Registry, compile_models: bool = True
+        self,
+        store: ModelStore,
+        trainer: Trainer,
+        registry: Registry,
+        versions: Versions,
+        compile_models: bool = True,
     ) -> None:
         self.store = store
         self.trainer = trainer
         self.registry = registry
+        self.versions = versions
         self.compile_models = compile_models  # INFERENCE_RUNTIME=auto
-        # Models whose files passed a stat but failed to load: GET /models says so.
-        self._load_failures: dict[str, str] = {}
+        # Versions whose files passed a stat but failed to load: GET /models says so.
+        self.load_failures: dict[Key, str] = {}
 
     # -- training ----------------------------------------------------------------------------
     def start_fit(self, request: FitInput) -> Job:
@@ -78,6 +88,19 @@ class ModelService:
         if config.validation_fraction is not None:
             check_holdout(y_encoded, config.validation_fraction)
             held_out = Holdout(config.validation_fraction, config.validation_seed)
+        # No await from here to the trainer's claim of a slot: for the event loop they are
+        # one step, so of racing fits with one name exactly one trains.
+        exists = self.store.exists(config.name)
+        if exists and not config.new_version:
+            raise ModelExists(
+                f"model '{config.name}' exists already; POST /remove it first, or train its "
+                'next version with "new_version": true'
+            )
+        if self.trainer.is_training(config.name):
+            what = "a new version of model" if exists else "model"
+            raise ModelBusy(f"{what} '{config.name}' is being trained right now")
+        pointers = self.versions.pointers(config.name) if exists else None
+        version = self.store.next_version(config.name, pointers)
         training = TrainingRequest(
             name=config.name,
             model_type=algorithm.name,
@@ -88,12 +111,20 @@ class ModelService:
             feature_names=request.feature_names,
             holdout=held_out,
             compile=self.compile_models,
+            version=version,
         )
-        # No await between this check and the trainer's claim of a slot: for the event loop
-        # they are one step, so of racing fits with one name exactly one trains.
-        if self.store.exists(config.name):
-            raise ModelExists(f"model '{config.name}' exists already; POST /remove it first")
-        return self.trainer.start_job(training, config.max_seconds)
+        promote = config.promote and exists
+
+        async def after_save(metadata: dict[str, Any]) -> dict[str, Any]:
+            if not promote:
+                return metadata
+            try:
+                await self.versions.promote(config.name, version)
+            except ServiceError as error:  # saved all the same: only the promotion failed
+                return {**metadata, "promoted": False, "promote_error": error.detail}
+            return {**metadata, "promoted": True}
+
+        return self.trainer.start_job(training, config.max_seconds, after_save)
 
     async def wait(self, job: Job) -> dict[str, Any]:
         return await self.trainer.wait(job)
@@ -108,35 +139,57 @@ class ModelService:
         return await self.trainer.cancel(job_id)
 
     # -- inference ---------------------------------------------------------------------------
-    async def load(self, name: str) -> None:
-        if self.trainer.is_training(name):
-            raise ModelBusy(f"model '{name}' is still training; load it once /fit has answered")
+    def _key(self, name: str, version: int | None, alias: str | None) -> Key:
+        """The (name, version) a request means; 404 for an unknown name, version or alias,
+        409 while the name's first version is still training."""
         if not self.store.exists(name):
+            if self.trainer.is_training(name):
+                raise ModelBusy(f"model '{name}' is still training; use it once /fit has answered")
             raise ModelNotFound(name)
+        return name, self.versions.resolve(name, version, alias)
+
+    async def load(self, name: str, version: int | None, alias: str | None) -> int:
+        key = self._key(name, version, alias)
+        self.versions.require(*key)
         try:
-            await self.registry.load(name)
+            await self.registry.load(key)
         except BrokenModel as error:
-            self._load_failures[name] = error.detail  # shown by GET /models from now on
+            self.load_failures[key] = error.detail  # shown by GET /models from now on
             raise
-        self._load_failures.pop(name, None)
+        self.load_failures.pop(key, None)
+        return key[1]
 
-    async def unload(self, name: str) -> None:
-        known = self.registry.is_loaded(name) or self.trainer.is_training(name)
-        if not known and not self.store.exists(name):
-            raise ModelNotFound(name)
-        if await self.registry.unload(name):
+    async def unload(self, name: str, version: int | None, alias: str | None) -> int:
+        key = self._key(name, version, alias)
+        if not self.registry.is_loaded(key):
+            self.versions.require(*key)
+        was_loaded = await self.registry.unload(key) is not None  # holding it would keep it
+        if was_loaded:
             await asyncio.to_thread(release_unused_memory)
+        return key[1]
 
-    def _loaded(self, name: str) -> PredictionBatcher:
-        batcher = self.registry.get(name)
+    def _loaded(self, name: str, version: int | None, alias: str | None) -> PredictionBatcher:
+        pointers = self.versions.cached(name)
+        if pointers is not None and version is None and alias is None:  # the hot path
+            batcher = self.registry.get((name, pointers.current))
+            if batcher is not None:
+                return batcher
+        key = self._key(name, version, alias)
+        batcher = self.registry.get(key)
         if batcher is None:
-            if self.store.exists(name) or self.trainer.is_training(name):
-                raise NotLoaded(name)
-            raise ModelNotFound(name)
+            self.versions.require(*key)
+            raise NotLoaded(name, key[1], current=version is None and alias is None)
         return batcher
 
-    async def predict(self, name: str, features: Features, probabilities: bool) -> dict[str, Any]:
-        batcher = self._loaded(name)
+    async def predict(
+        self,
+        name: str,
+        features: Features,
+        probabilities: bool,
+        version: int | None = None,
+        alias: str | None = None,
+    ) -> dict[str, Any]:
+        batcher = self._loaded(name, version, alias)
         if isinstance(features, MatrixFeatures):  # the hot path: no coroutine, no matching
             X = features.X
         else:
@@ -144,7 +197,8 @@ class ModelService:
         return await batcher.predict(X, probabilities)
 
     async def evaluate(self, request: EvaluateInput) -> dict[str, Any]:
-        model = self._loaded(request.config.name).model
+        config = request.config
+        model = self._loaded(config.name, config.version, config.alias).model
         X = await _matrix_for(model, request.features)
         return await asyncio.to_thread(model.evaluate, X, request.y)
 
@@ -156,7 +210,7 @@ class ModelService:
             )
         if not self.store.exists(name):
             raise ModelNotFound(name)
-        was_loaded = await self.registry.unload(name)
+        was_loaded = await self.registry.unload_name(name)
         # No await between here and the deletion: a load that starts now finds no model.
         self._delete(name)
         if was_loaded:
@@ -165,7 +219,9 @@ class ModelService:
     async def remove_all(self) -> dict[str, list[str]]:
         removed, any_loaded = [], False
         for name in self.store.names():
-            any_loaded |= await self.registry.unload(name)
+            if self.trainer.is_training(name):  # a new version in training: kept whole
+                continue
+            any_loaded |= await self.registry.unload_name(name)
             try:
                 self._delete(name)
             except ModelNotFound:  # removed meanwhile by a concurrent /remove
@@ -177,62 +233,13 @@ class ModelService:
 
     def _delete(self, name: str) -> None:
         self.store.delete(name)
-        self._load_failures.pop(name, None)
+        self.versions.forget(name)
+        for key in [key for key in self.load_failures if key[0] == name]:
+            del self.load_failures[key]
 
-    # -- what exists -------------------------------------------------------------------------
-    def _with_status(self, info: dict[str, Any]) -> dict[str, Any]:
-        name = info["name"]
-        if info.get("status") == "broken":
-            return info
-        if name in self._load_failures:
-            return {**info, "status": "broken", "error": self._load_failures[name]}
-        batcher = self.registry.get(name)
-        if batcher is None:
-            return {**info, "status": "trained"}
-        return {**info, "status": "loaded", **batcher.model.choice.describe()}
-
-    def models(self) -> list[dict[str, Any]]:
-        found = {info["name"]: self._with_status(info) for info in self.store.list_models()}
-        found.update(self.trainer.training())
-        return [found[name] for name in sorted(found)]
-
-    def model(self, name: str) -> dict[str, Any]:
-        training = self.trainer.training()
-        if name in training:
-            return training[name]
+    async def remove_version(self, name: str, version: int) -> None:
         if not self.store.exists(name):
             raise ModelNotFound(name)
-        return self._with_status(self.store.describe(name))
-
-    # -- capacity, as the scrape-time gauges of server.metrics read it -------------------------
-    def training_slots(self) -> int:
-        return self.trainer.slot_count
-
-    def training_slots_busy(self) -> int:
-        return self.trainer.busy
-
-    def models_loaded(self) -> int:
-        return len(self.registry.loaded_names())
-
-    def models_loaded_max(self) -> int:
-        return self.registry.max_models
-
-    def status(self) -> dict[str, Any]:
-        running = self.trainer.running()
-        slots = self.trainer.slot_count
-        return {
-            "training": {
-                **self.trainer.backend.describe(),
-                "cores": slots + 1,
-                "slots": slots,
-                "active": self.trainer.busy,
-                "models": sorted(job.name for job in running),
-                "jobs": [
-                    {"id": job.id, "name": job.name, "progress": job.progress()} for job in running
-                ],
-            },
-            "inference": {
-                "max_models": self.registry.max_models,
-                "loaded": self.registry.loaded_names(),
-            },
-        }
+        self.versions.check_deletable(name, version)
+        self.store.delete_version(name, version)
+        self.load_failures.pop((name, version), None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,22 @@ MODEL_TYPES = [
     "LGBMClassifier",
     "CatBoostClassifier",
 ]
+
+
+def files_under(directory: Path) -> list[str]:
+    """Every file under `directory`, as sorted paths relative to it."""
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+
+
+def files_of(models_dir: Path, name: str) -> list[str]:
+    """Every file of `name`: its folder's (temporary ones included), and its folder while it
+    is being removed."""
+    if not models_dir.exists():
+        return []
+    folder = models_dir / name
+    found = [str(p.relative_to(models_dir)) for p in folder.rglob("*")] if folder.exists() else []
+    found += [p.name for p in models_dir.glob(f".{name}.*")]
+    return sorted(found)
 
 
 def dataset(

@@ -18,10 +18,10 @@ pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "API.md"
-HEADING = re.compile(r"^### `(GET|POST) (/[^`]*)`$")
+HEADING = re.compile(r"^### `(GET|POST|PUT|DELETE) (/[^`]*)`$")
 STATUS_ROW = re.compile(r"^\| `(\d{3})` \|")
 GUARD_ROW = re.compile(r"^\| `(MANAGEMENT_TOKEN|INFERENCE_TOKEN)` \| ([^|]+) \|$")
-ENDPOINT = re.compile(r"`(?:(GET|POST) )?(/[^`]*)`")
+ENDPOINT = re.compile(r"`(?:(GET|POST|PUT|DELETE) )?(/[^`]*)`")
 # Pages of the docs themselves, not part of the contract's endpoints.
 UNDOCUMENTED = {"/docs", "/redoc", "/docs/oauth2-redirect"}
 

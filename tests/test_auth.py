@@ -25,11 +25,19 @@ MANAGEMENT_ENDPOINTS: list[tuple[str, str, Any]] = [
     ("POST", "/remove", named("guarded")),
     ("POST", "/remove_all", None),
     ("POST", f"/jobs/{ANY_JOB}/cancel", None),
+    ("POST", "/models/guarded/promote", {"version": 1}),
+    ("POST", "/models/guarded/rollback", None),
+    ("PUT", "/models/guarded/aliases/staging", {"version": 1}),
+    ("DELETE", "/models/guarded/aliases/staging", None),
+    ("DELETE", "/models/guarded/versions/1", None),
 ]
 INFERENCE_ENDPOINTS: list[tuple[str, str, Any]] = [
     ("POST", "/predict", {"X": [[0.0, 0.0, 0.0, 0.0]], **named("guarded")}),
     ("GET", "/models", None),
     ("GET", "/models/guarded", None),
+    ("GET", "/models/guarded/versions", None),
+    ("GET", "/models/guarded/versions/1", None),
+    ("GET", "/models/guarded/history", None),
     ("GET", "/status", None),
     ("GET", "/jobs", None),
     ("GET", f"/jobs/{ANY_JOB}", None),
@@ -118,7 +126,12 @@ async def test_openapi_declares_the_bearer_scheme(guarded: httpx.AsyncClient) ->
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
     paths = document["paths"]
     for method, path, _ in MANAGEMENT_ENDPOINTS + INFERENCE_ENDPOINTS:
-        template = path.replace(ANY_JOB, "{job_id}").replace("/models/guarded", "/models/{name}")
+        template = (
+            path.replace(ANY_JOB, "{job_id}")
+            .replace("/models/guarded", "/models/{name}")
+            .replace("/aliases/staging", "/aliases/{alias}")
+            .replace("/versions/1", "/versions/{version}")
+        )
         assert paths[template][method.lower()]["security"] == [{scheme_name: []}], template
     assert "security" not in paths["/health"]["get"]
 

@@ -71,7 +71,7 @@ def rows(*classes: int) -> np.ndarray:
 async def test_a_lone_request_runs_at_once_and_alone() -> None:
     estimator = RecordingEstimator()
     answer = await batcher(estimator).predict(rows(2, 0), probabilities=False)
-    assert answer == {"name": "m", "predictions": ["c", "a"]}
+    assert answer == {"name": "m", "version": 1, "predictions": ["c", "a"]}
     assert estimator.calls == [2]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -57,14 +58,17 @@ def test_sync_client_round_trip_and_errors(server_url: str) -> None:
         assert client.health() == {"status": "ok"}
         answer = client.fit("sync-lr", "LogisticRegression", X, y, {"C": 0.5})
         assert answer["hyperparameters"] == {"C": 0.5}
-        assert client.load("sync-lr") == {"name": "sync-lr", "status": "loaded"}
+        assert client.load("sync-lr") == {"name": "sync-lr", "version": 1, "status": "loaded"}
         assert client.predict("sync-lr", X[:2])["predictions"][0] in {"cat", "dog"}
         assert client.model("sync-lr")["status"] == "loaded"
 
         with pytest.raises(ApiError) as caught:
             client.fit("sync-lr", "LogisticRegression", X, y)
         assert caught.value.status == 409
-        assert caught.value.detail == "model 'sync-lr' exists already; POST /remove it first"
+        assert caught.value.detail == (
+            "model 'sync-lr' exists already; POST /remove it first, or train its next version "
+            'with "new_version": true'
+        )
         with pytest.raises(ApiError) as caught:
             client.load("nobody")
         assert (caught.value.status, caught.value.detail) == (404, "model 'nobody' does not exist")
@@ -89,6 +93,72 @@ async def test_async_client_round_trip_and_errors(server_url: str) -> None:
         assert "async-rf" in (await client.status())["inference"]["loaded"]
         await client.remove("async-rf")
         assert all(m["name"] != "async-rf" for m in (await client.models())["models"])
+
+
+def test_sync_client_versions_promote_rollback_and_aliases(server_url: str) -> None:
+    X, y = dataset(labels="str")
+    with ModelClient(server_url, token=TOKEN) as client:
+        client.fit("sync-v", "LogisticRegression", X, y)
+        client.load("sync-v")
+        second = client.fit("sync-v", "RandomForestClassifier", X, y, new_version=True)
+        assert second["version"] == 2
+        assert client.promote("sync-v", 2) == {
+            "name": "sync-v", "current_version": 2, "aliases": {},
+        }  # fmt: skip
+        assert client.predict("sync-v", X[:1])["version"] == 2
+        assert client.rollback("sync-v")["current_version"] == 1
+        assert client.set_alias("sync-v", "staging", 2)["aliases"] == {"staging": 2}
+        assert client.load("sync-v", alias="staging")["version"] == 2
+        assert client.predict("sync-v", X[:1], alias="staging")["version"] == 2
+        assert client.unload("sync-v", version=2)["status"] == "trained"
+        assert [v["version"] for v in client.versions("sync-v")["versions"]] == [1, 2]
+        assert client.version("sync-v", 2)["model_type"] == "RandomForestClassifier"
+        assert client.remove_alias("sync-v", "staging")["aliases"] == {}
+        assert client.remove_version("sync-v", 2)["removed"] is True
+        moves = [(m["pointer"], m["to"]) for m in client.history("sync-v")["history"]]
+        assert moves == [
+            ("current", 1),
+            ("current", 2),
+            ("current", 1),
+            ("staging", 2),
+            ("staging", None),
+        ]
+        with pytest.raises(ApiError) as caught:
+            client.promote("sync-v", 2)
+        assert (caught.value.status, caught.value.detail) == (
+            404,
+            "model 'sync-v' has no version 2",
+        )
+        client.remove("sync-v")
+
+
+@pytest.mark.anyio
+async def test_async_client_trains_and_promotes_a_new_version(server_url: str) -> None:
+    X, y = dataset()
+    async with AsyncModelClient(server_url, token=TOKEN) as client:
+        await client.fit("async-v", "LogisticRegression", X, y)
+        fitted = await client.fit(
+            "async-v", "LogisticRegression", X, y, {"C": 0.1}, new_version=True, promote=True
+        )
+        assert (fitted["version"], fitted["promoted"]) == (2, True)
+        assert (await client.versions("async-v"))["current_version"] == 2
+        assert (await client.rollback("async-v"))["current_version"] == 1
+        assert len((await client.history("async-v"))["history"]) == 3
+        assert (await client.set_alias("async-v", "next", 2))["aliases"] == {"next": 2}
+        await client.remove("async-v")
+
+
+def test_retrain_demo_promotes_and_rolls_back_with_no_failed_request(
+    server_url: str, tmp_path: Path
+) -> None:
+    result = run_script("client.retrain", server_url, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "promoted version 2 in" in result.stdout
+    assert "rolled back to version 1" in result.stdout
+    answered = re.search(r"(\d+) predictions answered, (\d+) failed", result.stdout)
+    assert answered is not None and int(answered[1]) > 0 and answered[2] == "0"
+    timeline = result.stdout.split("Answers per second")[1]
+    assert re.search(r"\n\s*\d+\s+0\s+[1-9]", timeline)  # a second answered by version 2 only
 
 
 def test_sync_client_jobs_wait_and_cancel(server_url: str) -> None:
@@ -252,7 +322,9 @@ class _Broken(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.parametrize("module", ["client.sequential", "client.concurrent", "client.lifecycle"])
+@pytest.mark.parametrize(
+    "module", ["client.sequential", "client.concurrent", "client.lifecycle", "client.retrain"]
+)
 def test_scripts_exit_non_zero_when_the_server_misbehaves(module: str, tmp_path: Path) -> None:
     broken = ThreadingHTTPServer(("127.0.0.1", 0), _Broken)
     threading.Thread(target=broken.serve_forever, daemon=True).start()

@@ -32,6 +32,12 @@ def test_with_one_core_trainings_share_it_at_a_lower_priority() -> None:
     assert "share" in plan.describe()
 
 
+def test_slots_beyond_the_training_cores_are_named() -> None:
+    plan = plan_cores(frozenset({0, 1}), pin=True, nice=None)
+    assert plan.sharing(1) is None
+    assert "TRAINING_CORES=2 matches" in (plan.sharing(3) or "")
+
+
 def test_pinning_can_be_turned_off_and_the_priority_set() -> None:
     assert plan_cores(frozenset({0, 1}), pin=False, nice=None).training_cores is None
     assert plan_cores(frozenset({0, 1}), pin=True, nice=7).nice == 7
@@ -62,7 +68,10 @@ async def test_training_processes_run_off_the_servers_core(tmp_path: Path) -> No
         await _settled_training_processes(server.pid, 2, set(ALLOWED - {server_core}), 0)
         # The server itself may still use every allowed core (its inference threads).
         assert set(psutil.Process(server.pid).cpu_affinity()) == ALLOWED
-    assert f"cores: core {server_core} is the server's own" in log.read_text()
+    printed = log.read_text()
+    assert f"cores: core {server_core} is the server's own" in printed
+    if len(ALLOWED) == 2:  # two slots, one training core: the log says so
+        assert "2 training slots share 1 training core(s)" in printed
 
 
 async def test_on_a_single_core_trainings_share_it_at_nice_10(tmp_path: Path) -> None:

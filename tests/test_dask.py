@@ -22,7 +22,7 @@ from devtools.dask_cluster import Cluster, dask_cluster
 from server.config import Settings
 from server.main import create_app
 from tests.conftest import ClientFactory
-from tests.helpers import MODEL_TYPES, fit_body, named, wait_until
+from tests.helpers import MODEL_TYPES, files_of, fit_body, named, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -77,12 +77,6 @@ async def wait_progress(client: httpx.AsyncClient, job_id: str) -> dict[str, Any
     return found
 
 
-def files_of(models_dir: Path, name: str) -> list[str]:
-    if not models_dir.exists():
-        return []
-    return [p.name for p in models_dir.iterdir() if p.name.lstrip(".").startswith(f"{name}.")]
-
-
 def test_the_cluster_cannot_import_this_project(cluster: Cluster) -> None:
     """What the tests below show holds for a stock cluster: neither the scheduler nor a worker
     finds `server` (the server sends what a fit needs, pickled by value)."""
@@ -107,7 +101,7 @@ async def test_each_model_type_trains_on_dask_and_predicts_here(
         assert response.status_code == 201, response.text
         assert response.json()["classes"] == sorted(set(body["y"]))
         # No shared filesystem: the worker sent the model, this server wrote it.
-        assert (models_dir / f"{name}.joblib").is_file()
+        assert (models_dir / name / "1.joblib").is_file()
         assert (await server.post("/load", json=named(name))).status_code == 200
         answer = (await server.post("/predict", json={"X": body["X"][:5], **named(name)})).json()
         assert set(answer["predictions"]) <= set(body["y"])
@@ -300,7 +294,7 @@ async def test_the_jobs_contract_holds_on_both_backends(
     assert started.status_code == 202
     events = await server.get(started.headers["Location"] + "/events")
     assert events.text.count("event: succeeded") == 1
-    assert (models_dir / "xgb.joblib").is_file()
+    assert (models_dir / "xgb" / "1.joblib").is_file()
     cancel = await server.post(started.headers["Location"] + "/cancel")
     assert cancel.status_code == 409 and "has already succeeded" in cancel.json()["detail"]
 
@@ -330,3 +324,28 @@ async def test_the_jobs_contract_holds_on_both_backends(
     assert answer.status_code == 409 and "was cancelled" in answer.json()["detail"]
     assert files_of(models_dir, "slow") == []
     assert (await server.post("/fit", json=fit_body("slow"))).status_code == 201
+
+
+async def test_a_new_version_trains_and_is_promoted_on_both_backends(
+    any_backend: httpx.AsyncClient, models_dir: Path
+) -> None:
+    server = any_backend
+    assert (await server.post("/fit", json=fit_body("v"))).status_code == 201
+    assert (await server.post("/load", json=named("v"))).status_code == 200
+    body = fit_body("v", "XGBClassifier")
+    body["config"].update(new_version=True, promote=True)
+    fitted = await server.post("/fit", json=body)
+    assert fitted.status_code == 201, fitted.text
+    assert (fitted.json()["version"], fitted.json()["promoted"]) == (2, True)
+    assert (models_dir / "v" / "2.joblib").is_file()  # written here, sent by the worker
+    answer = await server.post("/predict", json={"X": body["X"][:2], **named("v")})
+    assert answer.json()["version"] == 2
+    # A cancelled new version leaves nothing of itself, and the name as it was.
+    slow = fit_body("v", "RandomForestClassifier", LONG)
+    slow["config"]["new_version"] = True
+    started = await start(server, slow)
+    assert (await server.post(f"/jobs/{started['id']}/cancel")).status_code == 200
+    assert sorted(p.name for p in (models_dir / "v").iterdir()) == [
+        "1.joblib", "1.json", "2.joblib", "2.json", "pointers.json",
+    ]  # fmt: skip
+    assert (await server.get("/models/v")).json()["current_version"] == 2

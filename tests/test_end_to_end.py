@@ -17,7 +17,15 @@ import httpx
 import pytest
 
 from server.training.progress import PHASES
-from tests.helpers import dataset, fit_body, named, slow_fit_body, wait_training, wait_until
+from tests.helpers import (
+    dataset,
+    files_under,
+    fit_body,
+    named,
+    slow_fit_body,
+    wait_training,
+    wait_until,
+)
 from tests.servers import STOP_TIMEOUT, training_processes, uvicorn_server, wait_gone
 
 pytestmark = pytest.mark.anyio
@@ -56,11 +64,13 @@ async def test_fit_load_predict_over_http(tmp_path: Path) -> None:
             assert status["inference"]["loaded"] == ["rf"]
             assert (await client.get("/openapi.json")).status_code == 200
             assert (await client.get("/docs")).status_code == 200
-    assert sorted(p.name for p in models_dir.iterdir()) == [
-        "cb.joblib",
-        "cb.json",
-        "rf.joblib",
-        "rf.json",
+    assert files_under(models_dir) == [
+        "cb/1.joblib",
+        "cb/1.json",
+        "cb/pointers.json",
+        "rf/1.joblib",
+        "rf/1.json",
+        "rf/pointers.json",
     ]
 
 

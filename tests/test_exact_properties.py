@@ -127,7 +127,7 @@ def train(store: ModelStore, model_type: str, table: Table, trees: int, name: st
     with warnings.catch_warnings():  # as in a training process: a warning is no error
         warnings.simplefilter("ignore")
         fitted = fit_model(request, NoProgress())
-    return store.save(name, fitted.bundle, fitted.metadata)
+    return store.save(name, 1, fitted.bundle, fitted.metadata)
 
 
 def answer(model: LoadedModel, X: np.ndarray) -> dict[str, Any]:
@@ -182,11 +182,11 @@ def test_compiled_answers_as_native_on_generated_tables(
     trees = data.draw(st.integers(1, 30), label="trees")
     name = f"{model_type}-{tally['tables']}"
     metadata = train(store, model_type, table, trees, name)
-    compiled, native = read_model(store, name, "auto"), read_model(store, name, "native")
+    compiled, native = read_model(store, name, 1, "auto"), read_model(store, name, 1, "native")
     tally["tables"] += 1
     tally["compiled"] += compiled.choice.name == "onnx"
 
-    bundle = store.load(name)
+    bundle = store.load(name, 1)
     n_features = table.X.shape[1]
     thresholds = graph_trees(bundle["onnx"], n_features)[0] if bundle.get("onnx") else {}
     for feature, values in estimator_thresholds(bundle["estimator"], n_features).items():

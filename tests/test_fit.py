@@ -11,7 +11,15 @@ import psutil
 import pytest
 
 from tests.conftest import ClientFactory
-from tests.helpers import MODEL_TYPES, fit_body, named, slow_fit_body, wait_training, wait_until
+from tests.helpers import (
+    MODEL_TYPES,
+    files_under,
+    fit_body,
+    named,
+    slow_fit_body,
+    wait_training,
+    wait_until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -34,8 +42,8 @@ async def test_each_model_type_trains_and_predicts_original_labels(
         assert answer["n_features"] == 4
         assert answer["classes"] == expected_classes
         assert answer["train_seconds"] >= 0
-        assert (models_dir / "m1.joblib").is_file()
-        assert (models_dir / "m1.json").is_file()
+        assert (models_dir / "m1" / "1.joblib").is_file()
+        assert (models_dir / "m1" / "1.json").is_file()
 
         assert (await client.post("/load", json=named("m1"))).status_code == 200
         response = await client.post(
@@ -99,7 +107,7 @@ async def test_catboost_writes_no_files_of_its_own(
         "/fit", json=fit_body("cb", "CatBoostClassifier", {"iterations": 5})
     )
     assert response.status_code == 201
-    assert sorted(p.name for p in models_dir.iterdir()) == ["cb.joblib", "cb.json"]
+    assert files_under(models_dir) == ["cb/1.joblib", "cb/1.json", "cb/pointers.json"]
     assert not list(tmp_path.rglob("catboost_info"))
 
 
@@ -107,7 +115,10 @@ async def test_duplicate_name_is_409(client) -> None:
     assert (await client.post("/fit", json=fit_body("dup"))).status_code == 201
     response = await client.post("/fit", json=fit_body("dup", "RandomForestClassifier"))
     assert response.status_code == 409
-    assert response.json() == {"detail": "model 'dup' exists already; POST /remove it first"}
+    assert response.json() == {
+        "detail": "model 'dup' exists already; POST /remove it first, or train its next "
+        'version with "new_version": true'
+    }
 
 
 async def test_name_in_training_is_409_and_full_slots_are_503(client) -> None:

@@ -17,7 +17,7 @@ import pytest
 from server.http.routes import job_events
 from server.training.jobs import Job
 from tests.conftest import ClientFactory
-from tests.helpers import fit_body, named, slow_fit_body, wait_until
+from tests.helpers import files_of, fit_body, named, slow_fit_body, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -56,13 +56,6 @@ async def wait_fitting(client: httpx.AsyncClient, job_id: str) -> list[float]:
 
     await wait_until(fitting, what=f"job {job_id} to report progress")
     return seen
-
-
-def files_of(models_dir: Path, name: str) -> list[str]:
-    """Every file of `name`, temporary ones included."""
-    if not models_dir.exists():
-        return []
-    return [p.name for p in models_dir.iterdir() if p.name.lstrip(".").startswith(f"{name}.")]
 
 
 async def test_async_fit_is_202_with_location_and_the_job_ends_with_the_model(
@@ -339,7 +332,7 @@ async def test_a_saved_model_carries_no_progress_hook(
         == (await client.get("/models/m")).json()["hyperparameters"]
     )
     result = subprocess.run(
-        [sys.executable, "-c", CHECK_WITHOUT_SERVER, str(models_dir / "m.joblib")],
+        [sys.executable, "-c", CHECK_WITHOUT_SERVER, str(models_dir / "m" / "1.joblib")],
         capture_output=True,
         text=True,
         timeout=120,

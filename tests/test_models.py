@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import ClientFactory
-from tests.helpers import dataset, fit_body, named, slow_fit_body, wait_training
+from tests.helpers import dataset, files_under, fit_body, named, slow_fit_body, wait_training
 
 pytestmark = pytest.mark.anyio
 
@@ -36,22 +36,28 @@ async def test_load_predict_unload_cycle(client) -> None:
 
     assert (await client.post("/load", json=named("lr"))).json() == {
         "name": "lr",
+        "version": 1,
         "status": "loaded",
     }
     again = await client.post("/load", json=named("lr"))
     assert again.status_code == 200
-    assert (await client.get("/status")).json()["inference"] == {"max_models": 2, "loaded": ["lr"]}
+    assert (await client.get("/status")).json()["inference"] == {
+        "max_models": 2,
+        "loaded": ["lr"],
+        "loaded_versions": [{"name": "lr", "version": 1}],
+    }
 
     response = await client.post("/predict", json={"X": X[:3], **named("lr")})
     assert response.status_code == 200
     answer = response.json()
-    assert set(answer) == {"name", "predictions"}
+    assert set(answer) == {"name", "version", "predictions"}
     assert answer["name"] == "lr"
     assert len(answer["predictions"]) == 3
     assert set(answer["predictions"]) <= set(y)
 
     assert (await client.post("/unload", json=named("lr"))).json() == {
         "name": "lr",
+        "version": 1,
         "status": "trained",
     }
     assert (await client.post("/unload", json=named("lr"))).status_code == 200
@@ -164,6 +170,8 @@ async def test_models_listing(client) -> None:
         assert info["created_at"].endswith("+00:00")
         assert info["n_features"] == 4
     one = (await client.get("/models/zeta")).json()
+    assert [(v["version"], v["status"]) for v in one.pop("versions")] == [(1, "loaded")]
+    assert models[1].pop("versions") is None  # the list leaves the versions out
     assert one == models[1]
     assert one["hyperparameters"] == {"n_jobs": 1}
 
@@ -179,7 +187,7 @@ async def test_status_reports_capacity(make_client: ClientFactory) -> None:
                 "models": [],
                 "jobs": [],
             },
-            "inference": {"max_models": 3, "loaded": []},
+            "inference": {"max_models": 3, "loaded": [], "loaded_versions": []},
         }
 
 
@@ -217,7 +225,11 @@ async def test_models_survive_a_restart(make_client: ClientFactory) -> None:
     async with make_client() as client:
         info = (await client.get("/models/keep")).json()
         # What serves a model is told while it is loaded only.
-        assert info == {**info_before, "status": "trained", "runtime": None, "runtime_detail": None}
+        unloaded = {"status": "trained", "runtime": None, "runtime_detail": None}
+        [version_before] = info_before.pop("versions")
+        [version] = info.pop("versions")
+        assert info == {**info_before, **unloaded}
+        assert version == {**version_before, **unloaded}
         assert (await client.post("/load", json=named("keep"))).status_code == 200
         after = (await client.post("/predict", json={"X": X, **named("keep")})).json()
         assert after == before
@@ -228,9 +240,10 @@ async def test_leftovers_of_an_interrupted_write_are_cleaned_at_start_up(
 ) -> None:
     async with make_client() as client:
         await fit(client, "whole")
-    (models_dir / ".half.joblib.0123abcd.tmp").write_bytes(b"partial")
-    (models_dir / "orphan.joblib").write_bytes(b"model without metadata")
+    (models_dir / "whole" / ".2.joblib.0123abcd.tmp").write_bytes(b"partial")
+    (models_dir / "orphan").mkdir()  # a first version whose pointers were never written
+    (models_dir / "orphan" / "1.joblib").write_bytes(b"model without metadata")
     async with make_client() as client:
         assert [m["name"] for m in (await client.get("/models")).json()["models"]] == ["whole"]
         assert (await client.post("/load", json=named("orphan"))).status_code == 404
-    assert sorted(p.name for p in models_dir.iterdir()) == ["whole.joblib", "whole.json"]
+    assert files_under(models_dir) == ["whole/1.joblib", "whole/1.json", "whole/pointers.json"]

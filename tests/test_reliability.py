@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from tests.conftest import ClientFactory
-from tests.helpers import dataset, fit_body, named, slow_fit_body, wait_training
+from tests.helpers import dataset, files_under, fit_body, named, slow_fit_body, wait_training
 
 pytestmark = pytest.mark.anyio
 
@@ -31,12 +31,12 @@ async def test_damaged_files_are_reported_on_load_and_in_listings(
     async with make_client() as client:
         for name in ("good", "garbage", "short", "meta", "lost"):
             await fit(client, name)
-    garbage = models_dir / "garbage.joblib"
+    garbage = models_dir / "garbage" / "1.joblib"
     garbage.write_bytes(os.urandom(garbage.stat().st_size))
-    short = models_dir / "short.joblib"
+    short = models_dir / "short" / "1.joblib"
     short.write_bytes(short.read_bytes()[:100])
-    (models_dir / "meta.json").write_text('{"name": "meta", "trunc')
-    (models_dir / "lost.joblib").unlink()
+    (models_dir / "meta" / "1.json").write_text('{"name": "meta", "trunc')
+    (models_dir / "lost" / "1.joblib").unlink()
 
     async with make_client() as client:
         listed = {m["name"]: m for m in (await client.get("/models")).json()["models"]}
@@ -84,7 +84,7 @@ async def test_a_write_that_fails_halfway_leaves_nothing_and_frees_the_slot(
     )
     assert response.status_code == 500
     assert response.json()["detail"].startswith("model 'forest' could not be saved: [Errno 27]")
-    assert sorted(p.name for p in models_dir.iterdir()) == ["first.joblib", "first.json"]
+    assert files_under(models_dir) == ["first/1.joblib", "first/1.json", "first/pointers.json"]
     assert (await client.get("/status")).json()["training"]["active"] == 0
     assert (await client.get("/models/forest")).status_code == 404
 

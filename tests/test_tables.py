@@ -135,7 +135,7 @@ def test_types_that_handle_missing_values_train_and_predict_with_nulls(
     fresh, _ = table(n_samples=40, missing=0.2, seed=1)
     answer = predict(client, name, fresh)
     # null reached the estimator as NaN: the saved estimator, given NaN, predicts the same.
-    bundle = joblib.load(models_dir / f"{name}.joblib")
+    bundle = joblib.load(models_dir / name / "1.joblib")
     expected = np.asarray(bundle["estimator"].predict_proba(fresh))
     assert answer["predictions"] == np.asarray(bundle["classes"])[expected.argmax(axis=1)].tolist()
     # Served compiled where its check passed (float32 trees: within the check's tolerance).
@@ -275,6 +275,7 @@ def test_evaluate_scores_and_statuses(client: httpx.Client) -> None:
     proba /= proba.sum(axis=1, keepdims=True)  # XGBoost's float32 rows, as documented
     assert answer.json() == {
         "name": "ev",
+        "version": 1,
         "n_samples": 50,
         "scores": pytest.approx(
             {

@@ -16,6 +16,7 @@ from server.config import Settings
 from server.errors import BrokenModel, InvalidInput, ModelNotFound
 from server.ingest import as_matrix, gc_paused
 from server.store.files import ModelStore, check_name
+from tests.helpers import files_under
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,18 +30,26 @@ def test_valid_names(name: str) -> None:
 @pytest.mark.parametrize("name", ["", ".hidden", "../x", "a/b", "a\\b", "-a", "x" * 65, "a b", "é"])
 def test_invalid_names_are_refused_before_any_path_is_built(name: str, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="invalid model name"):
-        ModelStore(tmp_path).model_path(name)
+        ModelStore(tmp_path).model_path(name, 1)
 
 
-def test_save_writes_model_then_metadata_and_delete_removes_both(tmp_path: Path) -> None:
+BUNDLE = {"estimator": [1, 2], "classes": [0, 1], "model_type": "X", "n_features": 2}
+
+
+def test_save_writes_model_metadata_and_first_pointers_and_delete_removes_the_name(
+    tmp_path: Path,
+) -> None:
     store = ModelStore(tmp_path)
     store.prepare()
-    bundle = {"estimator": [1, 2], "classes": [0, 1], "model_type": "X", "n_features": 2}
-    metadata = store.save("m", bundle, {"name": "m"})
-    assert metadata["size_bytes"] == (tmp_path / "m.joblib").stat().st_size > 0
-    assert store.read_metadata("m") == metadata
-    assert store.load("m") == bundle
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.joblib", "m.json"]
+    metadata = store.save("m", 1, BUNDLE, {"name": "m"})
+    assert metadata["size_bytes"] == (tmp_path / "m" / "1.joblib").stat().st_size > 0
+    assert store.read_metadata("m", 1) == metadata
+    assert store.load("m", 1) == BUNDLE
+    assert files_under(tmp_path) == ["m/1.joblib", "m/1.json", "m/pointers.json"]
+    assert store.read_pointers("m").current == 1
+    store.save("m", 2, BUNDLE, {"name": "m"})  # a new version does not move the pointer
+    assert store.read_pointers("m").current == 1
+    assert store.versions("m") == [1, 2]
     store.delete("m")
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ModelNotFound):
@@ -55,24 +64,23 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
             raise RuntimeError("cannot pickle this")
 
     with pytest.raises(RuntimeError):
-        store.save("m", {"estimator": Unpicklable()}, {"name": "m"})
+        store.save("m", 1, {"estimator": Unpicklable()}, {"name": "m"})
     assert list(tmp_path.iterdir()) == []
 
 
-def test_damaged_models_are_described_as_broken_and_never_hidden(tmp_path: Path) -> None:
+def test_damaged_versions_are_described_as_broken_and_never_hidden(tmp_path: Path) -> None:
     store = ModelStore(tmp_path)
     bundle = {"estimator": [1], "classes": [0, 1], "model_type": "X", "n_features": 1}
-    for name in ("good", "garbage", "short", "lost"):
-        store.save(name, bundle, {"name": name, "status": "trained"})
-    (tmp_path / "meta.json").write_text("{not json")
-    (tmp_path / "meta.joblib").write_bytes(b"whatever")
-    garbage = tmp_path / "garbage.joblib"
+    for name in ("good", "garbage", "short", "lost", "meta"):
+        store.save(name, 1, bundle, {"name": name, "status": "trained"})
+    (tmp_path / "meta" / "1.json").write_text("{not json")
+    garbage = tmp_path / "garbage" / "1.joblib"
     garbage.write_bytes(b"\x80" * garbage.stat().st_size)  # same size, not a pickle
-    short = tmp_path / "short.joblib"
+    short = tmp_path / "short" / "1.joblib"
     short.write_bytes(short.read_bytes()[:10])
-    (tmp_path / "lost.joblib").unlink()
+    (tmp_path / "lost" / "1.joblib").unlink()
 
-    described = {info["name"]: info for info in store.list_models()}
+    described = {name: store.describe(name, 1) for name in store.names()}
     assert sorted(described) == ["garbage", "good", "lost", "meta", "short"]
     assert described["good"]["status"] == "trained"
     assert described["garbage"]["status"] == "trained"  # only /load can tell
@@ -83,12 +91,70 @@ def test_damaged_models_are_described_as_broken_and_never_hidden(tmp_path: Path)
     )
     assert described["lost"]["error"] == "model 'lost' has lost its model file"
 
-    assert store.load("good") == bundle
+    assert store.load("good", 1) == bundle
     with pytest.raises(BrokenModel, match="model 'garbage' can't be loaded"):
-        store.load("garbage")
+        store.load("garbage", 1)
     for name in ("meta", "short", "lost"):
         with pytest.raises(BrokenModel, match=f"model '{name}'"):
-            store.load(name)
+            store.load(name, 1)
+
+
+def test_models_saved_by_v2_become_version_1_with_nothing_lost(tmp_path: Path) -> None:
+    v2 = ModelStore(tmp_path / "staging")
+    v2.prepare()
+    v2.save("old", 1, BUNDLE, {"name": "old", "model_type": "X"})
+    # The v2 layout: NAME.joblib and NAME.json side by side.
+    (tmp_path / "models").mkdir()
+    (tmp_path / "staging" / "old" / "1.joblib").rename(tmp_path / "models" / "old.joblib")
+    (tmp_path / "staging" / "old" / "1.json").rename(tmp_path / "models" / "old.json")
+    store = ModelStore(tmp_path / "models")
+    store.prepare()
+    assert files_under(store.root) == ["old/1.joblib", "old/1.json", "old/pointers.json"]
+    assert store.load("old", 1) == BUNDLE
+    assert store.read_metadata("old", 1)["model_type"] == "X"
+    assert store.read_pointers("old").current == 1
+
+
+def test_a_move_from_v2_interrupted_after_the_links_is_finished_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    store = ModelStore(tmp_path)
+    store.save("old", 1, BUNDLE, {"name": "old"})
+    # As if the server died after linking and writing the pointers, before removing the
+    # v2 names: both are there.
+    os.link(tmp_path / "old" / "1.joblib", tmp_path / "old.joblib")
+    os.link(tmp_path / "old" / "1.json", tmp_path / "old.json")
+    store.prepare()
+    assert files_under(tmp_path) == ["old/1.joblib", "old/1.json", "old/pointers.json"]
+    # And after linking only (no pointers yet): the v2 files are still whole, and moved again.
+    (tmp_path / "old" / "pointers.json").unlink()
+    os.link(tmp_path / "old" / "1.joblib", tmp_path / "old.joblib")
+    os.link(tmp_path / "old" / "1.json", tmp_path / "old.json")
+    store.prepare()
+    assert files_under(tmp_path) == ["old/1.joblib", "old/1.json", "old/pointers.json"]
+    assert store.load("old", 1) == BUNDLE
+
+
+def test_start_up_removes_half_writes_but_keeps_every_whole_version(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+    store.save("kept", 1, BUNDLE, {"name": "kept"})
+    store.save("kept", 2, BUNDLE, {"name": "kept"})
+    (tmp_path / "kept" / "3.joblib").write_bytes(b"a version whose metadata never came")
+    (tmp_path / "kept" / ".3.joblib.0123abcd.tmp").write_bytes(b"partial")
+    (tmp_path / "first").mkdir()  # a first version written, its pointers never
+    (tmp_path / "first" / "1.joblib").write_bytes(b"model")
+    (tmp_path / "first" / "1.json").write_text("{}")
+    (tmp_path / ".gone.0123.removing").mkdir()  # a remove interrupted
+    (tmp_path / "lost+found").mkdir()  # not ours: left alone
+    store.prepare()
+    assert files_under(tmp_path) == [
+        "kept/1.joblib",
+        "kept/1.json",
+        "kept/2.joblib",
+        "kept/2.json",
+        "kept/pointers.json",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "lost+found"]
 
 
 # -- algorithms -----------------------------------------------------------------------------

@@ -75,8 +75,9 @@ class PredictFastPath:
         if body_bytes is not None and service is not None:
             try:
                 body = predict_input(body_bytes)
+                config = body.config
                 answer = await service.predict(
-                    body.config.name, body.features, body.config.probabilities
+                    config.name, body.features, config.probabilities, config.version, config.alias
                 )
             except Exception:  # the full app answers it, from the same handlers as ever
                 answer = None

@@ -19,6 +19,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from server.http.csv_response import CSV, predictions_csv, wants_csv
+from server.http.dependencies import Service
 from server.http.openapi_bodies import request_body
 from server.http.routing import RouteTable, errors, json_error
 from server.ingest import read_evaluate, read_fit, read_predict
@@ -33,31 +34,18 @@ from server.schemas import (
     Health,
     Job,
     JobList,
-    ModelInfo,
-    ModelList,
-    ModelName,
     NameRequest,
     PredictForm,
     PredictRequest,
     PredictResponse,
     RemoveAllResponse,
     RemoveResponse,
-    ServiceStatus,
     StatusResponse,
+    VersionedRequest,
 )
-from server.service import ModelService
 from server.training.jobs import Job as TrainingJob
 
 table = RouteTable()
-
-
-async def _service(request: Request) -> ModelService:
-    # async: FastAPI runs a plain `def` dependency in a thread pool, a hop per request.
-    service: ModelService = request.app.state.service
-    return service
-
-
-Service = Annotated[ModelService, Depends(_service)]
 
 
 async def _existing_job(job_id: str, service: Service) -> TrainingJob:
@@ -167,7 +155,10 @@ async def cancel_job(job_id: str, service: Service) -> dict[str, Any]:
 )
 async def predict(request: Request, service: Service) -> Response:
     body = await read_predict(request)
-    answer = await service.predict(body.config.name, body.features, body.config.probabilities)
+    config = body.config
+    answer = await service.predict(
+        config.name, body.features, config.probabilities, config.version, config.alias
+    )
     if wants_csv(request):
         return predictions_csv(answer)
     # orjson, and no second validation of what we built: a 100k-row answer is one dumps.
@@ -196,9 +187,10 @@ async def evaluate(request: Request, service: Service) -> Response:
     response_model=StatusResponse,
     summary="Load a model",
 )
-async def load(body: NameRequest, service: Service) -> dict[str, str]:
-    await service.load(body.config.name)
-    return {"name": body.config.name, "status": "loaded"}
+async def load(body: VersionedRequest, service: Service) -> dict[str, Any]:
+    config = body.config
+    version = await service.load(config.name, config.version, config.alias)
+    return {"name": config.name, "version": version, "status": "loaded"}
 
 
 @table.route(
@@ -209,9 +201,10 @@ async def load(body: NameRequest, service: Service) -> dict[str, str]:
     response_model=StatusResponse,
     summary="Unload a model",
 )
-async def unload(body: NameRequest, service: Service) -> dict[str, str]:
-    await service.unload(body.config.name)
-    return {"name": body.config.name, "status": "trained"}
+async def unload(body: VersionedRequest, service: Service) -> dict[str, Any]:
+    config = body.config
+    version = await service.unload(config.name, config.version, config.alias)
+    return {"name": config.name, "version": version, "status": "trained"}
 
 
 @table.route(
@@ -237,41 +230,6 @@ async def remove(body: NameRequest, service: Service) -> dict[str, Any]:
 )
 async def remove_all(service: Service) -> dict[str, list[str]]:
     return await service.remove_all()
-
-
-@table.route(
-    "GET",
-    "/models",
-    access="inference",
-    response_model=ModelList,
-    summary="Every model, sorted by name",
-)
-async def models(service: Service) -> dict[str, Any]:
-    return {"models": service.models()}
-
-
-@table.route(
-    "GET",
-    "/models/{name}",
-    access="inference",
-    responses=errors(404, 422),
-    response_model=ModelInfo,
-    summary="One model",
-)
-async def model(name: ModelName, service: Service) -> dict[str, Any]:
-    return service.model(name)
-
-
-@table.route(
-    "GET",
-    "/status",
-    access="inference",
-    response_model=ServiceStatus,
-    response_model_exclude_unset=True,  # `scheduler` and `workers` only with dask
-    summary="Capacity at a glance",
-)
-async def status(service: Service) -> dict[str, Any]:
-    return service.status()
 
 
 @table.route(

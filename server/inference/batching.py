@@ -58,6 +58,10 @@ class PredictionBatcher:
         self._drainer: asyncio.Task[None] | None = None
         # Set by a prediction in this turn of the event loop, cleared at the next one.
         self._predicted_this_turn = False
+        # Requests being answered: a swap unloads this model once none is left.
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
     def queued(self) -> int:
@@ -65,6 +69,20 @@ class PredictionBatcher:
         return len(self._queue)
 
     async def predict(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
+        self.in_flight += 1
+        self._idle.clear()
+        try:
+            return await self._predict(X, probabilities)
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+
+    async def until_idle(self) -> None:
+        """Return once no request is being answered by this model."""
+        await self._idle.wait()
+
+    async def _predict(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
         self.model.check_input(X)
         draining = self._drainer is not None and not self._drainer.done()
         cheap = self.model.estimated_seconds(len(X)) <= self.settings.inline_budget

@@ -36,6 +36,7 @@ class LoadedModel:
     feature_names: list[str] | None  # the columns of the file it was trained from
     seconds_fixed: float = 0.0  # one predict call, whatever its size
     seconds_per_row: float = 0.0
+    version: int = 1  # of the name
 
     @property
     def model_type(self) -> str:
@@ -70,7 +71,7 @@ class LoadedModel:
         )
 
     def _predict(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
-        answer: dict[str, Any] = {"name": self.name}
+        answer: dict[str, Any] = {"name": self.name, "version": self.version}
         if probabilities:
             proba, indices = self.choice.probabilities_and_indices(X)
             answer["predictions"] = self.classes[indices].tolist()
@@ -90,14 +91,21 @@ class LoadedModel:
             probabilities = self.choice.native.probabilities(X)
         except Exception as error:  # the estimator refused this input
             raise self._refused(error) from None
-        return {"name": self.name, "n_samples": len(y), "scores": scores(y_encoded, probabilities)}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "n_samples": len(y),
+            "scores": scores(y_encoded, probabilities),
+        }
 
 
-def read_model(store: ModelStore, name: str, setting: RuntimeSetting = "auto") -> LoadedModel:
+def read_model(
+    store: ModelStore, name: str, version: int, setting: RuntimeSetting = "auto"
+) -> LoadedModel:
     """Blocking: load the files, choose the runtime (compiled if it passes its check), then
     time a 1-row and a 64-row prediction. The estimator is always kept: it answers what the
     compiled model may not (server.inference.compiled.choice) and /evaluate."""
-    bundle = store.load(name)
+    bundle = store.load(name, version)
     algorithm = resolve(bundle["model_type"])
     classes = np.asarray(bundle["classes"])
     n_features = int(bundle["n_features"])
@@ -106,6 +114,7 @@ def read_model(store: ModelStore, name: str, setting: RuntimeSetting = "auto") -
     choice = choose_runtime(native, bundle, setting, algorithm.handles_missing)
     model = LoadedModel(
         name=name,
+        version=version,
         algorithm=algorithm,
         choice=choice,
         classes=classes,

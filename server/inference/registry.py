@@ -19,6 +19,13 @@ from server.inference.loaded import read_model
 from server.metrics import Metrics
 from server.store.files import ModelStore
 
+Key = tuple[str, int]  # a model name and one of its versions
+
+
+def label(key: Key) -> str:
+    """A loaded version as a message names it: version 1 by its name alone, as before."""
+    return key[0] if key[1] == 1 else f"{key[0]} (version {key[1]})"
+
 
 class Registry:
     def __init__(
@@ -34,53 +41,67 @@ class Registry:
         self._max_models = max_models
         self._batching = batching
         self._metrics = metrics
-        self._loaded: dict[str, PredictionBatcher] = {}
-        self._loading: dict[str, asyncio.Task[None]] = {}
+        self._loaded: dict[Key, PredictionBatcher] = {}
+        self._loading: dict[Key, asyncio.Task[None]] = {}
 
     @property
     def max_models(self) -> int:
         return self._max_models
 
-    def loaded_names(self) -> list[str]:
+    def loaded(self) -> list[Key]:
         return sorted(self._loaded)
 
-    def is_loaded(self, name: str) -> bool:
-        return name in self._loaded
+    def is_loaded(self, key: Key) -> bool:
+        return key in self._loaded
 
-    def get(self, name: str) -> PredictionBatcher | None:
-        return self._loaded.get(name)
+    def get(self, key: Key) -> PredictionBatcher | None:
+        return self._loaded.get(key)
 
-    async def load(self, name: str) -> None:
-        if name in self._loaded:
-            return
-        task = self._loading.get(name)
+    def versions_loaded(self, name: str) -> list[int]:
+        """Versions of `name` loaded or being loaded."""
+        return sorted({v for n, v in [*self._loaded, *self._loading] if n == name})
+
+    async def load(self, key: Key, over_cap: bool = False) -> PredictionBatcher:
+        """Load a version (once: a second load of it waits for the first). `over_cap`: a swap
+        may hold one version above the cap for its duration."""
+        if key in self._loaded:
+            return self._loaded[key]
+        task = self._loading.get(key)
         if task is None:
-            if len(self._loaded) + len(self._loading) >= self._max_models:
-                taken = sorted([*self._loaded, *self._loading])
+            taken = [*self._loaded, *self._loading]
+            if len(taken) >= self._max_models + (1 if over_cap else 0):
                 raise CapacityReached(
-                    f"cannot load '{name}': {self._max_models} model(s) are loaded already "
-                    f"({', '.join(taken)}); POST /unload one of them first"
+                    f"cannot load '{key[0]}': {self._max_models} model(s) are loaded already "
+                    f"({', '.join(label(k) for k in sorted(taken))}); POST /unload one of them "
+                    "first"
                 )
             # A task of its own, so that a client hanging up mid-load can't leave a place
             # reserved or a half-registered model behind.
-            task = asyncio.get_running_loop().create_task(self._read(name))
+            task = asyncio.get_running_loop().create_task(self._read(key))
             task.add_done_callback(lambda done: done.cancelled() or done.exception())
-            self._loading[name] = task
+            self._loading[key] = task
         await asyncio.shield(task)
+        return self._loaded[key]
 
-    async def _read(self, name: str) -> None:
+    async def _read(self, key: Key) -> None:
+        name, version = key
         try:
-            model = await asyncio.to_thread(read_model, self._store, name, self._runtime)
-            self._loaded[name] = PredictionBatcher(
+            model = await asyncio.to_thread(read_model, self._store, name, version, self._runtime)
+            self._loaded[key] = PredictionBatcher(
                 model, self._batching, self._metrics.prediction_counter(model.model_type)
             )
         finally:
-            del self._loading[name]
+            del self._loading[key]
 
-    async def unload(self, name: str) -> bool:
-        """Drop `name` (after any load of it in progress); in-flight predictions finish.
-        True if a model was loaded and is now dropped."""
-        pending = self._loading.get(name)
+    async def unload(self, key: Key) -> PredictionBatcher | None:
+        """Drop a version (after any load of it in progress); requests it is answering
+        finish (`until_idle` on what this returns). None if it was not loaded."""
+        pending = self._loading.get(key)
         if pending is not None:
             await asyncio.wait([pending])
-        return self._loaded.pop(name, None) is not None
+        return self._loaded.pop(key, None)
+
+    async def unload_name(self, name: str) -> bool:
+        """Drop every loaded version of `name`; True if any was loaded."""
+        dropped = [await self.unload((name, version)) for version in self.versions_loaded(name)]
+        return any(batcher is not None for batcher in dropped)

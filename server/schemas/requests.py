@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
 from server.algorithms import MODEL_TYPES
 from server.store.files import NAME_PATTERN
+from server.store.pointers import ALIAS_PATTERN
 
 # A feature value: a JSON number, finite (no NaN or infinity), never a string or a boolean;
 # null is a missing value.
@@ -25,6 +26,8 @@ Label = int | str
 ModelName = Annotated[
     str, Field(pattern=NAME_PATTERN.pattern, examples=["rf1"], description="the model's name")
 ]
+Version = Annotated[int, Strict(), Field(ge=1, le=2**31, examples=[2])]
+Alias = Annotated[str, Field(pattern=ALIAS_PATTERN.pattern, examples=["staging"])]
 
 
 class Body(BaseModel):
@@ -58,6 +61,14 @@ class FitConfig(Body):
     validation_seed: int = Field(
         default=0, description="the random_state of the held-out split (train_test_split)"
     )
+    new_version: bool = Field(
+        default=False,
+        description="for a name that exists: train its next version (it does not serve "
+        "until promoted) instead of answering 409",
+    )
+    promote: bool = Field(
+        default=False, description="with new_version: make the new version current once saved"
+    )
 
 
 class FitRequest(Body):
@@ -86,8 +97,38 @@ class NameConfig(Body):
     name: ModelName
 
 
-class EvaluateConfig(NameConfig):
+class VersionedConfig(NameConfig):
+    """A name and, optionally, which of its versions: a number or an alias (not both);
+    with neither, its current version."""
+
+    version: Version | None = Field(default=None, description="default: the current version")
+    alias: Alias | None = Field(default=None, description="instead of version")
+
+    @model_validator(mode="after")
+    def _version_or_alias(self) -> VersionedConfig:
+        if self.version is not None and self.alias is not None:
+            raise ValueError("give config.version or config.alias, not both")
+        return self
+
+
+class EvaluateConfig(VersionedConfig):
     pass
+
+
+class VersionedRequest(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"config": {"name": "rf1"}}, {"config": {"name": "rf1", "version": 2}}]
+        }
+    )
+
+    config: VersionedConfig
+
+
+class VersionBody(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"version": 2}]})
+
+    version: Version
 
 
 class NameRequest(Body):
@@ -96,7 +137,7 @@ class NameRequest(Body):
     config: NameConfig
 
 
-class PredictConfig(NameConfig):
+class PredictConfig(VersionedConfig):
     probabilities: bool = False
 
 

@@ -26,6 +26,7 @@ class Validation(BaseModel):
 
 class EvaluateResponse(BaseModel):
     name: str
+    version: int = Field(description="the version that answered")
     n_samples: int
     scores: Scores
 
@@ -42,6 +43,7 @@ class Compiled(BaseModel):
 
 class FitResponse(BaseModel):
     name: str
+    version: int = Field(description="1 for a new name; the next number for new_version")
     model_type: str
     status: Literal["training", "trained", "loaded"]
     hyperparameters: dict[str, Any]
@@ -137,6 +139,43 @@ class ModelInfo(BaseModel):
     error: str | None = Field(default=None, description="why a broken model can't be loaded")
     job_id: str | None = Field(default=None, description="while training: its job")
     progress: Progress | None = Field(default=None, description="while training")
+    version: int | None = Field(default=None, description="which version this describes")
+    current_version: int | None = Field(default=None, description="the name's current version")
+    aliases: dict[str, int] | None = Field(default=None, description="alias: version")
+    training_version: int | None = Field(
+        default=None, description="a new version of this name in training"
+    )
+    versions: list[ModelInfo] | None = Field(
+        default=None, description="GET /models/{name}: every version, oldest first"
+    )
+
+
+class VersionPointers(BaseModel):
+    name: str
+    current_version: int
+    aliases: dict[str, int]
+
+
+class VersionList(VersionPointers):
+    versions: list[ModelInfo] = Field(description="oldest first")
+
+
+class Move(BaseModel):
+    at: str = Field(description="ISO 8601, UTC")
+    pointer: str = Field(description='"current" or an alias')
+    from_: int | None = Field(alias="from", description="null: the alias did not exist")
+    to: int | None = Field(description="null: the alias was removed")
+
+
+class History(BaseModel):
+    name: str
+    history: list[Move]
+
+
+class VersionRemoved(BaseModel):
+    name: str
+    version: int
+    removed: bool
 
 
 class ModelList(BaseModel):
@@ -145,6 +184,7 @@ class ModelList(BaseModel):
 
 class PredictResponse(BaseModel):
     name: str
+    version: int = Field(description="the version that answered")
     predictions: list[Label]
     probabilities: list[list[float]] | None = None
     classes: list[Label] | None = None
@@ -152,6 +192,7 @@ class PredictResponse(BaseModel):
 
 class StatusResponse(BaseModel):
     name: str
+    version: int
     status: Literal["trained", "loaded"]
 
 
@@ -176,9 +217,17 @@ class TrainingStatus(BaseModel):
     jobs: list[RunningJob]
 
 
+class LoadedVersion(BaseModel):
+    name: str
+    version: int
+
+
 class InferenceStatus(BaseModel):
     max_models: int
-    loaded: list[str]
+    loaded: list[str] = Field(description="names whose current version is loaded")
+    loaded_versions: list[LoadedVersion] = Field(
+        description="every loaded version (those count against max_models)"
+    )
 
 
 class ServiceStatus(BaseModel):

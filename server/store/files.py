@@ -1,20 +1,30 @@
-"""ModelStore: the files under MODELS_PATH.
+"""ModelStore: the files under MODELS_PATH, a folder per model name.
 
-A model `NAME` is two files: `NAME.joblib` (the estimator and its classes) and `NAME.json`
-(its metadata). Both are written atomically (temporary file in the same directory, fsync,
-`os.replace`), the metadata last: a model exists exactly when its metadata file does, so a
-crash mid-write never leaves a half model that is listed. Temporary files start with a dot,
-which no valid name does, and are cleaned up at start-up with any model file whose metadata
-never got written.
+    MODELS_PATH/
+      churn/
+        pointers.json   the current version, the aliases and their history (server.store.pointers)
+        1.joblib        version 1: the estimator, its classes and its compiled copy
+        1.json          version 1: its metadata, written last
+        2.joblib
+        2.json
+
+Every file is written atomically (server.store.atomic). A version exists exactly when its
+metadata file does, so a crash mid-write never leaves a half version that is listed; a name
+exists exactly when its pointers file does, and the pointers only ever name versions that
+exist (they are written after the version, and a version is deleted only when no pointer
+names it). Start-up (server.store.recovery) removes what interrupted writes left and moves
+models saved by v2 (`NAME.joblib` and `NAME.json` side by side) into version 1 of their name.
+The next issue's signatures and ONNX copies become more files per version (`1.sig`, `1.onnx`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
-import os
 import re
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -23,13 +33,16 @@ from typing import IO, Any
 import joblib
 
 from server.errors import BrokenModel, InvalidInput, ModelNotFound
+from server.store.atomic import is_temporary, write_atomically
+from server.store.pointers import Pointers, first
 
 logger = logging.getLogger(__name__)
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MODEL_SUFFIX = ".joblib"
 METADATA_SUFFIX = ".json"
-TEMP_SUFFIX = ".tmp"
+POINTERS = "pointers.json"
+REMOVING_SUFFIX = ".removing"
 BUNDLE_KEYS = frozenset({"estimator", "classes", "model_type", "n_features"})
 
 
@@ -55,108 +68,132 @@ class ModelStore:
         self.root = root.resolve()
 
     # -- paths ---------------------------------------------------------------------------
-    def _path(self, name: str, suffix: str) -> Path:
-        path = (self.root / f"{check_name(name)}{suffix}").resolve()
+    def name_dir(self, name: str) -> Path:
+        path = (self.root / check_name(name)).resolve()
         if path.parent != self.root:  # belt and braces: the pattern already forbids this
             raise InvalidInput(f"invalid model name {name!r}")
         return path
 
-    def model_path(self, name: str) -> Path:
-        return self._path(name, MODEL_SUFFIX)
+    def model_path(self, name: str, version: int) -> Path:
+        return self.name_dir(name) / f"{version}{MODEL_SUFFIX}"
 
-    def metadata_path(self, name: str) -> Path:
-        return self._path(name, METADATA_SUFFIX)
+    def metadata_path(self, name: str, version: int) -> Path:
+        return self.name_dir(name) / f"{version}{METADATA_SUFFIX}"
+
+    def pointers_path(self, name: str) -> Path:
+        return self.name_dir(name) / POINTERS
 
     # -- start-up --------------------------------------------------------------------------
     def prepare(self) -> list[str]:
-        """Create the directory and delete what an interrupted write left; returns the files."""
+        """Create the directory, move v2 models into version 1 of their name, and delete
+        what an interrupted write left; returns what was removed."""
+        from server.store import recovery  # it works on this class: imported when used
+
         self.root.mkdir(parents=True, exist_ok=True)
-        leftovers = [
-            p
-            for p in self.root.iterdir()
-            if p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX)
-        ]
-        for model_file in self.root.glob(f"*{MODEL_SUFFIX}"):
-            if not model_file.with_suffix(METADATA_SUFFIX).exists():
-                leftovers.append(model_file)
-        for path in leftovers:
-            path.unlink(missing_ok=True)
-            logger.warning("removed leftover of an interrupted write: %s", path.name)
-        return sorted(p.name for p in leftovers)
+        recovery.migrate_flat_models(self)
+        return recovery.remove_leftovers(self)
 
     # -- writing (called in the training process) ------------------------------------------
-    def _write_atomically(self, path: Path, write: Callable[[IO[bytes]], object]) -> None:
-        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
-        try:
-            with open(temporary, "wb") as file:
-                write(file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        directory = os.open(self.root, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # make the rename itself durable
-        finally:
-            os.close(directory)
+    def save(
+        self, name: str, version: int, bundle: dict[str, Any], metadata: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Write the version's model, then its metadata (with `size_bytes`); the first
+        version of a name becomes its current one. Returns the metadata."""
+        return self._save(name, version, lambda file: joblib.dump(bundle, file), metadata)
 
-    def save(self, name: str, bundle: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
-        """Write the model, then its metadata (with `size_bytes`); returns the metadata."""
-        return self._save(name, lambda file: joblib.dump(bundle, file), metadata)
-
-    def save_serialized(self, name: str, model: bytes, metadata: dict[str, Any]) -> dict[str, Any]:
+    def save_serialized(
+        self, name: str, version: int, model: bytes, metadata: dict[str, Any]
+    ) -> dict[str, Any]:
         """The same, for a model serialized elsewhere (by `serialize`, on a cluster worker)."""
-        return self._save(name, lambda file: file.write(model), metadata)
+        return self._save(name, version, lambda file: file.write(model), metadata)
 
     def _save(
-        self, name: str, write_model: Callable[[IO[bytes]], object], metadata: dict[str, Any]
+        self,
+        name: str,
+        version: int,
+        write_model: Callable[[IO[bytes]], object],
+        metadata: dict[str, Any],
     ) -> dict[str, Any]:
-        model_path = self.model_path(name)
-        metadata_path = self.metadata_path(name)
+        model_path = self.model_path(name, version)
+        metadata_path = self.metadata_path(name, version)
         try:
-            self._write_atomically(model_path, write_model)
-            metadata = {**metadata, "size_bytes": model_path.stat().st_size}
+            model_path.parent.mkdir(exist_ok=True)
+            write_atomically(model_path, write_model)
+            metadata = {**metadata, "version": version, "size_bytes": model_path.stat().st_size}
             encoded = json.dumps(metadata).encode()
-            self._write_atomically(metadata_path, lambda file: file.write(encoded))
+            write_atomically(metadata_path, lambda file: file.write(encoded))
+            if not self.exists(name):
+                self.write_pointers(name, first(version))
         except BaseException:
+            metadata_path.unlink(missing_ok=True)
             model_path.unlink(missing_ok=True)
+            if not self.exists(name):  # the name's first version: no folder left either
+                with contextlib.suppress(OSError):
+                    model_path.parent.rmdir()
             raise
         return metadata
 
+    def write_pointers(self, name: str, pointers: Pointers) -> None:
+        encoded = json.dumps(pointers.to_json()).encode()
+        write_atomically(self.pointers_path(name), lambda file: file.write(encoded))
+
     # -- reading -----------------------------------------------------------------------------
     def exists(self, name: str) -> bool:
-        return self.metadata_path(name).is_file()
+        return self.pointers_path(name).is_file()
 
-    def read_metadata(self, name: str) -> dict[str, Any]:
-        path = self.metadata_path(name)
+    def read_pointers(self, name: str) -> Pointers:
+        try:
+            return Pointers.from_json(json.loads(self.pointers_path(name).read_bytes()))
+        except FileNotFoundError:
+            raise ModelNotFound(name) from None
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise BrokenModel(f"model '{name}' has an unreadable {POINTERS}: {error}") from None
+
+    def versions(self, name: str) -> list[int]:
+        """The versions of `name` that exist (their metadata file does), in order."""
+        try:
+            files = list(self.name_dir(name).iterdir())
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        found = (_version_of(path, METADATA_SUFFIX) for path in files)
+        return sorted(version for version in found if version is not None)
+
+    def next_version(self, name: str, pointers: Pointers | None) -> int:
+        """One above every version that exists or ever had a pointer: numbers are not reused."""
+        seen = set(self.versions(name))
+        if pointers is not None:
+            for move in pointers.history:
+                seen.update(v for v in (move.before, move.after) if v is not None)
+        return max(seen, default=0) + 1
+
+    def read_metadata(self, name: str, version: int) -> dict[str, Any]:
+        path = self.metadata_path(name, version)
         try:
             metadata = json.loads(path.read_bytes())
         except FileNotFoundError:
-            raise ModelNotFound(name) from None
+            raise ModelNotFound(name, version) from None
         except (OSError, ValueError) as error:
             raise BrokenModel(f"model '{name}' has unreadable metadata: {error}") from None
         if not isinstance(metadata, dict):
             raise BrokenModel(f"model '{name}' has unreadable metadata: not an object")
-        return metadata
+        return {**metadata, "name": name, "version": version}
 
-    def describe(self, name: str) -> dict[str, Any]:
-        """The model's metadata; a model whose files are damaged is described as
-        `{"name", "status": "broken", "error"}` (plus what its metadata still tells)."""
+    def describe(self, name: str, version: int) -> dict[str, Any]:
+        """The version's metadata; one whose files are damaged is described as
+        `{"name", "version", "status": "broken", "error"}` (plus what its metadata tells)."""
         try:
-            metadata = self.read_metadata(name)
+            metadata = self.read_metadata(name, version)
         except BrokenModel as error:
-            return {"name": name, "status": "broken", "error": error.detail}
-        problem = self._model_file_problem(name, metadata)
+            return {"name": name, "version": version, "status": "broken", "error": error.detail}
+        problem = self._model_file_problem(name, version, metadata)
         if problem is not None:
             return {**metadata, "status": "broken", "error": problem}
         return metadata
 
-    def _model_file_problem(self, name: str, metadata: dict[str, Any]) -> str | None:
+    def _model_file_problem(self, name: str, version: int, metadata: dict[str, Any]) -> str | None:
         """What a stat of the model file tells without reading it (that is /load's job)."""
         try:
-            size = self.model_path(name).stat().st_size
+            size = self.model_path(name, version).stat().st_size
         except FileNotFoundError:
             return f"model '{name}' has lost its model file"
         expected = metadata.get("size_bytes")
@@ -164,25 +201,15 @@ class ModelStore:
             return f"model '{name}' has a model file of {size} bytes where {expected} were written"
         return None
 
-    def list_models(self) -> list[dict[str, Any]]:
-        """Every model, sorted by name, damaged ones described as such (never hidden)."""
-        found = []
-        for name in self.names():
-            try:
-                found.append(self.describe(name))
-            except ModelNotFound:  # removed while we were listing
-                continue
-        return found
-
-    def load(self, name: str) -> dict[str, Any]:
+    def load(self, name: str, version: int) -> dict[str, Any]:
         """The saved bundle: estimator, classes (original labels), model_type, n_features."""
-        problem = self._model_file_problem(name, self.read_metadata(name))
+        problem = self._model_file_problem(name, version, self.read_metadata(name, version))
         if problem is not None:
             raise BrokenModel(problem)
         try:
-            bundle = joblib.load(self.model_path(name))
+            bundle = joblib.load(self.model_path(name, version))
         except FileNotFoundError:
-            raise ModelNotFound(name) from None
+            raise ModelNotFound(name, version) from None
         except Exception as error:  # a truncated or foreign file fails in many ways
             raise BrokenModel(
                 f"model '{name}' can't be loaded: {type(error).__name__}: {error}"
@@ -192,27 +219,47 @@ class ModelStore:
         return bundle
 
     def names(self) -> list[str]:
-        """Every model that exists (its metadata file does), readable or not, sorted."""
-        names = (
-            path.name[: -len(METADATA_SUFFIX)] for path in self.root.glob(f"*{METADATA_SUFFIX}")
+        """Every model name that exists (its pointers file does), readable or not, sorted."""
+        return sorted(
+            path.parent.name
+            for path in self.root.glob(f"*/{POINTERS}")
+            if NAME_PATTERN.fullmatch(path.parent.name)
         )
-        return sorted(name for name in names if NAME_PATTERN.fullmatch(name))
 
     # -- deleting ----------------------------------------------------------------------------
-    def discard(self, name: str) -> None:
-        """Remove whatever a stopped or crashed training of `name` left: temporary files,
-        and the model itself if its write had got that far. Only for a name the caller holds
-        (in training), so no finished model of anyone else's is touched."""
-        self.metadata_path(name).unlink(missing_ok=True)
-        self.model_path(name).unlink(missing_ok=True)
+    def discard(self, name: str, version: int) -> None:
+        """Remove whatever a stopped or crashed training of this version left: temporary
+        files, and the version itself if its write had got that far. Only for a version the
+        caller holds (in training), so nothing anyone else made is touched."""
+        directory = self.name_dir(name)
+        self.metadata_path(name, version).unlink(missing_ok=True)
+        self.model_path(name, version).unlink(missing_ok=True)
         for suffix in (MODEL_SUFFIX, METADATA_SUFFIX):
-            for temporary in self.root.glob(f".{name}{suffix}.*{TEMP_SUFFIX}"):
-                temporary.unlink(missing_ok=True)
+            for temporary in directory.glob(f".{version}{suffix}.*"):
+                if is_temporary(temporary):
+                    temporary.unlink(missing_ok=True)
+        if not self.exists(name):  # a first version that never got its pointers
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only if empty
 
     def delete(self, name: str) -> None:
-        """Metadata first: from that instant the model no longer exists."""
+        """The whole name: its folder is renamed away first (from that instant the name no
+        longer exists), then deleted."""
+        if not self.exists(name):
+            raise ModelNotFound(name)
+        doomed = self.root / f".{name}.{uuid.uuid4().hex}{REMOVING_SUFFIX}"
+        self.name_dir(name).rename(doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def delete_version(self, name: str, version: int) -> None:
+        """Metadata first: from that instant the version no longer exists."""
         try:
-            self.metadata_path(name).unlink()
+            self.metadata_path(name, version).unlink()
         except FileNotFoundError:
-            raise ModelNotFound(name) from None
-        self.model_path(name).unlink(missing_ok=True)
+            raise ModelNotFound(name, version) from None
+        self.model_path(name, version).unlink(missing_ok=True)
+
+
+def _version_of(path: Path, suffix: str) -> int | None:
+    stem = path.name[: -len(suffix)] if path.name.endswith(suffix) else ""
+    return int(stem) if stem.isdigit() and not stem.startswith("0") else None

@@ -37,6 +37,17 @@ class CorePlan:
             f"at nice {self.nice}"
         )
 
+    def sharing(self, slots: int) -> str | None:
+        """What to tell a user whose slots outnumber the training cores, or None."""
+        cores = len(self.training_cores) if self.training_cores is not None else None
+        if cores is None or slots <= cores:
+            return None
+        return (
+            f"{slots} training slots share {cores} training core(s): fits run at once but "
+            f"take longer each, and together no less time; TRAINING_CORES={cores + 1} matches "
+            "the cores this server may use"
+        )
+
 
 def allowed_cores() -> frozenset[int]:
     """The cores this process may run on (its affinity, which a container's cpuset sets)."""

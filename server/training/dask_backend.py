@@ -53,11 +53,17 @@ PROBE_INTERVAL_SECONDS = 0.5  # at start-up, while waiting for the scheduler
 
 class DaskRun(Run):
     def __init__(
-        self, backend: DaskBackend, future: DaskFuture, name: str, key: str, models_path: str
+        self,
+        backend: DaskBackend,
+        future: DaskFuture,
+        request: TrainingRequest,
+        key: str,
+        models_path: str,
     ) -> None:
         self._backend = backend
         self._future = future
-        self._name = name
+        self._name = request.name
+        self._version = request.version
         self.key = key
         self._models_path = models_path
         self.worker: str | None = None  # the worker's address, once the task has started
@@ -103,7 +109,7 @@ class DaskRun(Run):
     def _save(self, model: bytes, metadata: dict[str, Any]) -> dict[str, Any]:
         try:
             store = ModelStore(Path(self._models_path))
-            return store.save_serialized(self._name, model, metadata)
+            return store.save_serialized(self._name, self._version, model, metadata)
         except OSError as error:
             raise StorageFailed(f"model '{self._name}' could not be saved: {error}") from None
 
@@ -246,7 +252,7 @@ class DaskBackend(TrainingBackend):
         # retries=0: a task whose worker dies is a 500 for its fit, not a run elsewhere.
         task, payload = remote.as_task(remote.train_on_worker, request, key)
         future = self.client.submit(task, payload, key=key, pure=False, retries=0)
-        run = DaskRun(self, future, request.name, key, models_path)
+        run = DaskRun(self, future, request, key, models_path)
         self._runs[key] = run
         return run
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,26 +33,14 @@ from server.store.files import ModelStore
 from server.training.backend import Run, TrainingBackend
 from server.training.gate import SlotGate
 from server.training.jobs import Job, JobBook, JobState
+from server.training.limits import TrainingLimits
 from server.training.worker import TrainingRequest
 
 logger = logging.getLogger(__name__)
 
+AfterSave = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 # How often the watcher reads progress and checks limits: "a few events a second" at most.
 WATCH_SECONDS = 0.2
-
-
-@dataclass(frozen=True)
-class TrainingLimits:
-    max_seconds: float = 0.0  # 0: none
-    max_memory_mb: float = 0.0  # 0: none
-
-    def time_limit(self, requested: float | None) -> tuple[float, str] | None:
-        """The binding time limit and the name a user knows it by, or None."""
-        if requested and (not self.max_seconds or requested < self.max_seconds):
-            return requested, "max_seconds"
-        if self.max_seconds:
-            return self.max_seconds, "MAX_TRAIN_SECONDS"
-        return None
 
 
 @dataclass(eq=False)
@@ -60,10 +49,13 @@ class _Active:
 
     job: Job
     run: Run
+    version: int
     model_info: dict[str, Any]  # what GET /models shows of it while it trains
     started: float = field(default_factory=time.monotonic)
     time_limit: tuple[float, str] | None = None
+    after_save: AfterSave | None = None  # e.g. promote the new version, before success
     stopping: bool = False
+    settled: bool = False
 
 
 class Trainer:
@@ -108,6 +100,10 @@ class Trainer:
     def is_training(self, name: str) -> bool:
         return self._gate.is_claimed(name)
 
+    def training_version(self, name: str) -> int | None:
+        """The version of `name` being trained, if one is."""
+        return next((a.version for a in self._active.values() if a.job.name == name), None)
+
     def worker_pids(self) -> list[int]:
         return self.backend.worker_pids()
 
@@ -135,10 +131,16 @@ class Trainer:
         }
 
     # -- starting ----------------------------------------------------------------------------
-    def start_job(self, request: TrainingRequest, max_seconds: float | None = None) -> Job:
+    def start_job(
+        self,
+        request: TrainingRequest,
+        max_seconds: float | None = None,
+        after_save: AfterSave | None = None,
+    ) -> Job:
         """Claim a slot and start the fit, or refuse at once (409 same name, 503 full).
         Synchronous: a caller that checked something just before (the name on disk) did it
-        in the same step of the event loop."""
+        in the same step of the event loop. `after_save` runs once the model is saved, before
+        the job succeeds, with its metadata; what it returns is the job's answer."""
         try:
             self._gate.claim(request.name, self.backend.capacity())
         except NoFreeSlot:
@@ -154,6 +156,8 @@ class Trainer:
         active = _Active(
             job,
             run,
+            request.version,
+            after_save=after_save,
             model_info={
                 **request.describe(),
                 "status": "training",
@@ -184,20 +188,32 @@ class Trainer:
         """The backend's outcome is in: end the job with it (unless it is being stopped)."""
         outcome = active.run.outcome
         error = outcome.exception() if not outcome.cancelled() else WorkerCrashed("cancelled")
-        if active.stopping or active.job.finished:
+        if active.stopping or active.job.finished or active.settled:
             return  # the stop decides how the job ends; its error is seen all the same
+        active.settled = True
         job = active.job
         if error is None:
             job.report(active.run.progress())
+            if active.after_save is not None:
+                self._tasks.spawn(self._succeed_after_save(active, outcome.result()))
+                return
             job.succeed(outcome.result())
         elif isinstance(error, ServiceError):
             if isinstance(error, WorkerCrashed):  # it may have died mid-write
-                self._store.discard(job.name)
+                self._store.discard(job.name, active.version)
             job.fail(error)
         else:  # an unexpected exception: report it, never lose the slot
             logger.error("training of '%s' failed unexpectedly: %r", job.name, error)
             job.fail(WorkerCrashed(f"the training of '{job.name}' failed: {error}"))
         self._forget(active)
+
+    async def _succeed_after_save(self, active: _Active, metadata: dict[str, Any]) -> None:
+        assert active.after_save is not None
+        try:
+            metadata = await active.after_save(metadata)
+        finally:  # the model is saved whatever happened after: the job succeeds
+            active.job.succeed(metadata)
+            self._forget(active)
 
     def _forget(self, active: _Active) -> None:
         """The job has ended: count it, and give back its name and slot."""
@@ -241,7 +257,7 @@ class Trainer:
         active.stopping = True
         try:
             await active.run.stop()
-            await asyncio.to_thread(self._store.discard, active.job.name)
+            await asyncio.to_thread(self._store.discard, active.job.name, active.version)
         finally:
             if error is None:
                 active.job.cancel()
@@ -263,29 +279,11 @@ class Trainer:
         if active.stopping or active.run.outcome.done():
             return
         active.job.report(active.run.progress())
-        hit = self._limit_hit(active)
+        hit = self._limits.exceeded(
+            active.job.name, active.time_limit, active.started, active.run.memory_bytes
+        )
         if hit is not None:
             limit, problem = hit
             logger.info("stopping the training of '%s': %s", active.job.name, problem)
             self._metrics.limit_hit(limit)
             self._tasks.spawn(self._stop(active, LimitExceeded(problem)))
-
-    def _limit_hit(self, active: _Active) -> tuple[str, str] | None:
-        """The limit a running fit has gone past, and what to tell its client; or None."""
-        name = active.job.name
-        if active.time_limit is not None:
-            seconds, label = active.time_limit
-            if time.monotonic() - active.started > seconds:
-                return label, (
-                    f"the training of '{name}' was stopped after {seconds:g} s, the limit set by "
-                    f"{label}={seconds:g}; nothing was saved"
-                )
-        if self._limits.max_memory_mb:
-            used = active.run.memory_bytes()
-            if used is not None and used > self._limits.max_memory_mb * 2**20:
-                return "MAX_TRAIN_MEMORY_MB", (
-                    f"the training of '{name}' was stopped: its process used {used / 2**20:.0f} "
-                    f"MB, over MAX_TRAIN_MEMORY_MB={self._limits.max_memory_mb:g}; "
-                    "nothing was saved"
-                )
-        return None

@@ -67,11 +67,13 @@ class TrainingRequest:
     feature_names: list[str] | None = None  # a file's columns
     holdout: Holdout | None = None
     compile: bool = True  # convert to ONNX after the fit (INFERENCE_RUNTIME=auto)
+    version: int = 1  # of the name: saved as NAME/<version>.joblib
 
     def describe(self) -> dict[str, Any]:
         """What is known of the model before it is trained (the start of its metadata)."""
         return {
             "name": self.name,
+            "version": self.version,
             "model_type": self.model_type,
             "hyperparameters": self.hyperparameters,
             "n_samples": int(self.X.shape[0]),
@@ -249,6 +251,8 @@ def train_and_save(request: TrainingRequest, models_path: str) -> dict[str, Any]
     progress = SharedProgress(_progress_cells) if _progress_cells is not None else NoProgress()
     fitted = fit_model(request, progress)
     try:
-        return ModelStore(Path(models_path)).save(request.name, fitted.bundle, fitted.metadata)
+        return ModelStore(Path(models_path)).save(
+            request.name, request.version, fitted.bundle, fitted.metadata
+        )
     except OSError as error:
         raise StorageFailed(f"model '{request.name}' could not be saved: {error}") from None

@@ -1,0 +1,139 @@
+"""Endpoints: one method per endpoint of the model server, for both clients.
+
+A subclass says how a `Call` (client.calls) is sent: the synchronous client returns the
+answer, the asynchronous one a coroutine of it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from client import calls
+from client.calls import Call, JobRef, Labels, Matrix
+
+R = TypeVar("R")
+
+
+class Endpoints(Generic[R]):
+    def send(self, call: Call) -> R:
+        raise NotImplementedError
+
+    def fit(
+        self,
+        name: str,
+        model_type: str,
+        X: Matrix,
+        y: Labels,
+        hyperparameters: dict[str, Any] | None = None,
+        wait: bool = True,
+        max_seconds: float | None = None,
+        validation_fraction: float | None = None,
+        validation_seed: int = 0,
+        new_version: bool = False,
+        promote: bool = False,
+    ) -> R:
+        """The saved model's metadata; with `wait=False`, the started job at once.
+        `validation_fraction`: hold out that share of the rows and score the model on them
+        (the metadata's `validation`). `new_version`: train the next version of a name that
+        exists; `promote`: make it current once saved."""
+        return self.send(
+            calls.fit(
+                name,
+                model_type,
+                X,
+                y,
+                hyperparameters,
+                wait,
+                max_seconds,
+                validation_fraction,
+                validation_seed,
+                new_version,
+                promote,
+            )
+        )
+
+    def job(self, ref: JobRef) -> R:
+        return self.send(calls.job(ref))
+
+    def jobs(self) -> R:
+        return self.send(calls.jobs())
+
+    def cancel(self, ref: JobRef) -> R:
+        return self.send(calls.cancel(ref))
+
+    def predict(
+        self,
+        name: str,
+        X: Matrix,
+        probabilities: bool = False,
+        version: int | None = None,
+        alias: str | None = None,
+    ) -> R:
+        """With neither `version` nor `alias`, the name's current version answers."""
+        return self.send(calls.predict(name, X, probabilities, version, alias))
+
+    def evaluate(
+        self,
+        name: str,
+        X: Matrix,
+        y: Labels,
+        version: int | None = None,
+        alias: str | None = None,
+    ) -> R:
+        """Scores of a loaded model on labelled rows (accuracy, ..., log_loss)."""
+        return self.send(calls.evaluate(name, X, y, version, alias))
+
+    def load(self, name: str, version: int | None = None, alias: str | None = None) -> R:
+        return self.send(calls.load(name, version, alias))
+
+    def unload(self, name: str, version: int | None = None, alias: str | None = None) -> R:
+        return self.send(calls.unload(name, version, alias))
+
+    def remove(self, name: str) -> R:
+        """The name with all its versions."""
+        return self.send(calls.remove(name))
+
+    def remove_all(self) -> R:
+        return self.send(calls.remove_all())
+
+    def models(self) -> R:
+        return self.send(calls.models())
+
+    def model(self, name: str) -> R:
+        return self.send(calls.model(name))
+
+    def status(self) -> R:
+        return self.send(calls.status())
+
+    def health(self) -> R:
+        return self.send(calls.health())
+
+    # -- versions and aliases ------------------------------------------------------------
+    def versions(self, name: str) -> R:
+        """The name's current version, aliases and every version, oldest first."""
+        return self.send(calls.versions(name))
+
+    def version(self, name: str, number: int) -> R:
+        return self.send(calls.version(name, number))
+
+    def remove_version(self, name: str, number: int) -> R:
+        return self.send(calls.remove_version(name, number))
+
+    def promote(self, name: str, number: int) -> R:
+        """Make a version current; a loaded current version is swapped with no failed
+        request."""
+        return self.send(calls.promote(name, number))
+
+    def rollback(self, name: str) -> R:
+        """Make the version that was current before the last move current again."""
+        return self.send(calls.rollback(name))
+
+    def set_alias(self, name: str, alias: str, number: int) -> R:
+        return self.send(calls.set_alias(name, alias, number))
+
+    def remove_alias(self, name: str, alias: str) -> R:
+        return self.send(calls.remove_alias(name, alias))
+
+    def history(self, name: str) -> R:
+        """Every move of the current pointer and of each alias, oldest first."""
+        return self.send(calls.history(name))

@@ -1,0 +1,25 @@
+"""What routes take from the app: the service and its catalog, built in the lifespan."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from server.catalog import Catalog
+from server.service import ModelService
+
+
+# async: FastAPI runs a plain `def` dependency in a thread pool, a hop per request.
+async def _service(request: Request) -> ModelService:
+    service: ModelService = request.app.state.service
+    return service
+
+
+async def _catalog(request: Request) -> Catalog:
+    catalog: Catalog = request.app.state.catalog
+    return catalog
+
+
+Service = Annotated[ModelService, Depends(_service)]
+CatalogOf = Annotated[Catalog, Depends(_catalog)]

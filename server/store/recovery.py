@@ -1,0 +1,109 @@
+"""Start-up: models saved by v2 become version 1 of their name, and what interrupted writes
+left is removed. Both are safe to interrupt and run again.
+
+A v2 model is `NAME.joblib` and `NAME.json` side by side in MODELS_PATH. Its files are
+hard-linked (copied where links are not possible) into `NAME/1.joblib` and `NAME/1.json`,
+the pointers are written, and only then are the old names removed: a crash at any step
+leaves the v2 files in place, and the next start-up finishes the move.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from server.store.atomic import is_temporary, sync_directory
+from server.store.pointers import first
+
+if TYPE_CHECKING:
+    from server.store.files import ModelStore
+
+logger = logging.getLogger("server.store")
+
+
+def migrate_flat_models(store: ModelStore) -> list[str]:
+    """Move every v2 model into version 1 of its name; returns the names moved."""
+    from server.store.files import METADATA_SUFFIX, MODEL_SUFFIX, NAME_PATTERN
+
+    moved = []
+    for metadata in sorted(store.root.glob(f"*{METADATA_SUFFIX}")):
+        name = metadata.name[: -len(METADATA_SUFFIX)]
+        model = store.root / f"{name}{MODEL_SUFFIX}"
+        if not (metadata.is_file() and NAME_PATTERN.fullmatch(name)):
+            continue
+        if not model.is_file():
+            continue  # metadata without its model: listed as broken by v2, left as it is
+        if store.exists(name):  # moved already, and the old names not yet removed
+            model.unlink()
+            metadata.unlink()
+            continue
+        store.name_dir(name).mkdir(exist_ok=True)
+        _link(model, store.model_path(name, 1))
+        _link(metadata, store.metadata_path(name, 1))
+        sync_directory(store.name_dir(name))
+        store.write_pointers(name, first(1))
+        model.unlink()
+        metadata.unlink()
+        sync_directory(store.root)
+        moved.append(name)
+        logger.info("moved model '%s' saved by v2 to %s (version 1)", name, store.name_dir(name))
+    return moved
+
+
+def _link(source: Path, target: Path) -> None:
+    target.unlink(missing_ok=True)  # from a move that was interrupted
+    try:
+        os.link(source, target)
+    except OSError:  # a file system without hard links
+        shutil.copy2(source, target)
+
+
+def remove_leftovers(store: ModelStore) -> list[str]:
+    """Delete temporary files, folders being removed, versions whose metadata was never
+    written, and names none of whose versions got its pointers; returns what was removed."""
+    from server.store.files import METADATA_SUFFIX, MODEL_SUFFIX, NAME_PATTERN, REMOVING_SUFFIX
+
+    removed: list[Path] = []
+    for path in store.root.iterdir():
+        if is_temporary(path):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        elif path.name.startswith(".") and path.name.endswith(REMOVING_SUFFIX):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    names = [p for p in store.root.iterdir() if p.is_dir() and NAME_PATTERN.fullmatch(p.name)]
+    for directory in names:
+        for path in list(directory.iterdir()):
+            half_written = (
+                path.name.endswith(MODEL_SUFFIX) and not path.with_suffix(METADATA_SUFFIX).exists()
+            )
+            if is_temporary(path) or half_written:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        if not (directory / "pointers.json").exists():
+            removed.extend(_without_pointers(store, directory))
+    for path in removed:
+        logger.warning("removed leftover of an interrupted write: %s", path.relative_to(store.root))
+    return sorted(str(path.relative_to(store.root)) for path in removed)
+
+
+def _without_pointers(store: ModelStore, directory: Path) -> list[Path]:
+    """A folder whose first version was being written when the server stopped: that version
+    was never answered 201. Its version files go, and the folder if nothing else is in it."""
+    from server.store.files import METADATA_SUFFIX, MODEL_SUFFIX
+
+    removed = [
+        path
+        for path in directory.iterdir()
+        if path.suffix in (MODEL_SUFFIX, METADATA_SUFFIX) and path.stem.isdigit()
+    ]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        directory.rmdir()
+        removed.append(directory)
+    return removed
