@@ -16,7 +16,6 @@ divided by the requests wrk completed: what one request costs the core that serv
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import statistics
 import subprocess
@@ -31,6 +30,7 @@ import numpy as np
 import psutil
 from sklearn.datasets import make_classification
 
+from bench import wrk
 from bench.harness import show
 from devtools.local_server import PROJECT_ROOT, uvicorn_server
 
@@ -53,26 +53,12 @@ CELLS = (  # label, model, rows per request, connections
     ("RandomForest, 100 rows", "rf", 100, 8),
     ("XGBoost, 1 row", "xgb", 1, 8),
 )
-UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def _wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, float]:
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script)]
-    output = subprocess.run([*command, f"{url}/predict"], capture_output=True, text=True).stdout
-    if "Non-2xx" in output or "Socket errors" in output:
-        raise RuntimeError(f"wrk saw errors at {url}:\n{output}")
-    found = {"requests": float(re.search(r"(\d+) requests in", output).group(1))}  # type: ignore[union-attr]
-    for percent in ("50", "99"):
-        value, unit = re.search(rf"{percent}%\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
-        found[f"p{percent}_ms"] = float(value) * UNITS[unit]
-    found["per_second"] = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    return found
 
 
 def _measured(url: str, pid: int, script: Path, connections: int) -> dict[str, float]:
     process = psutil.Process(pid)
     before = process.cpu_times()
-    found = _wrk(url, script, connections, SECONDS)
+    found = wrk.run(f"{url}/predict", script, connections, SECONDS)
     after = process.cpu_times()
     cpu = (after.user - before.user) + (after.system - before.system)
     found["cpu_us"] = cpu / found["requests"] * 1e6
@@ -118,7 +104,7 @@ def _train(url: str, models: Path) -> dict[str, bytes]:
 def ceiling(
     directory: Path, rounds: int = ROUNDS, cells: tuple[int, ...] | None = None
 ) -> dict[str, Any]:
-    if shutil.which("wrk") is None:
+    if not wrk.installed():
         print("\nCeiling: skipped, wrk is not installed (apt-get install wrk)")
         return {"skipped": "wrk is not installed"}
     directory.mkdir(parents=True, exist_ok=True)
@@ -134,11 +120,8 @@ def ceiling(
         bodies = _train(service, models)
         scripts, answers = {}, {}
         for key, body in bodies.items():
-            scripts[key] = directory / f"{key.replace('/', '-')}.lua"
-            scripts[key].write_text(
-                f"wrk.method = 'POST'\nwrk.body = '{body.decode()}'\n"
-                "wrk.headers['Content-Type'] = 'application/json'\n"
-            )
+            lua = directory / f"{key.replace('/', '-')}.lua"
+            scripts[key] = wrk.post_script(lua, body.decode())
         for name in MODELS:  # the constant answers: the service's own, to the 1-row body
             answers[name] = httpx.post(f"{service}/predict", content=bodies[f"{name}/1"]).json()
         answers_file = directory / "answers.json"
@@ -177,7 +160,7 @@ def ceiling(
         runs: dict[tuple[int, str], list[dict[str, float]]] = {}
         for url, _ in apps.values():  # warm every app on every body
             for key in scripts:
-                _wrk(url, scripts[key], 4, 1)
+                wrk.run(f"{url}/predict", scripts[key], 4, 1)
         chosen = cells if cells is not None else range(len(CELLS))
         for _ in range(rounds):
             for cell in chosen:

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 from sklearn.datasets import make_classification
 
+from bench import wrk
 from bench.ceiling import PREVIOUS_DESIGN, _worktree
 from bench.harness import show
 from devtools.local_server import uvicorn_server
@@ -91,7 +92,7 @@ def _record(url: str, pid: int, script: Path, output: Path) -> str:
 
 
 def profile(directory: Path) -> dict[str, Any]:
-    if shutil.which("wrk") is None or PY_SPY is None:
+    if not wrk.installed() or PY_SPY is None:
         print("\nProfile: skipped, it needs wrk and py-spy")
         return {"skipped": "wrk or py-spy missing"}
     X, y = make_classification(n_samples=1000, n_features=10, random_state=0)
@@ -100,12 +101,8 @@ def profile(directory: Path) -> dict[str, Any]:
         "y": y.tolist(),
         "config": {"name": "lr", "model_type": "LogisticRegression"},
     }
-    script = directory / "predict.lua"
     body = httpx.Request("POST", "/", json={"X": X[:1].tolist(), "config": {"name": "lr"}}).content
-    script.write_text(
-        f"wrk.method = 'POST'\nwrk.body = '{body.decode()}'\n"
-        "wrk.headers['Content-Type'] = 'application/json'\n"
-    )
+    script = wrk.post_script(directory / "predict.lua", body.decode())
     results: dict[str, Any] = {}
     with ExitStack() as stack:
         servers = {"service": Path(__file__).resolve().parent.parent}

@@ -12,10 +12,7 @@ devtools/tail_probe.py shows the why (every collection's pause, the event loop's
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import statistics
-import subprocess
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -24,6 +21,7 @@ from typing import Any
 import httpx
 from sklearn.datasets import make_classification
 
+from bench import wrk
 from bench.harness import show
 from devtools.local_server import uvicorn_server
 
@@ -40,24 +38,14 @@ SERVERS = {
     "defaults, no freeze": {"GC_FREEZE": "false"},
     "defaults (compiled, GC_FREEZE)": {},
 }
-UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
 def _wrk(url: str, script: Path, seconds: int) -> dict[str, float]:
-    command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script)]
-    output = subprocess.run([*command, f"{url}/predict"], capture_output=True, text=True).stdout
-    if "Non-2xx" in output:
-        raise RuntimeError(f"wrk saw errors:\n{output}")
-    found = {}
-    for percent in ("50", "99"):
-        value, unit = re.search(rf"{percent}%\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
-        found[f"p{percent}_ms"] = float(value) * UNITS[unit]
-    found["per_second"] = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    return found
+    return wrk.run(f"{url}/predict", script, CONNECTIONS, seconds)
 
 
 def tail() -> dict[str, Any]:
-    if shutil.which("wrk") is None:
+    if not wrk.installed():
         print("\nTail latency: skipped, wrk is not installed (apt-get install wrk)")
         return {"skipped": "wrk is not installed"}
     X, y = make_classification(n_samples=1000, n_features=10, random_state=0)
@@ -69,11 +57,7 @@ def tail() -> dict[str, Any]:
     body = {"X": X[:1].tolist(), "config": {"name": "lr"}}
     runs: dict[str, list[dict[str, float]]] = {label: [] for label in SERVERS}
     with tempfile.TemporaryDirectory() as directory:
-        script = Path(directory) / "predict.lua"
-        script.write_text(
-            f"wrk.method = 'POST'\nwrk.body = '{json.dumps(body)}'\n"
-            "wrk.headers['Content-Type'] = 'application/json'\n"
-        )
+        script = wrk.post_script(Path(directory) / "predict.lua", json.dumps(body))
         with ExitStack() as stack:
             urls = []
             for i, env in enumerate(SERVERS.values()):

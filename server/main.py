@@ -32,6 +32,7 @@ from server.inference.batching import BatchingSettings
 from server.inference.registry import Registry
 from server.metrics import Metrics, NoMetrics
 from server.service import ModelService
+from server.store import recovery
 from server.store.files import ModelStore
 from server.training.backend import TrainingBackend
 from server.training.cores import allowed_cores, plan_cores
@@ -91,7 +92,7 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = ModelStore(settings.models_path)
-        store.prepare()
+        recovery.prepare(store)
         # Inference runs in this process: one thread per prediction, as trainings are one
         # core each (BLAS and OpenMP pools would otherwise take every core).
         preload()

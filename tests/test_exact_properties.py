@@ -33,6 +33,7 @@ from server.errors import InvalidInput
 from server.inference.compiled.probes import EXTREMES, estimator_thresholds, graph_trees, probe_rows
 from server.inference.loaded import LoadedModel, read_model
 from server.scoring import holdout
+from server.store import recovery
 from server.store.files import ModelStore
 from server.training.progress import NoProgress
 from server.training.worker import Holdout, TrainingRequest, fit_model
@@ -96,7 +97,7 @@ def tables(draw: st.DrawFn, handles_missing: bool) -> Table:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
     models = ModelStore(Path(tmp_path_factory.mktemp("exact")))
-    models.prepare()
+    recovery.prepare(models)
     return models
 
 

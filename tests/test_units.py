@@ -15,6 +15,7 @@ from server.algorithms import resolve
 from server.config import Settings
 from server.errors import BrokenModel, InvalidInput, ModelNotFound
 from server.ingest import as_matrix, gc_paused
+from server.store import recovery
 from server.store.files import ModelStore, check_name
 from tests.helpers import files_under
 
@@ -40,7 +41,7 @@ def test_save_writes_model_metadata_and_first_pointers_and_delete_removes_the_na
     tmp_path: Path,
 ) -> None:
     store = ModelStore(tmp_path)
-    store.prepare()
+    recovery.prepare(store)
     metadata = store.save("m", 1, BUNDLE, {"name": "m"})
     assert metadata["size_bytes"] == (tmp_path / "m" / "1.joblib").stat().st_size > 0
     assert store.read_metadata("m", 1) == metadata
@@ -101,14 +102,14 @@ def test_damaged_versions_are_described_as_broken_and_never_hidden(tmp_path: Pat
 
 def test_models_saved_by_v2_become_version_1_with_nothing_lost(tmp_path: Path) -> None:
     v2 = ModelStore(tmp_path / "staging")
-    v2.prepare()
+    recovery.prepare(v2)
     v2.save("old", 1, BUNDLE, {"name": "old", "model_type": "X"})
     # The v2 layout: NAME.joblib and NAME.json side by side.
     (tmp_path / "models").mkdir()
     (tmp_path / "staging" / "old" / "1.joblib").rename(tmp_path / "models" / "old.joblib")
     (tmp_path / "staging" / "old" / "1.json").rename(tmp_path / "models" / "old.json")
     store = ModelStore(tmp_path / "models")
-    store.prepare()
+    recovery.prepare(store)
     assert files_under(store.root) == ["old/1.joblib", "old/1.json", "old/pointers.json"]
     assert store.load("old", 1) == BUNDLE
     assert store.read_metadata("old", 1)["model_type"] == "X"
@@ -124,13 +125,13 @@ def test_a_move_from_v2_interrupted_after_the_links_is_finished_at_the_next_star
     # v2 names: both are there.
     os.link(tmp_path / "old" / "1.joblib", tmp_path / "old.joblib")
     os.link(tmp_path / "old" / "1.json", tmp_path / "old.json")
-    store.prepare()
+    recovery.prepare(store)
     assert files_under(tmp_path) == ["old/1.joblib", "old/1.json", "old/pointers.json"]
     # And after linking only (no pointers yet): the v2 files are still whole, and moved again.
     (tmp_path / "old" / "pointers.json").unlink()
     os.link(tmp_path / "old" / "1.joblib", tmp_path / "old.joblib")
     os.link(tmp_path / "old" / "1.json", tmp_path / "old.json")
-    store.prepare()
+    recovery.prepare(store)
     assert files_under(tmp_path) == ["old/1.joblib", "old/1.json", "old/pointers.json"]
     assert store.load("old", 1) == BUNDLE
 
@@ -146,7 +147,7 @@ def test_start_up_removes_half_writes_but_keeps_every_whole_version(tmp_path: Pa
     (tmp_path / "first" / "1.json").write_text("{}")
     (tmp_path / ".gone.0123.removing").mkdir()  # a remove interrupted
     (tmp_path / "lost+found").mkdir()  # not ours: left alone
-    store.prepare()
+    recovery.prepare(store)
     assert files_under(tmp_path) == [
         "kept/1.joblib",
         "kept/1.json",

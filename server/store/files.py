@@ -12,8 +12,9 @@ Every file is written atomically (server.store.atomic). A version exists exactly
 metadata file does, so a crash mid-write never leaves a half version that is listed; a name
 exists exactly when its pointers file does, and the pointers only ever name versions that
 exist (they are written after the version, and a version is deleted only when no pointer
-names it). Start-up (server.store.recovery) removes what interrupted writes left and moves
-models saved by v2 (`NAME.joblib` and `NAME.json` side by side) into version 1 of their name.
+names it). At start-up, `server.store.recovery.prepare` removes what interrupted writes
+left and moves models saved by v2 (`NAME.joblib` and `NAME.json` side by side) into
+version 1 of their name.
 The next issue's signatures and ONNX copies become more files per version (`1.sig`, `1.onnx`).
 """
 
@@ -82,16 +83,6 @@ class ModelStore:
 
     def pointers_path(self, name: str) -> Path:
         return self.name_dir(name) / POINTERS
-
-    # -- start-up --------------------------------------------------------------------------
-    def prepare(self) -> list[str]:
-        """Create the directory, move v2 models into version 1 of their name, and delete
-        what an interrupted write left; returns what was removed."""
-        from server.store import recovery  # it works on this class: imported when used
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        recovery.migrate_flat_models(self)
-        return recovery.remove_leftovers(self)
 
     # -- writing (called in the training process) ------------------------------------------
     def save(

@@ -14,20 +14,30 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from server.store.atomic import is_temporary, sync_directory
+from server.store.files import (
+    METADATA_SUFFIX,
+    MODEL_SUFFIX,
+    NAME_PATTERN,
+    REMOVING_SUFFIX,
+    ModelStore,
+)
 from server.store.pointers import first
-
-if TYPE_CHECKING:
-    from server.store.files import ModelStore
 
 logger = logging.getLogger("server.store")
 
 
+def prepare(store: ModelStore) -> list[str]:
+    """Create the directory, move v2 models into version 1 of their name, and delete what an
+    interrupted write left; returns what was removed."""
+    store.root.mkdir(parents=True, exist_ok=True)
+    migrate_flat_models(store)
+    return remove_leftovers(store)
+
+
 def migrate_flat_models(store: ModelStore) -> list[str]:
     """Move every v2 model into version 1 of its name; returns the names moved."""
-    from server.store.files import METADATA_SUFFIX, MODEL_SUFFIX, NAME_PATTERN
 
     moved = []
     for metadata in sorted(store.root.glob(f"*{METADATA_SUFFIX}")):
@@ -65,7 +75,6 @@ def _link(source: Path, target: Path) -> None:
 def remove_leftovers(store: ModelStore) -> list[str]:
     """Delete temporary files, folders being removed, versions whose metadata was never
     written, and names none of whose versions got its pointers; returns what was removed."""
-    from server.store.files import METADATA_SUFFIX, MODEL_SUFFIX, NAME_PATTERN, REMOVING_SUFFIX
 
     removed: list[Path] = []
     for path in store.root.iterdir():
@@ -94,7 +103,6 @@ def remove_leftovers(store: ModelStore) -> list[str]:
 def _without_pointers(store: ModelStore, directory: Path) -> list[Path]:
     """A folder whose first version was being written when the server stopped: that version
     was never answered 201. Its version files go, and the folder if nothing else is in it."""
-    from server.store.files import METADATA_SUFFIX, MODEL_SUFFIX
 
     removed = [
         path
