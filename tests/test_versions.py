@@ -283,3 +283,24 @@ async def test_a_v2_models_directory_is_migrated_with_nothing_lost(
             answer = (await predict(client, "legacy")).json()
             assert (answer["version"], answer["predictions"]) == (1, expected)
     assert sorted(p.name for p in models_dir.iterdir()) == ["legacy"]
+
+
+async def test_concurrent_requests_for_two_versions_are_never_answered_by_the_other(
+    client: httpx.AsyncClient,
+) -> None:
+    """Each loaded version has its own micro-batcher: requests that arrive together for two
+    versions are merged per version, never into one call."""
+    assert (await client.post("/fit", json=fit_body("mix"))).status_code == 201
+    flipped = fit_body("mix")  # the same rows, every label swapped: opposite predictions
+    flipped["y"] = [{1: 11, 11: 1}[label] for label in flipped["y"]]
+    flipped["config"]["new_version"] = True
+    assert (await client.post("/fit", json=flipped)).status_code == 201
+    for version in (1, 2):
+        assert (await client.post("/load", json=named("mix", version=version))).status_code == 200
+    alone = {v: (await predict(client, "mix", version=v)).json()["predictions"] for v in (1, 2)}
+    assert alone[1] != alone[2]
+    versions = [1 + i % 2 for i in range(60)]
+    replies = await asyncio.gather(*(predict(client, "mix", version=v) for v in versions))
+    for version, reply in zip(versions, replies, strict=True):
+        assert reply.json()["version"] == version
+        assert reply.json()["predictions"] == alone[version]
