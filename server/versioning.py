@@ -87,6 +87,7 @@ class Versions:
 
     # -- moving ----------------------------------------------------------------------------
     async def promote(self, name: str, version: int) -> dict[str, Any]:
+        self.pointers(name)  # 404 before a lock is made for the name
         async with self._moving[name]:
             self.require(name, version)
             pointers = self.pointers(name)
@@ -95,6 +96,7 @@ class Versions:
             return self.describe(name)
 
     async def rollback(self, name: str) -> dict[str, Any]:
+        self.pointers(name)
         async with self._moving[name]:
             pointers = self.pointers(name)
             target = pointers.rollback_target()
@@ -115,6 +117,7 @@ class Versions:
                 f"invalid alias {alias!r}: use 1 to 32 lower-case letters, digits, '_' or '-', "
                 "starting with a letter"
             )
+        self.pointers(name)
         async with self._moving[name]:
             pointers = self.pointers(name)
             before = pointers.aliases.get(alias)
@@ -128,13 +131,18 @@ class Versions:
 
     async def _swap(self, name: str, old: int | None, new: int | None, moved: Pointers) -> None:
         swapping = old is not None and new is not None and self._registry.is_loaded((name, old))
+        loaded_here = False
         try:
             if swapping:
                 assert new is not None
+                loaded_here = not self._registry.is_loaded((name, new))
                 await self._registry.load((name, new), over_cap=True)
             await asyncio.to_thread(self._store.write_pointers, name, moved)
-        except ServiceError:
-            self._metrics.swap("failed" if swapping else "moved")
+        except BaseException:
+            self._metrics.swap("failed")
+            if loaded_here:  # nothing moved: the cap is back where it was
+                assert new is not None
+                await self._registry.unload((name, new))
             raise
         self._pointers[name] = moved  # the switch: from here on, requests resolve to `new`
         self._metrics.swap("swapped" if swapping else "moved")

@@ -304,3 +304,21 @@ async def test_concurrent_requests_for_two_versions_are_never_answered_by_the_ot
     for version, reply in zip(versions, replies, strict=True):
         assert reply.json()["version"] == version
         assert reply.json()["predictions"] == alone[version]
+
+
+async def test_a_swap_whose_new_version_does_not_load_moves_nothing(
+    client: httpx.AsyncClient, models_dir: Path
+) -> None:
+    await fit_versions(client, "bad", 2)
+    assert (await client.post("/load", json=named("bad"))).status_code == 200
+    damaged = models_dir / "bad" / "2.joblib"
+    damaged.write_bytes(b"\x80" * damaged.stat().st_size)  # the same size: only a load can tell
+    refused = await client.post("/models/bad/promote", json={"version": 2})
+    assert refused.status_code == 422 and "can't be loaded" in refused.json()["detail"]
+    assert (await client.get("/models/bad")).json()["current_version"] == 1
+    status = (await client.get("/status")).json()["inference"]
+    assert status["loaded_versions"] == [{"name": "bad", "version": 1}]
+    assert (await predict(client, "bad")).json()["version"] == 1
+    metrics = (await client.get("/metrics")).text
+    assert 'model_server_version_moves_total{outcome="failed"} 1.0' in metrics
+    assert [m["to"] for m in (await client.get("/models/bad/history")).json()["history"]] == [1]
