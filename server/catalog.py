@@ -59,7 +59,7 @@ class Catalog:
                 return training[name]
             raise ModelNotFound(name)
         info = self._name_info(name)
-        if info.get("status") != "broken" or "current_version" in info:
+        if "current_version" in info:  # its pointers could be read
             info["versions"] = [self._version_info(name, v) for v in self._store.versions(name)]
         return info
 
