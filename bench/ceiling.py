@@ -66,7 +66,7 @@ def _measured(url: str, pid: int, script: Path, connections: int) -> dict[str, f
 
 
 @contextmanager
-def _worktree(commit: str, directory: Path) -> Iterator[Path | None]:
+def worktree(commit: str, directory: Path) -> Iterator[Path | None]:
     """The project at `commit`, checked out beside it; None where git cannot (no history)."""
     path = directory / "previous"
     made = subprocess.run(
@@ -127,7 +127,7 @@ def ceiling(
         answers_file = directory / "answers.json"
         answers_file.write_text(json.dumps(answers))
         apps = {"service": (service, service_process.pid)}
-        previous = stack.enter_context(_worktree(PREVIOUS_DESIGN, directory))
+        previous = stack.enter_context(worktree(PREVIOUS_DESIGN, directory))
         if previous is not None:
             url, process = stack.enter_context(
                 uvicorn_server(

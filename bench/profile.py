@@ -21,7 +21,7 @@ import httpx
 from sklearn.datasets import make_classification
 
 from bench import wrk
-from bench.ceiling import PREVIOUS_DESIGN, _worktree
+from bench.ceiling import PREVIOUS_DESIGN, worktree
 from bench.harness import show
 from devtools.local_server import uvicorn_server
 
@@ -106,7 +106,7 @@ def profile(directory: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with ExitStack() as stack:
         servers = {"service": Path(__file__).resolve().parent.parent}
-        previous = stack.enter_context(_worktree(PREVIOUS_DESIGN, directory))
+        previous = stack.enter_context(worktree(PREVIOUS_DESIGN, directory))
         if previous is not None:
             servers["previous"] = previous
         for label, code in servers.items():

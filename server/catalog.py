@@ -33,14 +33,10 @@ class Catalog:
     def _name_info(self, name: str) -> dict[str, Any]:
         """The name's current version, its pointers and any new version in training."""
         try:
-            pointers = self._versions.pointers(name)
+            pointers = self._versions.describe(name)
         except BrokenModel as error:
             return {"name": name, "status": "broken", "error": error.detail}
-        info = {
-            **self._version_info(name, pointers.current),
-            "current_version": pointers.current,
-            "aliases": dict(sorted(pointers.aliases.items())),
-        }
+        info = {**self._version_info(name, pointers["current_version"]), **pointers}
         training = self._trainer.training_version(name)
         if training is not None:
             info["training_version"] = training

@@ -27,7 +27,7 @@ from server.inference.batching import PredictionBatcher
 from server.inference.loaded import LoadedModel
 from server.inference.memory import release_unused_memory
 from server.inference.registry import Key, Registry
-from server.ingest import EvaluateInput, Features, FitInput
+from server.ingest import EvaluateInput, Features, FitInput, PredictInput
 from server.ingest.features import MatrixFeatures
 from server.scoring import check_holdout
 from server.store.files import ModelStore
@@ -113,17 +113,15 @@ class ModelService:
             compile=self.compile_models,
             version=version,
         )
-        promote = config.promote and exists
 
-        async def after_save(metadata: dict[str, Any]) -> dict[str, Any]:
-            if not promote:
-                return metadata
+        async def promote(metadata: dict[str, Any]) -> dict[str, Any]:
             try:
                 await self.versions.promote(config.name, version)
             except ServiceError as error:  # saved all the same: only the promotion failed
                 return {**metadata, "promoted": False, "promote_error": error.detail}
             return {**metadata, "promoted": True}
 
+        after_save = promote if config.promote and exists else None
         return self.trainer.start_job(training, config.max_seconds, after_save)
 
     async def wait(self, job: Job) -> dict[str, Any]:
@@ -181,20 +179,14 @@ class ModelService:
             raise NotLoaded(name, key[1], current=version is None and alias is None)
         return batcher
 
-    async def predict(
-        self,
-        name: str,
-        features: Features,
-        probabilities: bool,
-        version: int | None = None,
-        alias: str | None = None,
-    ) -> dict[str, Any]:
-        batcher = self._loaded(name, version, alias)
+    async def predict(self, request: PredictInput) -> dict[str, Any]:
+        config, features = request.config, request.features
+        batcher = self._loaded(config.name, config.version, config.alias)
         if isinstance(features, MatrixFeatures):  # the hot path: no coroutine, no matching
             X = features.X
         else:
             X = await _matrix_for(batcher.model, features)
-        return await batcher.predict(X, probabilities)
+        return await batcher.predict(X, config.probabilities)
 
     async def evaluate(self, request: EvaluateInput) -> dict[str, Any]:
         config = request.config

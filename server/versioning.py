@@ -68,7 +68,7 @@ class Versions:
     def resolve(self, name: str, version: int | None = None, alias: str | None = None) -> int:
         """The version a request means. An explicit version is returned as it is: whether it
         exists is for the caller to say, in its own terms (not loaded, not trained...)."""
-        pointers = self._pointers.get(name) or self.pointers(name)
+        pointers = self.pointers(name)
         if version is not None:
             return version
         if alias is not None:
@@ -168,14 +168,14 @@ class Versions:
         """409 if a pointer names the version, it is loaded, or it is training."""
         pointers = self.pointers(name)
         self.require(name, version)
-        names = [alias for alias, v in pointers.aliases.items() if v == version]
+        aliases = [alias for alias, v in pointers.aliases.items() if v == version]
         if version == pointers.current:
             raise ModelBusy(
                 f"model '{name}' version {version} is current: promote another version first"
             )
-        if names:
+        if aliases:
             raise ModelBusy(
-                f"model '{name}' version {version} has the alias(es) {', '.join(sorted(names))}: "
+                f"model '{name}' version {version} has the alias(es) {', '.join(sorted(aliases))}: "
                 "move or remove them first"
             )
         if self._registry.is_loaded((name, version)):

@@ -49,6 +49,11 @@ class Tokens:
         is_inference = _same(given, self.inference)
         return "management" if is_management else "inference" if is_inference else None
 
+    def role_of_header(self, authorization: str) -> str | None:
+        """The role of an `Authorization` header's bearer token (any other scheme: None)."""
+        scheme, _, given = authorization.partition(" ")
+        return self.role(given if scheme.lower() == "bearer" else None)
+
 
 def _same(given: bytes, expected: bytes | None) -> bool:
     return expected is not None and hmac.compare_digest(given, expected)
@@ -72,8 +77,7 @@ class BearerGuard(HTTPBearer):
 
     async def __call__(self, request: Request) -> None:  # type: ignore[override]
         tokens: Tokens = request.app.state.tokens
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        role = tokens.role(given if scheme.lower() == "bearer" else None)
+        role = tokens.role_of_header(request.headers.get("authorization", ""))
         if role is None:
             raise Unauthorized(
                 "this endpoint needs Authorization: Bearer <token> with a valid token",

@@ -74,11 +74,7 @@ class PredictFastPath:
         answer = None
         if body_bytes is not None and service is not None:
             try:
-                body = predict_input(body_bytes)
-                config = body.config
-                answer = await service.predict(
-                    config.name, body.features, config.probabilities, config.version, config.alias
-                )
+                answer = await service.predict(predict_input(body_bytes))
             except Exception:  # the full app answers it, from the same handlers as ever
                 answer = None
         if answer is None:
@@ -103,8 +99,7 @@ class PredictFastPath:
                 authorization = value
         if self._tokens.open:
             return True
-        scheme, _, given = authorization.decode("latin-1").partition(" ")
-        return scheme.lower() == "bearer" and self._tokens.role(given) is not None
+        return self._tokens.role_of_header(authorization.decode("latin-1")) is not None
 
 
 async def _read(receive: Receive, limit: int) -> tuple[list[Message], bytes | None]:

@@ -154,11 +154,7 @@ async def cancel_job(job_id: str, service: Service) -> dict[str, Any]:
     },
 )
 async def predict(request: Request, service: Service) -> Response:
-    body = await read_predict(request)
-    config = body.config
-    answer = await service.predict(
-        config.name, body.features, config.probabilities, config.version, config.alias
-    )
+    answer = await service.predict(await read_predict(request))
     if wants_csv(request):
         return predictions_csv(answer)
     # orjson, and no second validation of what we built: a 100k-row answer is one dumps.

@@ -20,6 +20,7 @@ from server.store.files import (
     METADATA_SUFFIX,
     MODEL_SUFFIX,
     NAME_PATTERN,
+    POINTERS,
     REMOVING_SUFFIX,
     ModelStore,
 )
@@ -38,7 +39,6 @@ def prepare(store: ModelStore) -> list[str]:
 
 def migrate_flat_models(store: ModelStore) -> list[str]:
     """Move every v2 model into version 1 of its name; returns the names moved."""
-
     moved = []
     for metadata in sorted(store.root.glob(f"*{METADATA_SUFFIX}")):
         name = metadata.name[: -len(METADATA_SUFFIX)]
@@ -75,7 +75,6 @@ def _link(source: Path, target: Path) -> None:
 def remove_leftovers(store: ModelStore) -> list[str]:
     """Delete temporary files, folders being removed, versions whose metadata was never
     written, and names none of whose versions got its pointers; returns what was removed."""
-
     removed: list[Path] = []
     for path in store.root.iterdir():
         if is_temporary(path):
@@ -93,17 +92,16 @@ def remove_leftovers(store: ModelStore) -> list[str]:
             if is_temporary(path) or half_written:
                 path.unlink(missing_ok=True)
                 removed.append(path)
-        if not (directory / "pointers.json").exists():
-            removed.extend(_without_pointers(store, directory))
+        if not (directory / POINTERS).exists():
+            removed.extend(_without_pointers(directory))
     for path in removed:
         logger.warning("removed leftover of an interrupted write: %s", path.relative_to(store.root))
     return sorted(str(path.relative_to(store.root)) for path in removed)
 
 
-def _without_pointers(store: ModelStore, directory: Path) -> list[Path]:
+def _without_pointers(directory: Path) -> list[Path]:
     """A folder whose first version was being written when the server stopped: that version
     was never answered 201. Its version files go, and the folder if nothing else is in it."""
-
     removed = [
         path
         for path in directory.iterdir()
