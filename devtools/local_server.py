@@ -24,6 +24,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def key_file_of(models_dir: Path) -> Path:
+    """The signing key of the servers started on `models_dir`: beside it, as the default is,
+    so that servers started on one folder share it."""
+    return models_dir.parent / f"{models_dir.name}.key"
+
+
 @contextmanager
 def uvicorn_server(
     models_dir: Path,
@@ -46,6 +52,7 @@ def uvicorn_server(
         "TRAINING_CORES": str(training_cores),
         "MAX_INFERENCE_MODELS": "2",
         "ACCESS_LOG": "off",  # as --no-access-log below: a line per request is noise here
+        "MODEL_SIGNING_KEY_FILE": str(key_file_of(models_dir)),
         **(env or {}),
     }
     command = [sys.executable, "-m", "uvicorn", app, "--host", host, "--port", str(port)]

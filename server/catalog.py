@@ -20,7 +20,7 @@ class Catalog:
     # -- models --------------------------------------------------------------------------
     def _version_info(self, name: str, version: int) -> dict[str, Any]:
         info = self._store.describe(name, version)
-        if info.get("status") == "broken":
+        if info.get("status") in ("broken", "untrusted"):
             return info
         failure = self._service.load_failures.get((name, version))
         if failure is not None:
@@ -72,6 +72,15 @@ class Catalog:
         versions = [self._version_info(name, v) for v in self._store.versions(name)]
         return {**described, "versions": versions}
 
+    def untrusted(self) -> list[dict[str, Any]]:
+        """Every version whose files are not the server's (blocking: may hash new files)."""
+        return [
+            info
+            for name in self._store.names()
+            for info in (self._store.describe(name, v) for v in self._store.versions(name))
+            if info.get("status") == "untrusted"
+        ]
+
     # -- capacity, as the scrape-time gauges of server.metrics read it -------------------------
     def training_slots(self) -> int:
         return self._trainer.slot_count
@@ -84,6 +93,9 @@ class Catalog:
 
     def models_loaded_max(self) -> int:
         return self._registry.max_models
+
+    def untrusted_versions(self) -> int:
+        return len(self.untrusted())
 
     def status(self) -> dict[str, Any]:
         running = self._trainer.running()

@@ -102,6 +102,27 @@ class Settings(BaseSettings):
     inference_token: SecretStr | None = Field(
         default=None, description="bearer token for predict and the read-only endpoints"
     )
+    model_signing_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "the secret (32 characters or more) that signs model files; unset: the key in "
+            "MODEL_SIGNING_KEY_FILE"
+        ),
+    )
+    model_signing_key_file: Path = Field(
+        default=Path("keys/model-signing.key"),
+        description=(
+            "the signing key's file, created (mode 0600) on first start if missing; never "
+            "inside MODELS_PATH"
+        ),
+    )
+    estimator_loading: Literal["lazy", "eager"] = Field(
+        default="lazy",
+        description=(
+            "lazy: a model served by its compiled copy reads its estimator only when a batch "
+            "needs it; eager: /load reads both"
+        ),
+    )
     training_backend: Literal["local", "dask"] = Field(
         default="local",
         description="local: worker processes of this server; dask: the workers of a Dask cluster",
@@ -119,7 +140,7 @@ class Settings(BaseSettings):
         default="text", description="one line per request: text, JSON lines, or off"
     )
 
-    @field_validator("management_token", "inference_token", mode="before")
+    @field_validator("management_token", "inference_token", "model_signing_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         """`MANAGEMENT_TOKEN=` in .env (as compose passes it through) means no token."""
@@ -139,6 +160,11 @@ class Settings(BaseSettings):
     def training_slots(self) -> int:
         """One core always stays with the server, which also runs inference."""
         return self.training_cores - 1
+
+    @property
+    def signing_secret(self) -> str | None:
+        secret = self.model_signing_key
+        return secret.get_secret_value() if secret is not None else None
 
     @property
     def max_body_bytes(self) -> int:

@@ -8,6 +8,7 @@
      ├── ModelBusy          409  the model is in training, so it can't be loaded or removed
      ├── NotLoaded          409  predict on a model that is not loaded
      ├── CapacityReached    409  MAX_INFERENCE_MODELS are loaded already
+     ├── UntrustedModel     409  the model's files are not signed with the server's key
      ├── JobNotFound        404  no job of that id (or it is older than the kept history)
      ├── JobFinished        409  cancel of a job that has already ended
      ├── JobCancelled       409  what a waiting /fit answers when its job was cancelled
@@ -80,6 +81,10 @@ class NotLoaded(ServiceError):
 
 
 class CapacityReached(ServiceError):
+    status_code = 409
+
+
+class UntrustedModel(ServiceError):
     status_code = 409
 
 

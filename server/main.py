@@ -34,6 +34,8 @@ from server.metrics import Metrics, NoMetrics
 from server.service import ModelService
 from server.store import recovery
 from server.store.files import ModelStore
+from server.store.keys import UnusableKey, signing_key
+from server.store.signing import SigningKey
 from server.training.backend import TrainingBackend
 from server.training.cores import allowed_cores, plan_cores
 from server.training.limits import TrainingLimits
@@ -80,10 +82,24 @@ def _backend(settings: Settings) -> TrainingBackend:
     )
 
 
+def _signing_key(settings: Settings) -> tuple[SigningKey, str]:
+    """The key and where it came from, or the process stops with one line that says what to
+    fix."""
+    try:
+        key, source = signing_key(
+            settings.signing_secret, settings.model_signing_key_file, settings.models_path
+        )
+    except UnusableKey as error:
+        logger.error("%s", error)
+        raise SystemExit(2) from None
+    return key, source
+
+
 def create_app(settings: Settings | None = None) -> PredictFastPath:
     settings = settings or load_settings()
     _configure_logging()
     backend = _backend(settings)
+    key, key_source = _signing_key(settings)
     tokens = Tokens.of(
         settings.management_token.get_secret_value() if settings.management_token else None,
         settings.inference_token.get_secret_value() if settings.inference_token else None,
@@ -91,7 +107,8 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = ModelStore(settings.models_path)
+        logger.info("model files are signed and checked with key %s, %s", key.key_id, key_source)
+        store = ModelStore(settings.models_path, key)
         recovery.prepare(store)
         # Inference runs in this process: one thread per prediction, as trainings are one
         # core each (BLAS and OpenMP pools would otherwise take every core).
@@ -115,13 +132,20 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
             inline_budget=settings.inline_predict_ms / 1000,
         )
         registry = Registry(
-            store, settings.max_inference_models, batching, metrics, settings.inference_runtime
+            store,
+            settings.max_inference_models,
+            batching,
+            metrics,
+            settings.inference_runtime,
+            settings.estimator_loading,
         )
         versions = Versions(store, registry, metrics, trainer.training_version)
         compile_models = settings.inference_runtime == "auto"
         service = ModelService(store, trainer, registry, versions, compile_models)
         app.state.service = service
         app.state.catalog = Catalog(service)
+        for untrusted in await asyncio.to_thread(app.state.catalog.untrusted):
+            logger.warning("%s", untrusted["error"])
         logger.info(
             "serving models from %s: %s, up to %d loaded model(s); %s",
             store.root,

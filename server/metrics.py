@@ -30,6 +30,7 @@ class CapacityView(Protocol):
     def training_slots_busy(self) -> int: ...
     def models_loaded(self) -> int: ...
     def models_loaded_max(self) -> int: ...
+    def untrusted_versions(self) -> int: ...
 
 
 class _CapacityCollector(Collector):
@@ -45,6 +46,11 @@ class _CapacityCollector(Collector):
             ("training_slots_busy", "Training slots in use", view.training_slots_busy),
             ("models_loaded", "Models loaded for inference", view.models_loaded),
             ("models_loaded_max", "MAX_INFERENCE_MODELS", view.models_loaded_max),
+            (
+                "untrusted_model_versions",
+                "Model versions whose files are not signed with the server's key",
+                view.untrusted_versions,
+            ),
         ):
             yield GaugeMetricFamily(f"{PREFIX}_{name}", documentation, value=read())
 
@@ -102,6 +108,11 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self._untrusted_loads = Counter(
+            f"{PREFIX}_untrusted_loads_refused",
+            "Loads refused because the version's files are not signed with the server's key",
+            registry=self.registry,
+        )
         self.registry.register(_CapacityCollector(capacity))
         # The children of labelled metrics, found once: `labels()` takes a lock each time.
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
@@ -128,6 +139,9 @@ class Metrics:
 
     def swap(self, outcome: str) -> None:
         self._swaps.labels(outcome).inc()
+
+    def untrusted_load_refused(self) -> None:
+        self._untrusted_loads.inc()
 
     def prediction_counter(self, model_type: str) -> Callable[[int], None]:
         """For one loaded model: a function to call with the rows of each predict call."""
@@ -160,6 +174,9 @@ class NoMetrics(Metrics):
         pass
 
     def swap(self, outcome: str) -> None:
+        pass
+
+    def untrusted_load_refused(self) -> None:
         pass
 
     def prediction_counter(self, model_type: str) -> Callable[[int], None]:

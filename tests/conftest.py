@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.local_server import key_file_of
 from server.config import Settings
 from server.main import create_app
 
@@ -42,6 +43,7 @@ def make_client(models_dir: Path) -> ClientFactory:
     async def factory(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
         values: dict[str, Any] = {
             "models_path": models_dir,
+            "model_signing_key_file": key_file_of(models_dir),
             "training_cores": 2,
             "max_inference_models": 2,
             "warm_workers": False,

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import joblib
 import numpy as np
 from sklearn.datasets import make_classification
+
+from devtools.local_server import PROJECT_ROOT, key_file_of
+from devtools.saved import saved_bundle
+from server.store.files import ModelStore
+from server.store.keys import read_key_file
+from server.store.signing import SigningKey
+from server.trust import resign
 
 MODEL_TYPES = [
     "LogisticRegression",
@@ -19,6 +30,31 @@ MODEL_TYPES = [
     "LGBMClassifier",
     "CatBoostClassifier",
 ]
+
+# A fixed key for stores that tests build directly (servers make their own).
+KEY = SigningKey(b"a key that only the tests use, 32+ bytes")
+
+
+def server_store(models_dir: Path) -> ModelStore:
+    """The store as a server started by devtools.local_server sees it (with its key)."""
+    return ModelStore(models_dir, read_key_file(key_file_of(models_dir)))
+
+
+def rewrite_saved(models_dir: Path, name: str, change: dict[str, Any], version: int = 1) -> None:
+    """Change what a version saved, as an older server would have written it (one file, the
+    compiled copy inside, no record of the fit's check), signed again with the server's key:
+    for tests of what the server does with such a file at load, beyond its signature. A
+    value of `...` deletes the key."""
+    bundle = {**saved_bundle(models_dir, name, version), **change}
+    for key in [key for key, value in change.items() if value is ...]:
+        del bundle[key]
+    store = server_store(models_dir)
+    joblib.dump(bundle, store.model_path(name, version))
+    store.onnx_path(name, version).unlink(missing_ok=True)
+    metadata = store.signed_metadata(name, version)
+    metadata.pop("serving", None)
+    store.write_metadata(name, version, metadata)
+    resign(store, store.key, name, version, [store.model_path(name, version)])
 
 
 def files_under(directory: Path) -> list[str]:
@@ -121,3 +157,24 @@ def stated_tolerance(bundle: dict[str, Any]) -> float:
         return 0.0
     n_trees = graph_trees(bundle["onnx"], int(bundle["n_features"]))[1]
     return tolerance(OnnxRuntime(bundle["onnx"]), n_trees)
+
+
+def run_trust(models: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """`python -m server.trust ARGS` on the models of servers started on `models`, as an
+    operator runs it; its output, asserted to exit 0."""
+    environment = {
+        **os.environ,
+        "MODELS_PATH": str(models),
+        "MODEL_SIGNING_KEY_FILE": str(key_file_of(models)),
+        **(env or {}),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "server.trust", *args],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout

@@ -16,7 +16,7 @@ from server.algorithms import resolve
 from server.errors import InvalidInput
 from server.inference.batching import BatchingSettings, PredictionBatcher
 from server.inference.compiled.choice import RuntimeChoice
-from server.inference.compiled.runtimes import NativeRuntime
+from server.inference.compiled.runtimes import EstimatorNeeded, LazyNativeRuntime, NativeRuntime
 from server.inference.loaded import LoadedModel
 
 pytestmark = pytest.mark.anyio
@@ -186,3 +186,26 @@ async def test_a_merged_batch_over_the_inline_budget_runs_in_a_thread() -> None:
 async def test_a_request_of_the_wrong_width_is_refused_before_queueing() -> None:
     with pytest.raises(Exception, match="expects 2 features per row, got 3"):
         await batcher(RecordingEstimator()).predict(np.zeros((1, 3)), False)
+
+
+async def test_an_estimator_read_lazily_is_read_once_and_never_on_the_event_loop() -> None:
+    estimator = RecordingEstimator()
+    reads: list[str] = []
+
+    def read() -> RecordingEstimator:
+        reads.append(threading.current_thread().name)
+        return estimator
+
+    lazy = LazyNativeRuntime(read, {})
+    with pytest.raises(EstimatorNeeded):  # here, on the loop: never read
+        lazy.estimator  # noqa: B018
+    assert reads == []
+    served = batcher(estimator, inline_seconds=1.0)  # cheap: it would run inline
+    model = dataclasses.replace(
+        served.model, choice=RuntimeChoice(lazy, None, "the estimator, read when needed")
+    )
+    served.model = model
+    answers = await asyncio.gather(*(served.predict(rows(c), False) for c in (0, 1, 2)))
+    assert [a["predictions"] for a in answers] == [["a"], ["b"], ["c"]]
+    assert len(reads) == 1 and reads[0] != threading.current_thread().name
+    assert estimator.threads and threading.current_thread().name not in estimator.threads[:1]

@@ -4,13 +4,11 @@ says why; INFERENCE_RUNTIME=native turns compilation off."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import joblib
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification
@@ -21,7 +19,7 @@ from server.inference.compiled.convert import LIGHTGBM_NOT_EXACT
 from server.inference.loaded import LoadedModel
 from tests.conftest import ClientFactory
 from tests.helpers import predict_rows as predict
-from tests.helpers import rows, stated_tolerance
+from tests.helpers import rewrite_saved, rows, saved_bundle, stated_tolerance
 from tests.servers import uvicorn_server
 
 SMALL = {
@@ -94,7 +92,7 @@ def test_compiled_models_answer_as_their_estimators(
     if model_type != "LogisticRegression":  # the four that take missing values
         fresh[np.random.default_rng(2).random(fresh.shape) < 0.2] = np.nan
     served = predict(client, name, fresh)
-    bundle = joblib.load(models_dir / name / "1.joblib")
+    bundle = saved_bundle(models_dir, name)
     estimator = bundle["estimator"]
     classes = np.asarray(bundle["classes"])
     kwargs = resolve(model_type).predict_kwargs
@@ -123,24 +121,10 @@ def test_a_forest_trained_on_missing_values_is_compiled_and_answers_as_its_estim
     assert "batches with missing values go to the estimator" not in info["runtime_detail"]
     fresh, _ = data(2, "int", seed=3, n_samples=300)
     fresh[np.random.default_rng(4).random(fresh.shape) < 0.3] = np.nan
-    bundle = joblib.load(models_dir / "rf-on-nulls" / "1.joblib")
+    bundle = saved_bundle(models_dir, "rf-on-nulls")
     served = predict(client, "rf-on-nulls", fresh)
     expected = np.asarray(bundle["classes"])[bundle["estimator"].predict(fresh)]
     assert served["predictions"] == expected.tolist()
-
-
-def _rewrite_bundle(models_dir: Path, name: str, change: dict[str, Any]) -> None:
-    """Edit a saved model's file, and its recorded size so that it still counts as intact."""
-    path = models_dir / name / "1.joblib"
-    bundle = joblib.load(path)
-    bundle.update(change)
-    for key in [key for key, value in change.items() if value is ...]:
-        del bundle[key]
-    joblib.dump(bundle, path)
-    metadata_path = models_dir / name / "1.json"
-    metadata = json.loads(metadata_path.read_text())
-    metadata["size_bytes"] = path.stat().st_size
-    metadata_path.write_text(json.dumps(metadata))
 
 
 def test_a_compiled_model_that_fails_its_check_is_served_natively(
@@ -157,19 +141,19 @@ def test_a_compiled_model_that_fails_its_check_is_served_natively(
             == 201
         )
     # The file now holds another model's ONNX: it converts and runs, but answers otherwise.
-    impostor = joblib.load(models_dir / "impostor" / "1.joblib")["onnx"]
-    _rewrite_bundle(models_dir, "checked", {"onnx": impostor})
+    impostor = saved_bundle(models_dir, "impostor")["onnx"]
+    rewrite_saved(models_dir, "checked", {"onnx": impostor})
     assert client.post("/load", json={"config": {"name": "checked"}}).status_code == 200
     info = client.get("/models/checked").json()
     assert info["runtime"] == "native"
     assert info["runtime_detail"].startswith("the compiled model disagreed with the estimator: ")
     served = predict(client, "checked", X[:50])
-    bundle = joblib.load(models_dir / "checked" / "1.joblib")
+    bundle = saved_bundle(models_dir, "checked")
     expected = np.asarray(bundle["classes"])[bundle["estimator"].predict(X[:50])]
     assert served["predictions"] == expected.tolist()
 
     # A model saved before compilation existed: no ONNX at all.
-    _rewrite_bundle(models_dir, "impostor", {"onnx": ..., "onnx_error": ..., "check_rows": ...})
+    rewrite_saved(models_dir, "impostor", {"onnx": ..., "onnx_error": ..., "check_rows": ...})
     assert client.post("/load", json={"config": {"name": "impostor"}}).status_code == 200
     info = client.get("/models/impostor").json()
     assert (info["runtime"], info["runtime_detail"]) == (

@@ -67,9 +67,11 @@ async def test_fit_load_predict_over_http(tmp_path: Path) -> None:
     assert files_under(models_dir) == [
         "cb/1.joblib",
         "cb/1.json",
+        "cb/1.onnx",
         "cb/pointers.json",
         "rf/1.joblib",
         "rf/1.json",
+        "rf/1.onnx",
         "rf/pointers.json",
     ]
 

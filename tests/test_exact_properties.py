@@ -38,7 +38,7 @@ from server.store.files import ModelStore
 from server.training.progress import NoProgress
 from server.training.worker import Holdout, TrainingRequest, fit_model
 from tests.conftest import SUMMARY
-from tests.helpers import MODEL_TYPES
+from tests.helpers import KEY, MODEL_TYPES
 
 EXAMPLES = int(os.environ.get("EXACT_EXAMPLES", "40"))
 KINDS = ("decimals", "grid", "near_duplicates", "few_values")
@@ -96,7 +96,7 @@ def tables(draw: st.DrawFn, handles_missing: bool) -> Table:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
-    models = ModelStore(Path(tmp_path_factory.mktemp("exact")))
+    models = ModelStore(Path(tmp_path_factory.mktemp("exact")), KEY)
     recovery.prepare(models)
     return models
 

@@ -107,7 +107,7 @@ async def test_catboost_writes_no_files_of_its_own(
         "/fit", json=fit_body("cb", "CatBoostClassifier", {"iterations": 5})
     )
     assert response.status_code == 201
-    assert files_under(models_dir) == ["cb/1.joblib", "cb/1.json", "cb/pointers.json"]
+    assert files_under(models_dir) == ["cb/1.joblib", "cb/1.json", "cb/1.onnx", "cb/pointers.json"]
     assert not list(tmp_path.rglob("catboost_info"))
 
 

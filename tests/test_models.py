@@ -225,7 +225,7 @@ async def test_models_survive_a_restart(make_client: ClientFactory) -> None:
     async with make_client() as client:
         info = (await client.get("/models/keep")).json()
         # What serves a model is told while it is loaded only.
-        unloaded = {"status": "trained", "runtime": None, "runtime_detail": None}
+        unloaded = {"status": "trained", "runtime": None, "runtime_detail": None, "estimator": None}
         [version_before] = info_before.pop("versions")
         [version] = info.pop("versions")
         assert info == {**info_before, **unloaded}
@@ -246,4 +246,9 @@ async def test_leftovers_of_an_interrupted_write_are_cleaned_at_start_up(
     async with make_client() as client:
         assert [m["name"] for m in (await client.get("/models")).json()["models"]] == ["whole"]
         assert (await client.post("/load", json=named("orphan"))).status_code == 404
-    assert files_under(models_dir) == ["whole/1.joblib", "whole/1.json", "whole/pointers.json"]
+    assert files_under(models_dir) == [
+        "whole/1.joblib",
+        "whole/1.json",
+        "whole/1.onnx",
+        "whole/pointers.json",
+    ]

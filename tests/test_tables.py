@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import joblib
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -27,7 +26,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import train_test_split
 
 from tests.helpers import predict_rows as predict
-from tests.helpers import rows, stated_tolerance
+from tests.helpers import rows, saved_bundle, stated_tolerance
 from tests.servers import uvicorn_server
 
 MISSING_CAPABLE = [
@@ -135,7 +134,7 @@ def test_types_that_handle_missing_values_train_and_predict_with_nulls(
     fresh, _ = table(n_samples=40, missing=0.2, seed=1)
     answer = predict(client, name, fresh)
     # null reached the estimator as NaN: the saved estimator, given NaN, predicts the same.
-    bundle = joblib.load(models_dir / name / "1.joblib")
+    bundle = saved_bundle(models_dir, name)
     expected = np.asarray(bundle["estimator"].predict_proba(fresh))
     assert answer["predictions"] == np.asarray(bundle["classes"])[expected.argmax(axis=1)].tolist()
     # Served compiled where its check passed (float32 trees: within the check's tolerance).

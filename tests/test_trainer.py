@@ -17,6 +17,7 @@ from server.training.jobs import JobState
 from server.training.progress import Progress
 from server.training.trainer import Trainer, TrainingLimits
 from server.training.worker import TrainingRequest
+from tests.helpers import KEY
 
 pytestmark = pytest.mark.anyio
 
@@ -65,7 +66,7 @@ async def test_a_stop_after_the_outcome_leaves_the_job_and_the_backend_alone(
     tmp_path: Path,
 ) -> None:
     backend = StandInBackend()
-    trainer = Trainer(backend, ModelStore(tmp_path), TrainingLimits(), 100, 5, NoMetrics())
+    trainer = Trainer(backend, ModelStore(tmp_path, KEY), TrainingLimits(), 100, 5, NoMetrics())
     job = trainer.start_job(request("first"))
     [run] = backend.runs
     active = trainer._active[job.id]  # the watcher decided on a limit, and spawned the stop
@@ -83,7 +84,7 @@ async def test_a_stop_after_the_outcome_leaves_the_job_and_the_backend_alone(
 
 async def test_a_stop_of_a_running_fit_stops_it_once(tmp_path: Path) -> None:
     backend = StandInBackend()
-    trainer = Trainer(backend, ModelStore(tmp_path), TrainingLimits(), 100, 5, NoMetrics())
+    trainer = Trainer(backend, ModelStore(tmp_path, KEY), TrainingLimits(), 100, 5, NoMetrics())
     job = trainer.start_job(request("running"))
     [run] = backend.runs
     cancelled = await trainer.cancel(job.id)

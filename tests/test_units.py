@@ -8,16 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pytest
 
 from server.algorithms import resolve
 from server.config import Settings
-from server.errors import BrokenModel, InvalidInput, ModelNotFound
+from server.errors import BrokenModel, InvalidInput, ModelNotFound, UntrustedModel
 from server.ingest import as_matrix, gc_paused
 from server.store import recovery
-from server.store.files import ModelStore, check_name
-from tests.helpers import files_under
+from server.store.files import ModelStore
+from server.store.layout import check_name
+from server.trust import vouch
+from tests.helpers import KEY, files_under
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +34,7 @@ def test_valid_names(name: str) -> None:
 @pytest.mark.parametrize("name", ["", ".hidden", "../x", "a/b", "a\\b", "-a", "x" * 65, "a b", "é"])
 def test_invalid_names_are_refused_before_any_path_is_built(name: str, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="invalid model name"):
-        ModelStore(tmp_path).model_path(name, 1)
+        ModelStore(tmp_path, KEY).model_path(name, 1)
 
 
 BUNDLE = {"estimator": [1, 2], "classes": [0, 1], "model_type": "X", "n_features": 2}
@@ -40,11 +43,11 @@ BUNDLE = {"estimator": [1, 2], "classes": [0, 1], "model_type": "X", "n_features
 def test_save_writes_model_metadata_and_first_pointers_and_delete_removes_the_name(
     tmp_path: Path,
 ) -> None:
-    store = ModelStore(tmp_path)
+    store = ModelStore(tmp_path, KEY)
     recovery.prepare(store)
     metadata = store.save("m", 1, BUNDLE, {"name": "m"})
     assert metadata["size_bytes"] == (tmp_path / "m" / "1.joblib").stat().st_size > 0
-    assert store.read_metadata("m", 1) == metadata
+    assert store.describe("m", 1) == metadata
     assert store.load("m", 1) == BUNDLE
     assert files_under(tmp_path) == ["m/1.joblib", "m/1.json", "m/pointers.json"]
     assert store.read_pointers("m").current == 1
@@ -58,7 +61,7 @@ def test_save_writes_model_metadata_and_first_pointers_and_delete_removes_the_na
 
 
 def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
-    store = ModelStore(tmp_path)
+    store = ModelStore(tmp_path, KEY)
 
     class Unpicklable:
         def __reduce__(self) -> tuple:
@@ -69,8 +72,10 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_damaged_versions_are_described_as_broken_and_never_hidden(tmp_path: Path) -> None:
-    store = ModelStore(tmp_path)
+def test_damaged_versions_are_described_as_broken_or_untrusted_and_never_hidden(
+    tmp_path: Path,
+) -> None:
+    store = ModelStore(tmp_path, KEY)
     bundle = {"estimator": [1], "classes": [0, 1], "model_type": "X", "n_features": 1}
     for name in ("good", "garbage", "short", "lost", "meta"):
         store.save(name, 1, bundle, {"name": name, "status": "trained"})
@@ -84,33 +89,33 @@ def test_damaged_versions_are_described_as_broken_and_never_hidden(tmp_path: Pat
     described = {name: store.describe(name, 1) for name in store.names()}
     assert sorted(described) == ["garbage", "good", "lost", "meta", "short"]
     assert described["good"]["status"] == "trained"
-    assert described["garbage"]["status"] == "trained"  # only /load can tell
     assert described["meta"]["error"].startswith("model 'meta' has unreadable metadata")
-    assert described["short"]["error"] == (
-        "model 'short' has a model file of 10 bytes where "
-        f"{described['short']['size_bytes']} were written"
-    )
-    assert described["lost"]["error"] == "model 'lost' has lost its model file"
+    assert described["lost"]["error"] == "model 'lost' has lost its file 1.joblib"
+    for name in ("garbage", "short"):  # the tag tells, without reading a byte as a pickle
+        assert described[name]["status"] == "untrusted"
+        assert "1.joblib was changed after the server wrote it" in described[name]["error"]
 
     assert store.load("good", 1) == bundle
-    with pytest.raises(BrokenModel, match="model 'garbage' can't be loaded"):
-        store.load("garbage", 1)
-    for name in ("meta", "short", "lost"):
+    for name in ("garbage", "short"):
+        with pytest.raises(UntrustedModel, match=f"model '{name}' version 1 is untrusted"):
+            store.load(name, 1)
+    for name in ("meta", "lost"):
         with pytest.raises(BrokenModel, match=f"model '{name}'"):
             store.load(name, 1)
 
 
-def test_models_saved_by_v2_become_version_1_with_nothing_lost(tmp_path: Path) -> None:
-    v2 = ModelStore(tmp_path / "staging")
-    recovery.prepare(v2)
-    v2.save("old", 1, BUNDLE, {"name": "old", "model_type": "X"})
-    # The v2 layout: NAME.joblib and NAME.json side by side.
+def test_models_saved_by_v2_become_version_1_untrusted_until_signed(tmp_path: Path) -> None:
+    # The v2 layout: NAME.joblib and NAME.json side by side, with no signature.
     (tmp_path / "models").mkdir()
-    (tmp_path / "staging" / "old" / "1.joblib").rename(tmp_path / "models" / "old.joblib")
-    (tmp_path / "staging" / "old" / "1.json").rename(tmp_path / "models" / "old.json")
-    store = ModelStore(tmp_path / "models")
+    joblib.dump(BUNDLE, tmp_path / "models" / "old.joblib")
+    (tmp_path / "models" / "old.json").write_text('{"name": "old", "model_type": "X"}')
+    store = ModelStore(tmp_path / "models", KEY)
     recovery.prepare(store)
     assert files_under(store.root) == ["old/1.joblib", "old/1.json", "old/pointers.json"]
+    assert store.describe("old", 1)["status"] == "untrusted"
+    with pytest.raises(UntrustedModel, match="carries no signature"):
+        store.load("old", 1)
+    assert vouch(store, "old", 1) == "signed"
     assert store.load("old", 1) == BUNDLE
     assert store.read_metadata("old", 1)["model_type"] == "X"
     assert store.read_pointers("old").current == 1
@@ -119,7 +124,7 @@ def test_models_saved_by_v2_become_version_1_with_nothing_lost(tmp_path: Path) -
 def test_a_move_from_v2_interrupted_after_the_links_is_finished_at_the_next_start(
     tmp_path: Path,
 ) -> None:
-    store = ModelStore(tmp_path)
+    store = ModelStore(tmp_path, KEY)
     store.save("old", 1, BUNDLE, {"name": "old"})
     # As if the server died after linking and writing the pointers, before removing the
     # v2 names: both are there.
@@ -137,7 +142,7 @@ def test_a_move_from_v2_interrupted_after_the_links_is_finished_at_the_next_star
 
 
 def test_start_up_removes_half_writes_but_keeps_every_whole_version(tmp_path: Path) -> None:
-    store = ModelStore(tmp_path)
+    store = ModelStore(tmp_path, KEY)
     store.save("kept", 1, BUNDLE, {"name": "kept"})
     store.save("kept", 2, BUNDLE, {"name": "kept"})
     (tmp_path / "kept" / "3.joblib").write_bytes(b"a version whose metadata never came")

@@ -7,16 +7,26 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
+import joblib
 import pytest
 
 from tests.conftest import ClientFactory
-from tests.helpers import fit_body, named, slow_fit_body, wait_training, wait_until
+from tests.helpers import (
+    fit_body,
+    named,
+    run_trust,
+    saved_bundle,
+    slow_fit_body,
+    wait_training,
+    wait_until,
+)
 from tests.servers import uvicorn_server
 
 pytestmark = pytest.mark.anyio
@@ -269,14 +279,18 @@ async def test_a_v2_models_directory_is_migrated_with_nothing_lost(
         fitted = (await client.post("/fit", json=body)).json()
         await client.post("/load", json=named("legacy"))
         expected = (await predict(client, "legacy")).json()["predictions"]
-    # The v2 layout: the same two files, side by side in MODELS_PATH.
-    for suffix in ("joblib", "json"):
-        (models_dir / "legacy" / f"1.{suffix}").rename(models_dir / f"legacy.{suffix}")
-    for leftover in (models_dir / "legacy").iterdir():
-        leftover.unlink()
-    (models_dir / "legacy").rmdir()
+    # The v2 layout: two files side by side in MODELS_PATH, the compiled copy inside the
+    # model's, no signature.
+    joblib.dump(saved_bundle(models_dir, "legacy"), models_dir / "legacy.joblib")
+    metadata = json.loads((models_dir / "legacy" / "1.json").read_text())
+    v2_metadata = {k: v for k, v in metadata.items() if k not in ("signature", "serving")}
+    (models_dir / "legacy.json").write_text(json.dumps(v2_metadata))
+    shutil.rmtree(models_dir / "legacy")
     with uvicorn_server(models_dir) as (url, _):
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            untrusted = (await client.get("/models/legacy")).json()
+            assert (untrusted["current_version"], untrusted["status"]) == (1, "untrusted")
+            assert "legacy/1: signed" in run_trust(models_dir, "sign", "legacy")
             info = (await client.get("/models/legacy")).json()
             assert (info["current_version"], info["validation"]) == (1, fitted["validation"])
             assert (await client.post("/load", json=named("legacy"))).status_code == 200
@@ -312,9 +326,9 @@ async def test_a_swap_whose_new_version_does_not_load_moves_nothing(
     await fit_versions(client, "bad", 2)
     assert (await client.post("/load", json=named("bad"))).status_code == 200
     damaged = models_dir / "bad" / "2.joblib"
-    damaged.write_bytes(b"\x80" * damaged.stat().st_size)  # the same size: only a load can tell
+    damaged.write_bytes(b"\x80" * damaged.stat().st_size)  # the same size: its tag tells
     refused = await client.post("/models/bad/promote", json={"version": 2})
-    assert refused.status_code == 422 and "can't be loaded" in refused.json()["detail"]
+    assert refused.status_code == 409 and "version 2 is untrusted" in refused.json()["detail"]
     assert (await client.get("/models/bad")).json()["current_version"] == 1
     status = (await client.get("/status")).json()["inference"]
     assert status["loaded_versions"] == [{"name": "bad", "version": 1}]

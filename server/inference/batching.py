@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from server.inference.compiled.runtimes import EstimatorNeeded
+
 if TYPE_CHECKING:
     from server.inference.loaded import LoadedModel
 
@@ -87,7 +89,7 @@ class PredictionBatcher:
         draining = self._drainer is not None and not self._drainer.done()
         cheap = self.model.estimated_seconds(len(X)) <= self.settings.inline_budget
         if cheap and not draining and not self._queue and self._alone_this_turn():
-            result = self.model.predict(X, probabilities)
+            result = await self._predict_here(X, probabilities)
             self._count_rows(len(X))
             return result
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -110,6 +112,14 @@ class PredictionBatcher:
                 ]
                 if group:
                     await self._run(group, probabilities)
+
+    async def _predict_here(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
+        """On the event loop; in a thread after all if the batch needs an estimator that is
+        not read yet (server.inference.compiled.runtimes.LazyNativeRuntime)."""
+        try:
+            return self.model.predict(X, probabilities)
+        except EstimatorNeeded:
+            return await asyncio.to_thread(self.model.predict, X, probabilities)
 
     def _alone_this_turn(self) -> bool:
         """True for the first prediction in this turn of the event loop: the callback that
@@ -141,7 +151,7 @@ class PredictionBatcher:
         try:
             if self.model.estimated_seconds(len(stacked)) <= self.settings.inline_budget:
                 # Cheap even merged: one call here costs less than a hop to a thread.
-                merged = self.model.predict(stacked, probabilities)
+                merged = await self._predict_here(stacked, probabilities)
             else:
                 merged = await asyncio.to_thread(self.model.predict, stacked, probabilities)
         except Exception as error:

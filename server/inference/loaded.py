@@ -10,20 +10,29 @@ the same way, and the scores are the fit's to the last digit.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
 import numpy as np
 
 from server.algorithms import Algorithm, refuse_beyond_float32, refuse_missing, resolve
-from server.errors import InvalidInput
-from server.inference.compiled.choice import RuntimeChoice, RuntimeSetting, choose_runtime
-from server.inference.compiled.runtimes import NativeRuntime
+from server.errors import InvalidInput, ServiceError, UntrustedModel
+from server.inference.compiled.choice import (
+    RuntimeChoice,
+    RuntimeSetting,
+    choose_runtime,
+    from_record,
+)
+from server.inference.compiled.runtimes import EstimatorNeeded, LazyNativeRuntime, NativeRuntime
 from server.inference.timing import measure_cost
 from server.scoring import encode, scores
 from server.store.files import ModelStore
+from server.store.signing import untrusted_detail
 
 TIMING_ROWS = 64
+EstimatorLoading = Literal["lazy", "eager"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,8 @@ class LoadedModel:
         caller has checked X (`check_input`), before any queueing."""
         try:
             return self._predict(X, probabilities)
+        except (EstimatorNeeded, ServiceError):  # run it in a thread; its file is untrusted
+            raise
         except Exception as error:  # the estimator refused this input
             raise self._refused(error) from None
 
@@ -89,6 +100,8 @@ class LoadedModel:
         y_encoded = encode(y, self.classes.tolist(), self.name)
         try:
             probabilities = self.choice.native.probabilities(X)
+        except ServiceError:
+            raise
         except Exception as error:  # the estimator refused this input
             raise self._refused(error) from None
         return {
@@ -100,30 +113,70 @@ class LoadedModel:
 
 
 def read_model(
-    store: ModelStore, name: str, version: int, setting: RuntimeSetting = "auto"
+    store: ModelStore,
+    name: str,
+    version: int,
+    setting: RuntimeSetting = "auto",
+    estimator: EstimatorLoading = "lazy",
 ) -> LoadedModel:
-    """Blocking: load the files, choose the runtime (compiled if it passes its check), then
-    time a 1-row and a 64-row prediction. The estimator is always kept: it answers what the
-    compiled model may not (server.inference.compiled.choice) and /evaluate."""
+    """Blocking: read the files (each checked against its tag first), choose the runtime
+    (compiled if it passes its check), then time a 1-row and a 64-row prediction. The
+    estimator answers what the compiled model may not (server.inference.compiled.choice) and
+    /evaluate; when the fit's check stands here, it is read only once a batch needs it."""
+    lazy = estimator == "lazy" and setting == "auto"
+    model = _served_compiled(store, name, version) if lazy else None
+    timed: Callable[[np.ndarray], object]
+    if model is None:
+        model = _read_whole(store, name, version, setting)
+        timed = partial(model.predict, probabilities=False)
+    else:  # time what serves, without reading the estimator for a row that needs it
+        assert model.choice.compiled is not None
+        timed = model.choice.compiled.indices
+    cost = measure_cost(timed, np.zeros((TIMING_ROWS, model.n_features)), times=3)
+    return dataclasses.replace(model, seconds_fixed=cost.fixed, seconds_per_row=cost.per_row)
+
+
+def _read_whole(store: ModelStore, name: str, version: int, setting: RuntimeSetting) -> LoadedModel:
     bundle = store.load(name, version)
     algorithm = resolve(bundle["model_type"])
-    classes = np.asarray(bundle["classes"])
-    n_features = int(bundle["n_features"])
-    feature_names = bundle.get("feature_names")  # absent from models of earlier versions
     native = NativeRuntime(bundle.pop("estimator"), algorithm.predict_kwargs)
-    choice = choose_runtime(native, bundle, setting, algorithm.handles_missing)
-    model = LoadedModel(
+    return LoadedModel(
+        name=name,
+        version=version,
+        algorithm=algorithm,
+        choice=choose_runtime(native, bundle, setting, algorithm.handles_missing),
+        classes=np.asarray(bundle["classes"]),
+        n_features=int(bundle["n_features"]),
+        feature_names=bundle.get("feature_names"),  # absent from models of earlier versions
+    )
+
+
+def _served_compiled(store: ModelStore, name: str, version: int) -> LoadedModel | None:
+    """The model served by its compiled copy on the fit's check, the estimator not read; or
+    None where that check does not stand here (another platform, no compiled copy)."""
+    metadata = store.read_metadata(name, version)
+    kept = metadata.get("serving")
+    if not isinstance(kept, dict):
+        return None
+    problem = store.trust_problem(name, version, metadata)  # the estimator's file too, unread
+    if problem is not None:
+        raise UntrustedModel(untrusted_detail(name, version, problem))
+    onnx = store.read_onnx(name, version, metadata)
+    if onnx is None:
+        return None
+    algorithm = resolve(metadata["model_type"])
+    native = LazyNativeRuntime(
+        lambda: store.load(name, version, compiled=False)["estimator"], algorithm.predict_kwargs
+    )
+    choice = from_record(native, onnx, kept)
+    if choice is None:
+        return None
+    return LoadedModel(
         name=name,
         version=version,
         algorithm=algorithm,
         choice=choice,
-        classes=classes,
-        n_features=n_features,
-        feature_names=feature_names,
+        classes=np.asarray(metadata["classes"]),
+        n_features=int(metadata["n_features"]),
+        feature_names=metadata.get("feature_names"),
     )
-    cost = measure_cost(
-        lambda X: model.predict(X, probabilities=False),
-        np.zeros((TIMING_ROWS, n_features)),
-        times=3,
-    )
-    return dataclasses.replace(model, seconds_fixed=cost.fixed, seconds_per_row=cost.per_row)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 
-from server.errors import CapacityReached
+from server.errors import CapacityReached, UntrustedModel
 from server.inference.batching import BatchingSettings, PredictionBatcher
 from server.inference.compiled.choice import RuntimeSetting
-from server.inference.loaded import read_model
+from server.inference.loaded import EstimatorLoading, read_model
 from server.metrics import Metrics
 from server.store.files import ModelStore
 
@@ -35,9 +35,11 @@ class Registry:
         batching: BatchingSettings,
         metrics: Metrics,
         runtime: RuntimeSetting = "auto",
+        estimator: EstimatorLoading = "lazy",
     ) -> None:
         self._store = store
         self._runtime = runtime
+        self._estimator = estimator
         self._max_models = max_models
         self._batching = batching
         self._metrics = metrics
@@ -86,10 +88,15 @@ class Registry:
     async def _read(self, key: Key) -> None:
         name, version = key
         try:
-            model = await asyncio.to_thread(read_model, self._store, name, version, self._runtime)
+            model = await asyncio.to_thread(
+                read_model, self._store, name, version, self._runtime, self._estimator
+            )
             self._loaded[key] = PredictionBatcher(
                 model, self._batching, self._metrics.prediction_counter(model.model_type)
             )
+        except UntrustedModel:
+            self._metrics.untrusted_load_refused()
+            raise
         finally:
             del self._loading[key]
 

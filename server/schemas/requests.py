@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
 from server.algorithms import MODEL_TYPES
-from server.store.files import NAME_PATTERN
+from server.store.layout import NAME_PATTERN
 from server.store.pointers import ALIAS_PATTERN
 
 # A feature value: a JSON number, finite (no NaN or infinity), never a string or a boolean;

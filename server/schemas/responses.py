@@ -109,11 +109,12 @@ class RunningJob(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    """The /fit answer plus status, created_at and size_bytes. What a model in training or a
-    broken model can't tell yet is null; a broken model says why in `error`."""
+    """The /fit answer plus status, created_at and size_bytes. What a model in training, a
+    broken or an untrusted model can't tell is null; a broken or untrusted one says why in
+    `error`."""
 
     name: str
-    status: Literal["training", "trained", "loaded", "broken"]
+    status: Literal["training", "trained", "loaded", "broken", "untrusted"]
     model_type: str | None = None
     hyperparameters: dict[str, Any] | None = None
     n_samples: int | None = None
@@ -130,13 +131,22 @@ class ModelInfo(BaseModel):
         description="while loaded: what the compiled model was checked on, or why the "
         "estimator serves instead",
     )
+    estimator: str | None = Field(
+        default=None,
+        description="while loaded: whether the estimator has been read (a model its compiled "
+        "copy serves reads it only when a batch needs it)",
+    )
     train_seconds: float | None = None
     train_cpu_seconds: float | None = None
     created_at: str | None = Field(
         default=None, description="ISO 8601, UTC; for a model in training, when it started"
     )
     size_bytes: int | None = Field(default=None, description="unknown while training")
-    error: str | None = Field(default=None, description="why a broken model can't be loaded")
+    error: str | None = Field(
+        default=None,
+        description="why a broken model can't be loaded, or why an untrusted one won't be "
+        "(and how to trust it)",
+    )
     job_id: str | None = Field(default=None, description="while training: its job")
     progress: Progress | None = Field(default=None, description="while training")
     version: int | None = Field(default=None, description="which version this describes")

@@ -3,8 +3,9 @@
     MODELS_PATH/
       churn/
         pointers.json   the current version, the aliases and their history (server.store.pointers)
-        1.joblib        version 1: the estimator, its classes and its compiled copy
-        1.json          version 1: its metadata, written last
+        1.joblib        version 1: the estimator, its classes and the rows its check uses
+        1.onnx          version 1: its compiled copy, when it has one
+        1.json          version 1: its metadata with the files' tags, written last
         2.joblib
         2.json
 
@@ -14,8 +15,8 @@ exists exactly when its pointers file does, and the pointers only ever name vers
 exist (they are written after the version, and a version is deleted only when no pointer
 names it). At start-up, `server.store.recovery.prepare` removes what interrupted writes
 left and moves models saved by v2 (`NAME.joblib` and `NAME.json` side by side) into
-version 1 of their name.
-The next issue's signatures and ONNX copies become more files per version (`1.sig`, `1.onnx`).
+version 1 of their name. Every file of a version is signed (server.store.signing), and read
+only through a check of its tag (server.store.checks).
 """
 
 from __future__ import annotations
@@ -23,50 +24,73 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import logging
-import re
 import shutil
 import uuid
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
 import joblib
 
-from server.errors import BrokenModel, InvalidInput, ModelNotFound
+from server.errors import BrokenModel, InvalidInput, ModelNotFound, UntrustedModel
 from server.store.atomic import is_temporary, write_atomically
+from server.store.checks import FileChecks
+from server.store.layout import (
+    INTERNAL_KEYS,
+    METADATA_SUFFIX,
+    MODEL_SUFFIX,
+    NAME_PATTERN,
+    ONNX_SUFFIX,
+    POINTERS,
+    REMOVING_SUFFIX,
+    VERSION_FILE_SUFFIXES,
+    check_name,
+    version_of,
+)
 from server.store.pointers import Pointers, first
+from server.store.signing import (
+    SigningKey,
+    metadata_problem,
+    sign,
+    signed_file_names,
+    untrusted_detail,
+)
 
-logger = logging.getLogger(__name__)
-
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-MODEL_SUFFIX = ".joblib"
-METADATA_SUFFIX = ".json"
-POINTERS = "pointers.json"
-REMOVING_SUFFIX = ".removing"
 BUNDLE_KEYS = frozenset({"estimator", "classes", "model_type", "n_features"})
 
 
-def serialize(bundle: dict[str, Any]) -> bytes:
-    """A model bundle as the bytes of its `.joblib` file (what a cluster worker sends back)."""
+def serialize(bundle: dict[str, Any]) -> tuple[bytes, bytes | None]:
+    """A model bundle as the bytes of its `.joblib` file and of its compiled copy's file
+    (what a cluster worker sends back). The compiled copy is kept apart: serving it then
+    needs no unpickling."""
+    onnx = bundle.get("onnx")
     buffer = io.BytesIO()
-    joblib.dump(bundle, buffer)
-    return buffer.getvalue()
+    joblib.dump({**bundle, "onnx": None} if onnx is not None else bundle, buffer)
+    return buffer.getvalue(), onnx
 
 
-def check_name(name: str) -> str:
-    """Refuse any name that could escape the directory or clash with our own files."""
-    if not NAME_PATTERN.fullmatch(name):
-        raise InvalidInput(
-            f"invalid model name {name!r}: use 1 to 64 letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
+def _write(file: IO[bytes], data: bytes) -> None:
+    file.write(data)
+
+
+def public(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The metadata as answers show it."""
+    return {key: value for key, value in metadata.items() if key not in INTERNAL_KEYS}
 
 
 class ModelStore:
-    def __init__(self, root: Path) -> None:
+    """Picklable (a training process gets one to save with): the root and the key."""
+
+    def __init__(self, root: Path, key: SigningKey) -> None:
         self.root = root.resolve()
+        self.key = key
+        self.checks = FileChecks(key)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"root": self.root, "key": self.key}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["root"], state["key"])  # type: ignore[misc]
 
     # -- paths ---------------------------------------------------------------------------
     def name_dir(self, name: str) -> Path:
@@ -78,6 +102,9 @@ class ModelStore:
     def model_path(self, name: str, version: int) -> Path:
         return self.name_dir(name) / f"{version}{MODEL_SUFFIX}"
 
+    def onnx_path(self, name: str, version: int) -> Path:
+        return self.name_dir(name) / f"{version}{ONNX_SUFFIX}"
+
     def metadata_path(self, name: str, version: int) -> Path:
         return self.name_dir(name) / f"{version}{METADATA_SUFFIX}"
 
@@ -88,41 +115,40 @@ class ModelStore:
     def save(
         self, name: str, version: int, bundle: dict[str, Any], metadata: dict[str, Any]
     ) -> dict[str, Any]:
-        """Write the version's model, then its metadata (with `size_bytes`); the first
-        version of a name becomes its current one. Returns the metadata."""
-        return self._save(name, version, lambda file: joblib.dump(bundle, file), metadata)
+        """Write the version's files, signed, then its metadata with their tags; the first
+        version of a name becomes its current one. Returns the metadata as answers show it.
+        A compiled copy in the bundle (`onnx`) goes to a file of its own."""
+        return self.save_serialized(name, version, *serialize(bundle), metadata)
 
     def save_serialized(
-        self, name: str, version: int, model: bytes, metadata: dict[str, Any]
+        self, name: str, version: int, model: bytes, onnx: bytes | None, metadata: dict[str, Any]
     ) -> dict[str, Any]:
         """The same, for a model serialized elsewhere (by `serialize`, on a cluster worker)."""
-        return self._save(name, version, lambda file: file.write(model), metadata)
-
-    def _save(
-        self,
-        name: str,
-        version: int,
-        write_model: Callable[[IO[bytes]], object],
-        metadata: dict[str, Any],
-    ) -> dict[str, Any]:
-        model_path = self.model_path(name, version)
+        files = {self.model_path(name, version): model}
+        if onnx is not None:
+            files[self.onnx_path(name, version)] = onnx
         metadata_path = self.metadata_path(name, version)
         try:
-            model_path.parent.mkdir(exist_ok=True)
-            write_atomically(model_path, write_model)
-            metadata = {**metadata, "version": version, "size_bytes": model_path.stat().st_size}
-            encoded = json.dumps(metadata).encode()
-            write_atomically(metadata_path, lambda file: file.write(encoded))
+            metadata_path.parent.mkdir(exist_ok=True)
+            for path, data in files.items():
+                write_atomically(path, partial(_write, data=data))
+            metadata = {**metadata, "version": version, "size_bytes": len(model)}
+            signed = sign(self.key, name, metadata, {path.name: d for path, d in files.items()})
+            self.write_metadata(name, version, signed)
             if not self.exists(name):
                 self.write_pointers(name, first(version))
         except BaseException:
-            metadata_path.unlink(missing_ok=True)
-            model_path.unlink(missing_ok=True)
+            for path in (metadata_path, *files):
+                path.unlink(missing_ok=True)
             if not self.exists(name):  # the name's first version: no folder left either
                 with contextlib.suppress(OSError):
-                    model_path.parent.rmdir()
+                    metadata_path.parent.rmdir()
             raise
-        return metadata
+        return public(metadata)
+
+    def write_metadata(self, name: str, version: int, metadata: dict[str, Any]) -> None:
+        encoded = json.dumps(metadata).encode()
+        write_atomically(self.metadata_path(name, version), lambda file: file.write(encoded))
 
     def write_pointers(self, name: str, pointers: Pointers) -> None:
         encoded = json.dumps(pointers.to_json()).encode()
@@ -146,7 +172,7 @@ class ModelStore:
             files = list(self.name_dir(name).iterdir())
         except (FileNotFoundError, NotADirectoryError):
             return []
-        found = (_version_of(path, METADATA_SUFFIX) for path in files)
+        found = (version_of(path, METADATA_SUFFIX) for path in files)
         return sorted(version for version in found if version is not None)
 
     def next_version(self, name: str, pointers: Pointers | None) -> int:
@@ -157,7 +183,8 @@ class ModelStore:
                 seen.update(v for v in (move.before, move.after) if v is not None)
         return max(seen, default=0) + 1
 
-    def read_metadata(self, name: str, version: int) -> dict[str, Any]:
+    def signed_metadata(self, name: str, version: int) -> dict[str, Any]:
+        """The metadata file as it is, tags included, not yet checked."""
         path = self.metadata_path(name, version)
         try:
             metadata = json.loads(path.read_bytes())
@@ -167,47 +194,67 @@ class ModelStore:
             raise BrokenModel(f"model '{name}' has unreadable metadata: {error}") from None
         if not isinstance(metadata, dict):
             raise BrokenModel(f"model '{name}' has unreadable metadata: not an object")
+        return metadata
+
+    def read_metadata(self, name: str, version: int) -> dict[str, Any]:
+        """The checked metadata (raises UntrustedModel), tags included."""
+        metadata = self.signed_metadata(name, version)
+        problem = metadata_problem(self.key, name, metadata)
+        if problem is not None:
+            raise UntrustedModel(untrusted_detail(name, version, problem))
         return {**metadata, "name": name, "version": version}
 
     def describe(self, name: str, version: int) -> dict[str, Any]:
-        """The version's metadata; one whose files are damaged is described as
-        `{"name", "version", "status": "broken", "error"}` (plus what its metadata tells)."""
+        """The version's metadata as answers show it; a version whose files are not the
+        server's is `{"name", "version", "status": "untrusted", "error"}`, one whose files
+        can't be read is the same with "broken"."""
         try:
             metadata = self.read_metadata(name, version)
+            problem = self.trust_problem(name, version, metadata)
         except BrokenModel as error:
             return {"name": name, "version": version, "status": "broken", "error": error.detail}
-        problem = self._model_file_problem(name, version, metadata)
-        if problem is not None:
-            return {**metadata, "status": "broken", "error": problem}
-        return metadata
+        except UntrustedModel as error:
+            problem = error.detail
+        else:
+            if problem is None:
+                return public(metadata)
+            problem = untrusted_detail(name, version, problem)
+        return {"name": name, "version": version, "status": "untrusted", "error": problem}
 
-    def _model_file_problem(self, name: str, version: int, metadata: dict[str, Any]) -> str | None:
-        """What a stat of the model file tells without reading it (that is /load's job)."""
-        try:
-            size = self.model_path(name, version).stat().st_size
-        except FileNotFoundError:
-            return f"model '{name}' has lost its model file"
-        expected = metadata.get("size_bytes")
-        if isinstance(expected, int) and size != expected:
-            return f"model '{name}' has a model file of {size} bytes where {expected} were written"
-        return None
+    def trust_problem(self, name: str, version: int, metadata: dict[str, Any]) -> str | None:
+        """Why the files on disk of this checked metadata are not trusted, or None."""
+        model = self.model_path(name, version)
+        paths = [self.name_dir(name) / file for file in signed_file_names(metadata)]
+        if model not in paths:
+            return f"{model.name} is not one of the files the server signed"
+        return self.checks.on_disk(name, metadata, paths)
 
-    def load(self, name: str, version: int) -> dict[str, Any]:
-        """The saved bundle: estimator, classes (original labels), model_type, n_features."""
-        problem = self._model_file_problem(name, version, self.read_metadata(name, version))
-        if problem is not None:
-            raise BrokenModel(problem)
+    def load(self, name: str, version: int, compiled: bool = True) -> dict[str, Any]:
+        """The saved bundle: estimator, classes (original labels), model_type, n_features,
+        and the compiled copy (`onnx`) if it has one. Nothing is unpickled before its tag is
+        checked."""
+        metadata = self.read_metadata(name, version)
+        data = self.checks.read(name, version, metadata, self.model_path(name, version))
         try:
-            bundle = joblib.load(self.model_path(name, version))
-        except FileNotFoundError:
-            raise ModelNotFound(name, version) from None
-        except Exception as error:  # a truncated or foreign file fails in many ways
+            bundle = joblib.load(io.BytesIO(data))
+        except Exception as error:  # a file we signed but can't read (another library version)
             raise BrokenModel(
                 f"model '{name}' can't be loaded: {type(error).__name__}: {error}"
             ) from None
         if not isinstance(bundle, dict) or not bundle.keys() >= BUNDLE_KEYS:
             raise BrokenModel(f"model '{name}' can't be loaded: not a model file of this service")
+        if compiled and bundle.get("onnx") is None:  # from v3 it has a file of its own
+            onnx = self.read_onnx(name, version, metadata)
+            if onnx is not None:
+                bundle["onnx"] = onnx
         return bundle
+
+    def read_onnx(self, name: str, version: int, metadata: dict[str, Any]) -> bytes | None:
+        """The compiled copy's checked bytes, or None if the version was saved without one."""
+        path = self.onnx_path(name, version)
+        if path.name not in signed_file_names(metadata):
+            return None
+        return self.checks.read(name, version, metadata, path)
 
     def names(self) -> list[str]:
         """Every model name that exists (its pointers file does), readable or not, sorted."""
@@ -223,9 +270,9 @@ class ModelStore:
         files, and the version itself if its write had got that far. Only for a version the
         caller holds (in training), so nothing anyone else made is touched."""
         directory = self.name_dir(name)
-        self.metadata_path(name, version).unlink(missing_ok=True)
-        self.model_path(name, version).unlink(missing_ok=True)
-        for suffix in (MODEL_SUFFIX, METADATA_SUFFIX):
+        for suffix in VERSION_FILE_SUFFIXES:
+            (directory / f"{version}{suffix}").unlink(missing_ok=True)
+        for suffix in VERSION_FILE_SUFFIXES:
             for temporary in directory.glob(f".{version}{suffix}.*"):
                 if is_temporary(temporary):
                     temporary.unlink(missing_ok=True)
@@ -249,8 +296,4 @@ class ModelStore:
         except FileNotFoundError:
             raise ModelNotFound(name, version) from None
         self.model_path(name, version).unlink(missing_ok=True)
-
-
-def _version_of(path: Path, suffix: str) -> int | None:
-    stem = path.name[: -len(suffix)] if path.name.endswith(suffix) else ""
-    return int(stem) if stem.isdigit() and not stem.startswith("0") else None
+        self.onnx_path(name, version).unlink(missing_ok=True)

@@ -4,7 +4,8 @@ left is removed. Both are safe to interrupt and run again.
 A v2 model is `NAME.joblib` and `NAME.json` side by side in MODELS_PATH. Its files are
 hard-linked (copied where links are not possible) into `NAME/1.joblib` and `NAME/1.json`,
 the pointers are written, and only then are the old names removed: a crash at any step
-leaves the v2 files in place, and the next start-up finishes the move.
+leaves the v2 files in place, and the next start-up finishes the move. A v2 file carries no
+signature: it is listed as untrusted until an operator signs it (`python -m server.trust`).
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import shutil
 from pathlib import Path
 
 from server.store.atomic import is_temporary, sync_directory
-from server.store.files import (
+from server.store.files import ModelStore
+from server.store.layout import (
     METADATA_SUFFIX,
     MODEL_SUFFIX,
     NAME_PATTERN,
+    ONNX_SUFFIX,
     POINTERS,
     REMOVING_SUFFIX,
-    ModelStore,
+    VERSION_FILE_SUFFIXES,
 )
 from server.store.pointers import first
 
@@ -87,7 +90,8 @@ def remove_leftovers(store: ModelStore) -> list[str]:
     for directory in names:
         for path in list(directory.iterdir()):
             half_written = (
-                path.name.endswith(MODEL_SUFFIX) and not path.with_suffix(METADATA_SUFFIX).exists()
+                path.suffix in (MODEL_SUFFIX, ONNX_SUFFIX)
+                and not path.with_suffix(METADATA_SUFFIX).exists()
             )
             if is_temporary(path) or half_written:
                 path.unlink(missing_ok=True)
@@ -105,7 +109,7 @@ def _without_pointers(directory: Path) -> list[Path]:
     removed = [
         path
         for path in directory.iterdir()
-        if path.suffix in (MODEL_SUFFIX, METADATA_SUFFIX) and path.stem.isdigit()
+        if path.suffix in VERSION_FILE_SUFFIXES and path.stem.isdigit()
     ]
     for path in removed:
         path.unlink(missing_ok=True)

@@ -12,6 +12,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from typing import Any
 
+from server.store.files import ModelStore
 from server.training.progress import Progress
 from server.training.worker import TrainingRequest
 
@@ -52,9 +53,9 @@ class TrainingBackend(ABC):
         """How many trainings can run at once, right now."""
 
     @abstractmethod
-    def run(self, request: TrainingRequest, models_path: str) -> Run:
+    def run(self, request: TrainingRequest, store: ModelStore) -> Run:
         """Start `request` in a free slot, at once (the caller checked that one is free).
-        The model ends up saved under `models_path` when `outcome` succeeds."""
+        The model ends up saved, signed, in `store` when `outcome` succeeds."""
 
     def describe(self) -> dict[str, Any]:
         """What GET /status shows of the backend."""

@@ -27,7 +27,6 @@ import socket
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -58,14 +57,14 @@ class DaskRun(Run):
         future: DaskFuture,
         request: TrainingRequest,
         key: str,
-        models_path: str,
+        store: ModelStore,
     ) -> None:
         self._backend = backend
         self._future = future
         self._name = request.name
         self._version = request.version
         self.key = key
-        self._models_path = models_path
+        self._store = store
         self.worker: str | None = None  # the worker's address, once the task has started
         self.worker_lost = False
         self._done: float = 0.0
@@ -92,9 +91,9 @@ class DaskRun(Run):
     # -- ending ------------------------------------------------------------------------------
     async def _wait(self) -> None:
         try:
-            model, metadata = await self._future
+            model, onnx, metadata = await self._future
             self._phase = "saving"  # here: the server writes what the worker sent
-            saved = await asyncio.to_thread(self._save, model, metadata)
+            saved = await asyncio.to_thread(self._save, model, onnx, metadata)
         except BaseException as error:  # every ending is an outcome
             if not self.outcome.done():
                 self.outcome.set_exception(self._explain(error))
@@ -106,10 +105,9 @@ class DaskRun(Run):
         finally:
             self._backend.forget(self)
 
-    def _save(self, model: bytes, metadata: dict[str, Any]) -> dict[str, Any]:
+    def _save(self, model: bytes, onnx: bytes | None, metadata: dict[str, Any]) -> dict[str, Any]:
         try:
-            store = ModelStore(Path(self._models_path))
-            return store.save_serialized(self._name, self._version, model, metadata)
+            return self._store.save_serialized(self._name, self._version, model, onnx, metadata)
         except OSError as error:
             raise StorageFailed(f"model '{self._name}' could not be saved: {error}") from None
 
@@ -245,14 +243,14 @@ class DaskBackend(TrainingBackend):
             run.on_report(report)
 
     # -- running -----------------------------------------------------------------------------
-    def run(self, request: TrainingRequest, models_path: str) -> DaskRun:
+    def run(self, request: TrainingRequest, store: ModelStore) -> DaskRun:
         if not self._connected() or self.client is None:
             raise NoFreeSlot(f"the Dask scheduler at {self.address} can't be reached")
         key = f"model-server-{request.name}-{uuid.uuid4().hex[:8]}"
         # retries=0: a task whose worker dies is a 500 for its fit, not a run elsewhere.
         task, payload = remote.as_task(remote.train_on_worker, request, key)
         future = self.client.submit(task, payload, key=key, pure=False, retries=0)
-        run = DaskRun(self, future, request, key, models_path)
+        run = DaskRun(self, future, request, key, store)
         self._runs[key] = run
         return run
 

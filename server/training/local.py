@@ -26,6 +26,7 @@ from typing import Any
 import psutil
 
 from server.errors import NoFreeSlot, WorkerCrashed
+from server.store.files import ModelStore
 from server.training import worker
 from server.training.backend import Run, TrainingBackend
 from server.training.cores import CorePlan
@@ -173,17 +174,17 @@ class LocalBackend(TrainingBackend):
         slot.kill()  # instant here: the process is dead already
         slot.executor = self._new_executor(slot.progress_cells)
 
-    def run(self, request: TrainingRequest, models_path: str) -> LocalRun:
+    def run(self, request: TrainingRequest, store: ModelStore) -> LocalRun:
         slot = next((slot for slot in self._slots if slot.run is None), None)
         if slot is None:  # the Trainer's gate makes this unreachable; belt and braces
             raise NoFreeSlot(f"all {self._slot_count} training slot(s) are busy")
         slot.progress_cells[0] = slot.progress_cells[1] = slot.progress_cells[2] = 0.0
         run = LocalRun(self, slot, request.name)
         try:
-            future = slot.executor.submit(worker.train_and_save, request, models_path)
+            future = slot.executor.submit(worker.train_and_save, request, store)
         except BrokenProcessPool:  # its process died while idle
             self.replace_process(slot)
-            future = slot.executor.submit(worker.train_and_save, request, models_path)
+            future = slot.executor.submit(worker.train_and_save, request, store)
         slot.run = run
         loop = asyncio.get_running_loop()
 

@@ -128,9 +128,12 @@ class PreloadLibraries(WorkerPlugin):
         preload_converters()
 
 
-def train_on_worker(request: TrainingRequest, job_key: str) -> tuple[bytes, dict[str, Any]]:
-    """The Dask task: fit on one thread, return the model's bytes and metadata."""
+def train_on_worker(
+    request: TrainingRequest, job_key: str
+) -> tuple[bytes, bytes | None, dict[str, Any]]:
+    """The Dask task: fit on one thread, return the model's bytes, its compiled copy's and
+    its metadata (the server signs and saves them: the key never leaves the server)."""
     progress = ClusterProgress(job_key)
     with threadpool_limits(limits=1):  # one training, one core, as in a local process
         fitted = fit_model(request, progress)
-    return serialize(fitted.bundle), fitted.metadata
+    return (*serialize(fitted.bundle), fitted.metadata)

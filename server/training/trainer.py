@@ -147,7 +147,7 @@ class Trainer:
             self._metrics.training_ended(request.model_type, "rejected")
             raise
         try:
-            run = self.backend.run(request, str(self._store.root))
+            run = self.backend.run(request, self._store)
         except BaseException:
             self._gate.release(request.name)
             raise

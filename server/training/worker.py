@@ -17,7 +17,6 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -25,7 +24,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 from server.algorithms import Algorithm, preload, resolve  # noqa: E402
 from server.errors import InvalidInput, StorageFailed  # noqa: E402
-from server.inference.compiled.choice import checked  # noqa: E402
+from server.inference.compiled.choice import checked, record, with_routing  # noqa: E402
 from server.inference.compiled.convert import (  # noqa: E402
     Compiled,
     compile_estimator,
@@ -182,22 +181,25 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
     if request.holdout is not None:
         metadata["validation"] = _validate(estimator, algorithm, request, held_out)
     if request.compile:
-        compiled, rows = _compile(algorithm, estimator, X, progress)
+        compiled, rows, serving = _compile(algorithm, estimator, X, progress)
         bundle.update(onnx=compiled.onnx, onnx_error=compiled.reason, check_rows=rows)
         metadata["compiled"] = compiled.describe()
+        metadata["serving"] = serving
     progress.phase("saving")
     return FittedModel(bundle, metadata)
 
 
 def _compile(
     algorithm: Algorithm, estimator: Any, X: np.ndarray, progress: ProgressSink
-) -> tuple[Compiled, np.ndarray]:
+) -> tuple[Compiled, np.ndarray, dict[str, Any] | None]:
     """The ONNX copy, kept only if it answers as the estimator does (the check at load, run
-    here too, so that a copy that can't serve is neither stored nor waited for), and the
-    training rows kept for the check at load."""
+    here too, so that a copy that can't serve is neither stored nor waited for), the
+    training rows kept for the check at load, and the check's verdict (a server on the same
+    platform serves the copy on it, without reading the estimator)."""
     progress.phase("compiling")
     compiled = compile_estimator(algorithm.name, estimator, int(X.shape[1]))
     rows = check_rows(X)
+    serving = None
     if compiled.onnx is not None:
         progress.phase("checking")
         started = time.perf_counter()
@@ -205,7 +207,8 @@ def _compile(
         choice = checked(native, compiled.onnx, rows, algorithm.handles_missing)
         failure = None if choice.compiled is not None else choice.detail
         compiled = compiled.checked(failure, time.perf_counter() - started)
-    return compiled, rows
+        serving = record(with_routing(choice, rows))
+    return compiled, rows, serving
 
 
 CHECK_ROWS = 256
@@ -246,13 +249,11 @@ def _validate(
     }
 
 
-def train_and_save(request: TrainingRequest, models_path: str) -> dict[str, Any]:
+def train_and_save(request: TrainingRequest, store: ModelStore) -> dict[str, Any]:
     """The local backend's task: fit, save atomically, return the metadata (the /fit answer)."""
     progress = SharedProgress(_progress_cells) if _progress_cells is not None else NoProgress()
     fitted = fit_model(request, progress)
     try:
-        return ModelStore(Path(models_path)).save(
-            request.name, request.version, fitted.bundle, fitted.metadata
-        )
+        return store.save(request.name, request.version, fitted.bundle, fitted.metadata)
     except OSError as error:
         raise StorageFailed(f"model '{request.name}' could not be saved: {error}") from None

@@ -1,8 +1,10 @@
 """Which runtime answers each batch of a loaded model, and why (shown by GET /models/{name}).
 
-A compiled model serves only where it answers as the estimator does, which the check at load
+A compiled model serves only where it answers as the estimator does, which the check
 (`verify`) tests on training rows, rows with missing values and rows at the model's own
-split values. Even then the estimator stays loaded and answers, by construction:
+split values: at the end of the fit, and again at load unless the fit's check was made on
+the same platform (`record`). Even then the estimator answers, by construction (read from
+its file when a batch first needs it, with ESTIMATOR_LOADING=lazy):
 - rows with a value beyond float32's range: the libraries disagree on them (scikit-learn's
   forest refuses them, the others answer), and the estimator's answer, or its refusal, is
   the one to give;
@@ -29,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 
 from server.inference.compiled.probes import estimator_thresholds, graph_trees, probe_rows
-from server.inference.compiled.runtimes import NativeRuntime, OnnxRuntime
+from server.inference.compiled.runtimes import NativeRuntime, OnnxRuntime, platform_id
 from server.inference.compiled.verify import tolerance, verify
 from server.inference.timing import measure_cost
 
@@ -58,7 +60,8 @@ class RuntimeChoice:
         return "native" if self.compiled is None else "onnx"
 
     def describe(self) -> dict[str, Any]:
-        return {"runtime": self.name, "runtime_detail": self.detail}
+        estimator = "read" if self.native.loaded else "not read yet (read when a batch needs it)"
+        return {"runtime": self.name, "runtime_detail": self.detail, "estimator": estimator}
 
     def _compiled_for(self, X: np.ndarray) -> OnnxRuntime | None:
         if self.compiled is None or (self.large_from is not None and len(X) >= self.large_from):
@@ -113,7 +116,12 @@ def choose_runtime(
     if bundle["onnx"] is None:
         return RuntimeChoice(native, None, str(bundle.get("onnx_error")))
     rows = np.asarray(bundle["check_rows"], dtype=np.float64)
-    choice = checked(native, bundle["onnx"], rows, handles_missing)
+    return with_routing(checked(native, bundle["onnx"], rows, handles_missing), rows)
+
+
+def with_routing(choice: RuntimeChoice, rows: np.ndarray) -> RuntimeChoice:
+    """A checked choice, with the batch size from which the estimator serves (timed)."""
+    native = choice.native
     if choice.compiled is None:
         return choice
     large_from = _estimator_faster_from(native, choice.compiled, rows)
@@ -127,6 +135,36 @@ def choose_runtime(
         f"{choice.detail}; batches of {large_from} rows or more go to the estimator (faster there)"
     )
     return dataclasses.replace(choice, detail=detail, large_from=large_from)
+
+
+def record(choice: RuntimeChoice) -> dict[str, Any] | None:
+    """What serving needs of a passed check, kept in the metadata: a server on the same
+    platform (`platform_id`) can then serve the compiled copy without reading the estimator
+    to check it again. None if the compiled copy does not serve."""
+    if choice.compiled is None:
+        return None
+    return {
+        "platform": platform_id(),
+        "detail": choice.detail,
+        "tolerance": choice.tolerance,
+        "missing_rows": choice.missing_rows,
+        "large_from": choice.large_from,
+    }
+
+
+def from_record(native: NativeRuntime, onnx: bytes, kept: dict[str, Any]) -> RuntimeChoice | None:
+    """The choice a check recorded (`record`), if it was made on this platform; else None
+    (check again)."""
+    if kept.get("platform") != platform_id():
+        return None
+    return RuntimeChoice(
+        native,
+        OnnxRuntime(onnx),
+        str(kept["detail"]),
+        tolerance=float(kept["tolerance"]),
+        missing_rows=bool(kept["missing_rows"]),
+        large_from=kept["large_from"],
+    )
 
 
 def checked(

@@ -11,7 +11,13 @@ scikit-learn's log loss refuses: both runtimes answer `well_formed` probabilitie
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import contextlib
+import hashlib
+import platform
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -33,8 +39,16 @@ class NativeRuntime:
     name = "native"
 
     def __init__(self, estimator: Any, predict_kwargs: Mapping[str, Any]) -> None:
-        self.estimator = estimator
+        self._estimator = estimator
         self._kwargs = dict(predict_kwargs)
+
+    @property
+    def estimator(self) -> Any:
+        return self._estimator
+
+    @property
+    def loaded(self) -> bool:
+        return True
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
         return well_formed(self.estimator.predict_proba(X, **self._kwargs))
@@ -42,6 +56,59 @@ class NativeRuntime:
     def indices(self, X: np.ndarray) -> np.ndarray:
         predicted = np.asarray(self.estimator.predict(X, **self._kwargs)).reshape(-1)
         return predicted.astype(np.int64, copy=False)
+
+
+class EstimatorNeeded(Exception):
+    """A batch on the event loop needs an estimator not read yet: the caller runs the batch
+    again in a thread, where reading it blocks nobody."""
+
+
+class LazyNativeRuntime(NativeRuntime):
+    """The estimator, read (and its file's tag checked) the first time a batch needs it: a
+    model that its compiled copy serves may never need it, and then never pays its memory."""
+
+    def __init__(self, read: Callable[[], Any], predict_kwargs: Mapping[str, Any]) -> None:
+        super().__init__(None, predict_kwargs)
+        self._read = read
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._estimator is not None
+
+    @property
+    def estimator(self) -> Any:
+        if self._estimator is None:
+            if _on_event_loop():
+                raise EstimatorNeeded
+            with self._lock:  # two batches in threads read it once
+                if self._estimator is None:
+                    self._estimator = self._read()
+        return self._estimator
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def platform_id() -> str:
+    """What a compiled model's answers depend on besides its bytes: ONNX Runtime's version
+    and the processor (its kernels differ by instruction set). A check made where this is
+    the same stands here."""
+    import onnxruntime
+
+    flags = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags = line
+                break
+    described = f"{onnxruntime.__version__}|{platform.machine()}|{flags}"
+    return hashlib.sha256(described.encode()).hexdigest()[:16]
 
 
 class OnnxRuntime:

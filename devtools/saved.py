@@ -1,0 +1,19 @@
+"""What the store saved for a version, read straight from its files, for tests and
+benchmarks (the server itself reads only through its tag checks, server.store.checks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+
+def saved_bundle(models_dir: Path, name: str, version: int = 1) -> dict[str, Any]:
+    """The estimator's bundle, with its compiled copy (which has a file of its own) as
+    `onnx`, as a single file held it before v3."""
+    bundle: dict[str, Any] = joblib.load(models_dir / name / f"{version}.joblib")
+    onnx = models_dir / name / f"{version}.onnx"
+    if bundle.get("onnx") is None and onnx.exists():
+        bundle["onnx"] = onnx.read_bytes()
+    return bundle
