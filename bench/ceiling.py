@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import joblib
 import numpy as np
 import psutil
 from sklearn.datasets import make_classification
@@ -33,6 +34,7 @@ from sklearn.datasets import make_classification
 from bench import wrk
 from bench.harness import show
 from devtools.local_server import PROJECT_ROOT, uvicorn_server
+from devtools.saved import saved_bundle
 
 ROUNDS = 3
 SECONDS = 3
@@ -137,12 +139,10 @@ def ceiling(
                     cwd=previous,
                 )
             )
-            for (
-                name
-            ) in MODELS:  # the same files, where the previous design (v2's layout) reads them
-                for suffix in (".joblib", ".json"):
-                    source = models / name / f"1{suffix}"
-                    shutil.copy(source, directory / "previous-models" / f"{name}{suffix}")
+            for name in MODELS:  # the same models, as the previous design (v2's layout) reads them
+                previous_models = directory / "previous-models"
+                joblib.dump(saved_bundle(models, name), previous_models / f"{name}.joblib")
+                shutil.copy(models / name / "1.json", previous_models / f"{name}.json")
             with httpx.Client(base_url=url, timeout=60) as client:
                 for name in MODELS:
                     assert client.post("/load", json={"config": {"name": name}}).status_code == 200

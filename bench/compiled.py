@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import joblib
 import numpy as np
 import orjson
 from sklearn.datasets import make_classification
 from threadpoolctl import threadpool_limits
 
 from bench.harness import LoadResult, load, show, timed_post
-from devtools.local_server import PROJECT_ROOT, uvicorn_server
+from devtools.local_server import PROJECT_ROOT, key_file_of, uvicorn_server
+from devtools.saved import saved_bundle
 from server.algorithms import resolve
 from server.inference.compiled.choice import checked
 from server.inference.compiled.runtimes import NativeRuntime, OnnxRuntime
@@ -95,11 +95,13 @@ from server.algorithms import preload
 from server.inference.loaded import read_model
 from server.inference.memory import release_unused_memory
 from server.store.files import ModelStore
+from server.store.keys import read_key_file
 import onnxruntime
 preload()
 gc.collect()
 before = psutil.Process().memory_info().rss
-model = read_model(ModelStore(Path(sys.argv[1])), sys.argv[2], sys.argv[3])
+store = ModelStore(Path(sys.argv[1]), read_key_file(Path(sys.argv[4])))
+model = read_model(store, sys.argv[2], 1, sys.argv[3], "eager")
 gc.collect()
 release_unused_memory()
 print((psutil.Process().memory_info().rss - before) / 1e6)
@@ -110,7 +112,15 @@ def _rss_of_loaded(models_dir: Path, name: str, runtime: str) -> float:
     """MB of resident memory that loading one model adds to a fresh process (the libraries
     imported first), on the given runtime."""
     done = subprocess.run(
-        [sys.executable, "-c", RSS_SCRIPT, str(models_dir), name, runtime],
+        [
+            sys.executable,
+            "-c",
+            RSS_SCRIPT,
+            str(models_dir),
+            name,
+            runtime,
+            str(key_file_of(models_dir)),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -131,7 +141,7 @@ async def compiled_serving(session: aiohttp.ClientSession, url: str, models_dir:
             loads = {kind: await _load_seconds(session, base, name) for kind, base in urls.items()}
             async with session.get(f"{url}/models/{name}") as reply:
                 info = await reply.json()
-            bundle = joblib.load(models_dir / name / "1.joblib")
+            bundle = saved_bundle(models_dir, name)
             compiled = OnnxRuntime(bundle["onnx"]) if bundle["onnx"] is not None else None
             results["models"][label] = {
                 "runtime": info["runtime"],

@@ -18,7 +18,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import onnxruntime
 import orjson
@@ -27,6 +26,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from devtools.saved import saved_bundle
 
 ANSWERS: dict[str, bytes] = {
     name: orjson.dumps(answer)
@@ -50,7 +51,7 @@ fastapi.get("/health")(lambda: "ok")
 def _sessions() -> dict[str, tuple[onnxruntime.InferenceSession, Any, np.ndarray]]:
     sessions = {}
     for name in ANSWERS:
-        bundle = joblib.load(Path(os.environ["BENCH_MODELS"]) / name / "1.joblib")
+        bundle = saved_bundle(Path(os.environ["BENCH_MODELS"]), name)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1  # as the service: one core serves
         session = onnxruntime.InferenceSession(bundle["onnx"], options)

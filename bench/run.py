@@ -3,7 +3,7 @@ in-process floor. Prints tables and saves them in bench/results/latest.json.
 
     python -m bench.run [--only fit,first_answer,ingest,parallel,predict,inline,responsiveness,
                                 progress,cancel,priority,observability,dask,compiled,tail,
-                                ceiling,profile,versions]
+                                ceiling,profile,versions,loading]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from bench import (
     first_answer,
     ingest,
     jobs,
+    loading,
     observability,
     profile,
     serving,
@@ -55,6 +56,7 @@ SECTIONS = (
     "ceiling",
     "profile",
     "versions",
+    "loading",
 )
 
 
@@ -120,6 +122,9 @@ def main() -> None:
             results["profile"] = profile.profile(Path(directory) / "profile")
         if "versions" in sections:  # a server of its own, its cap at 1
             results["versions"] = versions.swap_cost(Path(directory) / "versions")
+        if "loading" in sections:  # two servers of their own, lazy and eager
+            (Path(directory) / "loading").mkdir()
+            results["loading"] = loading.load_cost(Path(directory) / "loading")
         if "dask" in sections:  # a cluster, and a server on each backend
             results["dask"] = backends.compare(Path(directory) / "dask")
     RESULTS.parent.mkdir(exist_ok=True)
