@@ -5,7 +5,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    MODELS_PATH=/app/saved_models
+    MODELS_PATH=/app/saved_models \
+    MODEL_SIGNING_KEY_FILE=/app/keys/model-signing.key
 
 # LightGBM's wheel links the system's OpenMP runtime, which the slim image lacks.
 RUN apt-get update \
@@ -18,12 +19,13 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 
-# A non-root user; the models directory is its only writable place. docker-compose.yml runs
-# the container as APP_UID:APP_GID (default 1000:1000, this user) and makes the bind-mounted
-# directory writable for it.
+# A non-root user; the models directory and the signing key's are its only writable places.
+# docker-compose.yml runs the container as APP_UID:APP_GID (default 1000:1000, this user)
+# and makes both mounted directories writable for it.
 RUN useradd --uid 1000 --user-group --no-create-home --home-dir /app app \
-    && mkdir -p /app/saved_models \
-    && chown app:app /app/saved_models
+    && mkdir -p /app/saved_models /app/keys \
+    && chown app:app /app/saved_models /app/keys \
+    && chmod 700 /app/keys
 
 COPY server/ server/
 

@@ -18,7 +18,12 @@ curl -fsS -X POST "$URL/remove" "${json[@]}" -d "{\"config\": {\"name\": \"$NAME
 curl -fsS -X POST "$URL/fit" "${json[@]}" -d "{\"X\": [[0, 1], [1, 0], [0, 2], [2, 0]],
   \"y\": [\"a\", \"b\", \"a\", \"b\"], \"config\": {\"name\": \"$NAME\", \"model_type\": \"LogisticRegression\"}}"
 echo
-ls -ln "saved_models/$NAME/1.joblib" "saved_models/$NAME/1.json" "saved_models/$NAME/pointers.json"
+ls -ln "saved_models/$NAME/1.joblib" "saved_models/$NAME/1.onnx" "saved_models/$NAME/1.json" \
+  "saved_models/$NAME/pointers.json"
+# Signed, with a key that is not among the models.
+grep -q '"signature"' "saved_models/$NAME/1.json"
+if find saved_models -name '*.key' | grep -q .; then echo "a key file among the models" >&2; exit 1; fi
+key_id=$($COMPOSE exec -T model-server python -m server.trust list | grep -o 'key [0-9a-f]*')
 
 $COMPOSE down
 $COMPOSE up -d
@@ -26,7 +31,11 @@ wait_healthy
 
 info=$(curl -fsS "$URL/models/$NAME")
 echo "$info"
-grep -q '"status":"trained"' <<<"$info"
+grep -q '"status":"trained"' <<<"$info"   # not "untrusted": the key survived down and up
+trusted=$($COMPOSE exec -T model-server python -m server.trust list)
+echo "$trusted"
+grep -q "$key_id" <<<"$trusted"
+grep -q "$NAME/1: trusted" <<<"$trusted"
 curl -fsS -X POST "$URL/load" "${json[@]}" -d "{\"config\": {\"name\": \"$NAME\"}}"
 echo
 prediction=$(curl -fsS -X POST "$URL/predict" "${json[@]}" \
@@ -45,4 +54,4 @@ echo "$csv"
 grep -q '"a"' <<<"$csv"
 curl -fsS -X POST "$URL/remove" "${json[@]}" -d "{\"config\": {\"name\": \"$NAME\"}}"
 echo
-echo "persistence across down/up, compiled inference and CSV files: OK"
+echo "persistence across down/up (models still verify), compiled inference and CSV files: OK"
