@@ -3,7 +3,7 @@ in-process floor. Prints tables and saves them in bench/results/latest.json.
 
     python -m bench.run [--only fit,first_answer,ingest,parallel,predict,inline,responsiveness,
                                 progress,cancel,priority,observability,dask,compiled,tail,
-                                ceiling,profile,versions,loading]
+                                ceiling,profile,versions,loading,dashboard]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from bench import (
     backends,
     ceiling,
     compiled,
+    dashboard,
     first_answer,
     ingest,
     jobs,
@@ -57,6 +58,7 @@ SECTIONS = (
     "profile",
     "versions",
     "loading",
+    "dashboard",
 )
 
 
@@ -125,6 +127,9 @@ def main() -> None:
         if "loading" in sections:  # two servers of their own, lazy and eager
             (Path(directory) / "loading").mkdir()
             results["loading"] = loading.load_cost(Path(directory) / "loading")
+        if "dashboard" in sections:  # a server of its own, under wrk
+            (Path(directory) / "dashboard").mkdir()
+            results["dashboard"] = dashboard.dashboards_cost(Path(directory) / "dashboard")
         if "dask" in sections:  # a cluster, and a server on each backend
             results["dask"] = backends.compare(Path(directory) / "dask")
     RESULTS.parent.mkdir(exist_ok=True)

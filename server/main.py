@@ -41,6 +41,9 @@ from server.training.cores import allowed_cores, plan_cores
 from server.training.limits import TrainingLimits
 from server.training.local import LocalBackend
 from server.training.trainer import Trainer
+from server.ui import routes as ui_routes
+from server.ui.hub import SnapshotHub
+from server.ui.snapshot import Snapshots
 from server.versioning import Versions
 
 logger = logging.getLogger("server")
@@ -144,6 +147,7 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
         service = ModelService(store, trainer, registry, versions, compile_models)
         app.state.service = service
         app.state.catalog = Catalog(service)
+        app.state.ui_hub = SnapshotHub(Snapshots(app.state.catalog, service, metrics).build)
         for untrusted in await asyncio.to_thread(app.state.catalog.untrusted):
             logger.warning("%s", untrusted["error"])
         logger.info(
@@ -171,6 +175,7 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
         try:
             yield
         finally:
+            await app.state.ui_hub.close()
             await trainer.close()
             log.close()  # the access log's last lines
 
@@ -180,7 +185,7 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
         redoc_url=None,  # server.http.docs serves it, with nothing fetched from elsewhere
         static_url=STATIC_URL,
         title="Model server",
-        version="2.0.0",
+        version="3.0.0",
         summary="Train classifiers in worker processes and serve their predictions.",
         lifespan=lifespan,
     )
@@ -193,6 +198,7 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
     install_redoc(app)
     routes.table.install(app, guarded=not tokens.open)
     model_routes.table.install(app, guarded=not tokens.open)
+    ui_routes.install(app, guarded=not tokens.open)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     log = RequestLog(metrics, settings.access_log)

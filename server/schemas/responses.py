@@ -17,11 +17,26 @@ class Scores(BaseModel):
     log_loss: float
 
 
+class RocCurve(BaseModel):
+    class_index: int = Field(description="the class (an index into `classes`) against the rest")
+    fpr: list[float]
+    tpr: list[float]
+
+
 class Validation(BaseModel):
     fraction: float
     seed: int
     n_samples: int = Field(description="rows held out and scored")
     scores: Scores
+    roc_curve: list[RocCurve] | None = Field(
+        default=None,
+        description="one-vs-rest ROC curves on the held-out rows (the second class's for two "
+        "classes), at most 64 points each",
+    )
+    confusion_matrix: list[list[int]] | None = Field(
+        default=None,
+        description="held-out rows by true class (rows) and predicted class (columns)",
+    )
 
 
 class EvaluateResponse(BaseModel):

@@ -32,6 +32,7 @@ from server.inference.compiled.convert import (  # noqa: E402
 )
 from server.inference.compiled.runtimes import NativeRuntime  # noqa: E402
 from server.libc import libc_function  # noqa: E402
+from server.pictures import pictures  # noqa: E402
 from server.scoring import holdout, scores  # noqa: E402
 from server.store.files import ModelStore  # noqa: E402
 from server.training.progress import (  # noqa: E402
@@ -238,14 +239,15 @@ def _validate(
 ) -> dict[str, Any]:
     """The held-out rows' scores (after the training time is taken: not part of it)."""
     assert request.holdout is not None
-    probabilities = np.asarray(
-        estimator.predict_proba(request.X[held_out], **algorithm.predict_kwargs)
-    )
+    native = NativeRuntime(estimator, algorithm.predict_kwargs)
+    X, y_true = request.X[held_out], request.y_encoded[held_out]
+    probabilities = native.probabilities(X)
     return {
         "fraction": request.holdout.fraction,
         "seed": request.holdout.seed,
         "n_samples": len(held_out),
-        "scores": scores(request.y_encoded[held_out], probabilities),
+        "scores": scores(y_true, probabilities),
+        **pictures(y_true, probabilities, native.indices(X)),
     }
 
 

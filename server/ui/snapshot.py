@@ -1,0 +1,72 @@
+"""What the dashboard shows, in one JSON object: slots, jobs, models with their versions,
+and traffic. Small on purpose (it goes to every open page each second): the pictures of a
+version (ROC curve, confusion matrix) are fetched by the page once, from the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.catalog import Catalog
+from server.metrics import Metrics
+from server.service import ModelService
+from server.ui.traffic import TrafficWindow
+
+FINISHED_JOBS = 20
+VERSION_KEYS = (
+    "version",
+    "status",
+    "model_type",
+    "created_at",
+    "runtime",
+    "error",
+    "n_samples",
+    "n_features",
+    "classes",
+    "feature_names",
+)
+
+
+def _version(info: dict[str, Any]) -> dict[str, Any]:
+    kept = {key: info.get(key) for key in VERSION_KEYS}
+    validation = info.get("validation")
+    kept["scores"] = validation.get("scores") if isinstance(validation, dict) else None
+    kept["pictures"] = isinstance(validation, dict) and "roc_curve" in validation
+    return kept
+
+
+def _model(catalog: Catalog, name: str, current: dict[str, Any]) -> dict[str, Any]:
+    described: dict[str, Any] = {
+        "name": name,
+        "status": current.get("status"),
+        "current_version": current.get("current_version"),
+        "aliases": current.get("aliases", {}),
+        "training_version": current.get("training_version"),
+        "versions": [],
+    }
+    if "current_version" in current:  # its pointers could be read
+        described["versions"] = [_version(v) for v in catalog.versions(name)["versions"]]
+    return described
+
+
+class Snapshots:
+    def __init__(self, catalog: Catalog, service: ModelService, metrics: Metrics) -> None:
+        self._catalog = catalog
+        self._service = service
+        self._metrics = metrics
+        self._traffic = TrafficWindow()
+
+    def build(self) -> dict[str, Any]:
+        self._traffic.add(self._metrics.traffic())
+        jobs = [job.describe() for job in self._service.jobs()]
+        running = [job for job in jobs if job["state"] == "running"]
+        finished = [job for job in jobs if job["state"] != "running"][-FINISHED_JOBS:]
+        status = self._catalog.status()
+        return {
+            "training": status["training"],
+            "inference": status["inference"],
+            "jobs": running + finished[::-1],  # running first, then the newest finished
+            "models": [
+                _model(self._catalog, info["name"], info) for info in self._catalog.models()
+            ],
+            "traffic": list(self._traffic.points),
+        }

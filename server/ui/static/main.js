@@ -1,0 +1,160 @@
+// The dashboard: ask for a token when the server has tokens, keep the page live from one
+// event stream, and act through the service's own API. With the inference token the
+// management actions are hidden (and the server would refuse them anyway).
+
+import { ApiError, request, stream, token } from "./api.js";
+import {
+  renderJobs,
+  renderModels,
+  renderPictures,
+  renderPredictChoices,
+  renderSlots,
+  renderTraffic,
+} from "./render.js";
+
+const $ = (id) => document.getElementById(id);
+const tokensRequired = document.body.dataset.tokensRequired === "true";
+function say(text) {
+  $("message").textContent = text;
+}
+
+function askForToken(reason) {
+  token.clear();
+  $("board").hidden = true;
+  $("token-panel").hidden = false;
+  $("forget-token").hidden = true;
+  $("connection").textContent = reason;
+  $("token").focus();
+}
+
+function show(snapshot) {
+  document.body.dataset.role = snapshot.role;
+  $("board").hidden = false;
+  $("token-panel").hidden = true;
+  $("forget-token").hidden = !tokensRequired;
+  $("connection").textContent = `live · ${snapshot.role === "inference" ? "inference token: read and predict only" : "all actions"}`;
+  renderSlots(snapshot.training);
+  renderJobs(snapshot.jobs);
+  renderModels(snapshot.models, snapshot.inference);
+  renderTraffic(snapshot.traffic);
+  renderPredictChoices(snapshot.inference);
+  renderPictures(snapshot.models, (name, version) =>
+    request("GET", `/models/${encodeURIComponent(name)}/versions/${version}`),
+  );
+}
+
+async function connect() {
+  if (tokensRequired && !token.get()) {
+    askForToken("this server needs a token");
+    return;
+  }
+  for (let wait = 1000; ; wait = Math.min(wait * 2, 10000)) {
+    try {
+      await stream(show);
+      wait = 1000;
+    } catch (error) {
+      if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+        askForToken(`the server refused the token (${error.status}): ${error.message}`);
+        return;
+      }
+      $("connection").textContent = `disconnected (${error.message}); retrying`;
+    }
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+}
+
+async function act(label, work) {
+  say(`${label}…`);
+  try {
+    const answer = await work();
+    say(`${label}: done`);
+    return answer;
+  } catch (error) {
+    say(`${label}: ${error.message}`);
+    return undefined;
+  }
+}
+
+function confirmRemoval(name) {
+  return new Promise((resolve) => {
+    const dialog = $("confirm");
+    $("confirm-text").textContent = `Remove '${name}' with all its versions? This deletes its files.`;
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true });
+    dialog.showModal();
+  });
+}
+
+async function onAction(event) {
+  const target = event.target.closest("button[data-action]");
+  if (!target) return;
+  const { action, name, job } = target.dataset;
+  const version = Number(target.dataset.version);
+  const config = { config: { name, version } };
+  const path = `/models/${encodeURIComponent(name ?? "")}`;
+  switch (action) {
+    case "cancel":
+      return act(`cancel ${job}`, () => request("POST", `/jobs/${job}/cancel`));
+    case "load":
+      return act(`load ${name} v${version}`, () => request("POST", "/load", config));
+    case "unload":
+      return act(`unload ${name} v${version}`, () => request("POST", "/unload", config));
+    case "promote":
+      return act(`promote ${name} v${version}`, () => request("POST", `${path}/promote`, { version }));
+    case "rollback":
+      return act(`roll back ${name}`, () => request("POST", `${path}/rollback`));
+    case "remove":
+      if (await confirmRemoval(name)) {
+        return act(`remove ${name}`, () => request("POST", "/remove", { config: { name } }));
+      }
+      return say(`${name} kept`);
+  }
+}
+
+async function onFit(event) {
+  event.preventDefault();
+  let hyperparameters;
+  try {
+    hyperparameters = JSON.parse($("fit-hyperparameters").value || "{}");
+  } catch (error) {
+    return say(`hyperparameters: not JSON (${error.message})`);
+  }
+  const config = { name: $("fit-name").value, model_type: $("fit-type").value, hyperparameters };
+  const fraction = Number($("fit-validation").value);
+  if (fraction > 0) config.validation_fraction = fraction;
+  if ($("fit-new-version").checked) config.new_version = true;
+  const body = new FormData();
+  body.append("file", $("fit-file").files[0]);
+  body.append("target", $("fit-target").value);
+  body.append("config", JSON.stringify(config));
+  await act(`fit ${config.name}`, () => request("POST", "/fit?wait=false", body));
+}
+
+async function onPredict(event) {
+  event.preventDefault();
+  const chosen = $("predict-model").value;
+  if (!chosen) return say("load a model first");
+  const body = new FormData();
+  body.append("file", $("predict-file").files[0]);
+  body.append("config", chosen);
+  const { name, version } = JSON.parse(chosen);
+  const csv = await act(`predict with ${name}`, () => request("POST", "/predict", body, "text/csv"));
+  if (!csv) return;
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(csv);
+  link.download = `predictions-${name}-v${version}.csv`;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+}
+
+$("token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  token.set($("token").value.trim());
+  $("token").value = "";
+  say("");
+  connect();
+});
+$("forget-token").addEventListener("click", () => askForToken("token forgotten"));
+document.addEventListener("click", onAction);
+$("fit-form").addEventListener("submit", onFit);
+$("predict-form").addEventListener("submit", onPredict);
+connect();
