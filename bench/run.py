@@ -3,7 +3,7 @@ in-process floor. Prints tables and saves them in bench/results/latest.json.
 
     python -m bench.run [--only fit,first_answer,ingest,parallel,predict,inline,responsiveness,
                                 progress,cancel,priority,observability,dask,compiled,tail,
-                                ceiling,profile,versions,loading,dashboard]
+                                ceiling,profile,versions,loading,dashboard,automl]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 
 from bench import (
+    automl,
     backends,
     ceiling,
     compiled,
@@ -59,6 +60,7 @@ SECTIONS = (
     "versions",
     "loading",
     "dashboard",
+    "automl",
 )
 
 
@@ -130,6 +132,9 @@ def main() -> None:
         if "dashboard" in sections:  # a server of its own, under wrk
             (Path(directory) / "dashboard").mkdir()
             results["dashboard"] = dashboard.dashboards_cost(Path(directory) / "dashboard")
+        if "automl" in sections:  # a server with one slot, then one with two
+            (Path(directory) / "automl").mkdir()
+            results["automl"] = automl.search_speedup(Path(directory) / "automl")
         if "dask" in sections:  # a cluster, and a server on each backend
             results["dask"] = backends.compare(Path(directory) / "dask")
     RESULTS.parent.mkdir(exist_ok=True)

@@ -137,3 +137,48 @@ class Endpoints(Generic[R]):
     def history(self, name: str) -> R:
         """Every move of the current pointer and of each alias, oldest first."""
         return self.send(calls.history(name))
+
+    # -- AutoML --------------------------------------------------------------------------
+    def automl(
+        self,
+        name: str,
+        X: Matrix,
+        y: Labels,
+        max_models: int | None = None,
+        max_runtime_secs: float | None = None,
+        model_types: list[str] | None = None,
+        metric: str | None = None,
+        validation_fraction: float = 0.2,
+        seed: int = 0,
+        new_version: bool = False,
+        promote: bool = False,
+    ) -> R:
+        """Start a search for the best model for X, y on every free slot (at least one of
+        `max_models` and `max_runtime_secs`); the search as it starts (`id`, `state`). Follow
+        it with `automl_search(id)`; its winner is saved under `name` when it ends."""
+        return self.send(
+            calls.automl(
+                name,
+                X,
+                y,
+                max_models,
+                max_runtime_secs,
+                model_types,
+                metric,
+                validation_fraction,
+                seed,
+                new_version,
+                promote,
+            )
+        )
+
+    def automl_search(self, search_id: str) -> R:
+        """A search's state, progress and leaderboard (best first)."""
+        return self.send(calls.automl_search(search_id))
+
+    def automl_searches(self) -> R:
+        return self.send(calls.automl_searches())
+
+    def automl_cancel(self, search_id: str) -> R:
+        """Stop every running candidate; nothing is saved."""
+        return self.send(calls.automl_cancel(search_id))

@@ -10,6 +10,7 @@
      ├── CapacityReached    409  MAX_INFERENCE_MODELS are loaded already
      ├── UntrustedModel     409  the model's files are not signed with the server's key
      ├── JobNotFound        404  no job of that id (or it is older than the kept history)
+     ├── SearchNotFound     404  no AutoML search of that id (the same)
      ├── JobFinished        409  cancel of a job that has already ended
      ├── JobCancelled       409  what a waiting /fit answers when its job was cancelled
      ├── InvalidInput       422  the request is well-formed JSON but its content is wrong
@@ -93,6 +94,15 @@ class JobNotFound(ServiceError):
 
     def __init__(self, job_id: str) -> None:
         super().__init__(f"job '{job_id}' does not exist (finished jobs are kept in memory only)")
+
+
+class SearchNotFound(ServiceError):
+    status_code = 404
+
+    def __init__(self, search_id: str) -> None:
+        super().__init__(
+            f"AutoML search '{search_id}' does not exist (finished ones are kept in memory only)"
+        )
 
 
 class JobFinished(ServiceError):

@@ -19,9 +19,10 @@ from threadpoolctl import threadpool_limits
 from uvicorn.logging import DefaultFormatter
 
 from server.algorithms import preload
+from server.automl.runner import AutoML
 from server.catalog import Catalog
 from server.config import Settings, load_settings
-from server.http import model_routes, routes
+from server.http import automl_routes, model_routes, routes
 from server.http.auth import Tokens, warn_if_exposed
 from server.http.docs import STATIC_URL, install_redoc
 from server.http.errors import install_error_handlers
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
         service = ModelService(store, trainer, registry, versions, compile_models)
         app.state.service = service
         app.state.catalog = Catalog(service)
+        app.state.automl = AutoML(service)
         app.state.ui_hub = SnapshotHub(Snapshots(app.state.catalog, service, metrics).build)
         for untrusted in await asyncio.to_thread(app.state.catalog.untrusted):
             logger.warning("%s", untrusted["error"])
@@ -176,6 +178,7 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
             yield
         finally:
             await app.state.ui_hub.close()
+            await app.state.automl.close()
             await trainer.close()
             log.close()  # the access log's last lines
 
@@ -198,6 +201,7 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
     install_redoc(app)
     routes.table.install(app, guarded=not tokens.open)
     model_routes.table.install(app, guarded=not tokens.open)
+    automl_routes.table.install(app, guarded=not tokens.open)
     ui_routes.install(app, guarded=not tokens.open)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

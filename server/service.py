@@ -40,7 +40,7 @@ from server.versioning import Versions
 INLINE_MATCH_ROWS = 1000
 
 
-def _encode_labels(X: np.ndarray, y: list[Any]) -> tuple[np.ndarray, list[Any]]:
+def encode_labels(X: np.ndarray, y: list[Any]) -> tuple[np.ndarray, list[Any]]:
     """y as indices into its sorted distinct labels, and those labels."""
     if len(X) != len(y):
         raise InvalidInput(f"X has {len(X)} rows but y has {len(y)} labels")
@@ -74,6 +74,8 @@ class ModelService:
         self.compile_models = compile_models  # INFERENCE_RUNTIME=auto
         # Versions whose files passed a stat but failed to load: GET /models says so.
         self.load_failures: dict[Key, str] = {}
+        # Names an AutoML search will save its winner under (server.automl): taken.
+        self.reserved: set[str] = set()
 
     # -- training ----------------------------------------------------------------------------
     def start_fit(self, request: FitInput) -> Job:
@@ -81,7 +83,7 @@ class ModelService:
         config = request.config
         algorithm = resolve(config.model_type)
         hyperparameters = algorithm.effective_hyperparameters(config.hyperparameters)
-        y_encoded, classes = _encode_labels(request.X, request.y)
+        y_encoded, classes = encode_labels(request.X, request.y)
         field = "X" if request.feature_names is None else "the file"
         refuse_missing(algorithm, request.X, request.feature_names, field)
         held_out = None
@@ -96,9 +98,7 @@ class ModelService:
                 f"model '{config.name}' exists already; POST /remove it first, or train its "
                 'next version with "new_version": true'
             )
-        if self.trainer.is_training(config.name):
-            what = "a new version of model" if exists else "model"
-            raise ModelBusy(f"{what} '{config.name}' is being trained right now")
+        self.refuse_busy(config.name, exists)
         pointers = self.versions.pointers(config.name) if exists else None
         version = self.store.next_version(config.name, pointers)
         training = TrainingRequest(
@@ -123,6 +123,14 @@ class ModelService:
 
         after_save = promote if config.promote and exists else None
         return self.trainer.start_job(training, config.max_seconds, after_save)
+
+    def refuse_busy(self, name: str, exists: bool) -> None:
+        """409 if a fit or an AutoML search is training (a new version of) this name."""
+        what = "a new version of model" if exists else "model"
+        if self.trainer.is_training(name):
+            raise ModelBusy(f"{what} '{name}' is being trained right now")
+        if name in self.reserved:
+            raise ModelBusy(f"{what} '{name}' is the aim of an AutoML search running now")
 
     async def wait(self, job: Job) -> dict[str, Any]:
         return await self.trainer.wait(job)
@@ -196,7 +204,7 @@ class ModelService:
 
     # -- removal -----------------------------------------------------------------------------
     async def remove(self, name: str) -> None:
-        if self.trainer.is_training(name):
+        if self.trainer.is_training(name) or name in self.reserved:
             raise ModelBusy(
                 f"model '{name}' is being trained right now; remove it once /fit has answered"
             )
@@ -211,7 +219,7 @@ class ModelService:
     async def remove_all(self) -> dict[str, list[str]]:
         removed, any_loaded = [], False
         for name in self.store.names():
-            if self.trainer.is_training(name):  # a new version in training: kept whole
+            if self.trainer.is_training(name) or name in self.reserved:  # training: kept whole
                 continue
             any_loaded |= await self.registry.unload_name(name)
             try:

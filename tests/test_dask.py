@@ -22,7 +22,7 @@ from devtools.dask_cluster import Cluster, dask_cluster
 from server.config import Settings
 from server.main import create_app
 from tests.conftest import ClientFactory
-from tests.helpers import MODEL_TYPES, files_of, fit_body, named, wait_until
+from tests.helpers import MODEL_TYPES, dataset, files_of, fit_body, named, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -349,3 +349,29 @@ async def test_a_new_version_trains_and_is_promoted_on_both_backends(
         "1.joblib", "1.json", "1.onnx", "2.joblib", "2.json", "2.onnx", "pointers.json",
     ]  # fmt: skip
     assert (await server.get("/models/v")).json()["current_version"] == 2
+
+
+async def test_an_automl_search_runs_its_candidates_on_the_cluster(
+    server: httpx.AsyncClient, models_dir: Path
+) -> None:
+    X, y = dataset(n_samples=300, n_features=5)
+    config = {
+        "name": "auto",
+        "max_models": 4,
+        "model_types": ["XGBClassifier", "RandomForestClassifier"],
+    }
+    started = await server.post("/automl", json={"X": X, "y": y, "config": config})
+    assert started.status_code == 202, started.text
+    search: dict[str, Any] = {}
+
+    async def ended() -> bool:
+        search.update((await server.get(started.headers["Location"])).json())
+        assert search["progress"]["running"] <= 2  # the cluster's two one-thread workers
+        return search["state"] != "running"
+
+    await wait_until(ended, timeout=180, what="the search on the cluster")
+    assert search["state"] == "succeeded", search["error"]
+    assert len(search["leaderboard"]) == 4
+    saved = (await server.get("/models/auto")).json()
+    assert saved["automl"]["candidate"] == search["leaderboard"][0]["candidate"]
+    assert sorted(p.name for p in (models_dir / "auto").iterdir())[:2] == ["1.joblib", "1.json"]

@@ -10,15 +10,18 @@ import asyncio
 import gc
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import TypeVar
 
 from fastapi import Request
+from pydantic import BaseModel
 
 from server.ingest import multipart
 from server.ingest.features import Features
 from server.ingest.inputs import EvaluateInput, FitInput, PredictInput
 from server.ingest.json_body import evaluate_input, fit_input, predict_input
 from server.ingest.matrix import as_matrix
+from server.schemas import FitConfig
 
 __all__ = [
     "EvaluateInput",
@@ -37,10 +40,11 @@ INLINE_PARSE_BYTES = 256 * 1024
 Parsed = TypeVar("Parsed")
 
 
-async def read_fit(request: Request) -> FitInput:
+async def read_fit(request: Request, config_type: type[BaseModel] = FitConfig) -> FitInput:
+    """A table with its labels (/fit; /automl with its own config)."""
     if multipart.is_multipart(request):
-        return await multipart.read_fit(request)
-    return await _parse_json(request, fit_input)
+        return await multipart.read_fit(request, config_type)
+    return await _parse_json(request, partial(fit_input, config_type=config_type))
 
 
 async def read_predict(request: Request) -> PredictInput:

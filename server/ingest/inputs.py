@@ -9,7 +9,7 @@ import numpy as np
 
 from server.errors import InvalidInput
 from server.ingest.features import Features
-from server.schemas import EvaluateConfig, FitConfig, PredictConfig
+from server.schemas import EvaluateConfig, PredictConfig
 
 INT64 = np.iinfo(np.int64)
 MAX_LABEL_CHARS = 256
@@ -17,7 +17,7 @@ MAX_LABEL_CHARS = 256
 
 @dataclass(frozen=True)
 class FitInput:
-    config: FitConfig
+    config: Any  # FitConfig; AutoMLConfig for /automl (server.schemas.automl)
     X: np.ndarray  # float64, NaN where a value is missing
     y: list[Any]
     feature_names: list[str] | None  # a file's columns; None for a JSON X

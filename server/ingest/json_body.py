@@ -28,9 +28,9 @@ from server.schemas import EvaluateConfig, FitConfig, PredictConfig
 ConfigModel = TypeVar("ConfigModel", bound=BaseModel)
 
 
-def fit_input(body: bytes) -> FitInput:
+def fit_input(body: bytes, config_type: type[BaseModel] = FitConfig) -> FitInput:
     payload = _object(body, {"X", "y", "config"})
-    config = _config(FitConfig, payload)
+    config = _config(config_type, payload)
     X = as_matrix(payload["X"])
     return FitInput(config=config, X=X, y=labels(payload["y"]), feature_names=None)
 

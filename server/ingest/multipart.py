@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from fastapi import Request
+from pydantic import BaseModel
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -86,8 +87,8 @@ async def _labelled(
     return config, features, labels(values, field=f"the target column {target!r}")
 
 
-async def read_fit(request: Request) -> FitInput:
-    config, features, y = await _labelled(request, FitConfig)
+async def read_fit(request: Request, config_type: type[BaseModel] = FitConfig) -> FitInput:
+    config, features, y = await _labelled(request, config_type)
     X = await asyncio.to_thread(numeric_matrix, features)
     return FitInput(config=config, X=X, y=y, feature_names=list(features.table.column_names))
 

@@ -157,6 +157,11 @@ class ModelInfo(BaseModel):
         default=None, description="ISO 8601, UTC; for a model in training, when it started"
     )
     size_bytes: int | None = Field(default=None, description="unknown while training")
+    automl: dict[str, Any] | None = Field(
+        default=None,
+        description="a version saved by an AutoML search: its `search` id, the `candidate` "
+        "that won, and the `metric` it won on",
+    )
     error: str | None = Field(
         default=None,
         description="why a broken model can't be loaded, or why an untrusted one won't be "

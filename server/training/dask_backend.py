@@ -63,6 +63,7 @@ class DaskRun(Run):
         self._future = future
         self._name = request.name
         self._version = request.version
+        self._candidate = request.candidate  # AutoML's: sent back to the search, not saved
         self.key = key
         self._store = store
         self.worker: str | None = None  # the worker's address, once the task has started
@@ -93,7 +94,10 @@ class DaskRun(Run):
         try:
             model, onnx, metadata = await self._future
             self._phase = "saving"  # here: the server writes what the worker sent
-            saved = await asyncio.to_thread(self._save, model, onnx, metadata)
+            if self._candidate:
+                saved = {"metadata": metadata, "model": (model, onnx)}
+            else:
+                saved = await asyncio.to_thread(self._save, model, onnx, metadata)
         except BaseException as error:  # every ending is an outcome
             if not self.outcome.done():
                 self.outcome.set_exception(self._explain(error))

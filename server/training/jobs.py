@@ -130,6 +130,17 @@ class Job:
             "iterations_total": int(total) if total is not None else None,
         }
 
+    def nothing_to_cancel(self) -> str:
+        """What a cancel of this finished job answers."""
+        error = self.error
+        how = {
+            JobState.SUCCEEDED: "succeeded: the model is saved (POST /remove deletes it)",
+            JobState.FAILED: f"failed ({error.status_code if error else 500}): "
+            f"{error.detail if error else ''}",
+            JobState.CANCELLED: "been cancelled",
+        }.get(self.state, self.state.value)
+        return f"job '{self.id}' for '{self.name}' has already {how}; nothing to cancel"
+
     def describe(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -37,6 +38,15 @@ class Progress(NamedTuple):
     done: float
     total: float | None  # None: the library offers no measure, or not begun
     phase: str
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """Boosters stop once `rounds` rounds in a row did not improve on the held-out rows
+    (AutoML's candidates); the model keeps its best round."""
+
+    validation: tuple[np.ndarray, np.ndarray]  # rows, and their labels as indices
+    rounds: int
 
 
 class TrainingStopped(Exception):
@@ -180,9 +190,15 @@ def _fit_forest_in_chunks(estimator: Any, X: np.ndarray, y: np.ndarray, sink: Pr
 
 
 def fit_reporting_progress(
-    model_type: str, estimator: Any, X: np.ndarray, y: np.ndarray, sink: ProgressSink
+    model_type: str,
+    estimator: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    sink: ProgressSink,
+    stopping: EarlyStopping | None = None,
 ) -> None:
-    """Fit `estimator` on X, y, reporting to `sink` where the library allows it."""
+    """Fit `estimator` on X, y, reporting to `sink` where the library allows it; a booster
+    stops early on `stopping`'s rows if given."""
     if model_type == "RandomForestClassifier":
         _fit_forest_in_chunks(estimator, X, y, sink)
     elif model_type == "XGBClassifier":
@@ -191,16 +207,30 @@ def fit_reporting_progress(
         sink.begin(XGBOOST_DEFAULT_ROUNDS if count is None else planned(count))
         user_callbacks = params.get("callbacks")
         estimator.set_params(callbacks=[*(user_callbacks or []), _XGBoostHook.make(sink)])
+        extra: dict[str, Any] = {}
+        if stopping is not None:
+            estimator.set_params(early_stopping_rounds=stopping.rounds)
+            extra = {"eval_set": [stopping.validation], "verbose": False}
         try:
-            estimator.fit(X, y)
+            estimator.fit(X, y, **extra)
         finally:
             estimator.set_params(callbacks=user_callbacks)
     elif model_type == "LGBMClassifier":
         sink.begin(planned(estimator.get_params()["n_estimators"]))
-        estimator.fit(X, y, callbacks=[lambda env: sink.advance(env.iteration + 1)])
+        callbacks = [lambda env: sink.advance(env.iteration + 1)]
+        extra = {}
+        if stopping is not None:
+            import lightgbm  # imported here: only a LightGBM fit needs it
+
+            callbacks.append(lightgbm.early_stopping(stopping.rounds, verbose=False))
+            extra = {"eval_X": (stopping.validation[0],), "eval_y": (stopping.validation[1],)}
+        estimator.fit(X, y, callbacks=callbacks, **extra)
     elif model_type == "CatBoostClassifier":
         sink.begin(_catboost_iterations(estimator))
-        estimator.fit(X, y, callbacks=[_CatBoostHook(sink)])
+        extra = {}
+        if stopping is not None:
+            extra = {"eval_set": stopping.validation, "early_stopping_rounds": stopping.rounds}
+        estimator.fit(X, y, callbacks=[_CatBoostHook(sink)], **extra)
     else:  # LogisticRegression: lbfgs offers no per-iteration hook
         sink.begin(None)
         estimator.fit(X, y)

@@ -56,6 +56,7 @@ class _Active:
     after_save: AfterSave | None = None  # e.g. promote the new version, before success
     stopping: bool = False
     settled: bool = False
+    candidate: bool = False
 
 
 class Trainer:
@@ -73,6 +74,10 @@ class Trainer:
         self._limits = limits
         self._metrics = metrics
         self._gate = SlotGate(retry_after_seconds)
+        self._retry_after = retry_after_seconds
+        # When a user's /fit last found no free slot (None: since served): AutoML then
+        # leaves the next slot that frees to them, for as long as Retry-After told them.
+        self._user_refused_at: float | None = None
         self._book = JobBook(history)
         self._active: dict[str, _Active] = {}  # by job id
         self._tasks = BackgroundTasks()
@@ -96,6 +101,15 @@ class Trainer:
     @property
     def busy(self) -> int:
         return self._gate.busy
+
+    @property
+    def free(self) -> int:
+        return max(0, self.backend.capacity() - self._gate.busy)
+
+    def reserved_for_user(self) -> bool:
+        """A user's /fit was refused for want of a slot less than Retry-After ago."""
+        refused = self._user_refused_at
+        return refused is not None and time.monotonic() - refused < self._retry_after
 
     def is_training(self, name: str) -> bool:
         return self._gate.is_claimed(name)
@@ -128,6 +142,7 @@ class Trainer:
                 "progress": active.job.progress(),
             }
             for active in self._active.values()
+            if not active.candidate  # an AutoML candidate is no model anyone will see
         }
 
     # -- starting ----------------------------------------------------------------------------
@@ -145,7 +160,11 @@ class Trainer:
             self._gate.claim(request.name, self.backend.capacity())
         except NoFreeSlot:
             self._metrics.training_ended(request.model_type, "rejected")
+            if not request.candidate:
+                self._user_refused_at = time.monotonic()
             raise
+        if not request.candidate:
+            self._user_refused_at = None
         try:
             run = self.backend.run(request, self._store)
         except BaseException:
@@ -164,6 +183,7 @@ class Trainer:
                 "created_at": job.created_at.isoformat(),
             },
             time_limit=self._limits.time_limit(max_seconds),
+            candidate=request.candidate,
         )
         self._active[job.id] = active
         self._book.add(job)
@@ -227,21 +247,11 @@ class Trainer:
         job = self.job(job_id)
         active = self._active.get(job_id)
         if active is None:  # ended, and its slot given back
-            raise JobFinished(self._already_finished(job))
+            raise JobFinished(job.nothing_to_cancel())
         await self._stop(active, None)
         if job.state is not JobState.CANCELLED:  # it ended first, or a limit stopped it
-            raise JobFinished(self._already_finished(job))
+            raise JobFinished(job.nothing_to_cancel())
         return job
-
-    @staticmethod
-    def _already_finished(job: Job) -> str:
-        how = {
-            JobState.SUCCEEDED: "succeeded: the model is saved (POST /remove deletes it)",
-            JobState.FAILED: f"failed ({job.error.status_code if job.error else 500}): "
-            f"{job.error.detail if job.error else ''}",
-            JobState.CANCELLED: "been cancelled",
-        }.get(job.state, job.state.value)
-        return f"job '{job.id}' for '{job.name}' has already {how}; nothing to cancel"
 
     async def _stop(self, active: _Active, error: ServiceError | None) -> None:
         """Kill the fit, clean its files, then end the job (cancelled, or failed with

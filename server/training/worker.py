@@ -34,8 +34,10 @@ from server.inference.compiled.runtimes import NativeRuntime  # noqa: E402
 from server.libc import libc_function  # noqa: E402
 from server.pictures import pictures  # noqa: E402
 from server.scoring import holdout, scores  # noqa: E402
-from server.store.files import ModelStore  # noqa: E402
+from server.store.files import ModelStore, serialize  # noqa: E402
+from server.training.costs import predict_cost  # noqa: E402
 from server.training.progress import (  # noqa: E402
+    EarlyStopping,
     NoProgress,
     ProgressSink,
     SharedProgress,
@@ -68,6 +70,9 @@ class TrainingRequest:
     holdout: Holdout | None = None
     compile: bool = True  # convert to ONNX after the fit (INFERENCE_RUNTIME=auto)
     version: int = 1  # of the name: saved as NAME/<version>.joblib
+    # An AutoML candidate (server.automl): not saved but sent back, with its predict cost.
+    candidate: bool = False
+    early_stopping_rounds: int | None = None  # boosters, on the held-out rows
 
     def describe(self) -> dict[str, Any]:
         """What is known of the model before it is trained (the start of its metadata)."""
@@ -150,9 +155,13 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
     if request.holdout is not None:
         train, held_out = holdout(len(X), y, request.holdout.fraction, request.holdout.seed)
         X, y = X[train], y[train]
+    rounds = request.early_stopping_rounds
+    stopping = None
+    if request.holdout is not None and rounds is not None:
+        stopping = EarlyStopping((request.X[held_out], request.y_encoded[held_out]), rounds)
     try:
         estimator = algorithm.build(request.hyperparameters)
-        fit_reporting_progress(algorithm.name, estimator, X, y, progress)
+        fit_reporting_progress(algorithm.name, estimator, X, y, progress, stopping)
     except Exception as error:  # the estimator refused its parameters or the data
         if progress.stopped:  # our own stop, whatever the library wrapped it in
             raise TrainingStopped(request.name) from None
@@ -186,6 +195,9 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
         bundle.update(onnx=compiled.onnx, onnx_error=compiled.reason, check_rows=rows)
         metadata["compiled"] = compiled.describe()
         metadata["serving"] = serving
+        if request.candidate and request.holdout is not None:
+            metadata["predict_us_per_row"] = predict_cost(estimator, algorithm, compiled, serving,
+                                                          request.X[held_out])  # fmt: skip
     progress.phase("saving")
     return FittedModel(bundle, metadata)
 
@@ -255,6 +267,8 @@ def train_and_save(request: TrainingRequest, store: ModelStore) -> dict[str, Any
     """The local backend's task: fit, save atomically, return the metadata (the /fit answer)."""
     progress = SharedProgress(_progress_cells) if _progress_cells is not None else NoProgress()
     fitted = fit_model(request, progress)
+    if request.candidate:  # kept by the search in memory: only its winner is ever saved
+        return {"metadata": fitted.metadata, "model": serialize(fitted.bundle)}
     try:
         return store.save(request.name, request.version, fitted.bundle, fitted.metadata)
     except OSError as error:

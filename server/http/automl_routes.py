@@ -1,0 +1,110 @@
+"""The AutoML routes: start a search, follow it (state, leaderboard, events), cancel it.
+Starting and cancelling need the management token; reading, the inference token."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from server.automl.runner import AutoML
+from server.automl.search import Search
+from server.errors import SearchNotFound
+from server.http.openapi_bodies import request_body
+from server.http.routing import RouteTable, errors, json_error
+from server.ingest import read_fit
+from server.schemas import FitForm
+from server.schemas.automl import AutoMLConfig, AutoMLList, AutoMLRequest, AutoMLSearch
+
+table = RouteTable()
+
+
+async def _automl(request: Request) -> AutoML:
+    automl: AutoML = request.app.state.automl
+    return automl
+
+
+Searches = Annotated[AutoML, Depends(_automl)]
+
+
+async def _existing(search_id: str, automl: Searches) -> Search:
+    search = automl.search(search_id)
+    if search is None:
+        raise SearchNotFound(search_id)
+    return search
+
+
+ExistingSearch = Annotated[Search, Depends(_existing)]
+
+
+@table.route(
+    "POST",
+    "/automl",
+    access="management",
+    status_code=202,
+    response_model=AutoMLSearch,
+    responses=errors(409, 413, 422),
+    summary="Search for the best model for a table, on every free training slot",
+    openapi_extra=request_body(AutoMLRequest, FitForm),
+)
+async def start_automl(request: Request, automl: Searches) -> JSONResponse:
+    search = automl.start(await read_fit(request, AutoMLConfig))
+    return JSONResponse(search.describe(), 202, headers={"Location": f"/automl/{search.id}"})
+
+
+@table.route(
+    "GET",
+    "/automl",
+    access="inference",
+    response_model=AutoMLList,
+    summary="Running and recent searches, newest first",
+)
+async def searches(automl: Searches) -> dict[str, Any]:
+    return {"searches": [search.describe() for search in automl.searches()]}
+
+
+@table.route(
+    "GET",
+    "/automl/{search_id}",
+    access="inference",
+    responses=errors(404),
+    response_model=AutoMLSearch,
+    summary="One search: its state, progress and leaderboard",
+)
+async def search(search: ExistingSearch) -> dict[str, Any]:
+    return search.describe()
+
+
+@table.route(
+    "GET",
+    "/automl/{search_id}/events",
+    access="inference",
+    response_class=EventSourceResponse,
+    responses={404: json_error("no such search")},
+    summary="Live leaderboard: an event per change, the last one with the finished search",
+)
+async def search_events(search: ExistingSearch) -> AsyncIterator[ServerSentEvent]:
+    seen = -1
+    while True:
+        if search.version != seen:
+            seen, finished = search.version, search.finished
+            yield ServerSentEvent(data=search.describe(), event=search.state, id=str(seen))
+            if finished:
+                return
+        await search.next_change(seen)
+
+
+@table.route(
+    "POST",
+    "/automl/{search_id}/cancel",
+    access="management",
+    responses=errors(404, 409),
+    response_model=AutoMLSearch,
+    summary="Stop every running candidate; nothing is saved",
+)
+async def cancel_search(search: ExistingSearch, automl: Searches) -> dict[str, Any]:
+    await automl.cancel(search)
+    return search.describe()
