@@ -92,13 +92,7 @@ class ModelService:
             held_out = Holdout(config.validation_fraction, config.validation_seed)
         # No await from here to the trainer's claim of a slot: for the event loop they are
         # one step, so of racing fits with one name exactly one trains.
-        exists = self.store.exists(config.name)
-        if exists and not config.new_version:
-            raise ModelExists(
-                f"model '{config.name}' exists already; POST /remove it first, or train its "
-                'next version with "new_version": true'
-            )
-        self.refuse_busy(config.name, exists)
+        exists = self.check_free(config.name, config.new_version)
         pointers = self.versions.pointers(config.name) if exists else None
         version = self.store.next_version(config.name, pointers)
         training = TrainingRequest(
@@ -123,6 +117,18 @@ class ModelService:
 
         after_save = promote if config.promote and exists else None
         return self.trainer.start_job(training, config.max_seconds, after_save)
+
+    def check_free(self, name: str, new_version: bool) -> bool:
+        """Whether the name exists; 409 if it does (without `new_version`), or if a fit or
+        a search is training it."""
+        exists = self.store.exists(name)
+        if exists and not new_version:
+            raise ModelExists(
+                f"model '{name}' exists already; POST /remove it first, or train its next "
+                'version with "new_version": true'
+            )
+        self.refuse_busy(name, exists)
+        return exists
 
     def refuse_busy(self, name: str, exists: bool) -> None:
         """409 if a fit or an AutoML search is training (a new version of) this name."""

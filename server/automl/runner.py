@@ -28,7 +28,7 @@ import numpy as np
 from server.algorithms import refuse_missing, resolve
 from server.automl.search import CandidateRun, Search
 from server.automl.space import BOOSTERS, EARLY_STOPPING_ROUNDS, candidates
-from server.errors import InvalidInput, JobFinished, ModelExists, NoFreeSlot, ServiceError
+from server.errors import InvalidInput, JobFinished, NoFreeSlot, ServiceError
 from server.ingest import FitInput
 from server.scoring import check_holdout
 from server.service import ModelService, encode_labels
@@ -74,13 +74,7 @@ class AutoML:
         table = self._table(request)
         metric = config.metric or ("roc_auc" if len(table.classes) == 2 else "log_loss")
         service = self._service
-        exists = service.store.exists(config.name)
-        if exists and not config.new_version:
-            raise ModelExists(
-                f"model '{config.name}' exists already; POST /remove it first, or search for "
-                'its next version with "new_version": true'
-            )
-        service.refuse_busy(config.name, exists)
+        service.check_free(config.name, config.new_version)
         deadline = None
         if config.max_runtime_secs is not None:
             deadline = time.monotonic() + config.max_runtime_secs

@@ -13,6 +13,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from server.automl.runner import AutoML
 from server.automl.search import Search
 from server.errors import SearchNotFound
+from server.http.events import changes
 from server.http.openapi_bodies import request_body
 from server.http.routing import RouteTable, errors, json_error
 from server.ingest import read_fit
@@ -87,14 +88,8 @@ async def search(search: ExistingSearch) -> dict[str, Any]:
     summary="Live leaderboard: an event per change, the last one with the finished search",
 )
 async def search_events(search: ExistingSearch) -> AsyncIterator[ServerSentEvent]:
-    seen = -1
-    while True:
-        if search.version != seen:
-            seen, finished = search.version, search.finished
-            yield ServerSentEvent(data=search.describe(), event=search.state, id=str(seen))
-            if finished:
-                return
-        await search.next_change(seen)
+    async for event in changes(search, lambda: search.state):
+        yield event
 
 
 @table.route(

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from server.http.csv_response import CSV, predictions_csv, wants_csv
 from server.http.dependencies import Service
+from server.http.events import changes
 from server.http.openapi_bodies import request_body
 from server.http.routing import RouteTable, errors, json_error
 from server.ingest import read_evaluate, read_fit, read_predict
@@ -115,17 +116,8 @@ async def job(job: ExistingJob) -> dict[str, Any]:
     summary="Live progress: an event per change, the last one with the finished job",
 )
 async def job_events(job: ExistingJob) -> AsyncIterator[ServerSentEvent]:
-    # FastAPI sends a keep-alive comment every 15 s while nothing changes.
-    seen = -1
-    while True:
-        if job.version != seen:
-            seen, finished = job.version, job.finished
-            yield ServerSentEvent(data=job.describe(), event=job.state.value, id=str(seen))
-            # `finished` as of this event: the job may end while it is being sent, and the
-            # stream must then go on to send the finished job.
-            if finished:
-                return
-        await job.next_change(seen)
+    async for event in changes(job, lambda: job.state.value):
+        yield event
 
 
 @table.route(
