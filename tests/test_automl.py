@@ -172,3 +172,15 @@ async def test_max_runtime_secs_and_cancel(make_client: ClientFactory, models_di
         assert not [f for f in files_under(models_dir) if f.startswith("stopped")]
         again = await client.post(f"/automl/{search['id']}/cancel")
         assert again.status_code == 409
+
+
+async def test_with_inference_runtime_native_the_candidates_are_served_natively(
+    make_client: ClientFactory,
+) -> None:
+    async with make_client(inference_runtime="native") as client:
+        search = await start(client, body("plain", max_models=2))
+        done = await finished(client, search["id"])
+        assert done["state"] == "succeeded", done["error"]
+        assert {row["runtime"] for row in done["leaderboard"]} == {"native"}
+        assert (await client.post("/load", json=named("plain"))).status_code == 200
+        assert (await client.get("/models/plain")).json()["runtime"] == "native"

@@ -181,7 +181,7 @@ class AutoML:
         remaining = None if search.deadline is None else search.deadline - time.monotonic()
 
         async def keep(result: dict[str, Any]) -> dict[str, Any]:
-            metadata = public(result["metadata"]) | {"serving": result["metadata"]["serving"]}
+            metadata = public(result["metadata"]) | {"serving": result["metadata"].get("serving")}
             run.metadata = metadata
             self._keep_if_best(search, run, result["model"])
             return public(metadata)
