@@ -181,10 +181,15 @@ class AutoML:
         remaining = None if search.deadline is None else search.deadline - time.monotonic()
 
         async def keep(result: dict[str, Any]) -> dict[str, Any]:
-            metadata = public(result["metadata"]) | {"serving": result["metadata"].get("serving")}
-            run.metadata = metadata
-            self._keep_if_best(search, run, result["model"])
-            return public(metadata)
+            """The model's bytes to the search; the job's answer is its metadata only."""
+            metadata = public(result["metadata"])
+            try:
+                run.metadata = {**metadata, "serving": result["metadata"].get("serving")}
+                self._keep_if_best(search, run, result["model"])
+            except Exception:  # the job must still end with JSON, never with the bytes
+                logger.exception("AutoML search %s: keeping candidate %d", search.id, run.number)
+                run.metadata = None
+            return metadata
 
         try:
             job = self._trainer.start_job(request, remaining, keep)
