@@ -184,3 +184,31 @@ async def test_with_inference_runtime_native_the_candidates_are_served_natively(
         assert {row["runtime"] for row in done["leaderboard"]} == {"native"}
         assert (await client.post("/load", json=named("plain"))).status_code == 200
         assert (await client.get("/models/plain")).json()["runtime"] == "native"
+
+
+async def test_a_search_takes_records_and_its_winner_predicts_records(
+    client: httpx.AsyncClient,
+) -> None:
+    X, y = dataset(n_samples=200, n_features=3)
+    records = [{"b": row[1], "a": row[0], "c": row[2]} for row in X]
+    config = {"name": "named", "max_models": 2, "model_types": ["LogisticRegression"]}
+    search = await start(client, {"records": records, "y": y, "config": config})
+    assert (await finished(client, search["id"]))["state"] == "succeeded"
+    assert (await client.get("/models/named")).json()["feature_names"] == ["b", "a", "c"]
+    assert (await client.post("/load", json=named("named"))).status_code == 200
+    reordered = [{"a": r["a"], "c": r["c"], "b": r["b"], "extra": 1.0} for r in records[:5]]
+    answer = await client.post("/predict", json={"records": reordered, **named("named")})
+    by_x = await client.post(
+        "/predict", json={"X": [[r["b"], r["a"], r["c"]] for r in records[:5]], **named("named")}
+    )
+    assert answer.status_code == 200 and answer.json()["predictions"] == by_x.json()["predictions"]
+    both = await client.post(
+        "/fit",
+        json={
+            "X": X,
+            "records": records,
+            "y": y,
+            "config": {"name": "z", "model_type": "LogisticRegression"},
+        },
+    )
+    assert both.status_code == 422 and "not both" in both.json()["detail"]

@@ -29,10 +29,19 @@ ConfigModel = TypeVar("ConfigModel", bound=BaseModel)
 
 
 def fit_input(body: bytes, config_type: type[BaseModel] = FitConfig) -> FitInput:
-    payload = _object(body, {"X", "y", "config"})
+    """`X`, or `records` whose first object's keys name the columns (kept with the model,
+    as a file's are)."""
+    payload = _object(body, {"X", "y", "config"}, alternatives={"X": "records"})
     config = _config(config_type, payload)
-    X = as_matrix(payload["X"])
-    return FitInput(config=config, X=X, y=labels(payload["y"]), feature_names=None)
+    y = labels(payload["y"])
+    if "records" not in payload:
+        return FitInput(config=config, X=as_matrix(payload["X"]), y=y, feature_names=None)
+    features = records_features(payload["records"])
+    columns = list(features.records[0])
+    if not columns:
+        raise InvalidInput("records[0] has no column")
+    X = features.matrix_for(str(payload["config"].get("name")), columns)
+    return FitInput(config=config, X=X, y=y, feature_names=columns)
 
 
 def predict_input(body: bytes) -> PredictInput:
