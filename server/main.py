@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
 
 import sklearn
 from fastapi import FastAPI
@@ -35,8 +37,7 @@ from server.metrics import Metrics, NoMetrics
 from server.service import ModelService
 from server.store import recovery
 from server.store.files import ModelStore
-from server.store.keys import UnusableKey, signing_key
-from server.store.signing import SigningKey
+from server.store.keys import UnusableKey, check_settings, signing_key
 from server.training.backend import TrainingBackend
 from server.training.cores import allowed_cores, plan_cores
 from server.training.limits import TrainingLimits
@@ -47,6 +48,7 @@ from server.ui.hub import SnapshotHub
 from server.ui.snapshot import Snapshots
 from server.versioning import Versions
 
+T = TypeVar("T")
 logger = logging.getLogger("server")
 access_logger = logging.getLogger("server.access")
 
@@ -86,24 +88,26 @@ def _backend(settings: Settings) -> TrainingBackend:
     )
 
 
-def _signing_key(settings: Settings) -> tuple[SigningKey, str]:
-    """The key and where it came from, or the process stops with one line that says what to
-    fix."""
+def _stop_on_unusable_key(find: Callable[[], T]) -> T:
+    """What `find` returns, or the process stops with one line that says what to fix."""
     try:
-        key, source = signing_key(
-            settings.signing_secret, settings.model_signing_key_file, settings.models_path
-        )
+        return find()
     except UnusableKey as error:
         logger.error("%s", error)
         raise SystemExit(2) from None
-    return key, source
+
+
+def _key_arguments(settings: Settings) -> tuple[str | None, Path, Path]:
+    return settings.signing_secret, settings.model_signing_key_file, settings.models_path
 
 
 def create_app(settings: Settings | None = None) -> PredictFastPath:
     settings = settings or load_settings()
     _configure_logging()
     backend = _backend(settings)
-    key, key_source = _signing_key(settings)
+    # Settings that can't give a key stop the process here, before any file is touched:
+    # the key file is created (or read) in the lifespan, not when this module is imported.
+    _stop_on_unusable_key(lambda: check_settings(*_key_arguments(settings)))
     tokens = Tokens.of(
         settings.management_token.get_secret_value() if settings.management_token else None,
         settings.inference_token.get_secret_value() if settings.inference_token else None,
@@ -111,6 +115,7 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        key, key_source = _stop_on_unusable_key(lambda: signing_key(*_key_arguments(settings)))
         logger.info("model files are signed and checked with key %s, %s", key.key_id, key_source)
         store = ModelStore(settings.models_path, key)
         recovery.prepare(store)

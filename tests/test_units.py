@@ -237,6 +237,21 @@ def test_a_bad_setting_stops_start_up_with_one_line(
     assert rule in lines[0]
 
 
+def test_a_signing_key_that_cant_work_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    inside = {"MODELS_PATH": str(tmp_path / "m"), "MODEL_SIGNING_KEY_FILE": str(tmp_path / "m/k")}
+    for env, says in (
+        ({"MODEL_SIGNING_KEY": "too short"}, "MODEL_SIGNING_KEY must be at least 32 characters"),
+        (inside, "is inside MODELS_PATH"),
+    ):
+        result = _start_with(env, tmp_path)
+        assert result.returncode == 2, result.stderr
+        [line] = result.stderr.strip().splitlines()
+        assert says in line
+    # Importing the app creates no file: the key is made (or read) when the server starts.
+    assert _start_with({}, tmp_path).returncode == 0
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_settings_come_from_dotenv_and_the_environment_wins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

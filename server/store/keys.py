@@ -54,16 +54,24 @@ def write_key_file(path: Path, key: SigningKey) -> None:
         os.fsync(file.fileno())
 
 
+def check_settings(secret: str | None, key_file: Path, models_path: Path) -> None:
+    """Refuse settings that can't give a usable key, without touching any file (the app is
+    built, and importing server.main checks this, before anything is created)."""
+    if secret is not None:
+        from_secret(secret)
+    elif key_file.resolve().is_relative_to(models_path.resolve()):
+        raise UnusableKey(
+            f"MODEL_SIGNING_KEY_FILE ({key_file.resolve()}) is inside MODELS_PATH: whoever can "
+            "write the models could then read the key. Put it elsewhere"
+        )
+
+
 def signing_key(secret: str | None, key_file: Path, models_path: Path) -> tuple[SigningKey, str]:
     """The key, and where it came from (for the start-up log: never the key itself)."""
+    check_settings(secret, key_file, models_path)
     if secret is not None:
         return from_secret(secret), "from MODEL_SIGNING_KEY"
     key_file = key_file.resolve()
-    if key_file.is_relative_to(models_path.resolve()):
-        raise UnusableKey(
-            f"MODEL_SIGNING_KEY_FILE ({key_file}) is inside MODELS_PATH: whoever can write the "
-            "models could then read the key. Put it elsewhere"
-        )
     if not key_file.exists():
         try:
             write_key_file(key_file, SigningKey.generate())
