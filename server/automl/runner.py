@@ -49,7 +49,6 @@ class _Table:
     feature_names: list[str] | None
     holdout: Holdout
     model_types: list[str]
-    new_version: bool
     promote: bool
 
 
@@ -107,7 +106,6 @@ class AutoML:
             feature_names=request.feature_names,
             holdout=Holdout(config.validation_fraction, config.seed),
             model_types=types,
-            new_version=config.new_version,
             promote=config.promote,
         )
 

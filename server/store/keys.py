@@ -68,9 +68,9 @@ def check_settings(secret: str | None, key_file: Path, models_path: Path) -> Non
 
 def signing_key(secret: str | None, key_file: Path, models_path: Path) -> tuple[SigningKey, str]:
     """The key, and where it came from (for the start-up log: never the key itself)."""
-    check_settings(secret, key_file, models_path)
     if secret is not None:
         return from_secret(secret), "from MODEL_SIGNING_KEY"
+    check_settings(None, key_file, models_path)
     key_file = key_file.resolve()
     if not key_file.exists():
         try:

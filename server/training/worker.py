@@ -196,8 +196,10 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
         metadata["compiled"] = compiled.describe()
         metadata["serving"] = serving
         if request.candidate and request.holdout is not None:
-            metadata["predict_us_per_row"] = predict_cost(estimator, algorithm, compiled, serving,
-                                                          request.X[held_out])  # fmt: skip
+            scored = request.X[held_out]
+            metadata["predict_us_per_row"] = predict_cost(
+                estimator, algorithm, compiled, serving, scored
+            )
     progress.phase("saving")
     return FittedModel(bundle, metadata)
 
