@@ -1,4 +1,4 @@
-# The model server: one uvicorn worker serving server.main:app on port 8000.
+# The model server: `python -m server serve`, one uvicorn worker on port 8000.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -37,5 +37,4 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
 
 # GRACE: after SIGTERM, requests get 10 s to finish, then running fits are stopped. The
 # server writes its own access log (ACCESS_LOG: route templates, never bodies or tokens).
-CMD ["uvicorn", "server.main:app", "--host", "0.0.0.0", "--port", "8000", "--workers", "1", \
-     "--timeout-graceful-shutdown", "10", "--timeout-keep-alive", "75", "--no-access-log"]
+CMD ["python", "-m", "server", "serve", "--host", "0.0.0.0", "--port", "8000", "--grace", "10"]

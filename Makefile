@@ -28,8 +28,7 @@ GRACE ?= 10
 venv: $(VENV)/.runtime
 
 run: $(VENV)/.runtime
-	$(BIN)/python -m uvicorn server.main:app --host $(HOST) --port $(PORT) --workers 1 \
-		--timeout-graceful-shutdown $(GRACE) --timeout-keep-alive 75 --no-access-log
+	$(BIN)/python -m server serve --host $(HOST) --port $(PORT) --grace $(GRACE)
 
 test: $(VENV)/.dev browser
 	$(BIN)/python -m pytest

@@ -55,8 +55,12 @@ def uvicorn_server(
         "MODEL_SIGNING_KEY_FILE": str(key_file_of(models_dir)),
         **(env or {}),
     }
-    command = [sys.executable, "-m", "uvicorn", app, "--host", host, "--port", str(port)]
-    command += ["--timeout-graceful-shutdown", "3", "--no-access-log"]
+    if app == "server.main:app" and cwd == PROJECT_ROOT:  # as `make run` starts it
+        command = [sys.executable, "-m", "server", "serve", "--host", host, "--port", str(port)]
+        command += ["--grace", "3"]
+    else:  # another app, or an older checkout of this one (bench/ceiling.py): plain uvicorn
+        command = [sys.executable, "-m", "uvicorn", app, "--host", host, "--port", str(port)]
+        command += ["--timeout-graceful-shutdown", "3", "--no-access-log"]
     output = open(log, "wb") if log is not None else None  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
         command,

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from server.errors import InvalidInput
+from server.ml.parameters import CATBOOST_REFUSED, lightgbm_refused, refuse
 
 # Every spelling of "how many threads" that the five libraries understand. A user's value for
 # any of them is replaced by the type's own thread parameter set to 1: one training, one core.
@@ -23,9 +24,11 @@ THREAD_PARAMETERS = frozenset(
 )
 
 
-# Algorithm.accepted_parameters, per type. A plain dict, not functools.cached_property: that
-# holds a lock, and fits sent to a Dask cluster carry this module by value (pickled).
+# Algorithm.accepted_parameters and refused_parameters, per type. Plain dicts, not
+# functools.cached_property: that holds a lock, and fits sent to a Dask cluster carry this
+# module by value (pickled).
 _ACCEPTED_PARAMETERS: dict[str, frozenset[str]] = {}
+_REFUSED_PARAMETERS: dict[str, Mapping[str, str]] = {}
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class Algorithm:
     predict_kwargs: Mapping[str, Any] = field(default_factory=dict)
     # Names the library takes through **kwargs besides its named parameters (LightGBM).
     native_parameters: Callable[[], frozenset[str]] | None = None
+    # Parameters refused with a reason (server.ml.parameters): files, peers, predict-time.
+    refused: Callable[[], Mapping[str, str]] | None = None
     # Whether a fit can report how far it has got (server.training.progress).
     reports_progress: bool = True
     # Whether the estimator trains and predicts with missing values (NaN) natively.
@@ -66,6 +71,14 @@ class Algorithm:
             found = _ACCEPTED_PARAMETERS[self.name] = self._find_parameters()
         return found
 
+    @property
+    def refused_parameters(self) -> Mapping[str, str]:
+        """Accepted by the library, refused by the server: name -> why."""
+        found = _REFUSED_PARAMETERS.get(self.name)
+        if found is None:
+            found = _REFUSED_PARAMETERS[self.name] = self.refused() if self.refused else {}
+        return found
+
     def _find_parameters(self) -> frozenset[str]:
         cls = self.estimator_class()
         names = set(cls().get_params())
@@ -78,6 +91,7 @@ class Algorithm:
 
     def effective_hyperparameters(self, requested: Mapping[str, Any]) -> dict[str, Any]:
         """The constructor arguments for `requested`: unknown names refused, threads pinned."""
+        refuse(self.name, requested, self.refused_parameters)
         accepted = self.accepted_parameters
         unknown = sorted(set(requested) - accepted - THREAD_PARAMETERS)
         if unknown:
@@ -101,6 +115,12 @@ def _lightgbm_parameters() -> frozenset[str]:
 
     aliases = _ConfigAliases._get_all_param_aliases()
     return frozenset(aliases).union(*aliases.values())
+
+
+def _lightgbm_refused() -> Mapping[str, str]:
+    from lightgbm.basic import _ConfigAliases
+
+    return lightgbm_refused(_ConfigAliases._get_all_param_aliases())
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -133,6 +153,7 @@ ALGORITHMS: dict[str, Algorithm] = {
             quiet={"verbose": -1},
             quiet_keys=frozenset({"verbose", "verbosity"}),
             native_parameters=_lightgbm_parameters,
+            refused=_lightgbm_refused,
         ),
         Algorithm(
             "CatBoostClassifier",
@@ -140,6 +161,7 @@ ALGORITHMS: dict[str, Algorithm] = {
             "CatBoostClassifier",
             "thread_count",
             forced={"allow_writing_files": False},
+            refused=lambda: CATBOOST_REFUSED,
             quiet={"logging_level": "Silent"},
             quiet_keys=frozenset({"verbose", "silent", "logging_level", "verbose_eval"}),
             predict_kwargs={"thread_count": 1},

@@ -3,10 +3,13 @@ capacity gauges that server.metrics reads at scrape time."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from server.errors import BrokenModel, ModelNotFound
 from server.service import ModelService
+
+GAUGE_SECONDS = 1.0
 
 
 class Catalog:
@@ -16,6 +19,7 @@ class Catalog:
         self._trainer = service.trainer
         self._registry = service.registry
         self._versions = service.versions
+        self._untrusted_counted = (-GAUGE_SECONDS, 0)  # (when, how many)
 
     # -- models --------------------------------------------------------------------------
     def _version_info(self, name: str, version: int) -> dict[str, Any]:
@@ -44,11 +48,16 @@ class Catalog:
 
     def models(self) -> list[dict[str, Any]]:
         found = {name: self._name_info(name) for name in self._store.names()}
+        for name, problem in self._store.unusable().items():
+            found[name] = {"name": name, "status": "broken", "error": problem}
         for name, info in self._trainer.training().items():
             found.setdefault(name, info)  # a first version in training
         return [found[name] for name in sorted(found)]
 
     def model(self, name: str) -> dict[str, Any]:
+        unusable = self._store.unusable().get(name)
+        if unusable is not None:
+            return {"name": name, "status": "broken", "error": unusable}
         if not self._store.exists(name):
             training = self._trainer.training()
             if name in training:
@@ -95,7 +104,12 @@ class Catalog:
         return self._registry.max_models
 
     def untrusted_versions(self) -> int:
-        return len(self.untrusted())
+        """Counted at most once a second, however often /metrics is scraped (it is open to
+        anyone, and counting reads every version's metadata, on the event loop)."""
+        now = time.monotonic()
+        if now - self._untrusted_counted[0] >= GAUGE_SECONDS:
+            self._untrusted_counted = (now, len(self.untrusted()))
+        return self._untrusted_counted[1]
 
     def status(self) -> dict[str, Any]:
         running = self._trainer.running()

@@ -146,6 +146,44 @@ class Settings(BaseSettings):
         """`MANAGEMENT_TOKEN=` in .env (as compose passes it through) means no token."""
         return None if value in ("", None) else value
 
+    max_event_streams: int = Field(
+        default=100,
+        ge=1,
+        description="event streams open at once (jobs, searches, dashboards); 503 beyond",
+    )
+    max_predict_rows: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="most rows in one /predict or /evaluate request (413 beyond)",
+    )
+    max_fit_rows: int = Field(
+        default=10_000_000, ge=1, description="most rows in one /fit or /automl (413 beyond)"
+    )
+    max_columns: int = Field(
+        default=10_000, ge=1, description="most columns in one request's table (413 beyond)"
+    )
+    allowed_origins: str = Field(
+        default="",
+        description=(
+            "comma-separated origins (https://app.example) whose web pages may make writing "
+            "calls; a page of any other site is refused"
+        ),
+    )
+    allowed_hosts: str = Field(
+        default="localhost,127.0.0.1,::1",
+        description=(
+            "with no token set, the host names a writing call may be addressed to "
+            "(against DNS rebinding); * for any"
+        ),
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a request whose headers take longer is closed (408)"
+    )
+    body_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="a request body that stops arriving for this long is dropped (408)",
+    )
     retry_after_seconds: int = Field(
         default=5, ge=1, description="the Retry-After header of a 503 (no free training slot)"
     )
@@ -165,6 +203,16 @@ class Settings(BaseSettings):
     def signing_secret(self) -> str | None:
         secret = self.model_signing_key
         return secret.get_secret_value() if secret is not None else None
+
+    @property
+    def origins(self) -> list[str]:
+        return [origin.strip() for origin in self.allowed_origins.split(",") if origin.strip()]
+
+    @property
+    def hosts(self) -> list[str] | None:
+        """None: any host (`*`)."""
+        names = [host.strip().strip("[]") for host in self.allowed_hosts.split(",")]
+        return None if "*" in names else [name for name in names if name]
 
     @property
     def max_body_bytes(self) -> int:

@@ -13,7 +13,8 @@
      ├── SearchNotFound     404  no AutoML search of that id (the same)
      ├── JobFinished        409  cancel of a job that has already ended
      ├── JobCancelled       409  what a waiting /fit answers when its job was cancelled
-     ├── InvalidInput       422  the request is well-formed JSON but its content is wrong
+     ├── TooLarge           413  a table with more rows or columns than the server takes
+ ├── InvalidInput       422  the request is well-formed JSON but its content is wrong
      ├── BrokenModel        422  the model's files on disk can't be read
      ├── LimitExceeded      422  a training ran past MAX_TRAIN_SECONDS, max_seconds or
      │                           MAX_TRAIN_MEMORY_MB and was stopped
@@ -111,6 +112,10 @@ class JobFinished(ServiceError):
 
 class JobCancelled(ServiceError):
     status_code = 409
+
+
+class TooLarge(ServiceError):
+    status_code = 413
 
 
 class InvalidInput(ServiceError):

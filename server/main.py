@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sklearn
 from fastapi import FastAPI
@@ -29,10 +29,13 @@ from server.http.auth import Tokens, warn_if_exposed
 from server.http.docs import STATIC_URL, install_redoc
 from server.http.errors import install_error_handlers
 from server.http.fast_predict import PredictFastPath
+from server.http.guard import RequestGuard
 from server.http.instrument import Instrument, RequestLog
 from server.http.limits import BodySizeLimit
+from server.http.streams import StreamLimit
 from server.inference.batching import BatchingSettings
 from server.inference.registry import Registry
+from server.ingest.limits import RequestLimits
 from server.metrics import Metrics, NoMetrics
 from server.service import ModelService
 from server.store import recovery
@@ -88,12 +91,17 @@ def _backend(settings: Settings) -> TrainingBackend:
     )
 
 
-def _stop_on_unusable_key(find: Callable[[], T]) -> T:
-    """What `find` returns, or the process stops with one line that says what to fix."""
+def _stop_on_unusable_key(find: Callable[[], T], state: Any = None) -> T:
+    """What `find` returns, or the process stops with one line that says what to fix. In
+    the lifespan (`state`: the app's), the line goes to uvicorn as the start-up's failure
+    (server.http.fast_predict), which would otherwise print a traceback."""
     try:
         return find()
     except UnusableKey as error:
-        logger.error("%s", error)
+        if state is None:
+            logger.error("%s", error)
+        else:
+            state.fatal = str(error)
         raise SystemExit(2) from None
 
 
@@ -115,7 +123,9 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        key, key_source = _stop_on_unusable_key(lambda: signing_key(*_key_arguments(settings)))
+        key, key_source = _stop_on_unusable_key(
+            lambda: signing_key(*_key_arguments(settings)), app.state
+        )
         logger.info("model files are signed and checked with key %s, %s", key.key_id, key_source)
         store = ModelStore(settings.models_path, key)
         recovery.prepare(store)
@@ -201,6 +211,13 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
         Metrics(lambda: getattr(app.state, "catalog", None)) if settings.metrics else NoMetrics()
     )
     app.state.settings = settings
+    limits = RequestLimits.of(
+        settings.max_predict_rows,
+        settings.max_fit_rows,
+        settings.max_columns,
+        settings.max_body_bytes,
+    )
+    app.state.limits = limits
     app.state.tokens = tokens
     app.state.metrics = metrics
     install_redoc(app)
@@ -210,6 +227,17 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
     ui_routes.install(app, guarded=not tokens.open)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        StreamLimit,
+        max_streams=settings.max_event_streams,
+        retry_after=settings.retry_after_seconds,
+    )
+    guard = RequestGuard(app, settings.origins, settings.hosts if tokens.open else None)
+    app.add_middleware(
+        RequestGuard,
+        allowed_origins=settings.origins,
+        allowed_hosts=settings.hosts if tokens.open else None,
+    )
     log = RequestLog(metrics, settings.access_log)
     noted = settings.metrics or settings.access_log != "off"
     if noted:  # outermost: it sees every answer
@@ -221,6 +249,8 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
         tokens,
         log.note if noted else None,
         settings.max_body_bytes,
+        guard,
+        limits.predict,
     )
 
 

@@ -29,6 +29,7 @@ from server.inference.memory import release_unused_memory
 from server.inference.registry import Key, Registry
 from server.ingest import EvaluateInput, Features, FitInput, PredictInput
 from server.ingest.features import MatrixFeatures
+from server.ml.parameters import check_against_labels
 from server.scoring import check_holdout
 from server.store.files import ModelStore
 from server.training.jobs import Job
@@ -84,6 +85,7 @@ class ModelService:
         algorithm = resolve(config.model_type)
         hyperparameters = algorithm.effective_hyperparameters(config.hyperparameters)
         y_encoded, classes = encode_labels(request.X, request.y)
+        check_against_labels(algorithm.name, hyperparameters, len(classes))
         field = "X" if request.feature_names is None else "the file"
         refuse_missing(algorithm, request.X, request.feature_names, field)
         held_out = None
@@ -210,26 +212,36 @@ class ModelService:
 
     # -- removal -----------------------------------------------------------------------------
     async def remove(self, name: str) -> None:
+        self._refuse_training(name)
+        if not self.store.exists(name):
+            raise ModelNotFound(name)
+        # After any move of its pointers in progress (a promote must not write pointers
+        # into a folder that is gone), and before the next.
+        async with self.versions.moving(name):
+            self._refuse_training(name)
+            if not self.store.exists(name):
+                raise ModelNotFound(name)
+            was_loaded = await self.registry.unload_name(name)
+            # No await between here and the deletion: a load that starts now finds no model.
+            self._delete(name)
+        if was_loaded:
+            await asyncio.to_thread(release_unused_memory)
+
+    def _refuse_training(self, name: str) -> None:
         if self.trainer.is_training(name) or name in self.reserved:
             raise ModelBusy(
                 f"model '{name}' is being trained right now; remove it once /fit has answered"
             )
-        if not self.store.exists(name):
-            raise ModelNotFound(name)
-        was_loaded = await self.registry.unload_name(name)
-        # No await between here and the deletion: a load that starts now finds no model.
-        self._delete(name)
-        if was_loaded:
-            await asyncio.to_thread(release_unused_memory)
 
     async def remove_all(self) -> dict[str, list[str]]:
         removed, any_loaded = [], False
         for name in self.store.names():
-            if self.trainer.is_training(name) or name in self.reserved:  # training: kept whole
-                continue
-            any_loaded |= await self.registry.unload_name(name)
             try:
-                self._delete(name)
+                async with self.versions.moving(name):
+                    if self.trainer.is_training(name) or name in self.reserved:
+                        continue  # training: kept whole
+                    any_loaded |= await self.registry.unload_name(name)
+                    self._delete(name)
             except ModelNotFound:  # removed meanwhile by a concurrent /remove
                 continue
             removed.append(name)
@@ -246,6 +258,5 @@ class ModelService:
     async def remove_version(self, name: str, version: int) -> None:
         if not self.store.exists(name):
             raise ModelNotFound(name)
-        self.versions.check_deletable(name, version)
-        self.store.delete_version(name, version)
+        await self.versions.delete(name, version)
         self.load_failures.pop((name, version), None)

@@ -25,7 +25,7 @@ from server.inference.memory import release_unused_memory
 from server.inference.registry import Registry
 from server.metrics import Metrics
 from server.store.files import ModelStore
-from server.store.pointers import ALIAS_PATTERN, Pointers
+from server.store.pointers import ALIAS_PATTERN, RESERVED_ALIASES, Pointers
 
 
 class NothingToRollBack(ServiceError):
@@ -59,6 +59,10 @@ class Versions:
     def cached(self, name: str) -> Pointers | None:
         """The name's pointers if they are in memory (the hot path: no disk)."""
         return self._pointers.get(name)
+
+    def moving(self, name: str) -> asyncio.Lock:
+        """The name's lock: held by every move of its pointers, and by its removal."""
+        return self._moving[name]
 
     def forget(self, name: str) -> None:
         """The name was removed: read its pointers from disk if it comes back."""
@@ -112,6 +116,11 @@ class Versions:
 
     async def set_alias(self, name: str, alias: str, version: int | None) -> dict[str, Any]:
         """Point `alias` at `version`, or remove it (None)."""
+        if alias in RESERVED_ALIASES:
+            raise InvalidInput(
+                f"invalid alias {alias!r}: the API names the current version so, and an alias "
+                "of that name would be taken for it"
+            )
         if not ALIAS_PATTERN.fullmatch(alias):
             raise InvalidInput(
                 f"invalid alias {alias!r}: use 1 to 32 lower-case letters, digits, '_' or '-', "
@@ -164,8 +173,23 @@ class Versions:
     def history(self, name: str) -> list[dict[str, Any]]:
         return [move.describe() for move in self.pointers(name).history]
 
-    def check_deletable(self, name: str, version: int) -> None:
-        """409 if a pointer names the version, it is loaded, or it is training."""
+    async def delete(self, name: str, version: int) -> None:
+        """Delete a version no pointer names and nobody serves. Its number is recorded in the
+        pointers first, so it is never given again."""
+        self.pointers(name)
+        async with self._moving[name]:
+            self._check_deletable(name, version)
+            pointers = self.pointers(name)
+            if version > pointers.highest_deleted:
+                moved = pointers.deleted(version)
+                await asyncio.to_thread(self._store.write_pointers, name, moved)
+                self._pointers[name] = moved
+            # Checked again with no await before the deletion: a load may have begun.
+            self._check_deletable(name, version)
+            self._store.delete_version(name, version)
+
+    def _check_deletable(self, name: str, version: int) -> None:
+        """409 if a pointer names the version, or it is loaded or being loaded."""
         pointers = self.pointers(name)
         self.require(name, version)
         aliases = [alias for alias, v in pointers.aliases.items() if v == version]
@@ -178,8 +202,10 @@ class Versions:
                 f"model '{name}' version {version} has the alias(es) {', '.join(sorted(aliases))}: "
                 "move or remove them first"
             )
-        if self._registry.is_loaded((name, version)):
-            raise ModelBusy(f"model '{name}' version {version} is loaded: unload it first")
+        if version in self._registry.versions_loaded(name):
+            raise ModelBusy(
+                f"model '{name}' version {version} is loaded or being loaded: unload it first"
+            )
 
 
 async def _release_when_idle(batcher: Any) -> None:

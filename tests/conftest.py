@@ -53,7 +53,7 @@ def make_client(models_dir: Path) -> ClientFactory:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(
-                transport=transport, base_url="http://test", timeout=120
+                transport=transport, base_url="http://localhost", timeout=120
             ) as client:
                 client.app = app  # type: ignore[attr-defined]
                 yield client

@@ -58,7 +58,7 @@ def _requests() -> list[tuple[str, dict[str, str], bytes]]:
 async def _answers(app: Any, headers: dict[str, str]) -> dict[str, tuple[int, str | None, bytes]]:
     answers = {}
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         for what, extra, content in _requests():
             reply = await client.post("/predict", content=content, headers={**headers, **extra})
             answers[what] = (reply.status_code, reply.headers.get("content-type"), reply.content)
@@ -108,7 +108,7 @@ async def test_the_hot_path_answers_byte_for_byte_as_the_fastapi_app(
                 "labels": 200,
                 "probabilities": 200,
                 "records": 422,
-                "no content type": 200,
+                "no content type": 415,
                 "unknown model": 404,
                 "not loaded": 409,
                 "wrong width": 422,

@@ -32,7 +32,7 @@ from server.errors import InvalidInput, JobFinished, NoFreeSlot, ServiceError
 from server.ingest import FitInput
 from server.scoring import check_holdout
 from server.service import ModelService, encode_labels
-from server.store.files import public
+from server.store.bundle import public
 from server.training.worker import Holdout, TrainingRequest
 
 logger = logging.getLogger(__name__)

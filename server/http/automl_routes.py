@@ -52,7 +52,7 @@ ExistingSearch = Annotated[Search, Depends(_existing)]
     openapi_extra=request_body(AutoMLRequest, FitForm),
 )
 async def start_automl(request: Request, automl: Searches) -> JSONResponse:
-    search = automl.start(await read_fit(request, AutoMLConfig))
+    search = automl.start(await read_fit(request, request.app.state.limits.fit, AutoMLConfig))
     return JSONResponse(search.describe(), 202, headers={"Location": f"/automl/{search.id}"})
 
 

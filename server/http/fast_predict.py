@@ -5,7 +5,8 @@ solving before it reached the model: about 200 us of CPU per request, where the 
 10-20 us (bench/profile.py). This path sits in front of all of that, FastAPI's own entry
 included (it asks OpenTelemetry whether it is configured, on every request), and takes only
 requests that succeed: a JSON body (not a multipart upload) of at most the inline parse
-size, a JSON answer (no `Accept: text/csv`), and a valid token when tokens are set.
+size, a JSON answer (no `Accept: text/csv`), nothing server.http.guard refuses, and a valid
+token when tokens are set.
 
 Everything else, and every request that fails on the way (a bad body, an unknown or unloaded
 model, the wrong width), goes on to the full app with the body it already read handed back,
@@ -26,9 +27,10 @@ from starlette.types import Message, Receive, Scope, Send
 
 from server.http.auth import Tokens
 from server.http.csv_response import CSV
+from server.http.guard import RequestGuard, is_json
 from server.ingest import INLINE_PARSE_BYTES
 from server.ingest.json_body import predict_input
-from server.ingest.multipart import MULTIPART
+from server.ingest.limits import TableLimits
 from server.service import ModelService
 
 ROUTE = "/predict"
@@ -47,6 +49,8 @@ class PredictFastPath:
         tokens: Tokens,
         note: Note | None,
         max_body_bytes: int,
+        guard: RequestGuard,
+        limits: TableLimits,
     ) -> None:
         self.app = app
         self.state = app.state
@@ -55,16 +59,19 @@ class PredictFastPath:
         self._service = service  # built in the lifespan, after this
         self._tokens = tokens
         self._note = note  # metrics and access log; None when both are off
-        self._multipart = MULTIPART.encode()
-        self._csv = CSV.encode()
+        self._guard = guard
+        self._limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._lifespan_send(send))
+            return
         if (
             scope["type"] != "http"
             or scope["path"] != ROUTE
             or scope["method"] != "POST"
             or scope.get("root_path")
-            or not self._takes(scope["headers"])
+            or not self._takes(scope)
         ):
             await self.app(scope, receive, send)
             return
@@ -74,7 +81,7 @@ class PredictFastPath:
         answer = None
         if body_bytes is not None and service is not None:
             try:
-                answer = await service.predict(predict_input(body_bytes))
+                answer = await service.predict(predict_input(body_bytes, self._limits))
             except Exception:  # the full app answers it, from the same handlers as ever
                 answer = None
         if answer is None:
@@ -87,16 +94,34 @@ class PredictFastPath:
         if self._note is not None:
             self._note("POST", ROUTE, 200, time.perf_counter() - started)
 
-    def _takes(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        """A JSON body and answer, and (with tokens set) a valid bearer token."""
+    def _lifespan_send(self, send: Send) -> Send:
+        """A start-up that failed for a reason the server told (`state.fatal`, one line)
+        is reported by that line, not by the traceback Starlette would hand uvicorn."""
+
+        async def reporting(message: Message) -> None:
+            fatal = getattr(self.state, "fatal", None)
+            if message["type"] == "lifespan.startup.failed" and fatal:
+                message = {**message, "message": fatal}
+            await send(message)
+
+        return reporting
+
+    def _takes(self, scope: Scope) -> bool:
+        """A JSON body and answer, nothing the guard refuses, and (with tokens set) a valid
+        bearer token."""
         authorization = b""
-        for name, value in headers:
-            if name == b"content-type" and value.startswith(self._multipart):
+        json_body = False
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                json_body = is_json(value)
+            elif name == b"accept" and CSV in value.decode("latin-1").lower():
                 return False
-            if name == b"accept" and self._csv in value:
-                return False
-            if name == b"authorization":
+            elif name == b"authorization":
                 authorization = value
+            elif name == b"origin":  # a browser's call: the guard decides, in the full app
+                return False
+        if not json_body or self._guard.refusal(scope) is not None:
+            return False
         if self._tokens.open:
             return True
         return self._tokens.role_of_header(authorization.decode("latin-1")) is not None

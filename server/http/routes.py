@@ -77,7 +77,7 @@ async def fit(
         bool, Query(description="true: answer once the model is saved; false: 202 at once")
     ] = True,
 ) -> Response:
-    job = service.start_fit(await read_fit(request))
+    job = service.start_fit(await read_fit(request, request.app.state.limits.fit))
     if wait:
         return Response(orjson.dumps(await service.wait(job)), 201, media_type="application/json")
     return JSONResponse(job.describe(), 202, headers={"Location": f"/jobs/{job.id}"})
@@ -146,7 +146,7 @@ async def cancel_job(job_id: str, service: Service) -> dict[str, Any]:
     },
 )
 async def predict(request: Request, service: Service) -> Response:
-    answer = await service.predict(await read_predict(request))
+    answer = await service.predict(await read_predict(request, request.app.state.limits.predict))
     if wants_csv(request):
         return predictions_csv(answer)
     # orjson, and no second validation of what we built: a 100k-row answer is one dumps.
@@ -163,7 +163,7 @@ async def predict(request: Request, service: Service) -> Response:
     openapi_extra=request_body(EvaluateRequest, EvaluateForm),
 )
 async def evaluate(request: Request, service: Service) -> Response:
-    answer = await service.evaluate(await read_evaluate(request))
+    answer = await service.evaluate(await read_evaluate(request, request.app.state.limits.predict))
     return Response(orjson.dumps(answer), media_type="application/json")
 
 

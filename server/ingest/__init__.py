@@ -20,6 +20,7 @@ from server.ingest import multipart
 from server.ingest.features import Features
 from server.ingest.inputs import EvaluateInput, FitInput, PredictInput
 from server.ingest.json_body import evaluate_input, fit_input, predict_input
+from server.ingest.limits import TableLimits
 from server.ingest.matrix import as_matrix
 from server.schemas import FitConfig
 
@@ -28,6 +29,7 @@ __all__ = [
     "Features",
     "FitInput",
     "PredictInput",
+    "TableLimits",
     "as_matrix",
     "gc_paused",
     "read_evaluate",
@@ -40,23 +42,25 @@ INLINE_PARSE_BYTES = 256 * 1024
 Parsed = TypeVar("Parsed")
 
 
-async def read_fit(request: Request, config_type: type[BaseModel] = FitConfig) -> FitInput:
+async def read_fit(
+    request: Request, limits: TableLimits, config_type: type[BaseModel] = FitConfig
+) -> FitInput:
     """A table with its labels (/fit; /automl with its own config)."""
     if multipart.is_multipart(request):
-        return await multipart.read_fit(request, config_type)
-    return await _parse_json(request, partial(fit_input, config_type=config_type))
+        return await multipart.read_fit(request, config_type, limits)
+    return await _parse_json(request, partial(fit_input, config_type=config_type, limits=limits))
 
 
-async def read_predict(request: Request) -> PredictInput:
+async def read_predict(request: Request, limits: TableLimits) -> PredictInput:
     if multipart.is_multipart(request):
-        return await multipart.read_predict(request)
-    return await _parse_json(request, predict_input)
+        return await multipart.read_predict(request, limits)
+    return await _parse_json(request, partial(predict_input, limits=limits))
 
 
-async def read_evaluate(request: Request) -> EvaluateInput:
+async def read_evaluate(request: Request, limits: TableLimits) -> EvaluateInput:
     if multipart.is_multipart(request):
-        return await multipart.read_evaluate(request)
-    return await _parse_json(request, evaluate_input)
+        return await multipart.read_evaluate(request, limits)
+    return await _parse_json(request, partial(evaluate_input, limits=limits))
 
 
 class _GcPause:

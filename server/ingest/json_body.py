@@ -22,16 +22,19 @@ from pydantic import BaseModel, ValidationError
 from server.errors import InvalidInput
 from server.ingest.features import Features, MatrixFeatures, records_features
 from server.ingest.inputs import EvaluateInput, FitInput, PredictInput, labels
+from server.ingest.limits import UNLIMITED, TableLimits
 from server.ingest.matrix import as_matrix
 from server.schemas import EvaluateConfig, FitConfig, PredictConfig
 
 ConfigModel = TypeVar("ConfigModel", bound=BaseModel)
 
 
-def fit_input(body: bytes, config_type: type[BaseModel] = FitConfig) -> FitInput:
+def fit_input(
+    body: bytes, config_type: type[BaseModel] = FitConfig, limits: TableLimits = UNLIMITED
+) -> FitInput:
     """`X`, or `records` whose first object's keys name the columns (kept with the model,
     as a file's are)."""
-    payload = _object(body, {"X", "y", "config"}, alternatives={"X": "records"})
+    payload = _object(body, {"X", "y", "config"}, limits, alternatives={"X": "records"})
     config = _config(config_type, payload)
     y = labels(payload["y"])
     if "records" not in payload:
@@ -44,13 +47,13 @@ def fit_input(body: bytes, config_type: type[BaseModel] = FitConfig) -> FitInput
     return FitInput(config=config, X=X, y=y, feature_names=columns)
 
 
-def predict_input(body: bytes) -> PredictInput:
-    payload = _object(body, {"X", "config"}, alternatives={"X": "records"})
+def predict_input(body: bytes, limits: TableLimits = UNLIMITED) -> PredictInput:
+    payload = _object(body, {"X", "config"}, limits, alternatives={"X": "records"})
     return PredictInput(config=_config(PredictConfig, payload), features=_features(payload))
 
 
-def evaluate_input(body: bytes) -> EvaluateInput:
-    payload = _object(body, {"X", "y", "config"}, alternatives={"X": "records"})
+def evaluate_input(body: bytes, limits: TableLimits = UNLIMITED) -> EvaluateInput:
+    payload = _object(body, {"X", "y", "config"}, limits, alternatives={"X": "records"})
     return EvaluateInput(
         config=_config(EvaluateConfig, payload),
         features=_features(payload),
@@ -65,7 +68,10 @@ def _features(payload: dict[str, Any]) -> Features:
 
 
 def _object(
-    body: bytes, fields: set[str], alternatives: dict[str, str] | None = None
+    body: bytes,
+    fields: set[str],
+    limits: TableLimits,
+    alternatives: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     try:
         payload = orjson.loads(body)
@@ -86,7 +92,17 @@ def _object(
         raise InvalidInput(f"missing field(s): {', '.join(sorted(missing))}")
     if unknown:
         raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")
+    _check_size(payload.get("X", payload.get("records")), limits)
     return payload
+
+
+def _check_size(rows: Any, limits: TableLimits) -> None:
+    """Rows and columns counted on the parsed lists, before numpy copies them."""
+    if not isinstance(rows, list) or not rows:
+        return  # the matrix's own checks say what is wrong
+    limits.check_rows(len(rows))
+    if isinstance(rows[0], list | dict):
+        limits.check_columns(len(rows[0]))
 
 
 def _config(model: type[ConfigModel], payload: dict[str, Any]) -> ConfigModel:

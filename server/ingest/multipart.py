@@ -21,14 +21,15 @@ from server.errors import InvalidInput
 from server.ingest.features import TableFeatures
 from server.ingest.inputs import EvaluateInput, FitInput, PredictInput, labels
 from server.ingest.json_body import ConfigModel, parse_config
+from server.ingest.limits import TableLimits
 from server.ingest.tables import FileTable, numeric_matrix, read_table, split_target
-from server.schemas import EvaluateConfig, FitConfig, PredictConfig
+from server.schemas import EvaluateConfig, PredictConfig
 
 MULTIPART = "multipart/form-data"
 
 
 def is_multipart(request: Request) -> bool:
-    return request.headers.get("content-type", "").startswith(MULTIPART)
+    return request.headers.get("content-type", "").lower().startswith(MULTIPART)
 
 
 class _InMemoryFormParser(MultiPartParser):
@@ -66,40 +67,40 @@ def _config_json(form: FormData) -> Any:
         raise InvalidInput(f"the form field 'config' is not valid JSON: {error}") from None
 
 
-async def _table(form: FormData) -> FileTable:
+async def _table(form: FormData, limits: TableLimits) -> FileTable:
     """The file's table; its temporary file is closed (deleted) once read."""
     upload = form["file"]
     assert isinstance(upload, UploadFile)
     try:
-        return await asyncio.to_thread(read_table, upload.file)
+        return await asyncio.to_thread(read_table, upload.file, limits)
     finally:
         await form.close()
 
 
 async def _labelled(
-    request: Request, config_model: type[ConfigModel]
+    request: Request, config_model: type[ConfigModel], limits: TableLimits
 ) -> tuple[ConfigModel, FileTable, list[Any]]:
     """A form with a `target`: its config, its feature columns and its labels."""
     form = await _form(request, {"file", "target", "config"})
     config = parse_config(config_model, _config_json(form))
     target = str(form["target"])
-    features, values = split_target(await _table(form), target)
+    features, values = split_target(await _table(form, limits), target)
     return config, features, labels(values, field=f"the target column {target!r}")
 
 
-async def read_fit(request: Request, config_type: type[BaseModel] = FitConfig) -> FitInput:
-    config, features, y = await _labelled(request, config_type)
+async def read_fit(request: Request, config_type: type[BaseModel], limits: TableLimits) -> FitInput:
+    config, features, y = await _labelled(request, config_type, limits)
     X = await asyncio.to_thread(numeric_matrix, features)
     return FitInput(config=config, X=X, y=y, feature_names=list(features.table.column_names))
 
 
-async def read_predict(request: Request) -> PredictInput:
+async def read_predict(request: Request, limits: TableLimits) -> PredictInput:
     form = await _form(request, {"file", "config"})
     config = parse_config(PredictConfig, _config_json(form))
-    table = await _table(form)
+    table = await _table(form, limits)
     return PredictInput(config=config, features=TableFeatures(table))
 
 
-async def read_evaluate(request: Request) -> EvaluateInput:
-    config, features, y = await _labelled(request, EvaluateConfig)
+async def read_evaluate(request: Request, limits: TableLimits) -> EvaluateInput:
+    config, features, y = await _labelled(request, EvaluateConfig, limits)
     return EvaluateInput(config=config, features=TableFeatures(features), y=y)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
@@ -27,6 +28,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from server.errors import InvalidInput
+from server.ingest.limits import UNLIMITED, TableLimits
 
 PARQUET_MAGIC = b"PAR1"
 # Missing values in CSV, in every column: pyarrow's own list, made to apply to text columns too.
@@ -60,13 +62,26 @@ def csv_line(data: bytes, record: int) -> int:
     return line
 
 
-def read_table(file: IO[bytes]) -> FileTable:
-    """The file's table, or InvalidInput with pyarrow's reason (naming the CSV line)."""
+def _read_parquet(data: bytes, limits: TableLimits) -> pa.Table:
+    """The table, once its metadata says it is within the limits (nothing decoded before)."""
+    parquet = pq.ParquetFile(pa.BufferReader(data))
+    metadata = parquet.metadata
+    limits.check_columns(metadata.num_columns)
+    limits.check_rows(metadata.num_rows)
+    groups = range(metadata.num_row_groups)
+    limits.check_decoded(sum(metadata.row_group(i).total_byte_size for i in groups))
+    return parquet.read(use_threads=False)
+
+
+def read_table(file: IO[bytes], limits: TableLimits = UNLIMITED) -> FileTable:
+    """The file's table, or InvalidInput with pyarrow's reason (naming the CSV line), or
+    TooLarge past `limits`. A CSV is checked once parsed: its table takes about the memory
+    of its text, which the body size limit bounds already."""
     data = file.read()
     parquet = data.startswith(PARQUET_MAGIC)
     try:
         if parquet:
-            table = pq.read_table(pa.BufferReader(data), use_threads=False)
+            table = _read_parquet(data, limits)
         else:
             table = pa_csv.read_csv(
                 pa.BufferReader(data), read_options=CSV_READ, convert_options=CSV_CONVERT
@@ -80,7 +95,9 @@ def read_table(file: IO[bytes]) -> FileTable:
         raise InvalidInput(f"the file is not a readable {kind} table: {message}") from None
     if table.num_rows == 0:
         raise InvalidInput("the file has a header but no rows")
-    duplicates = sorted({name for name in names if names.count(name) > 1})
+    limits.check_columns(len(names))
+    limits.check_rows(table.num_rows)
+    duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
     if duplicates:
         raise InvalidInput(f"the file has duplicate column name(s): {', '.join(duplicates)}")
     if parquet:

@@ -37,3 +37,7 @@ def sync_directory(directory: Path) -> None:
 
 def is_temporary(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(TEMP_SUFFIX)
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    write_atomically(path, lambda file: file.write(data))

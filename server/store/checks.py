@@ -8,10 +8,12 @@ not hash gigabytes every time (and ctime can't be set back by hand).
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
 
 from server.errors import BrokenModel, UntrustedModel
+from server.store.layout import open_regular, read_regular
 from server.store.signing import SIGNATURE, SigningKey, file_problem, untrusted_detail
 
 CHUNK_BYTES = 1 << 20
@@ -26,9 +28,11 @@ class FileChecks:
     def read(self, name: str, version: int, metadata: dict[str, Any], path: Path) -> bytes:
         """The file's bytes, once their tag is checked (raises UntrustedModel)."""
         try:
-            data = path.read_bytes()
+            data = read_regular(path)
         except FileNotFoundError:
             raise BrokenModel(f"model '{name}' has lost its file {path.name}") from None
+        except OSError as error:
+            raise BrokenModel(f"model '{name}' can't read {path.name}: {error}") from None
         problem = file_problem(self._key, name, metadata, path.name, [data])
         if problem is not None:
             raise UntrustedModel(untrusted_detail(name, version, problem))
@@ -39,9 +43,11 @@ class FileChecks:
         missing)."""
         for path in paths:
             try:
-                status = path.stat()
+                status = path.lstat()
             except FileNotFoundError:
                 raise BrokenModel(f"model '{name}' has lost its file {path.name}") from None
+            if not stat.S_ISREG(status.st_mode):
+                raise BrokenModel(f"model '{name}': {path.name} is not a regular file")
             tag = metadata[SIGNATURE]["files"].get(path.name)  # a re-signed file: a new verdict
             stamp = (tag, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
             known = self._verdicts.get(path)
@@ -53,6 +59,6 @@ class FileChecks:
         return None
 
     def _problem(self, name: str, metadata: dict[str, Any], path: Path) -> str | None:
-        with path.open("rb") as file:
+        with open_regular(path) as file:
             chunks = iter(lambda: file.read(CHUNK_BYTES), b"")
             return file_problem(self._key, name, metadata, path.name, chunks)

@@ -12,11 +12,9 @@
 Every file is written atomically (server.store.atomic). A version exists exactly when its
 metadata file does, so a crash mid-write never leaves a half version that is listed; a name
 exists exactly when its pointers file does, and the pointers only ever name versions that
-exist (they are written after the version, and a version is deleted only when no pointer
-names it). At start-up, `server.store.recovery.prepare` removes what interrupted writes
-left and moves models saved by v2 (`NAME.joblib` and `NAME.json` side by side) into
-version 1 of their name. Every file of a version is signed (server.store.signing), and read
-only through a check of its tag (server.store.checks).
+exist. At start-up, `server.store.recovery.prepare` removes what interrupted writes left.
+Every file of a version is signed (server.store.signing), read only through a check of its
+tag (server.store.checks), and only if it is a regular file (no link, no FIFO).
 """
 
 from __future__ import annotations
@@ -26,25 +24,26 @@ import io
 import json
 import shutil
 import uuid
-from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import joblib
 
-from server.errors import BrokenModel, InvalidInput, ModelNotFound, UntrustedModel
-from server.store.atomic import is_temporary, write_atomically
+from server.errors import BrokenModel, ModelNotFound, UntrustedModel
+from server.store.atomic import is_temporary, write_atomically, write_bytes_atomically
+from server.store.bundle import BUNDLE_KEYS, public, serialize
 from server.store.checks import FileChecks
 from server.store.layout import (
-    INTERNAL_KEYS,
     METADATA_SUFFIX,
     MODEL_SUFFIX,
-    NAME_PATTERN,
     ONNX_SUFFIX,
     POINTERS,
     REMOVING_SUFFIX,
     VERSION_FILE_SUFFIXES,
     check_name,
+    entries,
+    entry_problem,
+    read_regular,
     version_of,
 )
 from server.store.pointers import Pointers, first
@@ -56,27 +55,6 @@ from server.store.signing import (
     untrusted_detail,
 )
 
-BUNDLE_KEYS = frozenset({"estimator", "classes", "model_type", "n_features"})
-
-
-def serialize(bundle: dict[str, Any]) -> tuple[bytes, bytes | None]:
-    """A model bundle as the bytes of its `.joblib` file and of its compiled copy's file
-    (what a cluster worker sends back). The compiled copy is kept apart: serving it then
-    needs no unpickling."""
-    onnx = bundle.get("onnx")
-    buffer = io.BytesIO()
-    joblib.dump({**bundle, "onnx": None} if onnx is not None else bundle, buffer)
-    return buffer.getvalue(), onnx
-
-
-def _write(file: IO[bytes], data: bytes) -> None:
-    file.write(data)
-
-
-def public(metadata: dict[str, Any]) -> dict[str, Any]:
-    """The metadata as answers show it."""
-    return {key: value for key, value in metadata.items() if key not in INTERNAL_KEYS}
-
 
 class ModelStore:
     """Picklable (a training process gets one to save with): the root and the key."""
@@ -85,6 +63,8 @@ class ModelStore:
         self.root = root.resolve()
         self.key = key
         self.checks = FileChecks(key)
+        # Path -> (its inode, size and times; its metadata; why it is not trusted, or None)
+        self._metadata: dict[Path, tuple[tuple[int, ...], dict[str, Any], str | None]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {"root": self.root, "key": self.key}
@@ -94,9 +74,9 @@ class ModelStore:
 
     # -- paths ---------------------------------------------------------------------------
     def name_dir(self, name: str) -> Path:
-        path = (self.root / check_name(name)).resolve()
-        if path.parent != self.root:  # belt and braces: the pattern already forbids this
-            raise InvalidInput(f"invalid model name {name!r}")
+        path = self.root / check_name(name)  # the pattern allows no separator and no '..'
+        if path.is_symlink():  # it could lead anywhere: never followed
+            raise BrokenModel(f"model '{name}' can't be used: {entry_problem(path)}")
         return path
 
     def model_path(self, name: str, version: int) -> Path:
@@ -131,7 +111,7 @@ class ModelStore:
         try:
             metadata_path.parent.mkdir(exist_ok=True)
             for path, data in files.items():
-                write_atomically(path, partial(_write, data=data))
+                write_bytes_atomically(path, data)
             metadata = {**metadata, "version": version, "size_bytes": len(model)}
             signed = sign(self.key, name, metadata, {path.name: d for path, d in files.items()})
             self.write_metadata(name, version, signed)
@@ -160,7 +140,7 @@ class ModelStore:
 
     def read_pointers(self, name: str) -> Pointers:
         try:
-            return Pointers.from_json(json.loads(self.pointers_path(name).read_bytes()))
+            return Pointers.from_json(json.loads(read_regular(self.pointers_path(name))))
         except FileNotFoundError:
             raise ModelNotFound(name) from None
         except (OSError, ValueError, KeyError, TypeError) as error:
@@ -176,9 +156,11 @@ class ModelStore:
         return sorted(version for version in found if version is not None)
 
     def next_version(self, name: str, pointers: Pointers | None) -> int:
-        """One above every version that exists or ever had a pointer: numbers are not reused."""
+        """One above every version that exists, ever had a pointer or was deleted: numbers
+        are not reused."""
         seen = set(self.versions(name))
         if pointers is not None:
+            seen.add(pointers.highest_deleted)
             for move in pointers.history:
                 seen.update(v for v in (move.before, move.after) if v is not None)
         return max(seen, default=0) + 1
@@ -187,7 +169,7 @@ class ModelStore:
         """The metadata file as it is, tags included, not yet checked."""
         path = self.metadata_path(name, version)
         try:
-            metadata = json.loads(path.read_bytes())
+            metadata = json.loads(read_regular(path))
         except FileNotFoundError:
             raise ModelNotFound(name, version) from None
         except (OSError, ValueError) as error:
@@ -197,9 +179,20 @@ class ModelStore:
         return metadata
 
     def read_metadata(self, name: str, version: int) -> dict[str, Any]:
-        """The checked metadata (raises UntrustedModel), tags included."""
-        metadata = self.signed_metadata(name, version)
-        problem = metadata_problem(self.key, name, metadata)
+        """The checked metadata (raises UntrustedModel), tags included. Read and checked
+        again only when the file changes (a listing reads every version's)."""
+        path = self.metadata_path(name, version)
+        try:
+            status = path.lstat()
+        except FileNotFoundError:
+            raise ModelNotFound(name, version) from None
+        stamp = (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+        known = self._metadata.get(path)
+        if known is None or known[0] != stamp:
+            metadata = self.signed_metadata(name, version)
+            known = (stamp, metadata, metadata_problem(self.key, name, metadata))
+            self._metadata[path] = known
+        _, metadata, problem = known
         if problem is not None:
             raise UntrustedModel(untrusted_detail(name, version, problem))
         return {**metadata, "name": name, "version": version}
@@ -211,6 +204,9 @@ class ModelStore:
         try:
             metadata = self.read_metadata(name, version)
             problem = self.trust_problem(name, version, metadata)
+        except ModelNotFound:  # a pointer names a version whose metadata file is missing
+            error_text = f"model '{name}' has no metadata file for version {version}"
+            return {"name": name, "version": version, "status": "broken", "error": error_text}
         except BrokenModel as error:
             return {"name": name, "version": version, "status": "broken", "error": error.detail}
         except UntrustedModel as error:
@@ -257,12 +253,14 @@ class ModelStore:
         return self.checks.read(name, version, metadata, path)
 
     def names(self) -> list[str]:
-        """Every model name that exists (its pointers file does), readable or not, sorted."""
-        return sorted(
-            path.parent.name
-            for path in self.root.glob(f"*/{POINTERS}")
-            if NAME_PATTERN.fullmatch(path.parent.name)
-        )
+        """Every model name that exists (its pointers file does), readable or not, sorted;
+        not the entries of `unusable`."""
+        return sorted(name for name, problem in entries(self.root).items() if problem is None)
+
+    def unusable(self) -> dict[str, str]:
+        """Entries that look like a model's folder but can't be one (a link, a pointers file
+        that is not a regular file): name -> why. Listed, never opened."""
+        return {name: problem for name, problem in entries(self.root).items() if problem}
 
     # -- deleting ----------------------------------------------------------------------------
     def discard(self, name: str, version: int) -> None:

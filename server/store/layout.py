@@ -3,8 +3,11 @@ server.store.files for the layout)."""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
+from typing import IO
 
 from server.errors import InvalidInput
 from server.store.signing import SIGNATURE
@@ -34,3 +37,46 @@ def check_name(name: str) -> str:
 def version_of(path: Path, suffix: str) -> int | None:
     stem = path.name[: -len(suffix)] if path.name.endswith(suffix) else ""
     return int(stem) if stem.isdigit() and not stem.startswith("0") else None
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file, never following a link: a FIFO, a device or a link put
+    into the store is refused (OSError) without blocking on it."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    with os.fdopen(descriptor, "rb") as file:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(f"{path.name} is not a regular file")
+        return file.read()
+
+
+def open_regular(path: Path) -> IO[bytes]:
+    """The same, as an open file to read in chunks."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    file = os.fdopen(descriptor, "rb")
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        file.close()
+        raise OSError(f"{path.name} is not a regular file")
+    return file
+
+
+def entry_problem(path: Path) -> str | None:
+    """Why a folder under MODELS_PATH can't be a model's, or None: a link (it could lead
+    anywhere), or a pointers file that is not a regular file."""
+    if path.is_symlink():
+        return f"{path.name} is a symbolic link, which the store never follows"
+    pointers = path / POINTERS
+    if pointers.is_symlink() or (pointers.exists() and not pointers.is_file()):
+        return f"its {POINTERS} is not a regular file"
+    return None
+
+
+def entries(root: Path) -> dict[str, str | None]:
+    """Every folder (or link) under `root` that looks like a model's, by name: None if it can
+    be one, else why not (`entry_problem`)."""
+    found: dict[str, str | None] = {}
+    for entry in root.iterdir():
+        if NAME_PATTERN.fullmatch(entry.name) and (
+            entry.is_symlink() or os.path.lexists(entry / POINTERS)
+        ):
+            found[entry.name] = entry_problem(entry)
+    return found

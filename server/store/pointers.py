@@ -14,6 +14,8 @@ from typing import Any
 
 ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 CURRENT = "current"
+# Names the pointers' history and the API use for the current pointer: never an alias.
+RESERVED_ALIASES = frozenset({CURRENT})
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class Pointers:
     current: int
     aliases: dict[str, int] = field(default_factory=dict)
     history: tuple[Move, ...] = ()
+    # The highest version number ever deleted: numbers are never given again.
+    highest_deleted: int = 0
 
     def move_current(self, version: int) -> Pointers:
         return replace(
@@ -55,6 +59,9 @@ class Pointers:
                 return move.before
         return None
 
+    def deleted(self, version: int) -> Pointers:
+        return replace(self, highest_deleted=max(self.highest_deleted, version))
+
     def pinned(self) -> set[int]:
         """Versions a pointer names: they can't be deleted."""
         return {self.current, *self.aliases.values()}
@@ -64,6 +71,7 @@ class Pointers:
             "current": self.current,
             "aliases": dict(sorted(self.aliases.items())),
             "history": [move.describe() for move in self.history],
+            "highest_deleted": self.highest_deleted,
         }
 
     @classmethod
@@ -71,7 +79,8 @@ class Pointers:
         history = tuple(
             Move(item["at"], item["pointer"], item["from"], item["to"]) for item in data["history"]
         )
-        return cls(int(data["current"]), {k: int(v) for k, v in data["aliases"].items()}, history)
+        aliases = {k: int(v) for k, v in data["aliases"].items()}
+        return cls(int(data["current"]), aliases, history, int(data.get("highest_deleted", 0)))
 
 
 def first(version: int) -> Pointers:

@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from server.algorithms import preload
 from server.inference.compiled.convert import preload_converters
-from server.store.files import serialize
+from server.store.bundle import serialize
 from server.training.progress import PHASES, TrainingStopped
 from server.training.worker import TrainingRequest, fit_model
 

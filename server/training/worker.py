@@ -32,9 +32,11 @@ from server.inference.compiled.convert import (  # noqa: E402
 )
 from server.inference.compiled.runtimes import NativeRuntime  # noqa: E402
 from server.libc import libc_function  # noqa: E402
+from server.ml.messages import library_message  # noqa: E402
 from server.pictures import pictures  # noqa: E402
 from server.scoring import holdout, scores  # noqa: E402
-from server.store.files import ModelStore, serialize  # noqa: E402
+from server.store.bundle import serialize  # noqa: E402
+from server.store.files import ModelStore  # noqa: E402
 from server.training.costs import predict_cost  # noqa: E402
 from server.training.progress import (  # noqa: E402
     EarlyStopping,
@@ -166,9 +168,11 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
         if progress.stopped:  # our own stop, whatever the library wrapped it in
             raise TrainingStopped(request.name) from None
         message = (
-            f"{algorithm.name} refused to train '{request.name}': {type(error).__name__}: {error}"
+            f"{algorithm.name} refused to train '{request.name}': {type(error).__name__}: "
+            f"{library_message(str(error))}"
         )
         raise InvalidInput(message[:MAX_MESSAGE_CHARS]) from None
+    refuse_wrong_width(algorithm, estimator, X[:1], request.classes)
     train_seconds = time.perf_counter() - started_wall
     cpu_seconds = time.process_time() - started_cpu
 
@@ -202,6 +206,20 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
             )
     progress.phase("saving")
     return FittedModel(bundle, metadata)
+
+
+def refuse_wrong_width(
+    algorithm: Algorithm, estimator: Any, X: np.ndarray, classes: list[Any]
+) -> None:
+    """A model must answer one probability per class: a hyperparameter can make a booster
+    answer another number (a class count the labels contradict), and serve nothing sound."""
+    width = NativeRuntime(estimator, algorithm.predict_kwargs).probabilities(X).shape[1]
+    if width != len(classes):
+        raise InvalidInput(
+            f"{algorithm.name} trained a model that answers {width} probabilities for the "
+            f"{len(classes)} classes of y: check the hyperparameters that set the objective "
+            "or the number of classes"
+        )
 
 
 def _compile(

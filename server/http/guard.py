@@ -1,0 +1,105 @@
+"""RequestGuard: what no route should see, refused before one runs.
+
+- Two `Authorization` headers (400): two readers could take different ones.
+- A writing call (POST, PUT, PATCH, DELETE) that a web page could have sent: any page a
+  user visits can POST a "simple" request (a form, `text/plain`) to a server on their
+  machine with no preflight, and with DNS rebinding even as the same origin. So a writing
+  call is refused (403) when its `Origin` is another site's (unless in ALLOWED_ORIGINS), and,
+  with no token set, when its `Host` is not one of ALLOWED_HOSTS.
+- A body that is neither JSON nor, where a route takes a file, `multipart/form-data` (415).
+
+HEAD is routed as GET: uvicorn itself sends no body for it. Media types are matched
+case-insensitively, as RFC 9110 says they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+WRITING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+FILE_ROUTES = frozenset({"/fit", "/predict", "/evaluate", "/automl"})
+JSON = "application/json"
+MULTIPART = "multipart/form-data"
+
+
+def media_type(value: bytes | str) -> str:
+    """`text/CSV; charset=utf-8` -> `text/csv`."""
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    return text.split(";", 1)[0].strip().lower()
+
+
+def is_json(value: bytes | str) -> bool:
+    kind = media_type(value)
+    return kind == JSON or (kind.startswith("application/") and kind.endswith("+json"))
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header or an origin's authority, without the port."""
+    return (urlsplit(f"//{host}").hostname or "").lower()
+
+
+class RequestGuard:
+    def __init__(
+        self, app: ASGIApp, allowed_origins: Iterable[str], allowed_hosts: Iterable[str] | None
+    ) -> None:
+        """`allowed_hosts`: None, any Host (tokens are set: a page can't send them)."""
+        self.app = app
+        self.allowed_origins = {origin.rstrip("/").lower() for origin in allowed_origins}
+        self.allowed_hosts = None if allowed_hosts is None else set(map(str.lower, allowed_hosts))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = self.refusal(scope)
+        if refusal is not None:
+            status, detail = refusal
+            await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+            return
+        if scope["method"] == "HEAD":
+            scope = {**scope, "method": "GET"}
+        await self.app(scope, receive, send)
+
+    def refusal(self, scope: Scope) -> tuple[int, str] | None:
+        """The status and detail this request is refused with, or None."""
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        authorizations = sum(1 for name, _ in headers if name == b"authorization")
+        if authorizations > 1:
+            return 400, "the request has more than one Authorization header: send one"
+        if scope["method"] not in WRITING:
+            return None
+        values = dict(headers)
+        host = values.get(b"host", b"").decode("latin-1")
+        origin = values.get(b"origin")
+        if origin is not None:
+            sent = origin.decode("latin-1").rstrip("/").lower()
+            if sent not in self.allowed_origins and urlsplit(sent).netloc != host.lower():
+                return 403, (
+                    f"a writing call from the web page of another site ({sent}) is refused: "
+                    "add that origin to ALLOWED_ORIGINS if it is yours"
+                )
+        if self.allowed_hosts is not None and host_name(host) not in self.allowed_hosts:
+            return 403, (
+                f"a writing call to the host name {host_name(host)!r} is refused while no "
+                "token is set (a web page could send it through DNS rebinding): add the name "
+                "to ALLOWED_HOSTS, or set MANAGEMENT_TOKEN"
+            )
+        has_body = values.get(b"content-length", b"0") not in (b"", b"0") or (
+            b"transfer-encoding" in values
+        )
+        if not has_body:
+            return None
+        content_type = values.get(b"content-type", b"")
+        if is_json(content_type):
+            return None
+        if media_type(content_type) == MULTIPART and scope["path"] in FILE_ROUTES:
+            return None
+        accepted = f"{JSON} or {MULTIPART}" if scope["path"] in FILE_ROUTES else JSON
+        return 415, (
+            f"the body's Content-Type is {media_type(content_type) or 'missing'!r}; this "
+            f"endpoint takes {accepted}"
+        )

@@ -1,0 +1,1 @@
+"""The machine-learning rules the service applies around the five libraries."""
