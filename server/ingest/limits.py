@@ -40,8 +40,8 @@ class TableLimits:
     def check_decoded(self, decoded: int) -> None:
         if decoded > self.decoded_bytes:
             raise TooLarge(
-                f"the file's table is {decoded / 2**20:.0f} MiB once decompressed, more than "
-                f"a request may be ({self.decoded_bytes / 2**20:g} MiB, MAX_BODY_MB)"
+                f"the file's table is more than {self.decoded_bytes / 2**20:g} MiB once "
+                "decompressed, the most a request may be (MAX_BODY_MB)"
             )
 
 

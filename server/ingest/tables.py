@@ -31,6 +31,7 @@ from server.errors import InvalidInput
 from server.ingest.limits import UNLIMITED, TableLimits
 
 PARQUET_MAGIC = b"PAR1"
+PARQUET_BATCH_ROWS = 16_384
 # Missing values in CSV, in every column: pyarrow's own list, made to apply to text columns too.
 MISSING = tuple(pa_csv.ConvertOptions().null_values)
 CSV_READ = pa_csv.ReadOptions(use_threads=False)
@@ -63,14 +64,21 @@ def csv_line(data: bytes, record: int) -> int:
 
 
 def _read_parquet(data: bytes, limits: TableLimits) -> pa.Table:
-    """The table, once its metadata says it is within the limits (nothing decoded before)."""
+    """The table, once its metadata says it is within the limits (nothing decoded before),
+    decoded in batches that stop as soon as their size passes the limit: dictionary-encoded
+    text can hold far more than the metadata's sizes say."""
     parquet = pq.ParquetFile(pa.BufferReader(data))
     metadata = parquet.metadata
     limits.check_columns(metadata.num_columns)
     limits.check_rows(metadata.num_rows)
     groups = range(metadata.num_row_groups)
     limits.check_decoded(sum(metadata.row_group(i).total_byte_size for i in groups))
-    return parquet.read(use_threads=False)
+    batches, decoded = [], 0
+    for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, use_threads=False):
+        decoded += batch.nbytes
+        limits.check_decoded(decoded)
+        batches.append(batch)
+    return pa.Table.from_batches(batches, schema=parquet.schema_arrow)
 
 
 def read_table(file: IO[bytes], limits: TableLimits = UNLIMITED) -> FileTable:

@@ -145,8 +145,7 @@ OBJECTIVE_KEYS = {
     "LGBMClassifier": ("objective", "objective_type", "app", "application", "loss"),
     "CatBoostClassifier": ("loss_function", "objective"),
 }
-CLASS_COUNT_KEYS = {
-    "XGBClassifier": ("num_class",),
+CLASS_COUNT_KEYS = {  # XGBClassifier takes none: it sets num_class itself
     "LGBMClassifier": ("num_class", "num_classes"),
     "CatBoostClassifier": ("classes_count",),
 }
