@@ -3,7 +3,7 @@ in-process floor. Prints tables and saves them in bench/results/latest.json.
 
     python -m bench.run [--only fit,first_answer,ingest,parallel,predict,inline,responsiveness,
                                 progress,cancel,priority,observability,dask,compiled,tail,
-                                ceiling,profile,versions,loading,dashboard,automl]
+                                ceiling,profile,versions,loading,dashboard,automl,hostile]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from bench import (
     compiled,
     dashboard,
     first_answer,
+    hostile,
     ingest,
     jobs,
     loading,
@@ -61,6 +62,7 @@ SECTIONS = (
     "loading",
     "dashboard",
     "automl",
+    "hostile",
 )
 
 
@@ -135,6 +137,9 @@ def main() -> None:
         if "automl" in sections:  # a server with one slot, then one with two
             (Path(directory) / "automl").mkdir()
             results["automl"] = automl.search_speedup(Path(directory) / "automl")
+        if "hostile" in sections:  # the design before issue 27's fixes and after, under wrk
+            (Path(directory) / "hostile").mkdir()
+            results["hostile"] = hostile.hostile_loads(Path(directory) / "hostile")
         if "dask" in sections:  # a cluster, and a server on each backend
             results["dask"] = backends.compare(Path(directory) / "dask")
     RESULTS.parent.mkdir(exist_ok=True)
