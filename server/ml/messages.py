@@ -9,9 +9,7 @@ import re
 NATIVE_PREFIX = re.compile(r"\[\d{2}:\d{2}:\d{2}\]\s*(?:\S+:\d+:\s*)?")
 # An absolute path (POSIX, or Windows), not one inside a word: a library's own relative
 # source path (catboost/private/libs/...) is part of its message, not this machine's.
-PATH = re.compile(
-    r"(?<![\w./\\-])(?:[A-Za-z]:\\|/)[^\s:'\"()\[\],]*[/\\]([^\s:'\"()\[\],/\\]+)"
-)
+PATH = re.compile(r"(?<![\w./\\-])(?:[A-Za-z]:\\|/)[^\s:'\"()\[\],]*[/\\]([^\s:'\"()\[\],/\\]+)")
 STACK_MARKERS = ("Stack trace:", "Traceback (most recent call last)")
 
 
