@@ -3,10 +3,14 @@
 uvicorn closes an idle keep-alive connection, but holds a request whose headers never end,
 or whose body stops short of its Content-Length, for as long as the client likes: a few
 hundred such connections would hold the server's sockets. Here a request's headers must
-arrive within HEADER_TIMEOUT_SECONDS of its first byte (or of the connection, when nothing
-comes), and its body must keep arriving, no gap longer than BODY_TIMEOUT_SECONDS. Past
-either the client gets `408 Request Timeout` (if nothing was answered yet) and the
-connection is closed; the route reading the body sees the client gone.
+arrive within `header_timeout` of its first byte (or of the connection, when nothing comes),
+and its body must keep arriving, no gap longer than `body_timeout`. Past either the client
+gets `408 Request Timeout` (if nothing was answered yet) and the connection is closed; the
+route reading the body sees the client gone.
+
+A timer armed and cancelled per request cost 1-row /predict throughput (see the performance
+page), so a connection only notes what it waits for and since when, and one sweep a
+`SWEEP_SECONDS` looks at them all.
 """
 
 from __future__ import annotations
@@ -16,15 +20,27 @@ from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+SWEEP_SECONDS = 0.5
 TIMEOUT_BODY = b'{"detail":"the request did not arrive in time"}'
+TIMEOUT_ANSWER = b"".join(
+    [
+        STATUS_LINE[408],
+        b"content-type: application/json\r\n",
+        b"content-length: " + str(len(TIMEOUT_BODY)).encode() + b"\r\n",
+        b"connection: close\r\n\r\n",
+        TIMEOUT_BODY,
+    ]
+)
+HEADERS, BODY = "headers", "body"
 
 
 class TimedHttpToolsProtocol(HttpToolsProtocol):
     header_timeout: ClassVar[float] = 10.0  # set from the settings by `configure`
     body_timeout: ClassVar[float] = 60.0
+    _sweeper: ClassVar[asyncio.Task[None] | None] = None
 
-    _deadline: asyncio.TimerHandle | None = None
-    _reading_body = False
+    _waiting: str | None = None  # HEADERS, BODY, or None: nothing is late
+    _since = 0.0  # loop time of the last byte of what it waits for
 
     @classmethod
     def configure(cls, header_timeout: float, body_timeout: float) -> None:
@@ -32,64 +48,55 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm(self.header_timeout)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
+        self._wait(HEADERS)
+        sweeper = TimedHttpToolsProtocol._sweeper
+        if sweeper is None or sweeper.done():
+            TimedHttpToolsProtocol._sweeper = self.loop.create_task(_sweep(self.connections))
 
     def data_received(self, data: bytes) -> None:
-        if self._reading_body:  # more of the body: the gap starts again
-            self._arm(self.body_timeout)
+        if self._waiting is BODY:  # more of the body: its gap starts again
+            self._since = self.loop.time()
         super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._deadline is None:
-            self._arm(self.header_timeout)
+        if self._waiting is None:
+            self._wait(HEADERS)
 
     def on_headers_complete(self) -> None:
-        self._disarm()
+        self._waiting = None
         super().on_headers_complete()
-        if self._has_body():
-            self._reading_body = True
-            self._arm(self.body_timeout)
-
-    def on_message_complete(self) -> None:
-        self._reading_body = False
-        self._disarm()
-        super().on_message_complete()
-
-    def _has_body(self) -> bool:
         for name, value in self.headers:
             if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
-                return True
-        return False
+                self._wait(BODY)
+                break
 
-    def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._timed_out)
+    def on_message_complete(self) -> None:
+        self._waiting = None
+        super().on_message_complete()
 
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+    def _wait(self, what: str) -> None:
+        self._waiting, self._since = what, self.loop.time()
 
-    def _timed_out(self) -> None:
-        self._deadline = None
+    def late(self, now: float) -> bool:
+        limit = self.header_timeout if self._waiting is HEADERS else self.body_timeout
+        return self._waiting is not None and now - self._since > limit
+
+    def time_out(self) -> None:
+        self._waiting = None
         if self.transport.is_closing():
             return
-        cycle = self.cycle
-        if cycle is None or not cycle.response_started:
-            self.transport.write(
-                b"".join(
-                    [
-                        STATUS_LINE[408],
-                        b"content-type: application/json\r\n",
-                        b"content-length: " + str(len(TIMEOUT_BODY)).encode() + b"\r\n",
-                        b"connection: close\r\n\r\n",
-                        TIMEOUT_BODY,
-                    ]
-                )
-            )
+        if self.cycle is None or not self.cycle.response_started:
+            self.transport.write(TIMEOUT_ANSWER)
         self.transport.close()
+
+
+async def _sweep(connections: set[asyncio.Protocol]) -> None:
+    """Close every connection that waits too long for its headers or its body."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)  # the timeouts' resolution, not a synchronisation
+        now = loop.time()
+        for connection in list(connections):
+            if isinstance(connection, TimedHttpToolsProtocol) and connection.late(now):
+                connection.time_out()
