@@ -10,6 +10,7 @@ closed set the server validated: route templates, canonical model types, outcome
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -19,6 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 PREFIX = "model_server"
+FRESH_RENDERS_PER_SECOND = 5
 # Rows in one predict call: 1 (a lone request) up to MAX_BATCH_ROWS and beyond for big posts.
 BATCH_ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 65536)
 TRAINING_SECONDS_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -130,6 +132,7 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_CapacityCollector(capacity))
+        self._window_started, self._renders, self._rendered = 0.0, 0, b""
         # The children of labelled metrics, found once: `labels()` takes a lock each time.
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
@@ -171,7 +174,17 @@ class Metrics:
         return count
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        """The registry in Prometheus text. /metrics is open to anyone, and rendering takes
+        the event loop a millisecond or more: past FRESH_RENDERS_PER_SECOND scrapes in one
+        second, the last rendering (at most a second old) is answered."""
+        now = time.monotonic()
+        if now - self._window_started >= 1.0:
+            self._window_started, self._renders = now, 0
+        if self._renders >= FRESH_RENDERS_PER_SECOND and self._rendered:
+            return self._rendered
+        self._renders += 1
+        self._rendered = generate_latest(self.registry)
+        return self._rendered
 
     def traffic(self) -> Traffic:
         """Read from these two metrics only (not the whole registry: its scrape-time gauges

@@ -229,3 +229,21 @@ async def test_metrics_scrapes_read_each_version_once_until_it_changes(
     listed = (await client.get("/models/s2")).json()
     assert listed["status"] == "untrusted"
     assert ("s2", 1) in reads[3:]  # the changed file was read again
+
+
+def test_past_five_scrapes_a_second_metrics_answers_the_last_rendering(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from server import metrics as metrics_module
+
+    now = [100.0]
+    monkeypatch.setattr(metrics_module.time, "monotonic", lambda: now[0])
+    metrics = metrics_module.Metrics(lambda: None)
+    renders = []
+    for request in range(7):
+        metrics.request("GET", "/health", 200, 0.001)
+        renders.append(metrics.exposition())
+    assert b'route="/health",status="200"} 5.0' in renders[4]
+    assert renders[5] == renders[6] == renders[4]  # the sixth and seventh: the fifth's text
+    now[0] += 1.0  # the next second renders afresh
+    assert b'route="/health",status="200"} 7.0' in metrics.exposition()
