@@ -240,7 +240,7 @@ def test_past_five_scrapes_a_second_metrics_answers_the_last_rendering(
     monkeypatch.setattr(metrics_module.time, "monotonic", lambda: now[0])
     metrics = metrics_module.Metrics(lambda: None)
     renders = []
-    for request in range(7):
+    for _ in range(7):
         metrics.request("GET", "/health", 200, 0.001)
         renders.append(metrics.exposition())
     assert b'route="/health",status="200"} 5.0' in renders[4]
