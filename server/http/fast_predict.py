@@ -27,7 +27,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from server.http.auth import Tokens
 from server.http.csv_response import CSV
-from server.http.guard import RequestGuard, is_json
+from server.http.guard import RequestGuard
 from server.ingest import INLINE_PARSE_BYTES
 from server.ingest.json_body import predict_input
 from server.ingest.limits import TableLimits
@@ -107,24 +107,29 @@ class PredictFastPath:
         return reporting
 
     def _takes(self, scope: Scope) -> bool:
-        """A JSON body and answer, nothing the guard refuses, and (with tokens set) a valid
-        bearer token."""
-        authorization = b""
+        """A JSON body and answer, nothing the guard refuses (one Authorization header, no
+        Origin, an allowed Host), and (with tokens set) a valid bearer token."""
+        authorization: bytes | None = None
         json_body = False
+        host = b""
         for name, value in scope["headers"]:
             if name == b"content-type":
-                json_body = is_json(value)
+                json_body = self._guard.is_json(value)
             elif name == b"accept" and CSV in value.decode("latin-1").lower():
                 return False
             elif name == b"authorization":
+                if authorization is not None:  # a second one: the guard answers 400
+                    return False
                 authorization = value
+            elif name == b"host":
+                host = value
             elif name == b"origin":  # a browser's call: the guard decides, in the full app
                 return False
-        if not json_body or self._guard.refusal(scope) is not None:
+        if not json_body or not self._guard.host_allowed(host):
             return False
         if self._tokens.open:
             return True
-        return self._tokens.role_of_header(authorization.decode("latin-1")) is not None
+        return self._tokens.role_of_header((authorization or b"").decode("latin-1")) is not None
 
 
 async def _read(receive: Receive, limit: int) -> tuple[list[Message], bytes | None]:

@@ -24,6 +24,7 @@ WRITING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FILE_ROUTES = frozenset({"/fit", "/predict", "/evaluate", "/automl"})
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
+REMEMBERED = 64  # distinct header values whose verdict is kept
 
 
 def media_type(value: bytes | str) -> str:
@@ -50,6 +51,28 @@ class RequestGuard:
         self.app = app
         self.allowed_origins = {origin.rstrip("/").lower() for origin in allowed_origins}
         self.allowed_hosts = None if allowed_hosts is None else set(map(str.lower, allowed_hosts))
+        # Header values seen -> verdict: a client sends the same few again and again.
+        self._json: dict[bytes, bool] = {}
+        self._hosts: dict[bytes, bool] = {}
+
+    def is_json(self, content_type: bytes) -> bool:
+        verdict = self._json.get(content_type)
+        if verdict is None:
+            verdict = is_json(content_type)
+            if len(self._json) < REMEMBERED:
+                self._json[content_type] = verdict
+        return verdict
+
+    def host_allowed(self, host: bytes) -> bool:
+        """Whether a writing call may be addressed to this Host header."""
+        if self.allowed_hosts is None:
+            return True
+        verdict = self._hosts.get(host)
+        if verdict is None:
+            verdict = host_name(host.decode("latin-1")) in self.allowed_hosts
+            if len(self._hosts) < REMEMBERED:
+                self._hosts[host] = verdict
+        return verdict
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,7 +105,7 @@ class RequestGuard:
                     f"a writing call from the web page of another site ({sent}) is refused: "
                     "add that origin to ALLOWED_ORIGINS if it is yours"
                 )
-        if self.allowed_hosts is not None and host_name(host) not in self.allowed_hosts:
+        if not self.host_allowed(host.encode("latin-1")):
             return 403, (
                 f"a writing call to the host name {host_name(host)!r} is refused while no "
                 "token is set (a web page could send it through DNS rebinding): add the name "
@@ -94,7 +117,7 @@ class RequestGuard:
         if not has_body:
             return None
         content_type = values.get(b"content-type", b"")
-        if is_json(content_type):
+        if self.is_json(content_type):
             return None
         if media_type(content_type) == MULTIPART and scope["path"] in FILE_ROUTES:
             return None

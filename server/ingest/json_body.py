@@ -97,12 +97,15 @@ def _object(
 
 
 def _check_size(rows: Any, limits: TableLimits) -> None:
-    """Rows and columns counted on the parsed lists, before numpy copies them."""
-    if not isinstance(rows, list) or not rows:
+    """Rows and columns counted on the parsed lists, before numpy copies them (plain
+    comparisons first: this runs on every 1-row predict)."""
+    if type(rows) is not list or not rows:
         return  # the matrix's own checks say what is wrong
-    limits.check_rows(len(rows))
-    if isinstance(rows[0], list | dict):
-        limits.check_columns(len(rows[0]))
+    if len(rows) > limits.rows:
+        limits.check_rows(len(rows))
+    first = rows[0]
+    if type(first) in (list, dict) and len(first) > limits.columns:
+        limits.check_columns(len(first))
 
 
 def _config(model: type[ConfigModel], payload: dict[str, Any]) -> ConfigModel:
