@@ -127,13 +127,13 @@ def hostile_loads(directory: Path) -> dict[str, Any]:
     rows, figures = [], {}
     for (name, kind), found in runs.items():
         p99 = Spread.of([run["p99_ms"] for run in found])
-        rate = statistics.median(run["per_second"] for run in found)
+        rate = Spread.of([run["per_second"] for run in found])
         idle = statistics.median(run["p99_ms"] for run in runs[(name, "idle")])
         load = {"idle": "idle", "dashboards": f"{opened[name]} of {STREAMS} streams open",
                 "metrics": f"/metrics in {SCRAPERS} loops"}[kind]  # fmt: skip
         rows.append([name, load, f"{p99.median:.2f} ({p99.low:.2f}-{p99.high:.2f})",
-                     f"{p99.median / idle:.2f}", f"{rate:.0f}"])  # fmt: skip
-        figures[f"{name} / {kind}"] = {"p99_ms": vars(p99), "per_second": rate}
+                     f"{p99.median / idle:.2f}", f"{rate.median:.0f} ({rate.low:.0f}-{rate.high:.0f})"])  # fmt: skip
+        figures[f"{name} / {kind}"] = {"p99_ms": vars(p99), "per_second": vars(rate)}
     show(
         f"/predict 1-row p99 under the review's loads: wrk, 8 connections, {SECONDS} s runs "
         f"alternated {ROUNDS} times, {MODELS} models in the store (median ms, range)",
