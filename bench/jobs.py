@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 from bench import serving
 from bench.harness import Spread, show
 from devtools.local_server import uvicorn_server
-from server.algorithms import resolve
+from server.ml.algorithms import resolve
 from server.training.progress import SharedProgress, fit_reporting_progress
 
 # Medium fits of 1 to 3 s each on one core, on the same 20k x 20 data.

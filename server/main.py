@@ -20,9 +20,7 @@ from fastapi_offline import FastAPIOffline
 from threadpoolctl import threadpool_limits
 from uvicorn.logging import DefaultFormatter
 
-from server.algorithms import preload
 from server.automl.runner import AutoML
-from server.catalog import Catalog
 from server.config import Settings, load_settings
 from server.http import automl_routes, model_routes, routes
 from server.http.auth import Tokens, warn_if_exposed
@@ -37,19 +35,21 @@ from server.inference.batching import BatchingSettings
 from server.inference.registry import Registry
 from server.ingest.limits import RequestLimits
 from server.metrics import Metrics, NoMetrics
-from server.service import ModelService
+from server.ml.algorithms import preload
+from server.service.catalog import Catalog
+from server.service.operations import ModelService
+from server.service.versions import Versions
 from server.store import recovery
 from server.store.files import ModelStore
 from server.store.keys import UnusableKey, check_settings, signing_key
 from server.training.backend import TrainingBackend
+from server.training.backends.local import LocalBackend
 from server.training.cores import allowed_cores, plan_cores
 from server.training.limits import TrainingLimits
-from server.training.local import LocalBackend
 from server.training.trainer import Trainer
 from server.ui import routes as ui_routes
 from server.ui.hub import SnapshotHub
 from server.ui.snapshot import Snapshots
-from server.versioning import Versions
 
 T = TypeVar("T")
 logger = logging.getLogger("server")
@@ -79,7 +79,7 @@ def _backend(settings: Settings) -> TrainingBackend:
     """The backend, built but not started (that happens in the lifespan)."""
     if settings.training_backend == "dask":
         # Imported only here: the local backend needs nothing of Dask.
-        from server.training.dask_backend import DaskBackend, require_reachable
+        from server.training.backends.dask_backend import DaskBackend, require_reachable
 
         assert settings.dask_scheduler_address is not None  # Settings checked it
         # Now, at start-up, rather than in the lifespan: one clear line, not a traceback.

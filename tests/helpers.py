@@ -21,7 +21,7 @@ from devtools.saved import saved_bundle
 from server.store.files import ModelStore
 from server.store.keys import read_key_file
 from server.store.signing import SigningKey
-from server.trust import resign
+from server.store.trust import resign
 
 MODEL_TYPES = [
     "LogisticRegression",

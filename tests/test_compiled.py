@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
-from server.algorithms import resolve
 from server.inference.compiled.choice import RuntimeChoice
 from server.inference.compiled.convert import LIGHTGBM_NOT_EXACT
 from server.inference.loaded import LoadedModel
+from server.ml.algorithms import resolve
 from tests.conftest import ClientFactory
 from tests.helpers import predict_rows as predict
 from tests.helpers import rewrite_saved, rows, saved_bundle, stated_tolerance

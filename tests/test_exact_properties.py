@@ -28,15 +28,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.algorithms import resolve
 from server.errors import InvalidInput
 from server.inference.compiled.probes import EXTREMES, estimator_thresholds, graph_trees, probe_rows
 from server.inference.loaded import LoadedModel, read_model
-from server.scoring import holdout
+from server.ml.algorithms import resolve
+from server.ml.scoring import holdout
 from server.store import recovery
 from server.store.files import ModelStore
+from server.training.fit import fit_model
 from server.training.progress import NoProgress
-from server.training.worker import Holdout, TrainingRequest, fit_model
+from server.training.request import Holdout, TrainingRequest
 from tests.conftest import SUMMARY
 from tests.helpers import KEY, MODEL_TYPES
 

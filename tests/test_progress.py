@@ -10,7 +10,7 @@ import pytest
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 
-from server.algorithms import resolve
+from server.ml.algorithms import resolve
 from server.training import progress
 from server.training.progress import fit_reporting_progress
 

@@ -15,8 +15,8 @@ from server.store.files import ModelStore
 from server.training.backend import Run, TrainingBackend
 from server.training.jobs import JobState
 from server.training.progress import Progress
+from server.training.request import TrainingRequest
 from server.training.trainer import Trainer, TrainingLimits
-from server.training.worker import TrainingRequest
 from tests.helpers import KEY
 
 pytestmark = pytest.mark.anyio

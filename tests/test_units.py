@@ -12,14 +12,14 @@ import joblib
 import numpy as np
 import pytest
 
-from server.algorithms import resolve
 from server.config import Settings
 from server.errors import BrokenModel, InvalidInput, ModelNotFound, UntrustedModel
 from server.ingest import as_matrix, gc_paused
+from server.ml.algorithms import resolve
 from server.store import recovery
 from server.store.files import ModelStore
 from server.store.layout import check_name
-from server.trust import vouch
+from server.store.trust import vouch
 from tests.helpers import KEY, files_under
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -336,7 +336,7 @@ def test_gc_pause_is_counted_and_restores_the_collector() -> None:
 
 
 def test_well_formed_probabilities_rescale_only_the_rows_that_miss_one() -> None:
-    from server.probabilities import well_formed
+    from server.ml.probabilities import well_formed
 
     exact = [0.1, 0.2, 0.7]  # sums to 1 within 1e-12 in double: left as it is
     drifted = [0.30000001, 0.7, -5.2e-08]  # a float32 sum's drift: clipped and rescaled

@@ -25,15 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from server.algorithms import refuse_missing, resolve
 from server.automl.search import CandidateRun, Search
 from server.automl.space import BOOSTERS, EARLY_STOPPING_ROUNDS, candidates
 from server.errors import InvalidInput, JobFinished, NoFreeSlot, ServiceError
 from server.ingest import FitInput
-from server.scoring import check_holdout
-from server.service import ModelService, encode_labels
+from server.ml.algorithms import refuse_missing, resolve
+from server.ml.scoring import check_holdout
+from server.service.operations import ModelService, encode_labels
 from server.store.bundle import public
-from server.training.worker import Holdout, TrainingRequest
+from server.training.request import Holdout, TrainingRequest
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from server.catalog import Catalog
-from server.service import ModelService
+from server.service.catalog import Catalog
+from server.service.operations import ModelService
 
 
 # async: FastAPI runs a plain `def` dependency in a thread pool, a hop per request.

@@ -31,7 +31,7 @@ from server.http.guard import RequestGuard
 from server.ingest import INLINE_PARSE_BYTES
 from server.ingest.json_body import predict_input
 from server.ingest.limits import TableLimits
-from server.service import ModelService
+from server.service.operations import ModelService
 
 ROUTE = "/predict"
 JSON_HEADERS = [(b"content-type", b"application/json")]

@@ -16,6 +16,7 @@ page), so a connection only notes what it waits for and since when, and one swee
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -91,7 +92,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-async def _sweep(connections: set[asyncio.Protocol]) -> None:
+async def _sweep(connections: Collection[object]) -> None:
     """Close every connection that waits too long for its headers or its body."""
     loop = asyncio.get_running_loop()
     while True:

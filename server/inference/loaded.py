@@ -17,7 +17,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from server.algorithms import Algorithm, refuse_beyond_float32, refuse_missing, resolve
 from server.errors import InvalidInput, ServiceError, UntrustedModel
 from server.inference.compiled.choice import (
     RuntimeChoice,
@@ -27,7 +26,8 @@ from server.inference.compiled.choice import (
 )
 from server.inference.compiled.runtimes import EstimatorNeeded, LazyNativeRuntime, NativeRuntime
 from server.inference.timing import measure_cost
-from server.scoring import encode, scores
+from server.ml.algorithms import Algorithm, refuse_beyond_float32, refuse_missing, resolve
+from server.ml.scoring import encode, scores
 from server.store.files import ModelStore
 from server.store.signing import untrusted_detail
 
@@ -93,7 +93,7 @@ class LoadedModel:
         return answer
 
     def evaluate(self, X: np.ndarray, y: list[Any]) -> dict[str, Any]:
-        """Blocking: the scores of server.scoring on these rows and labels."""
+        """Blocking: the scores of server.ml.scoring on these rows and labels."""
         self.check_input(X)
         if len(X) != len(y):
             raise InvalidInput(f"the rows are {len(X)} but y has {len(y)} labels")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 
-from server.libc import libc_function
+from server.inference.libc import libc_function
 
 
 def release_unused_memory() -> None:

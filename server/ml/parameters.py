@@ -8,7 +8,7 @@ decides where a model's files go, and every training runs on one core of this ma
 Predict-time parameters are refused too: how a model answers is the server's to decide, so
 that every runtime gives the same answer.
 
-Each type's accepted parameters are its constructor's own list (server.algorithms); this
+Each type's accepted parameters are its constructor's own list (server.ml.algorithms); this
 module takes these out of it, with the reason a 422 gives. Then `check_against_labels`
 refuses what contradicts the labels (a 5-class objective on 2 classes).
 """

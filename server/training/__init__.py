@@ -1,10 +1,3 @@
-"""Training: every fit is a job, run on a backend behind a gate of slots.
-
-trainer.py   Trainer: starts jobs, waits for them, cancels them, watches progress and limits
-jobs.py      Job (states, progress, what the API shows) and JobBook (the kept history)
-gate.py      SlotGate: a name trains once; no free slot is a 503 at once, never a queue
-backend.py   TrainingBackend / Run: the seam a backend implements (run, progress, stop)
-local.py     LocalBackend: one worker process of this server per slot
-worker.py    what runs in the training process: fit (shared by every backend) and save
-progress.py  per-library progress hooks, and the shared memory they write to
-"""
+"""Training: every fit is a job, run on a backend behind a gate of slots. This package owns
+the jobs and their progress, the slots and the limits, the cores trainings run on, and the
+fit that every backend runs (`backends/` are the two ways it runs)."""

@@ -3,7 +3,7 @@
 A `TrainingBackend` runs one training per slot and says how many slots exist; a `Run` is one
 training in flight on it: its outcome, its progress, its memory, and a way to stop it. The
 Trainer (server.training.trainer) keeps the jobs, the gate and the limits, and does not care
-which backend runs underneath: local worker processes (server.training.local) or a cluster.
+which backend runs underneath: local worker processes (server.training.backends.local) or a cluster.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from server.store.files import ModelStore
 from server.training.progress import Progress
-from server.training.worker import TrainingRequest
+from server.training.request import TrainingRequest
 
 
 class Run(ABC):

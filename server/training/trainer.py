@@ -17,8 +17,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.algorithms import resolve
-from server.background import BackgroundTasks
 from server.errors import (
     JobCancelled,
     JobFinished,
@@ -29,12 +27,14 @@ from server.errors import (
     WorkerCrashed,
 )
 from server.metrics import Metrics
+from server.ml.algorithms import resolve
 from server.store.files import ModelStore
 from server.training.backend import Run, TrainingBackend
+from server.training.background import BackgroundTasks
 from server.training.gate import SlotGate
 from server.training.jobs import Job, JobBook, JobState
 from server.training.limits import TrainingLimits
-from server.training.worker import TrainingRequest
+from server.training.request import TrainingRequest
 
 logger = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.catalog import Catalog
 from server.metrics import Metrics
-from server.service import ModelService
+from server.service.catalog import Catalog
+from server.service.operations import ModelService
 from server.ui.traffic import TrafficWindow
 
 FINISHED_JOBS = 20

@@ -6,7 +6,7 @@ this process, and only its probabilities output is read: the label is their argm
 each library's own `predict` is. Float32 sums can land a hair outside [0, 1] (an ONNX
 Runtime session: -5.2e-08, 1.0000000298; XGBoost's own rows sum to 1.00000003), which
 scikit-learn's log loss refuses: both runtimes answer `well_formed` probabilities
-(server.probabilities).
+(server.ml.probabilities).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from server.probabilities import well_formed
+from server.ml.probabilities import well_formed
 
 
 class Runtime(Protocol):

@@ -1,7 +1,7 @@
 """What runs on a Dask worker: the same fit as a local training process, reporting progress
 through the cluster and stopping when the server asks.
 
-The worker fits with `fit_model` (server.training.worker, shared by every backend) and sends
+The worker fits with `fit_model` (server.training.fit, shared by every backend) and sends
 back the serialized model and its metadata: the server saves them under its own MODELS_PATH,
 so no filesystem is shared. Progress and the worker's memory go to the server as events on
 one topic (Worker.log_event), at most a few a second; at the same pace the fit checks a
@@ -26,11 +26,12 @@ import psutil
 from distributed import Event, Worker, WorkerPlugin, get_worker
 from threadpoolctl import threadpool_limits
 
-from server.algorithms import preload
 from server.inference.compiled.convert import preload_converters
+from server.ml.algorithms import preload
 from server.store.bundle import serialize
+from server.training.fit import fit_model
 from server.training.progress import PHASES, TrainingStopped
-from server.training.worker import TrainingRequest, fit_model
+from server.training.request import TrainingRequest
 
 TOPIC = "model-server-training"
 REPORT_SECONDS = 0.25

@@ -3,7 +3,7 @@ registry and the versions.
 
 The rules that span parts live here (a name in training can't be removed; a fit's name must
 be free on disk and in training, unless it trains a new version), so that the routes only
-translate HTTP. What exists and in which state is told by server.catalog.
+translate HTTP. What exists and in which state is told by server.service.catalog.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from server.algorithms import refuse_missing, resolve
 from server.errors import (
     BrokenModel,
     InvalidInput,
@@ -29,13 +28,14 @@ from server.inference.memory import release_unused_memory
 from server.inference.registry import Key, Registry
 from server.ingest import EvaluateInput, Features, FitInput, PredictInput
 from server.ingest.features import MatrixFeatures
+from server.ml.algorithms import refuse_missing, resolve
 from server.ml.parameters import check_against_labels
-from server.scoring import check_holdout
+from server.ml.scoring import check_holdout
+from server.service.versions import Versions
 from server.store.files import ModelStore
 from server.training.jobs import Job
+from server.training.request import Holdout, TrainingRequest
 from server.training.trainer import Trainer
-from server.training.worker import Holdout, TrainingRequest
-from server.versioning import Versions
 
 # Requests with more rows than this are matched to the model's columns in a thread.
 INLINE_MATCH_ROWS = 1000

@@ -5,7 +5,7 @@ connected now (refreshed twice a second), so a fit with no free thread is a 503 
 never waits in Dask's queue, and workers that join or leave change the slot count.
 
 What the cluster can and cannot do decides the rest:
-- Progress and memory arrive as events from the task (server.training.remote).
+- Progress and memory arrive as events from the task (server.training.backends.dask_task).
 - A running task can't be interrupted, so a stop is cooperative: the server sets the job's
   `distributed.Event`, the fit stops at its next iteration, and if it has not within
   STOP_GRACE_SECONDS (one long step: a deep tree, a dataset build) its worker is restarted
@@ -34,13 +34,13 @@ import dask
 from distributed import Client, Event
 from distributed.client import Future as DaskFuture
 
-from server.background import BackgroundTasks
 from server.errors import NoFreeSlot, ServiceError, StorageFailed, WorkerCrashed
 from server.store.files import ModelStore
-from server.training import remote
 from server.training.backend import Run, TrainingBackend
+from server.training.backends import dask_task as remote
+from server.training.background import BackgroundTasks
 from server.training.progress import PHASES, Progress, TrainingStopped
-from server.training.worker import TrainingRequest
+from server.training.request import TrainingRequest
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from server.errors import BrokenModel, ModelNotFound
-from server.service import ModelService
+from server.service.operations import ModelService
 
 GAUGE_SECONDS = 1.0
 

@@ -27,11 +27,11 @@ import psutil
 
 from server.errors import NoFreeSlot, WorkerCrashed
 from server.store.files import ModelStore
-from server.training import worker
 from server.training.backend import Run, TrainingBackend
+from server.training.backends.child import InChild
 from server.training.cores import CorePlan
 from server.training.progress import Progress, read_shared
-from server.training.worker import TrainingRequest
+from server.training.request import TrainingRequest
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class LocalBackend(TrainingBackend):
         executor = ProcessPoolExecutor(
             max_workers=1,
             mp_context=self._context,
-            initializer=worker.initialize,
+            initializer=InChild("initialize"),
             initargs=(
                 os.getpid(),
                 self.cores.nice,
@@ -164,7 +164,7 @@ class LocalBackend(TrainingBackend):
             ),
         )
         if self._warm:
-            executor.submit(worker.warm_up)
+            executor.submit(InChild("warm_up"))
         return executor
 
     def replace_process(self, slot: LocalSlot) -> None:
@@ -181,10 +181,10 @@ class LocalBackend(TrainingBackend):
         slot.progress_cells[0] = slot.progress_cells[1] = slot.progress_cells[2] = 0.0
         run = LocalRun(self, slot, request.name)
         try:
-            future = slot.executor.submit(worker.train_and_save, request, store)
+            future = slot.executor.submit(InChild("train_and_save"), request, store)
         except BrokenProcessPool:  # its process died while idle
             self.replace_process(slot)
-            future = slot.executor.submit(worker.train_and_save, request, store)
+            future = slot.executor.submit(InChild("train_and_save"), request, store)
         slot.run = run
         loop = asyncio.get_running_loop()
 

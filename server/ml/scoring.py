@@ -26,7 +26,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import train_test_split
 
 from server.errors import InvalidInput
-from server.probabilities import well_formed
+from server.ml.probabilities import well_formed
 
 
 def scores(y_true: np.ndarray, probabilities: np.ndarray) -> dict[str, float | None]:
