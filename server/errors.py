@@ -9,7 +9,8 @@
      ├── NotLoaded          409  predict on a model that is not loaded
      ├── CapacityReached    409  MAX_INFERENCE_MODELS are loaded already
      ├── UntrustedModel     409  the model's files are not signed with the server's key
-     ├── JobNotFound        404  no job of that id (or it is older than the kept history)
+     ├── MetricsOff         404  GET /metrics on a server started with METRICS=false
+ ├── JobNotFound        404  no job of that id (or it is older than the kept history)
      ├── SearchNotFound     404  no AutoML search of that id (the same)
      ├── JobFinished        409  cancel of a job that has already ended
      ├── JobCancelled       409  what a waiting /fit answers when its job was cancelled
@@ -88,6 +89,10 @@ class CapacityReached(ServiceError):
 
 class UntrustedModel(ServiceError):
     status_code = 409
+
+
+class MetricsOff(ServiceError):
+    status_code = 404
 
 
 class JobNotFound(ServiceError):

@@ -22,15 +22,15 @@ from uvicorn.logging import DefaultFormatter
 
 from server.automl.runner import AutoML
 from server.config import Settings, load_settings
-from server.http import automl_routes, model_routes, routes
 from server.http.auth import Tokens, warn_if_exposed
 from server.http.docs import STATIC_URL, install_redoc
 from server.http.errors import install_error_handlers
-from server.http.fast_predict import PredictFastPath
-from server.http.guard import RequestGuard
-from server.http.instrument import Instrument, RequestLog
-from server.http.limits import BodySizeLimit
-from server.http.streams import StreamLimit
+from server.http.middleware.body_size import BodySizeLimit
+from server.http.middleware.fast_predict import PredictFastPath
+from server.http.middleware.guard import RequestGuard
+from server.http.middleware.instrument import Instrument, RequestLog
+from server.http.middleware.streams import StreamLimit
+from server.http.routes import TABLES
 from server.inference.batching import BatchingSettings
 from server.inference.registry import Registry
 from server.ingest.limits import RequestLimits
@@ -94,7 +94,7 @@ def _backend(settings: Settings) -> TrainingBackend:
 def _stop_on_unusable_key(find: Callable[[], T], state: Any = None) -> T:
     """What `find` returns, or the process stops with one line that says what to fix. In
     the lifespan (`state`: the app's), the line goes to uvicorn as the start-up's failure
-    (server.http.fast_predict), which would otherwise print a traceback."""
+    (server.http.middleware.fast_predict), which would otherwise print a traceback."""
     try:
         return find()
     except UnusableKey as error:
@@ -221,9 +221,8 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
     app.state.tokens = tokens
     app.state.metrics = metrics
     install_redoc(app)
-    routes.table.install(app, guarded=not tokens.open)
-    model_routes.table.install(app, guarded=not tokens.open)
-    automl_routes.table.install(app, guarded=not tokens.open)
+    for table in TABLES:
+        table.install(app, guarded=not tokens.open)
     ui_routes.install(app, guarded=not tokens.open)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -1,4 +1,4 @@
-"""POST /predict's hot path (server.http.fast_predict) answers exactly as the FastAPI app
+"""POST /predict's hot path (server.http.middleware.fast_predict) answers exactly as the FastAPI app
 behind it: the same status, headers and bytes, for answers and for every kind of refusal.
 And under concurrency, the metrics and the access log count each request once."""
 

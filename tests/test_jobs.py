@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from server.http.routes import job_events
+from server.http.routes.training import job_events
 from server.training.jobs import Job
 from tests.conftest import ClientFactory
 from tests.helpers import files_of, fit_body, named, slow_fit_body, wait_until

@@ -87,7 +87,7 @@ class BearerGuard(HTTPBearer):
             raise Forbidden("this endpoint needs the management token; the inference token can't")
 
 
-# One guard per access level; routes get them only when a token is set (server.http.routes).
+# One guard per access level; routes get them only when a token is set (server.http.routing).
 GUARDS = {"management": BearerGuard(management=True), "inference": BearerGuard(management=False)}
 
 

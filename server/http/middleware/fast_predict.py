@@ -5,7 +5,7 @@ solving before it reached the model: about 200 us of CPU per request, where the 
 10-20 us (bench/profile.py). This path sits in front of all of that, FastAPI's own entry
 included (it asks OpenTelemetry whether it is configured, on every request), and takes only
 requests that succeed: a JSON body (not a multipart upload) of at most the inline parse
-size, a JSON answer (no `Accept: text/csv`), nothing server.http.guard refuses, and a valid
+size, a JSON answer (no `Accept: text/csv`), nothing the guard (`guard`) refuses, and a valid
 token when tokens are set.
 
 Everything else, and every request that fails on the way (a bad body, an unknown or unloaded
@@ -27,7 +27,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from server.http.auth import Tokens
 from server.http.csv_response import CSV
-from server.http.guard import RequestGuard
+from server.http.middleware.guard import RequestGuard
 from server.ingest import INLINE_PARSE_BYTES
 from server.ingest.json_body import predict_input
 from server.ingest.limits import TableLimits

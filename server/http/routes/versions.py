@@ -1,5 +1,5 @@
-"""The routes of what exists: models, their versions and the pointers between them, and the
-service's status. Reads need the inference token; moves and deletions the management one."""
+"""A model's versions and the pointers between them: list, delete, promote, roll back, set
+and remove aliases, and the history of the moves."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from server.http.routing import RouteTable, errors
 from server.schemas import (
     History,
     ModelInfo,
-    ModelList,
     ModelName,
-    ServiceStatus,
     VersionBody,
     VersionList,
     VersionPointers,
@@ -24,29 +22,6 @@ from server.schemas import (
 table = RouteTable()
 VersionNumber = Annotated[int, Path(ge=1, le=2**31, description="a version of the name")]
 AliasName = Annotated[str, Path(description="an alias of the name, e.g. staging")]
-
-
-@table.route(
-    "GET",
-    "/models",
-    access="inference",
-    response_model=ModelList,
-    summary="Every model (its current version), sorted by name",
-)
-async def models(catalog: CatalogOf) -> dict[str, Any]:
-    return {"models": catalog.models()}
-
-
-@table.route(
-    "GET",
-    "/models/{name}",
-    access="inference",
-    responses=errors(404, 422),
-    response_model=ModelInfo,
-    summary="One model: its current version, its pointers and every version",
-)
-async def model(name: ModelName, catalog: CatalogOf) -> dict[str, Any]:
-    return catalog.model(name)
 
 
 @table.route(
@@ -149,15 +124,3 @@ async def remove_alias(name: ModelName, alias: AliasName, service: Service) -> d
 )
 async def history(name: ModelName, service: Service) -> dict[str, Any]:
     return {"name": name, "history": service.versions.history(name)}
-
-
-@table.route(
-    "GET",
-    "/status",
-    access="inference",
-    response_model=ServiceStatus,
-    response_model_exclude_unset=True,  # `scheduler` and `workers` only with dask
-    summary="Capacity at a glance",
-)
-async def status(catalog: CatalogOf) -> dict[str, Any]:
-    return catalog.status()

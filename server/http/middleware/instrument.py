@@ -16,7 +16,7 @@ from typing import Any, Literal
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.http.access_log import AccessLog
+from server.http.middleware.access_log import AccessLog
 from server.metrics import Metrics
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})

@@ -1,0 +1,59 @@
+"""Predictions and scores of a loaded model: `POST /predict` (JSON, or CSV with
+`Accept: text/csv`) and `POST /evaluate`. Both read their bodies themselves (server.ingest)."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import Request
+from fastapi.responses import Response
+
+from server.http.csv_response import CSV, predictions_csv, wants_csv
+from server.http.dependencies import Service
+from server.http.openapi_bodies import request_body
+from server.http.routing import RouteTable, errors
+from server.ingest import read_evaluate, read_predict
+from server.schemas import (
+    EvaluateForm,
+    EvaluateRequest,
+    EvaluateResponse,
+    PredictForm,
+    PredictRequest,
+    PredictResponse,
+)
+
+table = RouteTable()
+
+
+@table.route(
+    "POST",
+    "/predict",
+    access="inference",
+    responses=errors(404, 409, 413, 422),
+    response_model=PredictResponse,
+    response_model_exclude_none=True,
+    summary="Predict with a loaded model (JSON, or CSV with Accept: text/csv)",
+    openapi_extra={
+        **request_body(PredictRequest, PredictForm),
+        "responses": {"200": {"content": {CSV: {"schema": {"type": "string"}}}}},
+    },
+)
+async def predict(request: Request, service: Service) -> Response:
+    answer = await service.predict(await read_predict(request, request.app.state.limits.predict))
+    if wants_csv(request):
+        return predictions_csv(answer)
+    # orjson, and no second validation of what we built: a 100k-row answer is one dumps.
+    return Response(orjson.dumps(answer), media_type="application/json")
+
+
+@table.route(
+    "POST",
+    "/evaluate",
+    access="inference",
+    responses=errors(404, 409, 413, 422),
+    response_model=EvaluateResponse,
+    summary="Score a loaded model on labelled rows",
+    openapi_extra=request_body(EvaluateRequest, EvaluateForm),
+)
+async def evaluate(request: Request, service: Service) -> Response:
+    answer = await service.evaluate(await read_evaluate(request, request.app.state.limits.predict))
+    return Response(orjson.dumps(answer), media_type="application/json")

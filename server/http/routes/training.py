@@ -1,0 +1,111 @@
+"""Training jobs: `POST /fit` (a job, waited for or not), the jobs, a job's live events, and
+cancel."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from server.http.dependencies import Service
+from server.http.events import changes
+from server.http.openapi_bodies import request_body
+from server.http.routing import RouteTable, errors, json_error
+from server.ingest import read_fit
+from server.schemas import (
+    FitForm,
+    FitRequest,
+    FitResponse,
+    Job,
+    JobList,
+)
+from server.training.jobs import Job as TrainingJob
+
+table = RouteTable()
+
+
+async def _existing_job(job_id: str, service: Service) -> TrainingJob:
+    # A dependency, so that an unknown id is a 404 before an event stream starts.
+    return service.job(job_id)
+
+
+ExistingJob = Annotated[TrainingJob, Depends(_existing_job)]
+
+
+@table.route(
+    "POST",
+    "/fit",
+    access="management",
+    status_code=201,
+    response_model=FitResponse,
+    responses={
+        202: {"model": Job, "description": "with wait=false: the job, started"},
+        **errors(409, 413, 422, 500, 503),
+    },
+    summary="Train a model and save it (or, with wait=false, start its job)",
+    openapi_extra=request_body(FitRequest, FitForm),
+)
+async def fit(
+    request: Request,
+    service: Service,
+    wait: Annotated[
+        bool, Query(description="true: answer once the model is saved; false: 202 at once")
+    ] = True,
+) -> Response:
+    job = service.start_fit(await read_fit(request, request.app.state.limits.fit))
+    if wait:
+        return Response(orjson.dumps(await service.wait(job)), 201, media_type="application/json")
+    return JSONResponse(job.describe(), 202, headers={"Location": f"/jobs/{job.id}"})
+
+
+@table.route(
+    "GET",
+    "/jobs",
+    access="inference",
+    response_model=JobList,
+    summary="Running and recent jobs, newest first",
+)
+async def jobs(service: Service) -> dict[str, Any]:
+    return {"jobs": [job.describe() for job in service.jobs()]}
+
+
+@table.route(
+    "GET",
+    "/jobs/{job_id}",
+    access="inference",
+    responses=errors(404),
+    response_model=Job,
+    summary="One job",
+)
+async def job(job: ExistingJob) -> dict[str, Any]:
+    return job.describe()
+
+
+@table.route(
+    "GET",
+    "/jobs/{job_id}/events",
+    access="inference",
+    response_class=EventSourceResponse,
+    # The route's media type would otherwise be claimed for its JSON 404 too.
+    responses={404: json_error("no such job")},
+    summary="Live progress: an event per change, the last one with the finished job",
+)
+async def job_events(job: ExistingJob) -> AsyncIterator[ServerSentEvent]:
+    async for event in changes(job, lambda: job.state.value):
+        yield event
+
+
+@table.route(
+    "POST",
+    "/jobs/{job_id}/cancel",
+    access="management",
+    responses=errors(404, 409),
+    response_model=Job,
+    summary="Stop a running training: its slot is free and nothing of it is on disk",
+)
+async def cancel_job(job_id: str, service: Service) -> dict[str, Any]:
+    return (await service.cancel(job_id)).describe()
