@@ -9,18 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import metadata
+
+from server import __version__
 
 APP = "server.main:app"
 # How long a kept-alive connection may stay idle between requests.
 KEEP_ALIVE_SECONDS = 75
-
-
-def version() -> str:
-    try:
-        return metadata.version("model-server")
-    except metadata.PackageNotFoundError:  # run from a checkout that was not installed
-        return "unknown (not installed)"
 
 
 def serve(host: str, port: int, grace: int) -> None:
@@ -64,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         from server.store import trust
 
         return trust.main(args.arguments)
-    print(version())
+    print(__version__)
     return 0
 
 

@@ -23,6 +23,9 @@
      ├── WorkerCrashed      500  the training process died
      └── StorageFailed      500  the model could not be written to disk
 
+    StartupFailed            a start-up that can't go on (an unusable key, an unreachable
+                             Dask scheduler): one line saying what to fix, never a traceback
+
 Routes never build error responses: they raise, and `server.http.errors` answers.
 This module imports nothing heavy, so the training processes can use it too.
 """
@@ -145,3 +148,7 @@ class WorkerCrashed(ServiceError):
 
 class StorageFailed(ServiceError):
     status_code = 500
+
+
+class StartupFailed(Exception):
+    """The server can't start: the message is the one line that says what to fix."""

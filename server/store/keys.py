@@ -12,12 +12,13 @@ import os
 import stat
 from pathlib import Path
 
+from server.errors import StartupFailed
 from server.store.signing import SigningKey
 
 MIN_SECRET_CHARS = 32
 
 
-class UnusableKey(Exception):
+class UnusableKey(StartupFailed):
     """A key that can't be used: the message says what to fix (start-up stops on it)."""
 
 

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import sys
 import time
 import uuid
 from typing import Any
@@ -34,7 +33,7 @@ import dask
 from distributed import Client, Event
 from distributed.client import Future as DaskFuture
 
-from server.errors import NoFreeSlot, ServiceError, StorageFailed, WorkerCrashed
+from server.errors import NoFreeSlot, ServiceError, StartupFailed, StorageFailed, WorkerCrashed
 from server.store.files import ModelStore
 from server.training.backend import Run, TrainingBackend
 from server.training.backends import dask_task as remote
@@ -273,7 +272,7 @@ class DaskBackend(TrainingBackend):
 def require_reachable(address: str, within_seconds: float) -> None:
     """Wait until something listens at the scheduler's address (`tcp://host:port`), for at
     most `within_seconds` (compose may start this server before the scheduler); then stop the
-    process with one clear line, rather than a traceback from deep inside the Dask client."""
+    start-up with one clear line, rather than a traceback from deep inside the Dask client."""
     parts = urlsplit(address if "://" in address else f"tcp://{address}")
     deadline = time.monotonic() + within_seconds
     while True:
@@ -289,9 +288,7 @@ def require_reachable(address: str, within_seconds: float) -> None:
             problem: Exception = error
         except ValueError as error:
             problem = error
-        print(
+        raise StartupFailed(
             f"cannot reach the Dask scheduler at DASK_SCHEDULER_ADDRESS={address!r} "
-            f"(waited {within_seconds:g} s, DASK_CONNECT_SECONDS): {problem}",
-            file=sys.stderr,
+            f"(waited {within_seconds:g} s, DASK_CONNECT_SECONDS): {problem}"
         )
-        raise SystemExit(2) from None

@@ -1,0 +1,164 @@
+"""The composition: every part of the service built from the settings, in one place, when
+the server starts (the app's lifespan), and closed when it stops. `create_app` wires HTTP
+around them; nothing here knows about requests."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import sklearn
+from threadpoolctl import threadpool_limits
+from uvicorn.logging import DefaultFormatter
+
+from server.automl.runner import AutoML
+from server.config import Settings
+from server.inference.batching import BatchingSettings
+from server.inference.registry import Registry
+from server.metrics import Metrics
+from server.ml.algorithms import preload
+from server.service.catalog import Catalog
+from server.service.operations import ModelService
+from server.service.versions import Versions
+from server.store import recovery
+from server.store.files import ModelStore
+from server.store.keys import signing_key
+from server.training.backend import TrainingBackend
+from server.training.backends.local import LocalBackend
+from server.training.cores import allowed_cores, plan_cores
+from server.training.limits import TrainingLimits
+from server.training.trainer import Trainer
+from server.ui.hub import SnapshotHub
+from server.ui.snapshot import Snapshots
+
+logger = logging.getLogger("server")
+access_logger = logging.getLogger("server.access")
+
+
+@dataclass(frozen=True)
+class Parts:
+    service: ModelService
+    catalog: Catalog
+    automl: AutoML
+    hub: SnapshotHub
+
+
+def configure_logging() -> None:
+    """Our messages (leftovers cleaned, dead workers replaced) beside uvicorn's own, and the
+    access log as bare lines (a JSON line must be nothing but the JSON)."""
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s", use_colors=False))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    if not access_logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access_logger.addHandler(handler)
+        access_logger.propagate = False
+
+
+def backend(settings: Settings) -> TrainingBackend:
+    """The backend, built but not started. A Dask scheduler that can't be reached within
+    DASK_CONNECT_SECONDS is a StartupFailed (one line, no traceback)."""
+    if settings.training_backend == "dask":
+        # Imported only here: the local backend needs nothing of Dask.
+        from server.training.backends.dask_backend import DaskBackend, require_reachable
+
+        assert settings.dask_scheduler_address is not None  # Settings checked it
+        require_reachable(settings.dask_scheduler_address, settings.dask_connect_seconds)
+        return DaskBackend(settings.dask_scheduler_address)
+    cores = plan_cores(allowed_cores(), settings.pin_training_cores, settings.training_nice)
+    return LocalBackend(
+        settings.training_slots, settings.warm_workers, cores, settings.training_idle_priority
+    )
+
+
+def _pin_this_process(settings: Settings) -> None:
+    """Inference runs in this process: one thread per prediction, as trainings are one core
+    each (BLAS and OpenMP pools would otherwise take every core). Every X reaching an
+    estimator here was checked finite (server.ingest): scikit-learn need not check it
+    again on each predict (see the performance page)."""
+    preload()
+    threadpool_limits(limits=1)
+    sklearn.set_config(assume_finite=True)
+
+
+@asynccontextmanager
+async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> AsyncIterator[Parts]:
+    """The parts, running; closed in reverse on the way out."""
+    configure_logging()
+    key, key_source = await asyncio.to_thread(
+        signing_key, settings.signing_secret, settings.model_signing_key_file, settings.models_path
+    )
+    logger.info("model files are signed and checked with key %s, %s", key.key_id, key_source)
+    store = ModelStore(settings.models_path, key)
+    recovery.prepare(store)
+    _pin_this_process(settings)
+    training = backend(settings)
+    trainer = Trainer(
+        training,
+        store,
+        TrainingLimits(settings.max_train_seconds, settings.max_train_memory_mb),
+        settings.job_history,
+        settings.retry_after_seconds,
+        metrics,
+    )
+    await trainer.start()
+    batching = BatchingSettings(
+        max_rows=settings.max_batch_rows,
+        window=settings.batch_window_ms / 1000,
+        inline_budget=settings.inline_predict_ms / 1000,
+    )
+    registry = Registry(
+        store,
+        settings.max_inference_models,
+        batching,
+        metrics,
+        settings.inference_runtime,
+        settings.estimator_loading,
+    )
+    versions = Versions(store, registry, metrics, trainer.training_version)
+    service = ModelService(store, trainer, registry, versions, settings.inference_runtime == "auto")
+    catalog = Catalog(service)
+    parts = Parts(
+        service, catalog, AutoML(service), SnapshotHub(Snapshots(catalog, service, metrics).build)
+    )
+    for untrusted in await asyncio.to_thread(catalog.untrusted):
+        logger.warning("%s", untrusted["error"])
+    _log_plan(settings, store, training, open_mode)
+    # Everything imported so far (the five libraries, ONNX Runtime, FastAPI: over a million
+    # objects) lives as long as the process. Out of the collector's sight, a full collection
+    # no longer walks them all, which paused the loop and was the whole p99 tail (see the
+    # performance page, Tail latency).
+    if settings.gc_freeze:
+        gc.collect()
+        gc.freeze()
+    try:
+        yield parts
+    finally:
+        await parts.hub.close()
+        await parts.automl.close()
+        await trainer.close()
+
+
+def _log_plan(
+    settings: Settings, store: ModelStore, training: TrainingBackend, open_mode: bool
+) -> None:
+    logger.info(
+        "serving models from %s: %s, up to %d loaded model(s); %s",
+        store.root,
+        f"training on the Dask cluster at {settings.dask_scheduler_address}"
+        if settings.training_backend == "dask"
+        else f"{settings.training_slots} training slot(s)",
+        settings.max_inference_models,
+        "no tokens set: every endpoint is open" if open_mode else "bearer tokens required",
+    )
+    if isinstance(training, LocalBackend):
+        logger.info("cores: %s", training.cores.describe())
+        if (sharing := training.cores.sharing(settings.training_slots)) is not None:
+            logger.warning("cores: %s", sharing)
