@@ -1,4 +1,4 @@
-# The model server: `python -m server serve`, one uvicorn worker on port 8000.
+# The model server: `model-server serve`, one uvicorn worker on port 8000.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -16,8 +16,8 @@ RUN apt-get update \
 WORKDIR /app
 
 # Dependencies in their own layer: a code change does not reinstall them.
-COPY requirements.txt .
-RUN pip install -r requirements.txt
+COPY requirements.txt requirements-dask.txt ./
+RUN pip install -r requirements.txt -r requirements-dask.txt
 
 # A non-root user; the models directory and the signing key's are its only writable places.
 # docker-compose.yml runs the container as APP_UID:APP_GID (default 1000:1000, this user)
@@ -27,7 +27,11 @@ RUN useradd --uid 1000 --user-group --no-create-home --home-dir /app app \
     && chown app:app /app/saved_models /app/keys \
     && chmod 700 /app/keys
 
+# The package itself (its dependencies are in the layer above): the `model-server` command.
+COPY pyproject.toml README.md requirements-dev.txt ./
 COPY server/ server/
+COPY client/ client/
+RUN pip install --no-deps . && rm -rf build
 
 USER app
 EXPOSE 8000
@@ -37,4 +41,4 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
 
 # GRACE: after SIGTERM, requests get 10 s to finish, then running fits are stopped. The
 # server writes its own access log (ACCESS_LOG: route templates, never bodies or tokens).
-CMD ["python", "-m", "server", "serve", "--host", "0.0.0.0", "--port", "8000", "--grace", "10"]
+CMD ["model-server", "serve", "--host", "0.0.0.0", "--port", "8000", "--grace", "10"]

@@ -12,11 +12,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.runtime: requirements.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+# The dependencies from the pinned files, then this package itself, editable: the
+# `model-server` command, and `import server` / `import client` from anywhere.
+$(VENV)/.runtime: requirements.txt requirements-dask.txt pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dask.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
@@ -28,7 +31,7 @@ GRACE ?= 10
 venv: $(VENV)/.runtime
 
 run: $(VENV)/.runtime
-	$(BIN)/python -m server serve --host $(HOST) --port $(PORT) --grace $(GRACE)
+	$(BIN)/model-server serve --host $(HOST) --port $(PORT) --grace $(GRACE)
 
 test: $(VENV)/.dev browser
 	$(BIN)/python -m pytest

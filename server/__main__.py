@@ -39,7 +39,15 @@ def serve(host: str, port: int, grace: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m server", description=__doc__)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["trust"]:  # its own arguments and --help, as `python -m server.trust`
+        from server.store import trust
+
+        return trust.main(argv[1:])
+    prog = "model-server" if sys.argv[0].endswith("model-server") else "python -m server"
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serving = commands.add_parser("serve", help="serve the API (settings from .env)")
     serving.add_argument("--host", default="127.0.0.1")
@@ -47,17 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     serving.add_argument(
         "--grace", type=int, default=10, help="seconds requests get to finish after SIGTERM"
     )
-    trusting = commands.add_parser("trust", help="which model files the server trusts")
-    trusting.add_argument("arguments", nargs=argparse.REMAINDER)
+    commands.add_parser("trust", help="which model files the server trusts (list, sign, rotate)")
     commands.add_parser("version", help="the service's version")
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve(args.host, args.port, args.grace)
         return 0
-    if args.command == "trust":
-        from server.store import trust
-
-        return trust.main(args.arguments)
     print(__version__)
     return 0
 
