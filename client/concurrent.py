@@ -13,7 +13,6 @@ place answers 503, and this script starts it again after the Retry-After the ser
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 from typing import Any
@@ -121,16 +120,32 @@ async def predict_at_once(
     }
 
 
+def why_ideal(fits: int, slots: int, cores: int, server_core: int | None) -> str | None:
+    """Why the ideal speed-up is 1, in one line (None when it is more)."""
+    if min(fits, slots, cores) > 1:
+        return None
+    if cores == 1 and server_core is not None:
+        return (
+            f"this machine gives trainings 1 core: one of its {cores + 1} stays with the server; "
+            "on N cores up to N-1 fits run at once"
+        )
+    if slots == 1:
+        return "the server has 1 training slot (TRAINING_CORES=2): set TRAINING_CORES higher"
+    if cores == 1:
+        return "trainings have 1 core here: fits that run at once share it"
+    return "there is 1 fit to run"
+
+
 async def demo(args: Any, sequential: dict[str, Any]) -> int:
     plans = plans_from(sequential, PREFIX)
     quick = bool(sequential["quick"])  # the same data as the run it is compared with
     async with AsyncModelClient(args.url) as client:
         status = await client.status()
-        slots, max_loaded = status["training"]["slots"], status["inference"]["max_models"]
-        cores = os.cpu_count() or 1
+        training, max_loaded = status["training"], status["inference"]["max_models"]
+        slots, cores = training["slots"], training.get("training_cores", training["slots"])
         print(
-            f"\nlaunching {len(plans)} fits at once: the server has {slots} training slot(s), "
-            f"this machine {cores} core(s)"
+            f"\nlaunching {len(plans)} fits at once: the server has {slots} training slot(s) "
+            f"on {cores} training core(s)"
         )
         parallel = await train_at_once(client, plans, quick)
 
@@ -146,6 +161,7 @@ async def demo(args: Any, sequential: dict[str, Any]) -> int:
             await client.remove(plan.name)
 
     ideal = min(len(plans), slots, cores)
+    why = why_ideal(len(plans), slots, cores, training.get("server_core"))
     speed_up = sequential["total_seconds"] / parallel["total_seconds"]
     print("\nConcurrent training (all launched at once):")
     print(
@@ -164,9 +180,11 @@ async def demo(args: Any, sequential: dict[str, Any]) -> int:
         )
     )
     print(
-        f"The ideal is min(fits {len(plans)}, training slots {slots} = TRAINING_CORES - 1, "
-        f"cores {cores}): beyond it, fits wait for a slot (503, retried) or share a core."
+        f"The ideal is min(fits {len(plans)}, training slots {slots}, training cores {cores}): "
+        "beyond it, fits wait for a slot (503, retried) or share a core."
     )
+    if why:
+        print(why)
     print("\nThe types on the same held-out rows (validation_fraction 0.2, seed 0):")
     baseline = sequential.get("baseline")
     print(scores_table([*parallel["fits"], *([baseline] if baseline else [])]))

@@ -9,6 +9,7 @@
      ├── NotLoaded          409  predict on a model that is not loaded
      ├── CapacityReached    409  MAX_INFERENCE_MODELS are loaded already
      ├── UntrustedModel     409  the model's files are not signed with the server's key
+ ├── NothingToRollBack  409  a rollback with no earlier current version (or it was deleted)
      ├── MetricsOff         404  GET /metrics on a server started with METRICS=false
  ├── JobNotFound        404  no job of that id (or it is older than the kept history)
      ├── SearchNotFound     404  no AutoML search of that id (the same)
@@ -96,6 +97,10 @@ class UntrustedModel(ServiceError):
 
 class MetricsOff(ServiceError):
     status_code = 404
+
+
+class NothingToRollBack(ServiceError):
+    status_code = 409
 
 
 class JobNotFound(ServiceError):

@@ -27,12 +27,13 @@ import numpy as np
 
 from server.automl.search import CandidateRun, Search
 from server.automl.space import BOOSTERS, EARLY_STOPPING_ROUNDS, candidates
-from server.errors import InvalidInput, JobFinished, NoFreeSlot, ServiceError
+from server.errors import InvalidInput, JobFinished, NoFreeSlot
 from server.ingest import FitInput
-from server.ml.algorithms import refuse_missing, resolve
-from server.ml.scoring import check_holdout
-from server.service.operations import ModelService, encode_labels
+from server.ml.algorithms import resolve
+from server.service.fitting import checked_type, labelled, next_version, promoted
+from server.service.operations import ModelService
 from server.store.bundle import public
+from server.training.background import BackgroundTasks
 from server.training.request import Holdout, TrainingRequest
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class AutoML:
         self._searches: OrderedDict[str, Search] = OrderedDict()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._best: dict[str, tuple[bytes, bytes | None]] = {}  # per search: its best model
+        self._followers = BackgroundTasks()  # one per running candidate: kept alive
 
     def searches(self) -> list[Search]:
         return list(reversed(self._searches.values()))  # newest first
@@ -87,23 +89,21 @@ class AutoML:
 
     def _table(self, request: FitInput) -> _Table:
         config: Any = request.config
-        y_encoded, classes = encode_labels(request.X, request.y)
-        check_holdout(y_encoded, config.validation_fraction)
+        table = labelled(request, config.validation_fraction)
         try:
             types = list(dict.fromkeys(resolve(t).name for t in config.model_types))
         except InvalidInput as error:
             raise InvalidInput(f"config.model_types: {error.detail}") from None
         if np.isnan(request.X).any():
             if "model_types" in config.model_fields_set:  # asked for by name: say why not
-                field = "X" if request.feature_names is None else "the file"
                 for model_type in types:
-                    refuse_missing(resolve(model_type), request.X, request.feature_names, field)
+                    checked_type(model_type, {}, table)
             types = [t for t in types if resolve(t).handles_missing]
         return _Table(
-            X=request.X,
-            y_encoded=y_encoded,
-            classes=classes,
-            feature_names=request.feature_names,
+            X=table.X,
+            y_encoded=table.y_encoded,
+            classes=table.classes,
+            feature_names=table.feature_names,
             holdout=Holdout(config.validation_fraction, config.seed),
             model_types=types,
             promote=config.promote,
@@ -196,7 +196,7 @@ class AutoML:
             return
         run.state, run.job_id, run.started = "running", job.id, time.monotonic()
         search.changed()
-        asyncio.get_running_loop().create_task(self._follow(search, run, job))
+        self._followers.spawn(self._follow(search, run, job))
 
     def _keep_if_best(
         self, search: Search, run: CandidateRun, model: tuple[bytes, bytes | None]
@@ -244,8 +244,7 @@ class AutoML:
     async def _save(self, search: Search, table: _Table, winner: CandidateRun) -> dict[str, Any]:
         service, name = self._service, search.name
         exists = service.store.exists(name)
-        pointers = service.versions.pointers(name) if exists else None
-        version = service.store.next_version(name, pointers)
+        version = next_version(service.store, service.versions, name, exists)
         model, onnx = self._best[search.id]
         assert winner.metadata is not None
         metadata = {
@@ -257,11 +256,7 @@ class AutoML:
             service.store.save_serialized, name, version, model, onnx, metadata
         )
         if exists and table.promote:
-            try:
-                await service.versions.promote(name, version)
-                saved = {**saved, "promoted": True}
-            except ServiceError as error:
-                saved = {**saved, "promoted": False, "promote_error": error.detail}
+            saved = await promoted(service.versions, name, version, saved)
         return saved
 
     # -- stopping ----------------------------------------------------------------------------

@@ -16,23 +16,48 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from server.errors import ServiceError
 
 MAX_REPORTED_ERRORS = 10
+# Errors whose message names the value refused, when it is short: a choice among values.
+NAMED_VALUE_ERRORS = frozenset({"literal_error", "enum"})
+MAX_NAMED_VALUE_CHARS = 64
+
+
+def answer(error: ServiceError | RequestValidationError) -> JSONResponse:
+    """The answer to an error a request raised: the handlers' and the hot path's."""
+    if isinstance(error, ServiceError):
+        return JSONResponse(
+            status_code=error.status_code, content={"detail": error.detail}, headers=error.headers
+        )
+    return JSONResponse(status_code=422, content={"detail": validation_detail(error)})
 
 
 async def _answer_service_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ServiceError)
-    return JSONResponse(
-        status_code=error.status_code, content={"detail": error.detail}, headers=error.headers
-    )
+    return answer(error)
 
 
 async def _answer_validation_error(request: Request, error: Exception) -> JSONResponse:
-    # FastAPI's list form, without echoing the input: it may hold NaN (not JSON, so the
-    # default handler would fail with a 500) or a whole matrix of features.
     assert isinstance(error, RequestValidationError)
+    return answer(error)
+
+
+def _message(item: dict[str, Any]) -> str:
+    """pydantic's message, naming the value refused when it is a short scalar (a choice
+    among allowed values: `Input should be 'roc_auc' or 'log_loss', got 'auc'`)."""
+    value = item.get("input")
+    if item["type"] in NAMED_VALUE_ERRORS and isinstance(value, str | int | float):
+        shown = repr(value)
+        if len(shown) <= MAX_NAMED_VALUE_CHARS:
+            return f"{item['msg']}, got {shown}"
+    return str(item["msg"])
+
+
+def validation_detail(error: RequestValidationError) -> list[dict[str, Any]]:
+    """FastAPI's list form, without echoing the input: it may hold NaN (not JSON, so the
+    default handler would fail with a 500) or a whole matrix of features."""
     # A whole column of wrong values would make one entry per value: keep the first few.
     errors = error.errors()
     detail: list[dict[str, Any]] = [
-        {"type": item["type"], "loc": list(item["loc"]), "msg": item["msg"]}
+        {"type": item["type"], "loc": list(item["loc"]), "msg": _message(item)}
         for item in errors[:MAX_REPORTED_ERRORS]
     ]
     if len(errors) > MAX_REPORTED_ERRORS:
@@ -43,7 +68,7 @@ async def _answer_validation_error(request: Request, error: Exception) -> JSONRe
                 "msg": f"{len(errors) - MAX_REPORTED_ERRORS} more errors not shown",
             }
         )
-    return JSONResponse(status_code=422, content={"detail": detail})
+    return detail
 
 
 async def _answer_http_error(request: Request, error: Exception) -> JSONResponse:

@@ -27,7 +27,8 @@ from server.inference.compiled.choice import (
 from server.inference.compiled.runtimes import EstimatorNeeded, LazyNativeRuntime, NativeRuntime
 from server.inference.timing import measure_cost
 from server.ml.algorithms import Algorithm, refuse_beyond_float32, refuse_missing, resolve
-from server.ml.scoring import encode, scores
+from server.ml.labels import encode_for_model
+from server.ml.scoring import scores
 from server.store.files import ModelStore
 from server.store.signing import untrusted_detail
 
@@ -97,7 +98,7 @@ class LoadedModel:
         self.check_input(X)
         if len(X) != len(y):
             raise InvalidInput(f"the rows are {len(X)} but y has {len(y)} labels")
-        y_encoded = encode(y, self.classes.tolist(), self.name)
+        y_encoded = encode_for_model(y, self.classes.tolist(), self.name)
         try:
             probabilities = self.choice.native.probabilities(X)
         except ServiceError:

@@ -7,12 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from server.errors import InvalidInput
 from server.ingest.features import Features
 from server.schemas import EvaluateConfig, PredictConfig
-
-INT64 = np.iinfo(np.int64)
-MAX_LABEL_CHARS = 256
 
 
 @dataclass(frozen=True)
@@ -34,24 +30,3 @@ class EvaluateInput:
     config: EvaluateConfig
     features: Features
     y: list[Any]
-
-
-def labels(values: Any, field: str = "y") -> list[Any]:
-    """Integers (64-bit) or strings (1 to 256 characters), not mixed."""
-    if not isinstance(values, list) or not values:
-        raise InvalidInput(f"{field} must be a non-empty list of labels")
-    kinds = set(map(type, values))
-    if kinds == {int}:
-        if min(values) < INT64.min or max(values) > INT64.max:
-            raise InvalidInput(f"{field}: integer labels must fit in 64 bits")
-        return values
-    if kinds == {str}:
-        lengths = set(map(len, values))
-        if min(lengths) < 1 or max(lengths) > MAX_LABEL_CHARS:
-            raise InvalidInput(
-                f"{field}: string labels must have 1 to {MAX_LABEL_CHARS} characters"
-            )
-        return values
-    raise InvalidInput(
-        f"{field} must hold only integers or only strings, not a mix (nor floats or booleans)"
-    )

@@ -21,9 +21,10 @@ from pydantic import BaseModel, ValidationError
 
 from server.errors import InvalidInput
 from server.ingest.features import Features, MatrixFeatures, records_features
-from server.ingest.inputs import EvaluateInput, FitInput, PredictInput, labels
+from server.ingest.inputs import EvaluateInput, FitInput, PredictInput
 from server.ingest.limits import UNLIMITED, TableLimits
 from server.ingest.matrix import as_matrix
+from server.ml.labels import read_labels
 from server.schemas import EvaluateConfig, FitConfig, PredictConfig
 
 ConfigModel = TypeVar("ConfigModel", bound=BaseModel)
@@ -36,7 +37,7 @@ def fit_input(
     as a file's are)."""
     payload = _object(body, {"X", "y", "config"}, limits, alternatives={"X": "records"})
     config = _config(config_type, payload)
-    y = labels(payload["y"])
+    y = read_labels(payload["y"])
     if "records" not in payload:
         return FitInput(config=config, X=as_matrix(payload["X"]), y=y, feature_names=None)
     features = records_features(payload["records"])
@@ -57,7 +58,7 @@ def evaluate_input(body: bytes, limits: TableLimits = UNLIMITED) -> EvaluateInpu
     return EvaluateInput(
         config=_config(EvaluateConfig, payload),
         features=_features(payload),
-        y=labels(payload["y"]),
+        y=read_labels(payload["y"]),
     )
 
 

@@ -19,10 +19,11 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from server.errors import InvalidInput
 from server.ingest.features import TableFeatures
-from server.ingest.inputs import EvaluateInput, FitInput, PredictInput, labels
+from server.ingest.inputs import EvaluateInput, FitInput, PredictInput
 from server.ingest.json_body import ConfigModel, parse_config
 from server.ingest.limits import TableLimits
 from server.ingest.tables import FileTable, numeric_matrix, read_table, split_target
+from server.ml.labels import read_labels
 from server.schemas import EvaluateConfig, PredictConfig
 
 MULTIPART = "multipart/form-data"
@@ -85,7 +86,7 @@ async def _labelled(
     config = parse_config(config_model, _config_json(form))
     target = str(form["target"])
     features, values = split_target(await _table(form, limits), target)
-    return config, features, labels(values, field=f"the target column {target!r}")
+    return config, features, read_labels(values, field=f"the target column {target!r}")
 
 
 async def read_fit(request: Request, config_type: type[BaseModel], limits: TableLimits) -> FitInput:

@@ -13,8 +13,6 @@ rescaled to sum to 1 where it misses by more than 1e-12): XGBoost's float32 ones
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from sklearn.metrics import (
     accuracy_score,
@@ -88,16 +86,3 @@ def holdout(
         np.arange(n_rows), test_size=fraction, stratify=y_encoded, random_state=seed
     )
     return np.asarray(train), np.asarray(held_out)
-
-
-def encode(y: list[Any], classes: list[Any], model: str) -> np.ndarray:
-    """Labels as indices into a model's classes; a label it does not know is InvalidInput."""
-    index = {label: i for i, label in enumerate(classes)}
-    try:
-        return np.fromiter((index[label] for label in y), dtype=np.int64, count=len(y))
-    except KeyError:
-        unknown = sorted({repr(label) for label in y if label not in index})
-        raise InvalidInput(
-            f"y holds label(s) model '{model}' was not trained on: {', '.join(unknown[:10])}; "
-            f"its classes are {classes}"
-        ) from None

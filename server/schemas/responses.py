@@ -240,7 +240,14 @@ class TrainingStatus(BaseModel):
     backend: Literal["local", "dask"]
     scheduler: str | None = Field(default=None, description="with dask: the scheduler's address")
     workers: int | None = Field(default=None, description="with dask: workers connected now")
-    cores: int
+    cores: int = Field(description="TRAINING_CORES: the slots, and one for the server")
+    training_cores: int = Field(
+        description="the cores trainings run on (local: every allowed core but the server's; "
+        "dask: the workers' threads)"
+    )
+    server_core: int | None = Field(
+        default=None, description="local: the core no training uses (null: not pinned)"
+    )
     slots: int
     active: int
     models: list[str]

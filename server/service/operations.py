@@ -15,12 +15,10 @@ import numpy as np
 
 from server.errors import (
     BrokenModel,
-    InvalidInput,
     ModelBusy,
     ModelExists,
     ModelNotFound,
     NotLoaded,
-    ServiceError,
 )
 from server.inference.batching import PredictionBatcher
 from server.inference.loaded import LoadedModel
@@ -28,9 +26,7 @@ from server.inference.memory import release_unused_memory
 from server.inference.registry import Key, Registry
 from server.ingest import EvaluateInput, Features, FitInput, PredictInput
 from server.ingest.features import MatrixFeatures
-from server.ml.algorithms import refuse_missing, resolve
-from server.ml.parameters import check_against_labels
-from server.ml.scoring import check_holdout
+from server.service.fitting import checked_type, labelled, next_version, promoted
 from server.service.versions import Versions
 from server.store.files import ModelStore
 from server.training.jobs import Job
@@ -39,16 +35,6 @@ from server.training.trainer import Trainer
 
 # Requests with more rows than this are matched to the model's columns in a thread.
 INLINE_MATCH_ROWS = 1000
-
-
-def encode_labels(X: np.ndarray, y: list[Any]) -> tuple[np.ndarray, list[Any]]:
-    """y as indices into its sorted distinct labels, and those labels."""
-    if len(X) != len(y):
-        raise InvalidInput(f"X has {len(X)} rows but y has {len(y)} labels")
-    classes, encoded = np.unique(np.asarray(y), return_inverse=True)
-    if len(classes) < 2:
-        raise InvalidInput(f"y needs at least two distinct classes, got {classes.tolist()}")
-    return encoded.astype(np.int64), classes.tolist()
 
 
 async def _matrix_for(model: LoadedModel, features: Features) -> np.ndarray:
@@ -82,40 +68,30 @@ class ModelService:
     def start_fit(self, request: FitInput) -> Job:
         """Check the fit and start its job, or refuse at once (409, 422, 503)."""
         config = request.config
-        algorithm = resolve(config.model_type)
-        hyperparameters = algorithm.effective_hyperparameters(config.hyperparameters)
-        y_encoded, classes = encode_labels(request.X, request.y)
-        check_against_labels(algorithm.name, hyperparameters, len(classes))
-        field = "X" if request.feature_names is None else "the file"
-        refuse_missing(algorithm, request.X, request.feature_names, field)
+        table = labelled(request, config.validation_fraction)
+        algorithm, hyperparameters = checked_type(config.model_type, config.hyperparameters, table)
         held_out = None
         if config.validation_fraction is not None:
-            check_holdout(y_encoded, config.validation_fraction)
             held_out = Holdout(config.validation_fraction, config.validation_seed)
         # No await from here to the trainer's claim of a slot: for the event loop they are
         # one step, so of racing fits with one name exactly one trains.
         exists = self.check_free(config.name, config.new_version)
-        pointers = self.versions.pointers(config.name) if exists else None
-        version = self.store.next_version(config.name, pointers)
+        version = next_version(self.store, self.versions, config.name, exists)
         training = TrainingRequest(
             name=config.name,
             model_type=algorithm.name,
             hyperparameters=hyperparameters,
-            X=request.X,
-            y_encoded=y_encoded,
-            classes=classes,
-            feature_names=request.feature_names,
+            X=table.X,
+            y_encoded=table.y_encoded,
+            classes=table.classes,
+            feature_names=table.feature_names,
             holdout=held_out,
             compile=self.compile_models,
             version=version,
         )
 
         async def promote(metadata: dict[str, Any]) -> dict[str, Any]:
-            try:
-                await self.versions.promote(config.name, version)
-            except ServiceError as error:  # saved all the same: only the promotion failed
-                return {**metadata, "promoted": False, "promote_error": error.detail}
-            return {**metadata, "promoted": True}
+            return await promoted(self.versions, config.name, version, metadata)
 
         after_save = promote if config.promote and exists else None
         return self.trainer.start_job(training, config.max_seconds, after_save)

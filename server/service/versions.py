@@ -19,17 +19,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from server.errors import InvalidInput, ModelBusy, ModelNotFound, ServiceError
+from server.errors import InvalidInput, ModelBusy, ModelNotFound, NothingToRollBack
 from server.inference.memory import release_unused_memory
 from server.inference.registry import Registry
 from server.metrics import Metrics
 from server.store.files import ModelStore
 from server.store.pointers import ALIAS_PATTERN, RESERVED_ALIASES, Pointers
 from server.training.background import BackgroundTasks
-
-
-class NothingToRollBack(ServiceError):
-    status_code = 409
 
 
 class Versions:

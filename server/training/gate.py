@@ -8,7 +8,7 @@ has ended and whatever it left on disk has been cleaned up.
 
 from __future__ import annotations
 
-from server.errors import ModelExists, NoFreeSlot
+from server.errors import ModelBusy, NoFreeSlot
 
 
 class SlotGate:
@@ -18,7 +18,7 @@ class SlotGate:
 
     def claim(self, name: str, capacity: int) -> None:
         if name in self._claimed:
-            raise ModelExists(f"model '{name}' is being trained right now")
+            raise ModelBusy(f"model '{name}' is being trained right now")
         if len(self._claimed) >= capacity:
             raise NoFreeSlot(
                 f"all {capacity} training slot(s) are busy; retry in a few seconds",

@@ -1,18 +1,17 @@
 """The hot path of `POST /predict`: a JSON body read, predicted and answered in one ASGI call.
 
-Through FastAPI, a 1-row prediction crossed eight ASGI layers, the router and dependency
-solving before it reached the model: about 200 us of CPU per request, where the model takes
-10-20 us (bench/profile.py). This path sits in front of all of that, FastAPI's own entry
-included (it asks OpenTelemetry whether it is configured, on every request), and takes only
-requests that succeed: a JSON body (not a multipart upload) of at most the inline parse
-size, a JSON answer (no `Accept: text/csv`), nothing the guard (`guard`) refuses, and a valid
-token when tokens are set.
+Through FastAPI, a 1-row prediction crosses eight ASGI layers, the router and dependency
+solving before it reaches the model, which cost several times the model's own time (see the
+performance page, Ceiling). This path sits in front of all of that, FastAPI's own entry
+included, and takes a JSON body (not a multipart upload) of at most the inline parse size,
+for a JSON answer (no `Accept: text/csv`), that the guard (`guard`) would let through, with
+a valid token when tokens are set.
 
-Everything else, and every request that fails on the way (a bad body, an unknown or unloaded
-model, the wrong width), goes on to the full app with the body it already read handed back,
-so it is answered by the same handlers with the same status, detail and headers as before. An
-error costs a second parse of its body; a success costs nothing extra. Both are counted in
-the metrics and the access log once, as `POST /predict`.
+What it declines goes on to the full app with the body already read handed back. What it
+takes it answers, successes and refusals alike: a refusal (a bad body, an unknown or unloaded
+model, the wrong width) with the very answer of the app's own handlers (server.http.errors),
+so nothing is predicted twice. Each is counted once in the metrics and the access log, as
+`POST /predict`.
 """
 
 from __future__ import annotations
@@ -23,10 +22,13 @@ from collections.abc import Callable
 
 import orjson
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.types import Message, Receive, Scope, Send
 
+from server.errors import ServiceError
 from server.http.auth import Tokens
 from server.http.csv_response import CSV
+from server.http.errors import answer
 from server.http.middleware.guard import RequestGuard
 from server.ingest import INLINE_PARSE_BYTES
 from server.ingest.json_body import predict_input
@@ -78,16 +80,18 @@ class PredictFastPath:
         started = time.perf_counter()
         messages, body_bytes = await _read(receive, self._limit)
         service = self._service()
-        answer = None
-        if body_bytes is not None and service is not None:
-            try:
-                answer = await service.predict(predict_input(body_bytes, self._limits))
-            except Exception:  # the full app answers it, from the same handlers as ever
-                answer = None
-        if answer is None:
+        if body_bytes is None or service is None:  # declined: the full app reads the body
             await self.app(scope, _replay(messages, receive), send)
             return
-        payload = orjson.dumps(answer)
+        try:
+            prediction = await service.predict(predict_input(body_bytes, self._limits))
+        except (ServiceError, RequestValidationError) as error:  # answered as the app would
+            refusal = answer(error)
+            await refusal(scope, receive, send)
+            if self._note is not None:
+                self._note("POST", ROUTE, refusal.status_code, time.perf_counter() - started)
+            return
+        payload = orjson.dumps(prediction)
         headers = [*JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": payload})

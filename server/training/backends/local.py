@@ -29,7 +29,7 @@ from server.errors import NoFreeSlot, WorkerCrashed
 from server.store.files import ModelStore
 from server.training.backend import Run, TrainingBackend
 from server.training.backends.child import InChild
-from server.training.cores import CorePlan
+from server.training.cores import CorePlan, allowed_cores
 from server.training.progress import Progress, read_shared
 from server.training.request import TrainingRequest
 
@@ -129,6 +129,17 @@ class LocalBackend(TrainingBackend):
         self._context = multiprocessing.get_context("spawn")
         self._slots: list[LocalSlot] = []
         self._closed = False
+
+    def describe(self) -> dict[str, Any]:
+        """The backend, and its plan of cores: how many the trainings have, and the one
+        kept for the server (None: not pinned)."""
+        cores = self.cores.training_cores
+        count = len(cores) if cores is not None else len(allowed_cores())
+        return {
+            "backend": self.name,
+            "training_cores": count,
+            "server_core": self.cores.server_core,
+        }
 
     async def start(self) -> None:
         self._slots = []
