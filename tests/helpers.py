@@ -22,6 +22,7 @@ from server.store.files import ModelStore
 from server.store.keys import read_key_file
 from server.store.signing import SigningKey
 from server.store.trust import resign
+from server.training.cores import allowed_cores
 
 MODEL_TYPES = [
     "LogisticRegression",
@@ -178,3 +179,12 @@ def run_trust(models: Path, *args: str, env: dict[str, str] | None = None) -> st
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
+
+
+def core_plan() -> dict[str, Any]:
+    """What /status says of the cores on this machine, with the default pinning: the lowest
+    allowed core is the server's, the others the trainings' (one core: shared, unpinned)."""
+    cores = allowed_cores()
+    if len(cores) < 2:
+        return {"training_cores": len(cores), "server_core": None}
+    return {"training_cores": len(cores) - 1, "server_core": min(cores)}

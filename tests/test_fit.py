@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import ClientFactory
 from tests.helpers import (
     MODEL_TYPES,
+    core_plan,
     files_under,
     fit_body,
     named,
@@ -139,6 +140,7 @@ async def test_name_in_training_is_409_and_full_slots_are_503(client) -> None:
         assert status == {
             "backend": "local",
             "cores": 2,
+            **core_plan(),
             "slots": 1,
             "active": 1,
             "models": ["slow"],

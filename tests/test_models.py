@@ -9,7 +9,15 @@ import httpx
 import pytest
 
 from tests.conftest import ClientFactory
-from tests.helpers import dataset, files_under, fit_body, named, slow_fit_body, wait_training
+from tests.helpers import (
+    core_plan,
+    dataset,
+    files_under,
+    fit_body,
+    named,
+    slow_fit_body,
+    wait_training,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -182,6 +190,7 @@ async def test_status_reports_capacity(make_client: ClientFactory) -> None:
             "training": {
                 "backend": "local",
                 "cores": 4,
+                **core_plan(),
                 "slots": 3,
                 "active": 0,
                 "models": [],

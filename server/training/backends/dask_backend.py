@@ -210,14 +210,9 @@ class DaskBackend(TrainingBackend):
         return sum(self._threads.values()) if self._connected() else 0
 
     def describe(self) -> dict[str, Any]:
-        threads = sum(self._threads.values())
-        return {
-            "backend": self.name,
-            "scheduler": self.address,
-            "workers": len(self._threads),
-            "training_cores": threads,  # one thread a slot, on the workers' cores
-            "server_core": None,
-        }
+        threads = sum(self._threads.values())  # one a slot, on the workers' cores
+        described = {"backend": self.name, "scheduler": self.address, "training_cores": threads}
+        return {**described, "workers": len(self._threads), "server_core": None}
 
     async def _keep_fresh(self) -> None:
         while True:
