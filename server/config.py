@@ -53,7 +53,7 @@ class Settings(BaseSettings):
         default=True,
         description=(
             "after start-up, move every object imported so far out of the garbage "
-            "collector's sight (gc.freeze): full collections stop pausing the server ~100 ms"
+            "collector's sight (gc.freeze): full collections stop pausing the server"
         ),
     )
     inline_predict_ms: float = Field(

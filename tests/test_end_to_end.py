@@ -18,6 +18,7 @@ import pytest
 
 from server.training.progress import PHASES
 from tests.helpers import (
+    core_plan,
     dataset,
     files_under,
     fit_body,
@@ -56,6 +57,7 @@ async def test_fit_load_predict_over_http(tmp_path: Path) -> None:
             assert status["training"] == {
                 "backend": "local",
                 "cores": 3,
+                **core_plan(),
                 "slots": 2,
                 "active": 0,
                 "models": [],

@@ -1,9 +1,4 @@
-"""Inference: the models loaded to answer /predict and /evaluate.
-
-registry.py   Registry: the loaded models, under the MAX_INFERENCE_MODELS cap
-loaded.py     LoadedModel: one model ready to predict, on the runtime chosen at load
-batching.py   PredictionBatcher: cheap predictions inline, concurrent ones in micro-batches
-compiled/     the compiled copy (ONNX): made after the fit, checked, and which batches it serves
-timing.py     what one predict call costs (the inline estimate, the runtimes' crossing point)
-memory.py     freed memory handed back to the system after an unload
-"""
+"""Inference: the models loaded to answer /predict and /evaluate. This package owns the
+loaded set and its cap, how a loaded model predicts (its runtime, chosen at load, and the
+micro-batching in front of it), what a predict call costs, and the memory given back after
+an unload; `compiled/` owns the compiled copy and the check that it answers as the model."""

@@ -1,7 +1,7 @@
 """The C library's functions that Python does not wrap (prctl, malloc_trim), looked up once.
 
 `CDLL(None)` opens the symbols already loaded into this process, the C library's among
-them: no search on disk (`ctypes.util.find_library` runs a program, about 2 ms a call).
+them: no search on disk (`ctypes.util.find_library` runs a program on every call).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Request bodies in, numpy out: JSON (`X`, `records`, `y`) or a CSV / Parquet file.
+"""Request bodies in, numpy out: JSON (`X`, `records`, `y`) or a CSV / Parquet file. This
+package owns the parsing and its 422s, the matching of named columns to a model's, and how
+large a table may be (413).
 
 Each `read_*` picks the parser from the content type. A big JSON body is parsed in a worker
 thread, with the cyclic garbage collector paused, so the event loop keeps answering.
@@ -37,7 +39,8 @@ __all__ = [
     "read_predict",
 ]
 
-# Bodies up to this size are parsed on the event loop (~1 ms); larger ones in a thread.
+# Bodies up to this size are parsed on the event loop (about a millisecond); larger ones in
+# a thread.
 INLINE_PARSE_BYTES = 256 * 1024
 Parsed = TypeVar("Parsed")
 
@@ -65,9 +68,10 @@ async def read_evaluate(request: Request, limits: TableLimits) -> EvaluateInput:
 
 class _GcPause:
     """No cyclic garbage collection while a body is parsed: the collector would run again
-    and again over the 100,000 fresh lists of a big matrix (240 ms instead of 105 ms for
-    40 MB), and none of them can be garbage. The pause is process-wide, so it is counted:
-    parses in parallel threads resume collection only when the last one ends."""
+    and again over the 100,000 fresh lists of a big matrix (more than doubling its parse: see
+    the performance page, Figures behind the code), and none of them can be garbage. The
+    pause is process-wide, so it is counted: parses in parallel threads resume collection
+    only when the last one ends."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -3,9 +3,10 @@
 numpy infers the type of a list of rows in one pass: strings, ragged or nested rows all show
 in the result's shape or dtype. A null makes that an object array: only then do the rows
 take a second path (a type scan, then numpy's own None -> NaN conversion), so a body without
-nulls pays nothing for them. (Looking for a `null` token in the body first cost 23 ms on
-40 MB, 6% of the parse.) Only booleans mixed with numbers would pass unseen, as 1.0 and
-0.0: the rows are scanned for them only when the matrix holds such values at all.
+nulls pays nothing for them (looking for a `null` token in the body first cost more: see
+the performance page, Figures behind the code). Only booleans mixed with numbers would pass
+unseen, as 1.0 and 0.0: the rows are scanned for them only when the matrix holds such
+values at all.
 """
 
 from __future__ import annotations

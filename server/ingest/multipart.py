@@ -2,7 +2,8 @@
 
 Starlette's parser (python-multipart) reads the form as it arrives, under the body-size
 limit. It keeps the file in memory, as a JSON body is kept: spooling it to a temporary file
-(Starlette's default past 1 MiB) cost 45 ms of a 20 MB Parquet upload's 50. pyarrow then
+(Starlette's default past 1 MiB) cost most of a big Parquet upload's time (see the
+performance page, Figures behind the code). pyarrow then
 reads the table in a worker thread (`server.ingest.tables`).
 """
 

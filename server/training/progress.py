@@ -21,7 +21,8 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 # RandomForest grows in chunks sized to take about this long: a few updates a second, and
-# the per-chunk cost (checking X again, ~1 ms on 20k x 20) stays well under 1% of the fit.
+# the per-chunk cost (checking X again) stays a small share of the fit (see the
+# performance page, Figures behind the code).
 FOREST_CHUNK_SECONDS = 0.25
 # CatBoost's default number of iterations, when none of its aliases is set.
 CATBOOST_DEFAULT_ITERATIONS = 1000
