@@ -8,6 +8,7 @@ command and its import paths, not the dependencies' wheels."""
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -33,8 +34,17 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     (Path(purelib) / "borrowed.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    # What a source distribution holds, copied: a build writes build/ and *.egg-info beside
+    # its sources, which must not land in the checkout.
+    source = root / "source"
+    for name in ("pyproject.toml", "README.md", *(p.name for p in PROJECT_ROOT.glob("req*.txt"))):
+        source.mkdir(exist_ok=True)
+        shutil.copy(PROJECT_ROOT / name, source / name)
+    for package in ("server", "client"):
+        ignore = shutil.ignore_patterns("__pycache__")
+        shutil.copytree(PROJECT_ROOT / package, source / package, ignore=ignore)
     installed = subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--no-deps", str(PROJECT_ROOT)],
+        [python, "-m", "pip", "install", "--quiet", "--no-deps", str(source)],
         cwd=root, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert installed.returncode == 0, installed.stdout + installed.stderr
