@@ -3,17 +3,14 @@ a `dask scheduler` process and `dask worker --nthreads 1` processes (each under 
 on 127.0.0.1, from a folder outside the project and with no PYTHONPATH, so that they can't
 import its code (the server sends what a fit needs).
 
-They run in a venv of their own that borrows this one's packages through a `.pth` line: a
-folder named there is not a site folder, so the `.pth` files inside it (this project's own
-editable install among them) are not run, and the cluster is as stock as a user's."""
+They run in a venv of their own that borrows this one's packages but not this project
+(devtools.venvs), so the cluster is as stock as a user's."""
 
 from __future__ import annotations
 
 import os
-import site
 import subprocess
 import time
-import venv
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,21 +20,7 @@ import psutil
 from distributed import Client
 
 from devtools.local_server import free_port
-
-
-def stock_python(directory: Path) -> Path:
-    """A venv's interpreter that sees this venv's packages but not this project."""
-    environment = directory / "stock-venv"
-    python = environment / "bin" / "python"
-    if not python.exists():
-        venv.create(environment, with_pip=False, symlinks=True)
-        purelib = subprocess.run(
-            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        (Path(purelib) / "borrowed.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    return python
-
+from devtools.venvs import borrowing_venv
 
 START_TIMEOUT = 60.0
 # As the docs tell operators: a worker that dies fails its task, never a silent retry.
@@ -63,7 +46,7 @@ class Cluster:
     def _spawn(self, name: str, *arguments: str) -> subprocess.Popen[bytes]:
         with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own
             return subprocess.Popen(
-                [stock_python(self.log_dir), "-m", "dask", *arguments],
+                [borrowing_venv(self.log_dir / "stock-venv"), "-m", "dask", *arguments],
                 cwd=self.log_dir,
                 env=cluster_environment(),
                 stdout=log,

@@ -26,7 +26,7 @@ from server.http.docs import STATIC_URL, install_redoc
 from server.http.errors import install_error_handlers
 from server.http.middleware.body_size import BodySizeLimit
 from server.http.middleware.fast_predict import PredictFastPath
-from server.http.middleware.guard import RequestGuard
+from server.http.middleware.guard import GuardRules, RequestGuard
 from server.http.middleware.instrument import Instrument, RequestLog
 from server.http.middleware.streams import StreamLimit
 from server.http.routes import TABLES
@@ -112,7 +112,8 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
         retry_after=settings.retry_after_seconds,
     )
     hosts = settings.hosts if tokens.open else None  # with a token, a page can't send it
-    app.add_middleware(RequestGuard, allowed_origins=settings.origins, allowed_hosts=hosts)
+    rules = GuardRules(settings.origins, hosts)  # the guard's and the hot path's
+    app.add_middleware(RequestGuard, rules=rules)
     log = RequestLog(metrics, settings.access_log)
     noted = settings.metrics or settings.access_log != "off"
     if noted:  # outermost: it sees every answer
@@ -124,7 +125,7 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
         tokens,
         log.note if noted else None,
         settings.max_body_bytes,
-        RequestGuard(app, settings.origins, hosts),
+        rules,
         limits.predict,
     )
 

@@ -78,7 +78,7 @@ def backend(settings: Settings) -> TrainingBackend:
     )
 
 
-def _pin_this_process(settings: Settings) -> None:
+def _pin_this_process() -> None:
     """Inference runs in this process: one thread per prediction, as trainings are one core
     each (BLAS and OpenMP pools would otherwise take every core). Every X reaching an
     estimator here was checked finite (server.ingest): scikit-learn need not check it
@@ -98,7 +98,7 @@ async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> Asyn
     logger.info("model files are signed and checked with key %s, %s", key.key_id, key_source)
     store = ModelStore(settings.models_path, key)
     recovery.prepare(store)
-    _pin_this_process(settings)
+    _pin_this_process()
     training = backend(settings)
     trainer = Trainer(
         training,

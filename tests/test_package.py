@@ -1,7 +1,7 @@
 """The package as a new user installs it: `pip install` of this checkout into a fresh venv,
 from a folder outside the repository, then the `model-server` command serves.
 
-The fresh venv borrows the project venv's installed dependencies (a `.pth` file) instead of
+The fresh venv borrows the project venv's installed dependencies (devtools.venvs) instead of
 downloading them again: what is tested is this package's own build, its metadata, its
 command and its import paths, not the dependencies' wheels."""
 
@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import site
 import subprocess
 import sys
 import time
-import venv
 from pathlib import Path
 
 import httpx
 import pytest
 
+from devtools.venvs import borrowing_venv
 from server import __version__
 from tests.servers import PROJECT_ROOT, free_port
 
@@ -27,13 +26,7 @@ from tests.servers import PROJECT_ROOT, free_port
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A new venv with this checkout pip-installed into it (no editable link)."""
     root = tmp_path_factory.mktemp("fresh")
-    venv.create(root / "venv", with_pip=True)
-    python = root / "venv" / "bin" / "python"
-    purelib = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    (Path(purelib) / "borrowed.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    python = borrowing_venv(root / "venv", with_pip=True)
     # What a source distribution holds, copied: a build writes build/ and *.egg-info beside
     # its sources, which must not land in the checkout.
     source = root / "source"

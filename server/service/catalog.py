@@ -3,13 +3,10 @@ capacity gauges that server.metrics reads at scrape time."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from server.errors import BrokenModel, ModelNotFound
 from server.service.operations import ModelService
-
-GAUGE_SECONDS = 1.0
 
 
 class Catalog:
@@ -19,7 +16,6 @@ class Catalog:
         self._trainer = service.trainer
         self._registry = service.registry
         self._versions = service.versions
-        self._untrusted_counted = (-GAUGE_SECONDS, 0)  # (when, how many)
 
     # -- models --------------------------------------------------------------------------
     def _version_info(self, name: str, version: int) -> dict[str, Any]:
@@ -104,12 +100,10 @@ class Catalog:
         return self._registry.max_models
 
     def untrusted_versions(self) -> int:
-        """Counted at most once a second, however often /metrics is scraped (it is open to
-        anyone, and counting reads every version's metadata, on the event loop)."""
-        now = time.monotonic()
-        if now - self._untrusted_counted[0] >= GAUGE_SECONDS:
-            self._untrusted_counted = (now, len(self.untrusted()))
-        return self._untrusted_counted[1]
+        """A stat per file once the verdicts are known (server.store: metadata and file
+        tags are checked again only when a file changes); /metrics renders at most a few
+        times a second (server.metrics)."""
+        return len(self.untrusted())
 
     def status(self) -> dict[str, Any]:
         running = self._trainer.running()

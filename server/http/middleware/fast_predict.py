@@ -29,7 +29,7 @@ from server.errors import ServiceError
 from server.http.auth import Tokens
 from server.http.csv_response import CSV
 from server.http.errors import answer
-from server.http.middleware.guard import RequestGuard
+from server.http.middleware.guard import GuardRules
 from server.ingest import INLINE_PARSE_BYTES
 from server.ingest.json_body import predict_input
 from server.ingest.limits import TableLimits
@@ -51,7 +51,7 @@ class PredictFastPath:
         tokens: Tokens,
         note: Note | None,
         max_body_bytes: int,
-        guard: RequestGuard,
+        guard: GuardRules,
         limits: TableLimits,
     ) -> None:
         self.app = app

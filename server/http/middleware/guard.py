@@ -43,12 +43,11 @@ def host_name(host: str) -> str:
     return (urlsplit(f"//{host}").hostname or "").lower()
 
 
-class RequestGuard:
-    def __init__(
-        self, app: ASGIApp, allowed_origins: Iterable[str], allowed_hosts: Iterable[str] | None
-    ) -> None:
+class GuardRules:
+    """The rules, apart from the middleware: the hot path asks the same instance."""
+
+    def __init__(self, allowed_origins: Iterable[str], allowed_hosts: Iterable[str] | None) -> None:
         """`allowed_hosts`: None, any Host (tokens are set: a page can't send them)."""
-        self.app = app
         self.allowed_origins = {origin.rstrip("/").lower() for origin in allowed_origins}
         self.allowed_hosts = None if allowed_hosts is None else set(map(str.lower, allowed_hosts))
         # Header values seen -> verdict: a client sends the same few again and again.
@@ -74,11 +73,21 @@ class RequestGuard:
                 self._hosts[host] = verdict
         return verdict
 
+    def refusal(self, scope: Scope) -> tuple[int, str] | None:
+        """The status and detail this request is refused with, or None."""
+        return _refusal(self, scope)
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, rules: GuardRules) -> None:
+        self.app = app
+        self.rules = rules
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refusal = self.refusal(scope)
+        refusal = self.rules.refusal(scope)
         if refusal is not None:
             status, detail = refusal
             await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
@@ -87,42 +96,42 @@ class RequestGuard:
             scope = {**scope, "method": "GET"}
         await self.app(scope, receive, send)
 
-    def refusal(self, scope: Scope) -> tuple[int, str] | None:
-        """The status and detail this request is refused with, or None."""
-        headers: list[tuple[bytes, bytes]] = scope["headers"]
-        authorizations = sum(1 for name, _ in headers if name == b"authorization")
-        if authorizations > 1:
-            return 400, "the request has more than one Authorization header: send one"
-        if scope["method"] not in WRITING:
-            return None
-        values = dict(headers)
-        host = values.get(b"host", b"").decode("latin-1")
-        origin = values.get(b"origin")
-        if origin is not None:
-            sent = origin.decode("latin-1").rstrip("/").lower()
-            if sent not in self.allowed_origins and urlsplit(sent).netloc != host.lower():
-                return 403, (
-                    f"a writing call from the web page of another site ({sent}) is refused: "
-                    "add that origin to ALLOWED_ORIGINS if it is yours"
-                )
-        if not self.host_allowed(host.encode("latin-1")):
+
+def _refusal(rules: GuardRules, scope: Scope) -> tuple[int, str] | None:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    authorizations = sum(1 for name, _ in headers if name == b"authorization")
+    if authorizations > 1:
+        return 400, "the request has more than one Authorization header: send one"
+    if scope["method"] not in WRITING:
+        return None
+    values = dict(headers)
+    host = values.get(b"host", b"").decode("latin-1")
+    origin = values.get(b"origin")
+    if origin is not None:
+        sent = origin.decode("latin-1").rstrip("/").lower()
+        if sent not in rules.allowed_origins and urlsplit(sent).netloc != host.lower():
             return 403, (
-                f"a writing call to the host name {host_name(host)!r} is refused while no "
-                "token is set (a web page could send it through DNS rebinding): add the name "
-                "to ALLOWED_HOSTS, or set MANAGEMENT_TOKEN"
+                f"a writing call from the web page of another site ({sent}) is refused: "
+                "add that origin to ALLOWED_ORIGINS if it is yours"
             )
-        has_body = values.get(b"content-length", b"0") not in (b"", b"0") or (
-            b"transfer-encoding" in values
+    if not rules.host_allowed(host.encode("latin-1")):
+        return 403, (
+            f"a writing call to the host name {host_name(host)!r} is refused while no "
+            "token is set (a web page could send it through DNS rebinding): add the name "
+            "to ALLOWED_HOSTS, or set MANAGEMENT_TOKEN"
         )
-        if not has_body:
-            return None
-        content_type = values.get(b"content-type", b"")
-        if self.is_json(content_type):
-            return None
-        if media_type(content_type) == MULTIPART and scope["path"] in FILE_ROUTES:
-            return None
-        accepted = f"{JSON} or {MULTIPART}" if scope["path"] in FILE_ROUTES else JSON
-        return 415, (
-            f"the body's Content-Type is {media_type(content_type) or 'missing'!r}; this "
-            f"endpoint takes {accepted}"
-        )
+    has_body = values.get(b"content-length", b"0") not in (b"", b"0") or (
+        b"transfer-encoding" in values
+    )
+    if not has_body:
+        return None
+    content_type = values.get(b"content-type", b"")
+    if rules.is_json(content_type):
+        return None
+    if media_type(content_type) == MULTIPART and scope["path"] in FILE_ROUTES:
+        return None
+    accepted = f"{JSON} or {MULTIPART}" if scope["path"] in FILE_ROUTES else JSON
+    return 415, (
+        f"the body's Content-Type is {media_type(content_type) or 'missing'!r}; this "
+        f"endpoint takes {accepted}"
+    )
