@@ -13,132 +13,71 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Everything the operator can configure; each field documents its rule."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", use_attribute_docstrings=True
+    )
 
-    models_path: Path = Field(
-        default=Path("saved_models"),
-        description="directory that holds trained models (created if missing)",
-    )
-    training_cores: int = Field(
-        default=4,
-        ge=2,
-        description="cores given to the service; TRAINING_CORES - 1 trainings run at once",
-    )
-    max_inference_models: int = Field(
-        default=2, ge=1, description="how many models may be loaded at once"
-    )
-    max_body_mb: float = Field(
-        default=512.0, gt=0, description="largest accepted request body, in MiB"
-    )
-    warm_workers: bool = Field(
-        default=True,
-        description="start the training processes at start-up, so a first fit pays no imports",
-    )
-    max_batch_rows: int = Field(
-        default=1024, ge=1, description="most rows merged into one predict call"
-    )
-    batch_window_ms: float = Field(
-        default=0.0,
-        ge=0,
-        description="under load, how long a batch waits for more requests (a lone one never waits)",
-    )
-    inference_runtime: Literal["auto", "native"] = Field(
-        default="auto",
-        description=(
-            "auto: models are compiled to ONNX when trained and served by ONNX Runtime when "
-            "the check at load passes; native: every model is served by its estimator"
-        ),
-    )
-    gc_freeze: bool = Field(
-        default=True,
-        description=(
-            "after start-up, move every object imported so far out of the garbage "
-            "collector's sight (gc.freeze): full collections stop pausing the server"
-        ),
-    )
-    inline_predict_ms: float = Field(
-        default=0.2,
-        ge=0,
-        description="predictions estimated below this run on the event loop, without a thread hop",
-    )
-    pin_training_cores: bool = Field(
-        default=True,
-        description=(
-            "Linux: keep the lowest allowed core for the server and pin trainings to the "
-            "others (with two or more cores allowed)"
-        ),
-    )
-    training_nice: int | None = Field(
-        default=None,
-        ge=0,
-        le=19,
-        description=(
-            "how much lower the training processes' CPU priority is than the server's "
-            "(unset: 0 when trainings have cores of their own, 10 when they share the server's)"
-        ),
-    )
-    training_idle_priority: bool = Field(
-        default=False,
-        description=(
-            "Linux: training processes get only CPU time nobody else wants (SCHED_IDLE). Off "
-            "by default: on a host with other busy processes it starves trainings completely"
-        ),
-    )
-    max_train_seconds: float = Field(
-        default=0.0, ge=0, description="a training running longer is stopped (0: no limit)"
-    )
-    max_train_memory_mb: float = Field(
-        default=0.0,
-        ge=0,
-        description="a training process whose resident memory grows past this is stopped (0: none)",
-    )
-    job_history: int = Field(
-        default=100, ge=100, description="how many finished jobs GET /jobs keeps (in memory)"
-    )
+    models_path: Path = Path("saved_models")
+    """Directory that holds trained models (created if missing)."""
+    training_cores: int = Field(default=4, ge=2)
+    """Cores given to the service; TRAINING_CORES - 1 trainings run at once."""
+    max_inference_models: int = Field(default=2, ge=1)
+    """How many models may be loaded at once."""
+    max_body_mb: float = Field(default=512.0, gt=0)
+    """Largest accepted request body, in MiB."""
+    warm_workers: bool = True
+    """Start the training processes at start-up, so a first fit pays no imports."""
+    max_batch_rows: int = Field(default=1024, ge=1)
+    """Most rows merged into one predict call."""
+    batch_window_ms: float = Field(default=0.0, ge=0)
+    """Under load, how long a batch waits for more requests (a lone one never waits)."""
+    inference_runtime: Literal["auto", "native"] = "auto"
+    """`auto`: models are compiled to ONNX when trained and served by ONNX Runtime when the check at
+    load passes; `native`: every model is served by its estimator."""
+    gc_freeze: bool = True
+    """After start-up, move every object imported so far out of the garbage collector's sight
+    (gc.freeze): full collections stop pausing the server."""
+    inline_predict_ms: float = Field(default=0.2, ge=0)
+    """Predictions estimated below this run on the event loop, without a thread hop."""
+    pin_training_cores: bool = True
+    """Linux: keep the lowest allowed core for the server and pin trainings to the others (with two
+    or more cores allowed)."""
+    training_nice: int | None = Field(default=None, ge=0, le=19)
+    """How much lower the training processes' CPU priority is than the server's (unset: 0 when
+    trainings have cores of their own, 10 when they share the server's)."""
+    training_idle_priority: bool = False
+    """Linux: training processes get only CPU time nobody else wants (SCHED_IDLE). Off by default:
+    on a host with other busy processes it starves trainings completely."""
+    max_train_seconds: float = Field(default=0.0, ge=0)
+    """A training running longer is stopped (0: no limit)."""
+    max_train_memory_mb: float = Field(default=0.0, ge=0)
+    """A training process whose resident memory grows past this is stopped (0: none)."""
+    job_history: int = Field(default=100, ge=100)
+    """How many finished jobs GET /jobs keeps (in memory)."""
     # SecretStr: a token never shows in a repr, a traceback or a validation error.
-    management_token: SecretStr | None = Field(
-        default=None, description="bearer token for every guarded endpoint (unset: open)"
-    )
-    inference_token: SecretStr | None = Field(
-        default=None, description="bearer token for predict and the read-only endpoints"
-    )
-    model_signing_key: SecretStr | None = Field(
-        default=None,
-        description=(
-            "the secret (32 characters or more) that signs model files; unset: the key in "
-            "MODEL_SIGNING_KEY_FILE"
-        ),
-    )
-    model_signing_key_file: Path = Field(
-        default=Path("keys/model-signing.key"),
-        description=(
-            "the signing key's file, created (mode 0600) on first start if missing; never "
-            "inside MODELS_PATH"
-        ),
-    )
-    estimator_loading: Literal["lazy", "eager"] = Field(
-        default="lazy",
-        description=(
-            "lazy: a model served by its compiled copy reads its estimator only when a batch "
-            "needs it; eager: /load reads both"
-        ),
-    )
-    training_backend: Literal["local", "dask"] = Field(
-        default="local",
-        description="local: worker processes of this server; dask: the workers of a Dask cluster",
-    )
-    dask_scheduler_address: str | None = Field(
-        default=None, description="the Dask scheduler, e.g. tcp://scheduler:8786 (with dask)"
-    )
-    dask_connect_seconds: float = Field(
-        default=30.0,
-        gt=0,
-        description="at start-up, how long to wait for the Dask scheduler to accept connections",
-    )
-    metrics: bool = Field(default=True, description="serve GET /metrics and count requests")
-    access_log: Literal["text", "json", "off"] = Field(
-        default="text", description="one line per request: text, JSON lines, or off"
-    )
+    management_token: SecretStr | None = None
+    """Bearer token for every guarded endpoint (unset: open)."""
+    inference_token: SecretStr | None = None
+    """Bearer token for predict and the read-only endpoints."""
+    model_signing_key: SecretStr | None = None
+    """The secret (32 characters or more) that signs model files; unset: the key in
+    MODEL_SIGNING_KEY_FILE."""
+    model_signing_key_file: Path = Path("keys/model-signing.key")
+    """The signing key's file, created (mode 0600) on first start if missing; never inside
+    MODELS_PATH."""
+    estimator_loading: Literal["lazy", "eager"] = "lazy"
+    """`lazy`: a model served by its compiled copy reads its estimator only when a batch needs it;
+    `eager`: /load reads both."""
+    training_backend: Literal["local", "dask"] = "local"
+    """`local`: worker processes of this server; `dask`: the workers of a Dask cluster."""
+    dask_scheduler_address: str | None = None
+    """The Dask scheduler, e.g. tcp://scheduler:8786 (with dask)."""
+    dask_connect_seconds: float = Field(default=30.0, gt=0)
+    """At start-up, how long to wait for the Dask scheduler to accept connections."""
+    metrics: bool = True
+    """Serve GET /metrics and count requests."""
+    access_log: Literal["text", "json", "off"] = "text"
+    """One line per request: text, JSON lines, or off."""
 
     @field_validator("management_token", "inference_token", "model_signing_key", mode="before")
     @classmethod
@@ -146,47 +85,26 @@ class Settings(BaseSettings):
         """`MANAGEMENT_TOKEN=` in .env (as compose passes it through) means no token."""
         return None if value in ("", None) else value
 
-    max_event_streams: int = Field(
-        default=100,
-        ge=1,
-        description="event streams open at once (jobs, searches, dashboards); 503 beyond",
-    )
-    max_predict_rows: int = Field(
-        default=1_000_000,
-        ge=1,
-        description="most rows in one /predict or /evaluate request (413 beyond)",
-    )
-    max_fit_rows: int = Field(
-        default=10_000_000, ge=1, description="most rows in one /fit or /automl (413 beyond)"
-    )
-    max_columns: int = Field(
-        default=10_000, ge=1, description="most columns in one request's table (413 beyond)"
-    )
-    allowed_origins: str = Field(
-        default="",
-        description=(
-            "comma-separated origins (https://app.example) whose web pages may make writing "
-            "calls; a page of any other site is refused"
-        ),
-    )
-    allowed_hosts: str = Field(
-        default="localhost,127.0.0.1,::1",
-        description=(
-            "with no token set, the host names a writing call may be addressed to "
-            "(against DNS rebinding); * for any"
-        ),
-    )
-    header_timeout_seconds: float = Field(
-        default=10.0, gt=0, description="a request whose headers take longer is closed (408)"
-    )
-    body_timeout_seconds: float = Field(
-        default=60.0,
-        gt=0,
-        description="a request body that stops arriving for this long is dropped (408)",
-    )
-    retry_after_seconds: int = Field(
-        default=5, ge=1, description="the Retry-After header of a 503 (no free training slot)"
-    )
+    max_event_streams: int = Field(default=100, ge=1)
+    """Event streams open at once (jobs, searches, dashboards); 503 beyond."""
+    max_predict_rows: int = Field(default=1_000_000, ge=1)
+    """Most rows in one /predict or /evaluate request (413 beyond)."""
+    max_fit_rows: int = Field(default=10_000_000, ge=1)
+    """Most rows in one /fit or /automl (413 beyond)."""
+    max_columns: int = Field(default=10_000, ge=1)
+    """Most columns in one request's table (413 beyond)."""
+    allowed_origins: str = ""
+    """Comma-separated origins (https://app.example) whose web pages may make writing calls; a page
+    of any other site is refused."""
+    allowed_hosts: str = "localhost,127.0.0.1,::1"
+    """With no token set, the host names a writing call may be addressed to (against DNS
+    rebinding); * for any."""
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A request whose headers take longer is closed (408)."""
+    body_timeout_seconds: float = Field(default=60.0, gt=0)
+    """A request body that stops arriving for this long is dropped (408)."""
+    retry_after_seconds: int = Field(default=5, ge=1)
+    """The Retry-After header of a 503 (no free training slot)."""
 
     @model_validator(mode="after")
     def _dask_needs_a_scheduler(self) -> Settings:

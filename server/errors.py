@@ -9,14 +9,14 @@
      ├── NotLoaded          409  predict on a model that is not loaded
      ├── CapacityReached    409  MAX_INFERENCE_MODELS are loaded already
      ├── UntrustedModel     409  the model's files are not signed with the server's key
- ├── NothingToRollBack  409  a rollback with no earlier current version (or it was deleted)
+     ├── NothingToRollBack  409  a rollback with no earlier current version (or it was deleted)
      ├── MetricsOff         404  GET /metrics on a server started with METRICS=false
- ├── JobNotFound        404  no job of that id (or it is older than the kept history)
+     ├── JobNotFound        404  no job of that id (or it is older than the kept history)
      ├── SearchNotFound     404  no AutoML search of that id (the same)
      ├── JobFinished        409  cancel of a job that has already ended
      ├── JobCancelled       409  what a waiting /fit answers when its job was cancelled
      ├── TooLarge           413  a table with more rows or columns than the server takes
- ├── InvalidInput       422  the request is well-formed JSON but its content is wrong
+     ├── InvalidInput       422  the request is well-formed JSON but its content is wrong
      ├── BrokenModel        422  the model's files on disk can't be read
      ├── LimitExceeded      422  a training ran past MAX_TRAIN_SECONDS, max_seconds or
      │                           MAX_TRAIN_MEMORY_MB and was stopped

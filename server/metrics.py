@@ -75,66 +75,56 @@ class _CapacityCollector(Collector):
 class Metrics:
     def __init__(self, capacity: Callable[[], CapacityView | None]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._requests = Counter(
-            f"{PREFIX}_http_requests",
-            "HTTP requests answered",
-            ["method", "route", "status"],
-            registry=self.registry,
+        counter, histogram = self._counter, self._histogram
+        self._requests = counter(
+            "http_requests", "HTTP requests answered", "method", "route", "status"
         )
-        self._request_seconds = Histogram(
-            f"{PREFIX}_http_request_duration_seconds",
+        self._request_seconds = histogram(
+            "http_request_duration_seconds",
             "Time from a request's arrival to the end of its answer",
-            ["method", "route"],
-            buckets=REQUEST_SECONDS_BUCKETS,
-            registry=self.registry,
-        )
-        self._trainings = Counter(
-            f"{PREFIX}_trainings",
+            REQUEST_SECONDS_BUCKETS, "method", "route",
+        )  # fmt: skip
+        self._trainings = counter(
+            "trainings",
             "Trainings by how they ended (rejected: no free slot)",
-            ["model_type", "outcome"],
-            registry=self.registry,
+            "model_type",
+            "outcome",
         )
-        self._limit_hits = Counter(
-            f"{PREFIX}_training_limit_hits",
-            "Trainings stopped by a limit",
-            ["limit"],
-            registry=self.registry,
-        )
-        self._training_seconds = Histogram(
-            f"{PREFIX}_training_duration_seconds",
-            "Duration of trainings that succeeded",
-            ["model_type"],
-            buckets=TRAINING_SECONDS_BUCKETS,
-            registry=self.registry,
-        )
-        self._prediction_rows = Counter(
-            f"{PREFIX}_prediction_rows",
-            "Rows predicted",
-            ["model_type"],
-            registry=self.registry,
-        )
-        self._batch_rows = Histogram(
-            f"{PREFIX}_prediction_batch_rows",
+        self._limit_hits = counter("training_limit_hits", "Trainings stopped by a limit", "limit")
+        self._training_seconds = histogram(
+            "training_duration_seconds", "Duration of trainings that succeeded",
+            TRAINING_SECONDS_BUCKETS, "model_type",
+        )  # fmt: skip
+        self._prediction_rows = counter("prediction_rows", "Rows predicted", "model_type")
+        self._batch_rows = histogram(
+            "prediction_batch_rows",
             "Rows in one predict call of an estimator (micro-batched or inline)",
-            buckets=BATCH_ROW_BUCKETS,
-            registry=self.registry,
+            BATCH_ROW_BUCKETS,
         )
-        self._swaps = Counter(
-            f"{PREFIX}_version_moves",
+        self._swaps = counter(
+            "version_moves",
             "Moves of a current pointer or alias (swapped: of a loaded version; moved: nothing "
             "loaded to swap; failed: the new version did not load or the pointers not write)",
-            ["outcome"],
-            registry=self.registry,
+            "outcome",
         )
-        self._untrusted_loads = Counter(
-            f"{PREFIX}_untrusted_loads_refused",
+        self._untrusted_loads = counter(
+            "untrusted_loads_refused",
             "Loads refused because the version's files are not signed with the server's key",
-            registry=self.registry,
         )
         self.registry.register(_CapacityCollector(capacity))
         self._window_started, self._renders, self._rendered = 0.0, 0, b""
         # The children of labelled metrics, found once: `labels()` takes a lock each time.
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(f"{PREFIX}_{name}", documentation, labels, registry=self.registry)
+
+    def _histogram(
+        self, name: str, documentation: str, buckets: tuple[float, ...], *labels: str
+    ) -> Histogram:
+        return Histogram(
+            f"{PREFIX}_{name}", documentation, labels, buckets=buckets, registry=self.registry
+        )
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)

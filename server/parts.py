@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import sklearn
 from threadpoolctl import threadpool_limits
@@ -18,6 +19,7 @@ from uvicorn.logging import DefaultFormatter
 from server.automl.runner import AutoML
 from server.config import Settings
 from server.inference.batching import BatchingSettings
+from server.inference.loaded import read_model
 from server.inference.registry import Registry
 from server.metrics import Metrics
 from server.ml.algorithms import preload
@@ -114,14 +116,10 @@ async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> Asyn
         window=settings.batch_window_ms / 1000,
         inline_budget=settings.inline_predict_ms / 1000,
     )
-    registry = Registry(
-        store,
-        settings.max_inference_models,
-        batching,
-        metrics,
-        settings.inference_runtime,
-        settings.estimator_loading,
+    read = partial(
+        read_model, store, setting=settings.inference_runtime, estimator=settings.estimator_loading
     )
+    registry = Registry(read, settings.max_inference_models, batching, metrics)
     versions = Versions(store, registry, metrics, trainer.training_version)
     service = ModelService(store, trainer, registry, versions, settings.inference_runtime == "auto")
     catalog = Catalog(service)

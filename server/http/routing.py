@@ -1,25 +1,29 @@
 """How routes are declared and put on an app.
 
-A route is declared once (`@table.route(...)`, with FastAPI's options) with the access it
-needs: `management`, `inference`, or open. `RouteTable.install` adds them to an app:
-with a token set, a guarded route gets its bearer guard (and its 401/403 in OpenAPI); with
-none, it gets no guard at all, because even a guard that lets everything through costs
-FastAPI a dependency per request (see the performance page, Figures behind the code).
+A route is declared once, `@table.get(path, Model, access=..., errors=(404, 422))` (or
+`post`, `put`, `delete`, with FastAPI's options), with the access it needs: `management`,
+`inference`, or open. Its docstring's first line is its summary in OpenAPI.
+`RouteTable.install` adds them to an app: with a token set, a guarded route gets its bearer
+guard (and its 401/403 in OpenAPI); with none, it gets no guard at all, because even a guard
+that lets everything through costs FastAPI a dependency per request (see the performance
+page, Figures behind the code).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI
+from fastapi.sse import EventSourceResponse
 
 from server.http.auth import GUARDS
 from server.schemas import ErrorResponse, InvalidResponse
 
 
-def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         status: {"model": InvalidResponse if status == 422 else ErrorResponse}
         for status in statuses
@@ -49,6 +53,10 @@ class RouteSpec:
     endpoint: Callable[..., Any]
     access: Access | None  # None: open to everyone, always
     options: dict[str, Any]  # for FastAPI's add_api_route
+    description: str  # the docstring after its first line
+
+
+Endpoint = Callable[..., Any]
 
 
 class RouteTable:
@@ -58,15 +66,49 @@ class RouteTable:
         self.specs: list[RouteSpec] = []
 
     def route(
-        self, method: str, path: str, access: Access | None = None, **options: Any
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Declare a route (FastAPI's options) and the access it needs."""
+        self,
+        method: str,
+        path: str,
+        response_model: Any = None,
+        *,
+        access: Access | None = None,
+        errors: tuple[int, ...] = (),
+        **options: Any,
+    ) -> Callable[[Endpoint], Endpoint]:
+        """Declare a route: its answer's model, the access it needs, the error statuses it
+        documents, and any other option of FastAPI's."""
 
-        def register(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-            self.specs.append(RouteSpec(method, path, endpoint, access, options))
+        def register(endpoint: Endpoint) -> Endpoint:
+            summary, _, description = inspect.cleandoc(endpoint.__doc__ or "").partition("\n")
+            options.setdefault("summary", summary.rstrip("."))
+            if response_model is not None:
+                options["response_model"] = response_model
+            options["responses"] = {**error_responses(*errors), **options.get("responses", {})}
+            spec = RouteSpec(method, path, endpoint, access, options, description.strip())
+            self.specs.append(spec)
             return endpoint
 
         return register
+
+    def get(self, path: str, response_model: Any = None, **options: Any) -> Callable[..., Any]:
+        return self.route("GET", path, response_model, **options)
+
+    def post(self, path: str, response_model: Any = None, **options: Any) -> Callable[..., Any]:
+        return self.route("POST", path, response_model, **options)
+
+    def put(self, path: str, response_model: Any = None, **options: Any) -> Callable[..., Any]:
+        return self.route("PUT", path, response_model, **options)
+
+    def events(self, path: str, missing: str, **options: Any) -> Callable[..., Any]:
+        """A stream of server-sent events; `missing` describes its 404, which is JSON (the
+        route's media type would otherwise be claimed for it too)."""
+        responses = {404: json_error(missing)}
+        return self.route(
+            "GET", path, response_class=EventSourceResponse, responses=responses, **options
+        )
+
+    def delete(self, path: str, response_model: Any = None, **options: Any) -> Callable[..., Any]:
+        return self.route("DELETE", path, response_model, **options)
 
     def install(self, app: FastAPI, guarded: bool) -> None:
         """Add every route to the app's own router (`include_router` would put them behind a
@@ -87,3 +129,5 @@ class RouteTable:
                 responses=responses,
                 **options,
             )
+            # FastAPI would repeat the whole docstring as the description.
+            app.router.routes[-1].description = spec.description  # type: ignore[attr-defined]

@@ -11,13 +11,12 @@ Each loaded model is served through its own `PredictionBatcher`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from server.errors import CapacityReached, UntrustedModel
 from server.inference.batching import BatchingSettings, PredictionBatcher
-from server.inference.compiled.choice import RuntimeSetting
-from server.inference.loaded import EstimatorLoading, read_model
+from server.inference.loaded import LoadedModel
 from server.metrics import Metrics
-from server.store.files import ModelStore
 
 Key = tuple[str, int]  # a model name and one of its versions
 
@@ -27,19 +26,16 @@ def label(key: Key) -> str:
     return key[0] if key[1] == 1 else f"{key[0]} (version {key[1]})"
 
 
+# Blocking: reads one version of a name from the store (server.inference.loaded.read_model,
+# with the runtime and estimator settings bound by the composition).
+ModelReader = Callable[[str, int], LoadedModel]
+
+
 class Registry:
     def __init__(
-        self,
-        store: ModelStore,
-        max_models: int,
-        batching: BatchingSettings,
-        metrics: Metrics,
-        runtime: RuntimeSetting = "auto",
-        estimator: EstimatorLoading = "lazy",
+        self, read: ModelReader, max_models: int, batching: BatchingSettings, metrics: Metrics
     ) -> None:
-        self._store = store
-        self._runtime = runtime
-        self._estimator = estimator
+        self._read_model = read
         self._max_models = max_models
         self._batching = batching
         self._metrics = metrics
@@ -88,9 +84,7 @@ class Registry:
     async def _read(self, key: Key) -> None:
         name, version = key
         try:
-            model = await asyncio.to_thread(
-                read_model, self._store, name, version, self._runtime, self._estimator
-            )
+            model = await asyncio.to_thread(self._read_model, name, version)
             self._loaded[key] = PredictionBatcher(
                 model, self._batching, self._metrics.prediction_counter(model.model_type)
             )

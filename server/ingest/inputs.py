@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from server.ingest.features import Features
-from server.schemas import EvaluateConfig, PredictConfig
+from server.schemas import EvaluateConfig, PredictConfig, VersionedConfig
+
+ConfigT = TypeVar("ConfigT", bound=VersionedConfig)
 
 
 @dataclass(frozen=True)
@@ -20,13 +22,16 @@ class FitInput:
 
 
 @dataclass(frozen=True)
-class PredictInput:
-    config: PredictConfig
+class RowsInput(Generic[ConfigT]):
+    """Rows for a loaded model to answer, and the request's config."""
+
+    config: ConfigT
     features: Features
+
+
+PredictInput = RowsInput[PredictConfig]
 
 
 @dataclass(frozen=True)
-class EvaluateInput:
-    config: EvaluateConfig
-    features: Features
-    y: list[Any]
+class EvaluateInput(RowsInput[EvaluateConfig]):
+    y: list[Any]  # the rows' true labels

@@ -9,6 +9,11 @@ from pydantic import BaseModel, Field
 from server.schemas.requests import Label
 
 
+def optional(description: str) -> Any:
+    """A field that is null where `description` does not apply."""
+    return Field(default=None, description=description)
+
+
 class Scores(BaseModel):
     accuracy: float
     balanced_accuracy: float
@@ -138,46 +143,35 @@ class ModelInfo(BaseModel):
     feature_names: list[str] | None = None
     validation: Validation | None = None
     compiled: Compiled | None = None
-    runtime: Literal["onnx", "native"] | None = Field(
-        default=None, description="while loaded: what serves its predictions"
+    runtime: Literal["onnx", "native"] | None = optional(
+        "while loaded: what serves its predictions"
     )
-    runtime_detail: str | None = Field(
-        default=None,
-        description="while loaded: what the compiled model was checked on, or why the "
-        "estimator serves instead",
+    runtime_detail: str | None = optional(
+        "while loaded: what the compiled model was checked on, or why the estimator serves instead",
     )
-    estimator: str | None = Field(
-        default=None,
-        description="while loaded: whether the estimator has been read (a model its compiled "
+    estimator: str | None = optional(
+        "while loaded: whether the estimator has been read (a model its compiled "
         "copy serves reads it only when a batch needs it)",
     )
     train_seconds: float | None = None
     train_cpu_seconds: float | None = None
-    created_at: str | None = Field(
-        default=None, description="ISO 8601, UTC; for a model in training, when it started"
-    )
-    size_bytes: int | None = Field(default=None, description="unknown while training")
-    automl: dict[str, Any] | None = Field(
-        default=None,
-        description="a version saved by an AutoML search: its `search` id, the `candidate` "
+    created_at: str | None = optional("ISO 8601, UTC; for a model in training, when it started")
+    size_bytes: int | None = optional("unknown while training")
+    automl: dict[str, Any] | None = optional(
+        "a version saved by an AutoML search: its `search` id, the `candidate` "
         "that won, and the `metric` it won on",
     )
-    error: str | None = Field(
-        default=None,
-        description="why a broken model can't be loaded, or why an untrusted one won't be "
+    error: str | None = optional(
+        "why a broken model can't be loaded, or why an untrusted one won't be "
         "(and how to trust it)",
     )
-    job_id: str | None = Field(default=None, description="while training: its job")
-    progress: Progress | None = Field(default=None, description="while training")
-    version: int | None = Field(default=None, description="which version this describes")
-    current_version: int | None = Field(default=None, description="the name's current version")
-    aliases: dict[str, int] | None = Field(default=None, description="alias: version")
-    training_version: int | None = Field(
-        default=None, description="a new version of this name in training"
-    )
-    versions: list[ModelInfo] | None = Field(
-        default=None, description="GET /models/{name}: every version, oldest first"
-    )
+    job_id: str | None = optional("while training: its job")
+    progress: Progress | None = optional("while training")
+    version: int | None = optional("which version this describes")
+    current_version: int | None = optional("the name's current version")
+    aliases: dict[str, int] | None = optional("alias: version")
+    training_version: int | None = optional("a new version of this name in training")
+    versions: list[ModelInfo] | None = optional("GET /models/{name}: every version, oldest first")
 
 
 class VersionPointers(BaseModel):

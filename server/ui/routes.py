@@ -42,8 +42,9 @@ async def _hub(request: Request) -> SnapshotHub:
 Hub = Annotated[SnapshotHub, Depends(_hub)]
 
 
-@table.route("GET", "/ui", response_class=HTMLResponse, summary="The dashboard (a web page)")
+@table.get("/ui", response_class=HTMLResponse)
 async def dashboard(request: Request) -> HTMLResponse:
+    """The dashboard (a web page)."""
     tokens: Tokens = request.app.state.tokens
     page = templates.get_template("dashboard.html").render(
         static=STATIC_URL, tokens_required=not tokens.open, version=request.app.version
@@ -57,12 +58,9 @@ async def dashboard(request: Request) -> HTMLResponse:
     return HTMLResponse(page, headers=headers)
 
 
-@table.route(
-    "GET",
-    "/ui/events",
-    access="inference",
-    response_class=StreamingResponse,
-    include_in_schema=False,  # the page's own feed, not an API to build on
+# the page's own feed, not an API to build on
+@table.get(
+    "/ui/events", access="inference", response_class=StreamingResponse, include_in_schema=False
 )
 async def dashboard_events(request: Request, hub: Hub) -> StreamingResponse:
     """Plain bytes shared by every page of a role (FastAPI's own SSE encodes each event

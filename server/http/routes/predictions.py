@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from server.http.csv_response import CSV, predictions_csv, wants_csv
 from server.http.dependencies import Service
 from server.http.openapi_bodies import request_body
-from server.http.routing import RouteTable, errors
+from server.http.routing import RouteTable
 from server.ingest import read_evaluate, read_predict
 from server.schemas import (
     EvaluateForm,
@@ -24,20 +24,19 @@ from server.schemas import (
 table = RouteTable()
 
 
-@table.route(
-    "POST",
+@table.post(
     "/predict",
+    PredictResponse,
     access="inference",
-    responses=errors(404, 409, 413, 422),
-    response_model=PredictResponse,
+    errors=(404, 409, 413, 422),
     response_model_exclude_none=True,
-    summary="Predict with a loaded model (JSON, or CSV with Accept: text/csv)",
     openapi_extra={
         **request_body(PredictRequest, PredictForm),
         "responses": {"200": {"content": {CSV: {"schema": {"type": "string"}}}}},
     },
 )
 async def predict(request: Request, service: Service) -> Response:
+    """Predict with a loaded model (JSON, or CSV with Accept: text/csv)."""
     answer = await service.predict(await read_predict(request, request.app.state.limits.predict))
     if wants_csv(request):
         return predictions_csv(answer)
@@ -45,15 +44,14 @@ async def predict(request: Request, service: Service) -> Response:
     return Response(orjson.dumps(answer), media_type="application/json")
 
 
-@table.route(
-    "POST",
+@table.post(
     "/evaluate",
+    EvaluateResponse,
     access="inference",
-    responses=errors(404, 409, 413, 422),
-    response_model=EvaluateResponse,
-    summary="Score a loaded model on labelled rows",
+    errors=(404, 409, 413, 422),
     openapi_extra=request_body(EvaluateRequest, EvaluateForm),
 )
 async def evaluate(request: Request, service: Service) -> Response:
+    """Score a loaded model on labelled rows."""
     answer = await service.evaluate(await read_evaluate(request, request.app.state.limits.predict))
     return Response(orjson.dumps(answer), media_type="application/json")

@@ -20,32 +20,27 @@ from server.schemas import (
 table = RouteTable()
 
 
-@table.route(
-    "GET",
+@table.get(
     "/metrics",
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
-    summary="Prometheus metrics (open, like /health)",
 )
 async def metrics(request: Request) -> Response:
+    """Prometheus metrics (open, like /health)."""
     metrics: Metrics = request.app.state.metrics
     if isinstance(metrics, NoMetrics):
         raise MetricsOff("metrics are off on this server (METRICS=false)")
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
-@table.route("GET", "/health", response_model=Health, summary="Liveness")
+@table.get("/health", Health)
 async def health() -> dict[str, str]:
+    """Liveness."""
     return {"status": "ok"}
 
 
-@table.route(
-    "GET",
-    "/status",
-    access="inference",
-    response_model=ServiceStatus,
-    response_model_exclude_unset=True,  # `scheduler` and `workers` only with dask
-    summary="Capacity at a glance",
-)
+# `scheduler` and `workers` only with dask
+@table.get("/status", ServiceStatus, access="inference", response_model_exclude_unset=True)
 async def status(catalog: CatalogOf) -> dict[str, Any]:
+    """Capacity at a glance."""
     return catalog.status()

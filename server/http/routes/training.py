@@ -9,12 +9,12 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.sse import ServerSentEvent
 
 from server.http.dependencies import Service
 from server.http.events import changes
 from server.http.openapi_bodies import request_body
-from server.http.routing import RouteTable, errors, json_error
+from server.http.routing import RouteTable
 from server.ingest import read_fit
 from server.schemas import (
     FitForm,
@@ -36,17 +36,13 @@ async def _existing_job(job_id: str, service: Service) -> TrainingJob:
 ExistingJob = Annotated[TrainingJob, Depends(_existing_job)]
 
 
-@table.route(
-    "POST",
+@table.post(
     "/fit",
+    FitResponse,
     access="management",
+    errors=(409, 413, 422, 500, 503),
     status_code=201,
-    response_model=FitResponse,
-    responses={
-        202: {"model": Job, "description": "with wait=false: the job, started"},
-        **errors(409, 413, 422, 500, 503),
-    },
-    summary="Train a model and save it (or, with wait=false, start its job)",
+    responses={202: {"model": Job, "description": "with wait=false: the job, started"}},
     openapi_extra=request_body(FitRequest, FitForm),
 )
 async def fit(
@@ -56,56 +52,33 @@ async def fit(
         bool, Query(description="true: answer once the model is saved; false: 202 at once")
     ] = True,
 ) -> Response:
+    """Train a model and save it (or, with wait=false, start its job)."""
     job = service.start_fit(await read_fit(request, request.app.state.limits.fit))
     if wait:
         return Response(orjson.dumps(await service.wait(job)), 201, media_type="application/json")
     return JSONResponse(job.describe(), 202, headers={"Location": f"/jobs/{job.id}"})
 
 
-@table.route(
-    "GET",
-    "/jobs",
-    access="inference",
-    response_model=JobList,
-    summary="Running and recent jobs, newest first",
-)
+@table.get("/jobs", JobList, access="inference")
 async def jobs(service: Service) -> dict[str, Any]:
+    """Running and recent jobs, newest first."""
     return {"jobs": [job.describe() for job in service.jobs()]}
 
 
-@table.route(
-    "GET",
-    "/jobs/{job_id}",
-    access="inference",
-    responses=errors(404),
-    response_model=Job,
-    summary="One job",
-)
+@table.get("/jobs/{job_id}", Job, access="inference", errors=(404,))
 async def job(job: ExistingJob) -> dict[str, Any]:
+    """One job."""
     return job.describe()
 
 
-@table.route(
-    "GET",
-    "/jobs/{job_id}/events",
-    access="inference",
-    response_class=EventSourceResponse,
-    # The route's media type would otherwise be claimed for its JSON 404 too.
-    responses={404: json_error("no such job")},
-    summary="Live progress: an event per change, the last one with the finished job",
-)
+@table.events("/jobs/{job_id}/events", access="inference", missing="no such job")
 async def job_events(job: ExistingJob) -> AsyncIterator[ServerSentEvent]:
+    """Live progress: an event per change, the last one with the finished job."""
     async for event in changes(job, lambda: job.state.value):
         yield event
 
 
-@table.route(
-    "POST",
-    "/jobs/{job_id}/cancel",
-    access="management",
-    responses=errors(404, 409),
-    response_model=Job,
-    summary="Stop a running training: its slot is free and nothing of it is on disk",
-)
+@table.post("/jobs/{job_id}/cancel", Job, access="management", errors=(404, 409))
 async def cancel_job(job_id: str, service: Service) -> dict[str, Any]:
+    """Stop a running training: its slot is free and nothing of it is on disk."""
     return (await service.cancel(job_id)).describe()

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Path
 
 from server.http.dependencies import CatalogOf, Service
-from server.http.routing import RouteTable, errors
+from server.http.routing import RouteTable
 from server.schemas import (
     History,
     ModelInfo,
@@ -24,103 +24,71 @@ VersionNumber = Annotated[int, Path(ge=1, le=2**31, description="a version of th
 AliasName = Annotated[str, Path(description="an alias of the name, e.g. staging")]
 
 
-@table.route(
-    "GET",
-    "/models/{name}/versions",
-    access="inference",
-    responses=errors(404, 422),
-    response_model=VersionList,
-    summary="A model's versions, oldest first, with its pointers",
-)
+@table.get("/models/{name}/versions", VersionList, access="inference", errors=(404, 422))
 async def versions(name: ModelName, catalog: CatalogOf) -> dict[str, Any]:
+    """A model's versions, oldest first, with its pointers."""
     return catalog.versions(name)
 
 
-@table.route(
-    "GET",
+@table.get(
     "/models/{name}/versions/{version}",
+    ModelInfo,
     access="inference",
-    responses=errors(404, 422),
-    response_model=ModelInfo,
+    errors=(404, 422),
     response_model_exclude_unset=True,
-    summary="One version of a model",
 )
 async def version(name: ModelName, version: VersionNumber, catalog: CatalogOf) -> dict[str, Any]:
+    """One version of a model."""
     return catalog.version(name, version)
 
 
-@table.route(
-    "DELETE",
-    "/models/{name}/versions/{version}",
-    access="management",
-    responses=errors(404, 409, 422),
-    response_model=VersionRemoved,
-    summary="Delete one version (not the current one, an aliased, loaded or training one)",
+@table.delete(
+    "/models/{name}/versions/{version}", VersionRemoved, access="management", errors=(404, 409, 422)
 )
 async def remove_version(
     name: ModelName, version: VersionNumber, service: Service
 ) -> dict[str, Any]:
+    """Delete one version (not the current one, an aliased, loaded or training one)."""
     await service.remove_version(name, version)
     return {"name": name, "version": version, "removed": True}
 
 
-@table.route(
-    "POST",
-    "/models/{name}/promote",
-    access="management",
-    responses=errors(404, 409, 413, 422),
-    response_model=VersionPointers,
-    summary="Make a version current (a loaded current version is swapped without a failed request)",
+@table.post(
+    "/models/{name}/promote", VersionPointers, access="management", errors=(404, 409, 413, 422)
 )
 async def promote(name: ModelName, body: VersionBody, service: Service) -> dict[str, Any]:
+    """Make a version current (a loaded current version is swapped without a failed request)."""
     return await service.versions.promote(name, body.version)
 
 
-@table.route(
-    "POST",
-    "/models/{name}/rollback",
-    access="management",
-    responses=errors(404, 409, 422),
-    response_model=VersionPointers,
-    summary="Make the version current before the last move current again",
-)
+@table.post("/models/{name}/rollback", VersionPointers, access="management", errors=(404, 409, 422))
 async def rollback(name: ModelName, service: Service) -> dict[str, Any]:
+    """Make the version current before the last move current again."""
     return await service.versions.rollback(name)
 
 
-@table.route(
-    "PUT",
+@table.put(
     "/models/{name}/aliases/{alias}",
+    VersionPointers,
     access="management",
-    responses=errors(404, 409, 413, 422),
-    response_model=VersionPointers,
-    summary="Point a named alias at a version",
+    errors=(404, 409, 413, 422),
 )
 async def set_alias(
     name: ModelName, alias: AliasName, body: VersionBody, service: Service
 ) -> dict[str, Any]:
+    """Point a named alias at a version."""
     return await service.versions.set_alias(name, alias, body.version)
 
 
-@table.route(
-    "DELETE",
-    "/models/{name}/aliases/{alias}",
-    access="management",
-    responses=errors(404, 422),
-    response_model=VersionPointers,
-    summary="Remove an alias",
+@table.delete(
+    "/models/{name}/aliases/{alias}", VersionPointers, access="management", errors=(404, 422)
 )
 async def remove_alias(name: ModelName, alias: AliasName, service: Service) -> dict[str, Any]:
+    """Remove an alias."""
     return await service.versions.set_alias(name, alias, None)
 
 
-@table.route(
-    "GET",
-    "/models/{name}/history",
-    access="inference",
-    responses=errors(404, 422),
-    response_model=History,
-    summary="Every move of the current pointer and of each alias, oldest first",
-)
+@table.get("/models/{name}/history", History, access="inference", errors=(404, 422))
 async def history(name: ModelName, service: Service) -> dict[str, Any]:
+    """Every move of the current pointer and of each alias, oldest first."""
     return {"name": name, "history": service.versions.history(name)}
