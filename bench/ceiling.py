@@ -6,6 +6,8 @@ and uvloop, on free ports of 127.0.0.1:
 - `service`: this service with its defaults (metrics and the access log on);
 - `previous`: the service at PREVIOUS_DESIGN (a git worktree of that commit), the design
   before the hot path was cut, so the change is measured side by side in one run;
+- `before` (with `--before COMMIT`): the service at another commit, on a copy of the same
+  store, for a change that must leave the figures as they were (issue 28's move);
 - `raw`, `fastapi`, `onnx`: bench/reference_apps.py (a constant answer from a bare Starlette
   route, from a FastAPI route, and ten lines of FastAPI calling ONNX Runtime inline).
 
@@ -16,6 +18,7 @@ divided by the requests wrk completed: what one request costs the core that serv
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -32,7 +35,7 @@ from sklearn.datasets import make_classification
 
 from bench import wrk
 from bench.harness import show
-from devtools.local_server import PROJECT_ROOT, uvicorn_server
+from devtools.local_server import PROJECT_ROOT, key_file_of, uvicorn_server
 from devtools.saved import saved_bundle
 
 ROUNDS = 3
@@ -103,7 +106,10 @@ def _train(url: str, models: Path) -> dict[str, bytes]:
 
 
 def ceiling(
-    directory: Path, rounds: int = ROUNDS, cells: tuple[int, ...] | None = None
+    directory: Path,
+    rounds: int = ROUNDS,
+    cells: tuple[int, ...] | None = None,
+    before: str | None = None,
 ) -> dict[str, Any]:
     if not wrk.installed():
         print("\nCeiling: skipped, wrk is not installed (apt-get install wrk)")
@@ -149,6 +155,8 @@ def ceiling(
                 for name in MODELS:
                     assert client.post("/load", json={"config": {"name": name}}).status_code == 200
             apps["previous"] = (url, process.pid)
+        if before is not None:
+            apps["before"] = stack.enter_context(_service_at(before, directory, models))
         for app in ("raw", "fastapi", "onnx"):
             env = {
                 "BENCH_ANSWERS": str(answers_file),
@@ -171,6 +179,23 @@ def ceiling(
                     found = _measured(url, pid, scripts[f"{name}/{rows}"], connections)
                     runs.setdefault((cell, app), []).append(found)
     return _report(runs, list(apps), rounds)
+
+
+@contextmanager
+def _service_at(commit: str, directory: Path, models: Path) -> Iterator[tuple[str, int]]:
+    """The service at `commit` (same store layout and key), its models loaded."""
+    with worktree(commit, directory / "before-tree") as checkout:
+        assert checkout is not None, f"git cannot check out {commit}"
+        copy = directory / "before-models"
+        shutil.copytree(models, copy)
+        env = {"ACCESS_LOG": "text", "MAX_INFERENCE_MODELS": "5"}
+        env["MODEL_SIGNING_KEY_FILE"] = str(key_file_of(models))
+        log = directory / "before.log"
+        with uvicorn_server(copy, env=env, log=log, cwd=checkout) as (url, process):
+            with httpx.Client(base_url=url, timeout=60) as client:
+                for name in MODELS:
+                    assert client.post("/load", json={"config": {"name": name}}).status_code == 200
+            yield url, process.pid
 
 
 def _median(runs: list[dict[str, float]], key: str) -> float:
@@ -204,6 +229,11 @@ def _report(
         }
         if "previous" in medians:
             ratios["vs_previous"] = service["per_second"] / medians["previous"]["per_second"]
+        if "before" in medians:
+            before = medians["before"]
+            ratios["before_vs_raw"] = before["per_second"] / medians["raw"]["per_second"]
+            ratios["before_vs_onnx"] = before["per_second"] / medians["onnx"]["per_second"]
+            ratios["vs_before"] = service["per_second"] / before["per_second"]
         results[cell_name] = {"apps": medians, "ratios": ratios}
         rate = service["per_second_range"]
         rows.append(
@@ -217,6 +247,11 @@ def _report(
                 f"{ratios['vs_onnx']:.2f}x",
                 f"{ratios['cpu_vs_raw']:.2f}x",
                 f"{ratios['vs_previous']:.2f}x" if "vs_previous" in ratios else "-",
+                *(
+                    f"{ratios[key]:.2f}x"
+                    for key in ("before_vs_raw", "before_vs_onnx", "vs_before")
+                    if key in ratios
+                ),
             ]
         )
     others = [app for app in apps if app != "service"]
@@ -233,6 +268,7 @@ def _report(
             "vs onnx",
             "CPU vs raw",
             "vs previous",
+            *(["before vs raw", "before vs onnx", "vs before"] if "before" in apps else []),
         ],
         rows,
     )
@@ -250,7 +286,10 @@ if __name__ == "__main__":
     options = argparse.ArgumentParser(description="the ceiling section of make bench alone")
     options.add_argument("--rounds", type=int, default=ROUNDS)
     options.add_argument("--cells", help="comma-separated indices into CELLS")
+    options.add_argument("--before", help="a commit whose service is measured beside this one")
     chosen = options.parse_args()
     cells = tuple(int(i) for i in chosen.cells.split(",")) if chosen.cells else None
     with tempfile.TemporaryDirectory() as scratch:
-        ceiling(Path(scratch), chosen.rounds, cells)
+        found = ceiling(Path(scratch), chosen.rounds, cells, chosen.before)
+    if chosen.before:
+        (Path(__file__).parent / "results" / "ceiling-before.json").write_text(json.dumps(found))
