@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     """Most rows in one /predict or /evaluate request (413 beyond)."""
     max_fit_rows: int = Field(default=10_000_000, ge=1)
     """Most rows in one /fit or /automl (413 beyond)."""
+    max_explain_rows: int = Field(default=1000, ge=1)
+    """Most rows in one /explain request (413 beyond)."""
     max_columns: int = Field(default=10_000, ge=1)
     """Most columns in one request's table (413 beyond)."""
     allowed_origins: str = ""

@@ -9,6 +9,7 @@
      ├── NotLoaded          409  predict on a model that is not loaded
      ├── CapacityReached    409  MAX_INFERENCE_MODELS are loaded already
      ├── UntrustedModel     409  the model's files are not signed with the server's key
+     ├── NotExplainable     409  a version saved before explanations, with nothing to explain by
      ├── NothingToRollBack  409  a rollback with no earlier current version (or it was deleted)
      ├── MetricsOff         404  GET /metrics on a server started with METRICS=false
      ├── JobNotFound        404  no job of that id (or it is older than the kept history)
@@ -21,7 +22,7 @@
      ├── LimitExceeded      422  a training ran past MAX_TRAIN_SECONDS, max_seconds or
      │                           MAX_TRAIN_MEMORY_MB and was stopped
      ├── NoFreeSlot         503  every training slot is busy (answered at once, never queued)
-     ├── WorkerCrashed      500  the training process died
+     ├── WorkerCrashed      500  a training process, or the explanation process, died
      └── StorageFailed      500  the model could not be written to disk
 
     StartupFailed            a start-up that can't go on (an unusable key, an unreachable
@@ -92,6 +93,10 @@ class CapacityReached(ServiceError):
 
 
 class UntrustedModel(ServiceError):
+    status_code = 409
+
+
+class NotExplainable(ServiceError):
     status_code = 409
 
 

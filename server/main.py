@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
                 stop(error, app.state)
             app.state.service, app.state.catalog = built.service, built.catalog
             app.state.automl, app.state.ui_hub = built.automl, built.hub
+            app.state.explanations = built.explanations
             loop = asyncio.get_running_loop()
             loop.call_later(EXPOSURE_CHECK_SECONDS, warn_if_exposed, tokens)
             yield
@@ -95,8 +96,8 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
         Metrics(lambda: getattr(app.state, "catalog", None)) if settings.metrics else NoMetrics()
     )
     limits = RequestLimits.of(
-        settings.max_predict_rows, settings.max_fit_rows, settings.max_columns,
-        settings.max_body_bytes,
+        settings.max_predict_rows, settings.max_fit_rows, settings.max_explain_rows,
+        settings.max_columns, settings.max_body_bytes,
     )  # fmt: skip
     app.state.settings, app.state.limits = settings, limits
     app.state.tokens, app.state.metrics = tokens, metrics

@@ -18,6 +18,8 @@ from uvicorn.logging import DefaultFormatter
 
 from server.automl.runner import AutoML
 from server.config import Settings
+from server.explain.explainer import Explainer
+from server.explain.service import Explanations
 from server.inference.batching import BatchingSettings
 from server.inference.loaded import read_model
 from server.inference.registry import Registry
@@ -31,7 +33,7 @@ from server.store.files import ModelStore
 from server.store.keys import signing_key
 from server.training.backend import TrainingBackend
 from server.training.backends.local import LocalBackend
-from server.training.cores import allowed_cores, plan_cores
+from server.training.cores import CorePlan, allowed_cores, plan_cores
 from server.training.limits import TrainingLimits
 from server.training.trainer import Trainer
 from server.ui.hub import SnapshotHub
@@ -47,6 +49,7 @@ class Parts:
     catalog: Catalog
     automl: AutoML
     hub: SnapshotHub
+    explanations: Explanations
 
 
 def configure_logging() -> None:
@@ -64,6 +67,10 @@ def configure_logging() -> None:
         access_logger.propagate = False
 
 
+def core_plan(settings: Settings) -> CorePlan:
+    return plan_cores(allowed_cores(), settings.pin_training_cores, settings.training_nice)
+
+
 def backend(settings: Settings) -> TrainingBackend:
     """The backend, built but not started. A Dask scheduler that can't be reached within
     DASK_CONNECT_SECONDS is a StartupFailed (one line, no traceback)."""
@@ -74,9 +81,11 @@ def backend(settings: Settings) -> TrainingBackend:
         assert settings.dask_scheduler_address is not None  # Settings checked it
         require_reachable(settings.dask_scheduler_address, settings.dask_connect_seconds)
         return DaskBackend(settings.dask_scheduler_address)
-    cores = plan_cores(allowed_cores(), settings.pin_training_cores, settings.training_nice)
     return LocalBackend(
-        settings.training_slots, settings.warm_workers, cores, settings.training_idle_priority
+        settings.training_slots,
+        settings.warm_workers,
+        core_plan(settings),
+        settings.training_idle_priority,
     )
 
 
@@ -123,9 +132,13 @@ async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> Asyn
     versions = Versions(store, registry, metrics, trainer.training_version)
     service = ModelService(store, trainer, registry, versions, settings.inference_runtime == "auto")
     catalog = Catalog(service)
-    parts = Parts(
-        service, catalog, AutoML(service), SnapshotHub(Snapshots(catalog, service, metrics).build)
-    )
+    # Explanations run where trainings run, never on the server's own core.
+    cores = core_plan(settings)
+    explainer = Explainer(store, cores.training_cores, cores.nice)
+    if settings.warm_workers:
+        explainer.start()
+    hub = SnapshotHub(Snapshots(catalog, service, metrics).build)
+    parts = Parts(service, catalog, AutoML(service), hub, Explanations(service, explainer))
     for untrusted in await asyncio.to_thread(catalog.untrusted):
         logger.warning("%s", untrusted["error"])
     _log_plan(settings, store, training, open_mode)
@@ -139,6 +152,7 @@ async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> Asyn
     try:
         yield parts
     finally:
+        explainer.close()
         await parts.hub.close()
         await parts.automl.close()
         await trainer.close()

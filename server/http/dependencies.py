@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from server.explain.service import Explanations
 from server.service.catalog import Catalog
 from server.service.operations import ModelService
 
@@ -21,5 +22,11 @@ async def _catalog(request: Request) -> Catalog:
     return catalog
 
 
+async def _explanations(request: Request) -> Explanations:
+    explanations: Explanations = request.app.state.explanations
+    return explanations
+
+
 Service = Annotated[ModelService, Depends(_service)]
 CatalogOf = Annotated[Catalog, Depends(_catalog)]
+ExplanationsOf = Annotated[Explanations, Depends(_explanations)]

@@ -47,6 +47,8 @@ class LoadedModel:
     seconds_fixed: float = 0.0  # one predict call, whatever its size
     seconds_per_row: float = 0.0
     version: int = 1  # of the name
+    # LogisticRegression: each column's mean over the training rows (its explanations' base).
+    training_means: list[float] | None = None
 
     @property
     def model_type(self) -> str:
@@ -149,6 +151,7 @@ def _read_whole(store: ModelStore, name: str, version: int, setting: RuntimeSett
         classes=np.asarray(bundle["classes"]),
         n_features=int(bundle["n_features"]),
         feature_names=bundle.get("feature_names"),  # absent from models of earlier versions
+        training_means=store.read_metadata(name, version).get("training_means"),
     )
 
 
@@ -180,4 +183,5 @@ def _served_compiled(store: ModelStore, name: str, version: int) -> LoadedModel 
         classes=np.asarray(metadata["classes"]),
         n_features=int(metadata["n_features"]),
         feature_names=metadata.get("feature_names"),
+        training_means=metadata.get("training_means"),
     )

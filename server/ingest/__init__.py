@@ -20,14 +20,22 @@ from pydantic import BaseModel
 
 from server.ingest import multipart
 from server.ingest.features import Features
-from server.ingest.inputs import EvaluateInput, FitInput, PredictInput
-from server.ingest.json_body import evaluate_input, fit_input, predict_input
+from server.ingest.inputs import (
+    ConfigT,
+    EvaluateInput,
+    ExplainInput,
+    FitInput,
+    PredictInput,
+    RowsInput,
+)
+from server.ingest.json_body import evaluate_input, fit_input, rows_input
 from server.ingest.limits import TableLimits
 from server.ingest.matrix import as_matrix
-from server.schemas import FitConfig
+from server.schemas import ExplainConfig, FitConfig, PredictConfig
 
 __all__ = [
     "EvaluateInput",
+    "ExplainInput",
     "Features",
     "FitInput",
     "PredictInput",
@@ -35,6 +43,7 @@ __all__ = [
     "as_matrix",
     "gc_paused",
     "read_evaluate",
+    "read_explain",
     "read_fit",
     "read_predict",
 ]
@@ -55,9 +64,19 @@ async def read_fit(
 
 
 async def read_predict(request: Request, limits: TableLimits) -> PredictInput:
+    return await read_rows(request, limits, PredictConfig)
+
+
+async def read_explain(request: Request, limits: TableLimits) -> ExplainInput:
+    return await read_rows(request, limits, ExplainConfig)
+
+
+async def read_rows(
+    request: Request, limits: TableLimits, config_type: type[ConfigT]
+) -> RowsInput[ConfigT]:
     if multipart.is_multipart(request):
-        return await multipart.read_predict(request, limits)
-    return await _parse_json(request, partial(predict_input, limits=limits))
+        return await multipart.read_rows(request, limits, config_type)
+    return await _parse_json(request, partial(rows_input, config_type=config_type, limits=limits))
 
 
 async def read_evaluate(request: Request, limits: TableLimits) -> EvaluateInput:

@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from server.ingest.features import Features
-from server.schemas import EvaluateConfig, PredictConfig, VersionedConfig
+from server.schemas import EvaluateConfig, ExplainConfig, PredictConfig, VersionedConfig
 
 ConfigT = TypeVar("ConfigT", bound=VersionedConfig)
 
@@ -30,6 +30,7 @@ class RowsInput(Generic[ConfigT]):
 
 
 PredictInput = RowsInput[PredictConfig]
+ExplainInput = RowsInput[ExplainConfig]
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from server.errors import InvalidInput
 from server.ingest.features import Features, MatrixFeatures, records_features
-from server.ingest.inputs import EvaluateInput, FitInput, PredictInput
+from server.ingest.inputs import ConfigT, EvaluateInput, FitInput, PredictInput, RowsInput
 from server.ingest.limits import UNLIMITED, TableLimits
 from server.ingest.matrix import as_matrix
 from server.ml.labels import read_labels
@@ -50,8 +50,13 @@ def fit_input(
 
 
 def predict_input(body: bytes, limits: TableLimits = UNLIMITED) -> PredictInput:
+    return rows_input(body, PredictConfig, limits)
+
+
+def rows_input(body: bytes, config_type: type[ConfigT], limits: TableLimits) -> RowsInput[ConfigT]:
+    """Rows and a config of `config_type` (/predict, /explain)."""
     payload = _object(body, {"X", "config"}, limits, alternatives={"X": "records"})
-    return PredictInput(config=_config(PredictConfig, payload), features=_features(payload))
+    return RowsInput(config=_config(config_type, payload), features=_features(payload))
 
 
 def evaluate_input(body: bytes, limits: TableLimits = UNLIMITED) -> EvaluateInput:

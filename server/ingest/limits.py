@@ -55,10 +55,14 @@ class RequestLimits:
 
     predict: TableLimits  # /predict, /evaluate
     fit: TableLimits  # /fit, /automl
+    explain: TableLimits  # /explain
 
     @classmethod
-    def of(cls, predict_rows: int, fit_rows: int, columns: int, body_bytes: int) -> RequestLimits:
+    def of(
+        cls, predict_rows: int, fit_rows: int, explain_rows: int, columns: int, body_bytes: int
+    ) -> RequestLimits:
         return cls(
             TableLimits(predict_rows, columns, "MAX_PREDICT_ROWS", body_bytes),
             TableLimits(fit_rows, columns, "MAX_FIT_ROWS", body_bytes),
+            TableLimits(explain_rows, columns, "MAX_EXPLAIN_ROWS", body_bytes),
         )

@@ -20,12 +20,12 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from server.errors import InvalidInput
 from server.ingest.features import TableFeatures
-from server.ingest.inputs import EvaluateInput, FitInput, PredictInput
+from server.ingest.inputs import ConfigT, EvaluateInput, FitInput, RowsInput
 from server.ingest.json_body import ConfigModel, parse_config
 from server.ingest.limits import TableLimits
 from server.ingest.tables import FileTable, numeric_matrix, read_table, split_target
 from server.ml.labels import read_labels
-from server.schemas import EvaluateConfig, PredictConfig
+from server.schemas import EvaluateConfig
 
 MULTIPART = "multipart/form-data"
 
@@ -96,11 +96,14 @@ async def read_fit(request: Request, config_type: type[BaseModel], limits: Table
     return FitInput(config=config, X=X, y=y, feature_names=list(features.table.column_names))
 
 
-async def read_predict(request: Request, limits: TableLimits) -> PredictInput:
+async def read_rows(
+    request: Request, limits: TableLimits, config_type: type[ConfigT]
+) -> RowsInput[ConfigT]:
+    """A table file and a config of `config_type` (/predict, /explain)."""
     form = await _form(request, {"file", "config"})
-    config = parse_config(PredictConfig, _config_json(form))
+    config = parse_config(config_type, _config_json(form))
     table = await _table(form, limits)
-    return PredictInput(config=config, features=TableFeatures(table))
+    return RowsInput(config=config, features=TableFeatures(table))
 
 
 async def read_evaluate(request: Request, limits: TableLimits) -> EvaluateInput:

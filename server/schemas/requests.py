@@ -164,6 +164,20 @@ class PredictRequest(Body):
     config: PredictConfig
 
 
+class ExplainConfig(VersionedConfig):
+    pass
+
+
+class ExplainRequest(Body):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"X": [[5.0, 3.3]], "config": {"name": "rf1"}}]},
+    )
+
+    X: Matrix | None = Field(default=None, description="rows in the model's column order")
+    records: Records | None = None
+    config: ExplainConfig
+
+
 class EvaluateRequest(Body):
     model_config = ConfigDict(
         json_schema_extra={
@@ -205,6 +219,10 @@ class PredictForm(BaseModel):
         description="CSV or Parquet; columns matched by name to the model's feature_names",
     )
     config: str = Field(description="PredictConfig as JSON text", examples=['{"name": "rf1"}'])
+
+
+class ExplainForm(PredictForm):
+    config: str = Field(description="ExplainConfig as JSON text", examples=['{"name": "rf1"}'])
 
 
 class EvaluateForm(FitForm):

@@ -42,6 +42,14 @@ class Validation(BaseModel):
         default=None,
         description="held-out rows by true class (rows) and predicted class (columns)",
     )
+    feature_importance: dict[str, float] | None = Field(
+        default=None,
+        description="each feature's mean absolute contribution (SHAP value) over the "
+        "held-out rows explained, largest first",
+    )
+    importance_rows: int | None = Field(
+        default=None, description="how many held-out rows feature_importance explains"
+    )
 
 
 class EvaluateResponse(BaseModel):
@@ -104,9 +112,10 @@ class Job(BaseModel):
     name: str
     model_type: str
     state: Literal["running", "succeeded", "failed", "cancelled"]
-    phase: Literal["training", "compiling", "checking", "saving"] | None = Field(
-        description="while running: training, then compiling the ONNX copy, checking it "
-        "against the estimator and saving; null once finished"
+    phase: Literal["training", "explaining", "compiling", "checking", "saving"] | None = Field(
+        description="while running: training, then explaining the held-out rows (feature "
+        "importance), compiling the ONNX copy, checking it against the estimator and saving; "
+        "null once finished"
     )
     progress: Progress
     created_at: str
@@ -212,6 +221,24 @@ class PredictResponse(BaseModel):
     predictions: list[Label]
     probabilities: list[list[float]] | None = None
     classes: list[Label] | None = None
+
+
+class ExplainResponse(BaseModel):
+    name: str
+    version: int = Field(description="the version that explains")
+    classes: list[Label]
+    feature_names: list[str] = Field(
+        description="the model's columns (x0, x1, ... for a model trained from a JSON X)"
+    )
+    output: Literal["log_odds", "raw", "probability"] = Field(
+        description="the space in which base_values and contributions add up"
+    )
+    base_values: list[float] = Field(description="per output: the output for an average row")
+    contributions: list[list[list[float]]] = Field(
+        description="[row][output][feature]: binary models one output (classes[1]), "
+        "others one per class"
+    )
+    predictions: list[Label] = Field(description="what /predict answers for the rows")
 
 
 class StatusResponse(BaseModel):

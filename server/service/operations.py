@@ -37,7 +37,7 @@ from server.training.trainer import Trainer
 INLINE_MATCH_ROWS = 1000
 
 
-async def _matrix_for(model: LoadedModel, features: Features) -> np.ndarray:
+async def matrix_for(model: LoadedModel, features: Features) -> np.ndarray:
     """The rows of a file or of records in the model's column order (matched by name); a
     big request is matched in a thread."""
     if features.rows <= INLINE_MATCH_ROWS:
@@ -158,7 +158,8 @@ class ModelService:
             await asyncio.to_thread(release_unused_memory)
         return key[1]
 
-    def _loaded(self, name: str, version: int | None, alias: str | None) -> PredictionBatcher:
+    def loaded(self, name: str, version: int | None, alias: str | None) -> PredictionBatcher:
+        """The batcher of a loaded version: 404 for an unknown one, 409 if not loaded."""
         pointers = self.versions.cached(name)
         if pointers is not None and version is None and alias is None:  # the hot path
             batcher = self.registry.get((name, pointers.current))
@@ -173,17 +174,17 @@ class ModelService:
 
     async def predict(self, request: PredictInput) -> dict[str, Any]:
         config, features = request.config, request.features
-        batcher = self._loaded(config.name, config.version, config.alias)
+        batcher = self.loaded(config.name, config.version, config.alias)
         if isinstance(features, MatrixFeatures):  # the hot path: no coroutine, no matching
             X = features.X
         else:
-            X = await _matrix_for(batcher.model, features)
+            X = await matrix_for(batcher.model, features)
         return await batcher.predict(X, config.probabilities)
 
     async def evaluate(self, request: EvaluateInput) -> dict[str, Any]:
         config = request.config
-        model = self._loaded(config.name, config.version, config.alias).model
-        X = await _matrix_for(model, request.features)
+        model = self.loaded(config.name, config.version, config.alias).model
+        X = await matrix_for(model, request.features)
         return await asyncio.to_thread(model.evaluate, X, request.y)
 
     # -- removal -----------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 from server.errors import InvalidInput
+from server.explain.importance import feature_importance
+from server.explain.methods import training_means
 from server.inference.compiled.choice import checked, record, with_routing
 from server.inference.compiled.convert import Compiled, compile_estimator
 from server.inference.compiled.runtimes import NativeRuntime
@@ -74,8 +76,13 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
         "n_features": int(request.X.shape[1]),  # CatBoost's n_features_in_ is not reliable
         "feature_names": request.feature_names,
     }
+    if algorithm.name == "LogisticRegression":  # what its explanations are against
+        metadata["training_means"] = training_means(X)
     if request.holdout is not None:
-        metadata["validation"] = _validate(estimator, algorithm, request, held_out)
+        progress.phase("explaining")
+        metadata["validation"] = _validate(
+            estimator, algorithm, request, held_out, metadata.get("training_means")
+        )
     if request.compile:
         compiled, rows, serving = _compile(algorithm, estimator, X, progress)
         bundle.update(onnx=compiled.onnx, onnx_error=compiled.reason, check_rows=rows)
@@ -149,9 +156,14 @@ def check_rows(X: np.ndarray) -> np.ndarray:
 
 
 def _validate(
-    estimator: Any, algorithm: Algorithm, request: TrainingRequest, held_out: np.ndarray
+    estimator: Any,
+    algorithm: Algorithm,
+    request: TrainingRequest,
+    held_out: np.ndarray,
+    means: list[float] | None,
 ) -> dict[str, Any]:
-    """The held-out rows' scores (after the training time is taken: not part of it)."""
+    """The held-out rows' scores and the features' importance on them (after the training
+    time is taken: not part of it)."""
     assert request.holdout is not None
     native = NativeRuntime(estimator, algorithm.predict_kwargs)
     X, y_true = request.X[held_out], request.y_encoded[held_out]
@@ -162,4 +174,19 @@ def _validate(
         "n_samples": len(held_out),
         "scores": scores(y_true, probabilities),
         **pictures(y_true, probabilities, native.indices(X)),
+        **_importance(estimator, algorithm, request, X, means),
     }
+
+
+def _importance(
+    estimator: Any,
+    algorithm: Algorithm,
+    request: TrainingRequest,
+    X: np.ndarray,
+    means: list[float] | None,
+) -> dict[str, Any]:
+    names = request.feature_names or [f"x{i}" for i in range(X.shape[1])]
+    importance, rows = feature_importance(
+        algorithm.name, estimator, X, len(request.classes), means, names
+    )
+    return {"feature_importance": importance, "importance_rows": rows}

@@ -32,7 +32,7 @@ CATBOOST_ITERATION_KEYS = ("iterations", "n_estimators", "num_boost_round", "num
 
 # What a job does, in order. Only training has a measure of how far it has got: the
 # converters and the check offer none.
-PHASES = ("training", "compiling", "checking", "saving")
+PHASES = ("training", "explaining", "compiling", "checking", "saving")
 
 
 class Progress(NamedTuple):

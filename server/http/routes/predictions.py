@@ -1,5 +1,6 @@
-"""Predictions and scores of a loaded model: `POST /predict` (JSON, or CSV with
-`Accept: text/csv`) and `POST /evaluate`. Both read their bodies themselves (server.ingest)."""
+"""Predictions, scores and explanations of a loaded model: `POST /predict` (JSON, or CSV
+with `Accept: text/csv`), `POST /evaluate` and `POST /explain`. They read their bodies
+themselves (server.ingest)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from server.http.csv_response import CSV, predictions_csv, wants_csv
-from server.http.dependencies import Service
+from server.http.dependencies import ExplanationsOf, Service
 from server.http.openapi_bodies import request_body
 from server.http.routing import RouteTable
-from server.ingest import read_evaluate, read_predict
+from server.ingest import read_evaluate, read_explain, read_predict
 from server.schemas import (
     EvaluateForm,
     EvaluateRequest,
     EvaluateResponse,
+    ExplainForm,
+    ExplainRequest,
+    ExplainResponse,
     PredictForm,
     PredictRequest,
     PredictResponse,
@@ -55,3 +59,16 @@ async def evaluate(request: Request, service: Service) -> Response:
     """Score a loaded model on labelled rows."""
     answer = await service.evaluate(await read_evaluate(request, request.app.state.limits.predict))
     return Response(orjson.dumps(answer), media_type="application/json")
+
+
+@table.post(
+    "/explain",
+    ExplainResponse,
+    access="inference",
+    errors=(404, 409, 413, 422, 500),
+    openapi_extra=request_body(ExplainRequest, ExplainForm),
+)
+async def explain(request: Request, explanations: ExplanationsOf) -> Response:
+    """Explain a loaded model's answers: each feature's contribution (SHAP values)."""
+    rows = await read_explain(request, request.app.state.limits.explain)
+    return Response(orjson.dumps(await explanations.explain(rows)), media_type="application/json")

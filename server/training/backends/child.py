@@ -18,6 +18,7 @@ WORKER_MODULE = "server.training.backends.local_worker"
 @dataclass(frozen=True)
 class InChild:
     name: str
+    module: str = WORKER_MODULE  # the explanation process's is server.explain.worker
 
     def __call__(self, *args: Any) -> Any:
-        return getattr(importlib.import_module(WORKER_MODULE), self.name)(*args)
+        return getattr(importlib.import_module(self.module), self.name)(*args)

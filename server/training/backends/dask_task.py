@@ -26,6 +26,7 @@ import psutil
 from distributed import Event, Worker, WorkerPlugin, get_worker
 from threadpoolctl import threadpool_limits
 
+from server.explain.methods import preload_explainers
 from server.inference.compiled.convert import preload_converters
 from server.ml.algorithms import preload
 from server.store.bundle import serialize
@@ -127,6 +128,7 @@ class PreloadLibraries(WorkerPlugin):
     def setup(self, worker: Worker) -> None:
         preload()
         preload_converters()
+        preload_explainers()  # a forest's fit explains its held-out rows
 
 
 def train_on_worker(

@@ -20,6 +20,7 @@ from typing import Any  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from server.errors import StorageFailed  # noqa: E402
+from server.explain.methods import preload_explainers  # noqa: E402
 from server.inference.compiled.convert import preload_converters  # noqa: E402
 from server.inference.libc import libc_function  # noqa: E402
 from server.ml.algorithms import preload  # noqa: E402
@@ -48,7 +49,7 @@ def initialize(
     they share one, preload the libraries and pin their threads."""
     global _progress_cells
     _progress_cells = progress_cells
-    _die_with_parent(parent_pid)
+    die_with_parent(parent_pid)
     if cores is not None:
         os.sched_setaffinity(0, cores)
     os.nice(nice)
@@ -58,13 +59,14 @@ def initialize(
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     preload()
     preload_converters()
+    preload_explainers()  # a forest's fit explains its held-out rows
     threadpool_limits(limits=1)
     # A file-size limit (ulimit -f) then fails the write with EFBIG, which the fit reports,
     # instead of killing this process.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
-def _die_with_parent(parent_pid: int) -> None:
+def die_with_parent(parent_pid: int) -> None:
     """If the server dies, even by SIGKILL, stop at once rather than finish and save a model
     nobody will be told about. Linux kills us itself (PR_SET_PDEATHSIG), even while a
     library holds the GIL; a thread that watches for re-parenting is the portable fallback."""

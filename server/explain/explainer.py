@@ -1,0 +1,91 @@
+"""Explainer: explanations in one process of their own, on the trainings' cores.
+
+Not a thread of the server: `shap`'s TreeSHAP holds the GIL for the whole of a forest's
+explanation (seconds for 1000 rows), which would stop the event loop and every /predict with
+it. The process reads each version's estimator itself (its tag checked, as /load does) and
+keeps a few; the server sends it rows and gets numbers back. One explanation runs at a time;
+the next ones wait their turn. A process that dies is replaced, and its request answers 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+import numpy as np
+
+from server.errors import WorkerCrashed
+from server.explain.methods import Explanation
+from server.store.files import ModelStore
+from server.training.backends.child import InChild
+
+WORKER_MODULE = "server.explain.worker"
+logger = logging.getLogger("server.explain")
+
+
+class Explainer:
+    def __init__(self, store: ModelStore, cores: frozenset[int] | None, nice: int) -> None:
+        self._store = store
+        self._cores = cores
+        self._nice = nice
+        self._context = multiprocessing.get_context("spawn")
+        self._executor: ProcessPoolExecutor | None = None
+
+    def start(self) -> None:
+        """Start the process now (its imports take seconds), without waiting for it."""
+        self._pool().submit(InChild("warm_up", WORKER_MODULE))
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=self._context,
+                initializer=InChild("initialize", WORKER_MODULE),
+                initargs=(os.getpid(), self._store, self._nice, self._cores),
+            )
+        return self._executor
+
+    async def explain(
+        self,
+        name: str,
+        version: int,
+        model_type: str,
+        n_classes: int,
+        means: list[float] | None,
+        X: np.ndarray,
+    ) -> Explanation:
+        task = InChild("explain_version", WORKER_MODULE)
+        future = self._pool().submit(task, name, version, model_type, n_classes, means, X)
+        try:
+            return await asyncio.wrap_future(future)
+        except BrokenProcessPool:
+            logger.warning("the explanation process died; starting a new one")
+            self._replace()
+            raise WorkerCrashed(
+                f"the explanation process died while explaining '{name}' (out of memory, or "
+                "killed); a new one is starting, and the server kept serving"
+            ) from None
+
+    def pids(self) -> list[int]:
+        processes = getattr(self._executor, "_processes", None) or {}
+        return [process.pid for process in processes.values() if process.pid is not None]
+
+    def _replace(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+        self.start()
+
+    def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        for process in (getattr(executor, "_processes", None) or {}).values():
+            with contextlib.suppress(Exception):
+                process.kill()
+        executor.shutdown(wait=False, cancel_futures=True)

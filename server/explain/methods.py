@@ -1,0 +1,133 @@
+"""Exact SHAP values, per type, with each library's own method (docs/explanations.md):
+
+- XGBoost: the booster's `pred_contribs`; LightGBM: `pred_contrib`; CatBoost: `ShapValues`
+  (all three TreeSHAP, path-dependent, in the model's margin);
+- RandomForest: `shap`'s TreeExplainer, exact and path-dependent, in the averaged leaf
+  probabilities (scikit-learn has no TreeSHAP of its own);
+- LogisticRegression: coefficient times (x minus the training rows' mean), in the margin.
+
+Every method answers one output per class, or one for binary models (the positive class), and
+a base value per output that is the same for every row. Nothing here samples or approximates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+Output = Literal["log_odds", "raw", "probability"]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    output: Output  # the space in which base + contributions add up
+    base_values: np.ndarray  # (outputs,)
+    contributions: np.ndarray  # (rows, outputs, features)
+
+    def totals(self) -> np.ndarray:
+        """(rows, outputs): what the contributions add up to, the model's output per row."""
+        return np.asarray(self.base_values[None, :] + self.contributions.sum(axis=2))
+
+
+def explain(
+    model_type: str, estimator: Any, X: np.ndarray, n_classes: int, means: list[float] | None
+) -> Explanation:
+    """Blocking: the exact explanation of every row of X (float64, NaN where missing)."""
+    if model_type == "LogisticRegression":
+        return _linear(estimator, X, means)
+    method = _TREE_METHODS[model_type]
+    with_bias = method(estimator, X)  # (rows, outputs, features + 1), bias last
+    if with_bias.ndim == 2:
+        with_bias = with_bias[:, None, :]
+    output: Output = "log_odds" if n_classes == 2 else "raw"
+    if model_type == "RandomForestClassifier":
+        output = "probability"
+    return _split_bias(with_bias, output)
+
+
+def _split_bias(with_bias: np.ndarray, output: Output) -> Explanation:
+    values = np.asarray(with_bias, dtype=np.float64)
+    # The bias column is the expected value: the same in every row.
+    return Explanation(output, values[0, :, -1].copy(), np.ascontiguousarray(values[:, :, :-1]))
+
+
+def _xgboost(estimator: Any, X: np.ndarray) -> np.ndarray:
+    import xgboost
+
+    booster = estimator.get_booster()
+    # The rounds predict_proba uses: up to the best one where the fit stopped early.
+    best = getattr(estimator, "best_iteration", None)
+    rounds = (0, best + 1) if best is not None else (0, 0)
+    matrix = xgboost.DMatrix(X, missing=np.nan, nthread=1)
+    return np.asarray(booster.predict(matrix, pred_contribs=True, iteration_range=rounds))
+
+
+def _lightgbm(estimator: Any, X: np.ndarray) -> np.ndarray:
+    # The wrapper's own predict, so that the iterations are those of predict_proba.
+    values = np.asarray(estimator.predict(X, pred_contrib=True, num_threads=1))
+    n_outputs = values.shape[1] // (X.shape[1] + 1)
+    return values.reshape(len(X), n_outputs, X.shape[1] + 1) if n_outputs > 1 else values
+
+
+def _catboost(estimator: Any, X: np.ndarray) -> np.ndarray:
+    from catboost import Pool
+
+    return np.asarray(estimator.get_feature_importance(Pool(X), type="ShapValues", thread_count=1))
+
+
+def _forest(estimator: Any, X: np.ndarray) -> np.ndarray:
+    import shap  # heavy (numba, pandas): only when a forest is explained
+
+    explainer = shap.TreeExplainer(
+        estimator, feature_perturbation="tree_path_dependent", model_output="raw"
+    )
+    # The forest compares float32 values, as scikit-learn's trees read them.
+    rows = X.astype(np.float32).astype(np.float64)
+    values = np.asarray(explainer.shap_values(rows, check_additivity=False))  # (rows, f, k)
+    expected = np.asarray(explainer.expected_value, dtype=np.float64).reshape(-1)
+    if values.ndim == 2:
+        values = values[:, :, None]
+    if len(expected) == 2:  # binary: the positive class, as the other types answer
+        values, expected = values[:, :, 1:], expected[1:]
+    with_bias = np.concatenate(
+        [values.transpose(0, 2, 1), np.broadcast_to(expected, (len(X), len(expected)))[..., None]],
+        axis=2,
+    )
+    return with_bias
+
+
+def _linear(estimator: Any, X: np.ndarray, means: list[float] | None) -> Explanation:
+    if means is None:
+        raise ValueError("no training means")
+    mean = np.asarray(means, dtype=np.float64)
+    coefficients = np.asarray(estimator.coef_, dtype=np.float64)  # (outputs, features)
+    intercepts = np.asarray(estimator.intercept_, dtype=np.float64)
+    contributions = (X - mean)[:, None, :] * coefficients[None, :, :]
+    base = intercepts + coefficients @ mean
+    output: Output = "log_odds" if len(coefficients) == 1 else "raw"
+    return Explanation(output, base, contributions)
+
+
+def training_means(X: np.ndarray) -> list[float]:
+    """Each column's mean over the training rows; a constant column's value exactly, so that
+    its contribution is exactly 0 (a float mean of equal values can miss them by an ulp)."""
+    means = X.mean(axis=0)
+    constant = (X[:1] == X).all(axis=0)
+    return np.where(constant, X[0], means).tolist()
+
+
+_TREE_METHODS: dict[str, Callable[[Any, np.ndarray], np.ndarray]] = {
+    "XGBClassifier": _xgboost,
+    "LGBMClassifier": _lightgbm,
+    "CatBoostClassifier": _catboost,
+    "RandomForestClassifier": _forest,
+}
+
+
+def preload_explainers() -> None:
+    """Import what the forests' explanations need now (a few seconds: numba, pandas), so
+    that no explanation or fit pays for it."""
+    import shap  # noqa: F401

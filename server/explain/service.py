@@ -1,0 +1,79 @@
+"""Explanations: `POST /explain`'s operation, on a loaded version.
+
+The rows are matched to the model's columns and checked as /predict checks them; the
+explanation comes from the explanation process (server.explain.explainer), the predictions
+from the version's own batcher, so that they are /predict's answers to the letter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from server.errors import InvalidInput, NotExplainable
+from server.explain.explainer import Explainer
+from server.explain.methods import Explanation
+from server.inference.loaded import LoadedModel
+from server.ingest import ExplainInput
+from server.service.operations import ModelService, matrix_for
+
+ROWS_NAMED = 20
+
+
+class Explanations:
+    def __init__(self, service: ModelService, explainer: Explainer) -> None:
+        self._service = service
+        self._explainer = explainer
+
+    async def explain(self, request: ExplainInput) -> dict[str, Any]:
+        config = request.config
+        batcher = self._service.loaded(config.name, config.version, config.alias)
+        model = batcher.model
+        X = await matrix_for(model, request.features)
+        refuse_unexplainable(model, X)
+        model.check_input(X)
+        explanation = await self._explainer.explain(
+            model.name, model.version, model.model_type, len(model.classes),
+            model.training_means, X,
+        )  # fmt: skip
+        predicted = await batcher.predict(X, probabilities=False)
+        return answer(model, explanation, predicted["predictions"])
+
+
+def refuse_unexplainable(model: LoadedModel, X: np.ndarray) -> None:
+    """A LogisticRegression explains against its training rows' mean, which versions saved
+    before explanations don't have; and it can't take missing values (as /predict)."""
+    if model.model_type != "LogisticRegression":
+        return
+    if model.training_means is None:
+        raise NotExplainable(
+            f"model '{model.name}' version {model.version} was saved before explanations "
+            "existed and does not keep its training rows' mean, which a LogisticRegression "
+            "is explained against: train a new version to explain it"
+        )
+    missing = np.flatnonzero(np.isnan(X).any(axis=1)).tolist()
+    if missing:
+        named = ", ".join(map(str, missing[:ROWS_NAMED])) + (" ..." if len(missing) > 20 else "")
+        raise InvalidInput(
+            f"LogisticRegression can't explain (or predict) rows with missing values: row(s) "
+            f"{named}. Fill them in (impute) first"
+        )
+
+
+def feature_names(model: LoadedModel) -> list[str]:
+    """The model's columns; a model trained from a JSON X calls them x0, x1, ..."""
+    return model.feature_names or [f"x{index}" for index in range(model.n_features)]
+
+
+def answer(model: LoadedModel, explanation: Explanation, predictions: list[Any]) -> dict[str, Any]:
+    return {
+        "name": model.name,
+        "version": model.version,
+        "classes": model.classes.tolist(),
+        "feature_names": feature_names(model),
+        "output": explanation.output,
+        "base_values": explanation.base_values.tolist(),
+        "contributions": explanation.contributions.tolist(),
+        "predictions": predictions,
+    }
