@@ -135,8 +135,6 @@ async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> Asyn
     # Explanations run where trainings run, never on the server's own core.
     cores = core_plan(settings)
     explainer = Explainer(store, cores.training_cores, cores.nice)
-    if settings.warm_workers:
-        explainer.start()
     hub = SnapshotHub(Snapshots(catalog, service, metrics).build)
     parts = Parts(service, catalog, AutoML(service), hub, Explanations(service, explainer))
     for untrusted in await asyncio.to_thread(catalog.untrusted):

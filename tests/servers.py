@@ -13,6 +13,7 @@ from tests.helpers import wait_until
 __all__ = [
     "PROJECT_ROOT",
     "STOP_TIMEOUT",
+    "explainer_processes",
     "free_port",
     "training_processes",
     "uvicorn_server",
@@ -20,9 +21,19 @@ __all__ = [
 ]
 
 
+EXPLAINER_NAME = "model-explainer"  # server.explain.worker names its process so
+
+
 def training_processes(server_pid: int) -> list[psutil.Process]:
     children = psutil.Process(server_pid).children(recursive=True)
-    return [p for p in children if "spawn_main" in " ".join(p.cmdline())]
+    return [
+        p for p in children if "spawn_main" in " ".join(p.cmdline()) and p.name() != EXPLAINER_NAME
+    ]
+
+
+def explainer_processes(server_pid: int) -> list[psutil.Process]:
+    children = psutil.Process(server_pid).children(recursive=True)
+    return [p for p in children if p.name() == EXPLAINER_NAME]
 
 
 async def wait_gone(processes: list[psutil.Process], timeout: float = 10) -> float:

@@ -5,6 +5,8 @@ explanation (seconds for 1000 rows), which would stop the event loop and every /
 it. The process reads each version's estimator itself (its tag checked, as /load does) and
 keeps a few; the server sends it rows and gets numbers back. One explanation runs at a time;
 the next ones wait their turn. A process that dies is replaced, and its request answers 500.
+It starts with the first explanation (its imports take seconds), not with the server: a
+server that never explains never pays for it.
 """
 
 from __future__ import annotations
@@ -35,10 +37,6 @@ class Explainer:
         self._nice = nice
         self._context = multiprocessing.get_context("spawn")
         self._executor: ProcessPoolExecutor | None = None
-
-    def start(self) -> None:
-        """Start the process now (its imports take seconds), without waiting for it."""
-        self._pool().submit(InChild("warm_up", WORKER_MODULE))
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -79,7 +77,6 @@ class Explainer:
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
-        self.start()
 
     def close(self) -> None:
         executor, self._executor = self._executor, None

@@ -2,22 +2,30 @@
 preload the libraries, one thread each) and its task (explain rows of one version).
 
 Only the explanation process imports this module (server.explain.explainer names its
-functions with `InChild`): importing the training process's module first pins the thread
-pools of this process, before numpy, OpenBLAS or OpenMP load.
+functions with `InChild`): its first lines pin the thread pools of the process that imports
+it, before numpy, OpenBLAS or OpenMP load.
 """
 
 import os
-from collections import OrderedDict
-from typing import Any
 
-import numpy as np
-from threadpoolctl import threadpool_limits
+# Set before numpy, OpenBLAS or OpenMP load in this process, as a training process does.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_variable] = "1"
 
-from server.explain.methods import Explanation, explain, preload_explainers
-from server.ml.algorithms import preload
-from server.store.files import ModelStore
-from server.training.backends import local_worker  # first: the thread pools, as there
+from collections import OrderedDict  # noqa: E402
+from typing import Any  # noqa: E402
 
+import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from server.explain.methods import Explanation, explain, preload_explainers  # noqa: E402
+from server.inference.libc import libc_function  # noqa: E402
+from server.ml.algorithms import preload  # noqa: E402
+from server.store.files import ModelStore  # noqa: E402
+from server.training.backends.local_worker import die_with_parent  # noqa: E402
+
+PR_SET_NAME = 15  # from <sys/prctl.h>
+PROCESS_NAME = b"model-explainer"
 # Versions never change once saved (a number is never given twice), so an estimator read
 # once stays right; a few are kept, as many as a server typically has loaded.
 CACHED_ESTIMATORS = 4
@@ -29,17 +37,16 @@ _estimators: OrderedDict[tuple[str, int], Any] = OrderedDict()
 def initialize(parent_pid: int, store: ModelStore, nice: int, cores: frozenset[int] | None) -> None:
     global _store
     _store = store
-    local_worker.die_with_parent(parent_pid)
+    die_with_parent(parent_pid)
+    prctl = libc_function("prctl")
+    if prctl is not None:  # `ps -o comm` and psutil's name() tell it from the trainings
+        prctl(PR_SET_NAME, PROCESS_NAME)
     if cores is not None:
         os.sched_setaffinity(0, cores)
     os.nice(nice)
     preload()
     preload_explainers()
     threadpool_limits(limits=1)
-
-
-def warm_up() -> int:
-    return os.getpid()
 
 
 def explain_version(
