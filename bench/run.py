@@ -3,7 +3,8 @@ in-process floor. Prints tables and saves them in bench/results/latest.json.
 
     python -m bench.run [--only fit,first_answer,ingest,parallel,predict,inline,responsiveness,
                                 progress,cancel,priority,observability,dask,compiled,tail,
-                                ceiling,profile,versions,loading,dashboard,automl,hostile]
+                                ceiling,profile,versions,loading,dashboard,automl,hostile,
+                                explain]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bench import (
     ceiling,
     compiled,
     dashboard,
+    explain,
     first_answer,
     hostile,
     ingest,
@@ -63,6 +65,7 @@ SECTIONS = (
     "dashboard",
     "automl",
     "hostile",
+    "explain",
 )
 
 
@@ -140,6 +143,9 @@ def main() -> None:
         if "hostile" in sections:  # the design before issue 27's fixes and after, under wrk
             (Path(directory) / "hostile").mkdir()
             results["hostile"] = hostile.hostile_loads(Path(directory) / "hostile")
+        if "explain" in sections:  # a server of its own, five models
+            (Path(directory) / "explain").mkdir()
+            results["explain"] = explain.explain_cost(Path(directory) / "explain")
         if "dask" in sections:  # a cluster, and a server on each backend
             results["dask"] = backends.compare(Path(directory) / "dask")
     RESULTS.parent.mkdir(exist_ok=True)

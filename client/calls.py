@@ -173,6 +173,10 @@ def predict(
     return Call("POST", "/predict", {"X": _rows(X), **config})
 
 
+def explain(name: str, X: Matrix, version: int | None = None, alias: str | None = None) -> Call:
+    return Call("POST", "/explain", {"X": _rows(X), **_chosen(name, version, alias)})
+
+
 def evaluate(
     name: str, X: Matrix, y: Labels, version: int | None = None, alias: str | None = None
 ) -> Call:

@@ -83,6 +83,14 @@ class Endpoints(Generic[R]):
         """Scores of a loaded model on labelled rows (accuracy, ..., log_loss)."""
         return self.send(calls.evaluate(name, X, y, version, alias))
 
+    def explain(
+        self, name: str, X: Matrix, version: int | None = None, alias: str | None = None
+    ) -> R:
+        """Each feature's contribution to each row's output (SHAP values): the answer's
+        `base_values[k] + sum(contributions[row][k])` is the model's output `k` for the row,
+        in the space `output` names."""
+        return self.send(calls.explain(name, X, version, alias))
+
     def load(self, name: str, version: int | None = None, alias: str | None = None) -> R:
         return self.send(calls.load(name, version, alias))
 

@@ -109,6 +109,8 @@ def test_fit_cancel_load_predict_and_remove_from_the_page(tmp_path: Path, browse
         figure.locator("svg polyline.curve").wait_for()
         counts = [int(c) for c in figure.locator("table.confusion td").all_inner_texts()]
         assert len(counts) == 4 and sum(counts) == 400  # the 20% held out
+        importance = figure.locator(".bar.importance .label").all_inner_texts()
+        assert importance == list(api.get("/models/rf").json()["validation"]["feature_importance"])
 
         fit_from_page(page, table, "slow", '{"n_estimators": 20000}')
         slow = page.locator('#jobs tr[data-state="running"]:has(td:text-is("slow"))')
@@ -131,6 +133,19 @@ def test_fit_cancel_load_predict_and_remove_from_the_page(tmp_path: Path, browse
                 headers={"Accept": "text/csv"},
             )
         assert downloaded == expected.text and downloaded.count("\n") == 2001
+
+        # One row explained from typed values: bars from the base value to the output.
+        values = rows.read_text().splitlines()[1]
+        page.fill("#explain-values", values)
+        page.click("#explain-form button[type=submit]")
+        result = page.locator("#explain-result")
+        result.locator(".bar.total").wait_for()
+        X = [[float(v) for v in values.split(",")]]
+        answer = api.post("/explain", json={"X": X, "config": {"name": "rf"}}).json()
+        shown = float(result.locator(".bar.total .value").inner_text())
+        total = answer["base_values"][0] + sum(answer["contributions"][0][0])
+        assert abs(shown - total) < 1e-3
+        assert result.locator(".bar.up, .bar.down").count() == 5  # one per feature
         SCREENSHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)  # for the README
 

@@ -3,6 +3,7 @@
 // management actions are hidden (and the server would refuse them anyway).
 
 import { ApiError, request, stream, token } from "./api.js";
+import { contributionBars } from "./bars.js";
 import {
   renderJobs,
   renderModels,
@@ -146,6 +147,35 @@ async function onPredict(event) {
   setTimeout(() => URL.revokeObjectURL(link.href), 60000);
 }
 
+// One row's explanation as bars: typed values (a JSON X) or the first row of a file.
+let explained = null;
+async function onExplain(event) {
+  event.preventDefault();
+  const chosen = $("explain-model").value;
+  if (!chosen) return say("load a model first");
+  const config = JSON.parse(chosen);
+  let body;
+  if ($("explain-file").files.length) {
+    body = new FormData();
+    body.append("file", $("explain-file").files[0]);
+    body.append("config", chosen);
+  } else {
+    const values = $("explain-values").value.split(",").map((text) => text.trim());
+    if (!values[0]) return say("type the row's values, or choose a file");
+    body = { X: [values.map((text) => (text === "" ? null : Number(text)))], config };
+  }
+  explained = await act(`explain with ${config.name}`, () => request("POST", "/explain", body));
+  if (!explained) return;
+  const outputs = explained.base_values.length;
+  const labels = outputs === 1 ? [explained.classes[1]] : explained.classes;
+  $("explain-output").replaceChildren(...labels.map((label, index) => new Option(String(label), String(index))));
+  drawExplanation();
+}
+
+function drawExplanation() {
+  if (explained) $("explain-result").replaceChildren(contributionBars(explained, 0, Number($("explain-output").value || 0)));
+}
+
 $("token-form").addEventListener("submit", (event) => {
   event.preventDefault();
   token.set($("token").value.trim());
@@ -157,4 +187,6 @@ $("forget-token").addEventListener("click", () => askForToken("token forgotten")
 document.addEventListener("click", onAction);
 $("fit-form").addEventListener("submit", onFit);
 $("predict-form").addEventListener("submit", onPredict);
+$("explain-form").addEventListener("submit", onExplain);
+$("explain-output").addEventListener("change", drawExplanation);
 connect();

@@ -1,6 +1,7 @@
 // Snapshots of /ui/events to the page's tables. Every value goes in as text (textContent),
 // never as markup: a model name can't inject anything.
 
+import { importanceBars } from "./bars.js";
 import { confusionTable, element, progressBar, rocChart, trafficChart } from "./charts.js";
 
 function replaceRows(table, rows) {
@@ -135,6 +136,7 @@ export async function renderPictures(models, fetchVersion) {
       rocChart(validation.roc_curve, info.classes),
       confusionTable(validation.confusion_matrix, info.classes),
     );
+    if (validation.feature_importance) figure.append(importanceBars(validation.feature_importance));
   }
   for (const [key, figure] of drawn) {
     if (!wanted.has(key)) {
@@ -153,13 +155,16 @@ export function renderTraffic(points) {
   document.getElementById("traffic-chart").replaceChildren(trafficChart(points));
 }
 
+// The loaded versions, in both forms that act on one (predict a file, explain a row).
 export function renderPredictChoices(inference) {
-  const select = document.getElementById("predict-model");
-  const chosen = select.value;
-  const options = inference.loaded_versions.map(({ name, version }) => {
-    const value = JSON.stringify({ name, version });
-    return element("option", `${name} (version ${version})`, { value });
-  });
-  select.replaceChildren(...options);
-  if (options.some((option) => option.value === chosen)) select.value = chosen;
+  for (const id of ["predict-model", "explain-model"]) {
+    const select = document.getElementById(id);
+    const chosen = select.value;
+    const options = inference.loaded_versions.map(({ name, version }) => {
+      const value = JSON.stringify({ name, version });
+      return element("option", `${name} (version ${version})`, { value });
+    });
+    select.replaceChildren(...options);
+    if (options.some((option) => option.value === chosen)) select.value = chosen;
+  }
 }
