@@ -137,7 +137,7 @@ def test_fit_cancel_load_predict_and_remove_from_the_page(tmp_path: Path, browse
         # One row explained from typed values: bars from the base value to the output.
         values = rows.read_text().splitlines()[1]
         page.fill("#explain-values", values)
-        page.click("#explain-form button[type=submit]")
+        page.click("#explain-button")
         result = page.locator("#explain-result")
         result.locator(".bar.total").wait_for()
         X = [[float(v) for v in values.split(",")]]

@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.special import expit, softmax
 
-from server.explain.methods import Explanation, explain
 from server.inference.compiled.runtimes import NativeRuntime
 from server.ml.algorithms import resolve
+from server.ml.explanations import Explanation, explain
 from server.training.fit import fit_model
 from server.training.progress import NoProgress
 from server.training.request import Holdout, TrainingRequest

@@ -19,10 +19,8 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-import numpy as np
-
 from server.errors import WorkerCrashed
-from server.explain.methods import Explanation
+from server.ml.explanations import Explanation, Rows
 from server.store.files import ModelStore
 from server.training.backends.child import InChild
 
@@ -48,24 +46,15 @@ class Explainer:
             )
         return self._executor
 
-    async def explain(
-        self,
-        name: str,
-        version: int,
-        model_type: str,
-        n_classes: int,
-        means: list[float] | None,
-        X: np.ndarray,
-    ) -> Explanation:
-        task = InChild("explain_version", WORKER_MODULE)
-        future = self._pool().submit(task, name, version, model_type, n_classes, means, X)
+    async def explain(self, rows: Rows) -> Explanation:
+        future = self._pool().submit(InChild("explain_version", WORKER_MODULE), rows)
         try:
             return await asyncio.wrap_future(future)
         except BrokenProcessPool:
             logger.warning("the explanation process died; starting a new one")
             self._replace()
             raise WorkerCrashed(
-                f"the explanation process died while explaining '{name}' (out of memory, or "
+                f"the explanation process died while explaining '{rows.name}' (out of memory, or "
                 "killed); a new one is starting, and the server kept serving"
             ) from None
 

@@ -13,9 +13,9 @@ import numpy as np
 
 from server.errors import InvalidInput, NotExplainable
 from server.explain.explainer import Explainer
-from server.explain.methods import Explanation
 from server.inference.loaded import LoadedModel
 from server.ingest import ExplainInput
+from server.ml.explanations import Explanation, Rows
 from server.service.operations import ModelService, matrix_for
 
 ROWS_NAMED = 20
@@ -33,10 +33,11 @@ class Explanations:
         X = await matrix_for(model, request.features)
         refuse_unexplainable(model, X)
         model.check_input(X)
-        explanation = await self._explainer.explain(
+        rows = Rows(
             model.name, model.version, model.model_type, len(model.classes),
             model.training_means, X,
         )  # fmt: skip
+        explanation = await self._explainer.explain(rows)
         predicted = await batcher.predict(X, probabilities=False)
         return answer(model, explanation, predicted["predictions"])
 

@@ -15,12 +15,11 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 from collections import OrderedDict  # noqa: E402
 from typing import Any  # noqa: E402
 
-import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from server.explain.methods import Explanation, explain, preload_explainers  # noqa: E402
 from server.inference.libc import libc_function  # noqa: E402
 from server.ml.algorithms import preload  # noqa: E402
+from server.ml.explanations import Explanation, Rows, explain, preload_explainers  # noqa: E402
 from server.store.files import ModelStore  # noqa: E402
 from server.training.backends.local_worker import die_with_parent  # noqa: E402
 
@@ -49,16 +48,10 @@ def initialize(parent_pid: int, store: ModelStore, nice: int, cores: frozenset[i
     threadpool_limits(limits=1)
 
 
-def explain_version(
-    name: str,
-    version: int,
-    model_type: str,
-    n_classes: int,
-    means: list[float] | None,
-    X: np.ndarray,
-) -> Explanation:
-    """The explanation of X by one version's estimator, read (its tag checked) once."""
-    return explain(model_type, _estimator(name, version), X, n_classes, means)
+def explain_version(rows: Rows) -> Explanation:
+    """The explanation of the rows by their version's estimator, read (its tag checked) once."""
+    estimator = _estimator(rows.name, rows.version)
+    return explain(rows.model_type, estimator, rows.X, rows.n_classes, rows.means)
 
 
 def _estimator(name: str, version: int) -> Any:

@@ -2,6 +2,7 @@
 hold (`responses`), as pydantic models. They document the API in OpenAPI; /fit, /predict
 and /evaluate parse their own bodies with the same rules (server.ingest)."""
 
+from server.schemas.explanations import ExplainResponse
 from server.schemas.requests import (
     Alias,
     Body,
@@ -38,7 +39,6 @@ from server.schemas.responses import (
     Compiled,
     ErrorResponse,
     EvaluateResponse,
-    ExplainResponse,
     FitResponse,
     Health,
     History,

@@ -42,14 +42,11 @@ class Validation(BaseModel):
         default=None,
         description="held-out rows by true class (rows) and predicted class (columns)",
     )
-    feature_importance: dict[str, float] | None = Field(
-        default=None,
-        description="each feature's mean absolute contribution (SHAP value) over the "
-        "held-out rows explained, largest first",
+    feature_importance: dict[str, float] | None = optional(
+        "each feature's mean absolute contribution (SHAP value) over the held-out rows "
+        "explained, largest first"
     )
-    importance_rows: int | None = Field(
-        default=None, description="how many held-out rows feature_importance explains"
-    )
+    importance_rows: int | None = optional("how many held-out rows feature_importance explains")
 
 
 class EvaluateResponse(BaseModel):
@@ -221,24 +218,6 @@ class PredictResponse(BaseModel):
     predictions: list[Label]
     probabilities: list[list[float]] | None = None
     classes: list[Label] | None = None
-
-
-class ExplainResponse(BaseModel):
-    name: str
-    version: int = Field(description="the version that explains")
-    classes: list[Label]
-    feature_names: list[str] = Field(
-        description="the model's columns (x0, x1, ... for a model trained from a JSON X)"
-    )
-    output: Literal["log_odds", "raw", "probability"] = Field(
-        description="the space in which base_values and contributions add up"
-    )
-    base_values: list[float] = Field(description="per output: the output for an average row")
-    contributions: list[list[list[float]]] = Field(
-        description="[row][output][feature]: binary models one output (classes[1]), "
-        "others one per class"
-    )
-    predictions: list[Label] = Field(description="what /predict answers for the rows")
 
 
 class StatusResponse(BaseModel):

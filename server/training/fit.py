@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 
 from server.errors import InvalidInput
-from server.explain.importance import feature_importance
-from server.explain.methods import training_means
 from server.inference.compiled.choice import checked, record, with_routing
 from server.inference.compiled.convert import Compiled, compile_estimator
 from server.inference.compiled.runtimes import NativeRuntime
 from server.ml.algorithms import Algorithm, resolve
 from server.ml.curves import pictures
+from server.ml.explanations import training_means
+from server.ml.importance import feature_importance
 from server.ml.messages import library_message
 from server.ml.scoring import holdout, scores
 from server.training.costs import predict_cost
@@ -168,25 +168,16 @@ def _validate(
     native = NativeRuntime(estimator, algorithm.predict_kwargs)
     X, y_true = request.X[held_out], request.y_encoded[held_out]
     probabilities = native.probabilities(X)
+    names = request.feature_names or [f"x{i}" for i in range(X.shape[1])]
+    importance, explained = feature_importance(
+        algorithm.name, estimator, X, len(request.classes), means, names
+    )
     return {
         "fraction": request.holdout.fraction,
         "seed": request.holdout.seed,
         "n_samples": len(held_out),
         "scores": scores(y_true, probabilities),
         **pictures(y_true, probabilities, native.indices(X)),
-        **_importance(estimator, algorithm, request, X, means),
+        "feature_importance": importance,
+        "importance_rows": explained,
     }
-
-
-def _importance(
-    estimator: Any,
-    algorithm: Algorithm,
-    request: TrainingRequest,
-    X: np.ndarray,
-    means: list[float] | None,
-) -> dict[str, Any]:
-    names = request.feature_names or [f"x{i}" for i in range(X.shape[1])]
-    importance, rows = feature_importance(
-        algorithm.name, estimator, X, len(request.classes), means, names
-    )
-    return {"feature_importance": importance, "importance_rows": rows}

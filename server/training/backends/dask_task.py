@@ -26,9 +26,9 @@ import psutil
 from distributed import Event, Worker, WorkerPlugin, get_worker
 from threadpoolctl import threadpool_limits
 
-from server.explain.methods import preload_explainers
 from server.inference.compiled.convert import preload_converters
 from server.ml.algorithms import preload
+from server.ml.explanations import preload_explainers
 from server.store.bundle import serialize
 from server.training.fit import fit_model
 from server.training.progress import PHASES, TrainingStopped

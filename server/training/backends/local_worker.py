@@ -20,10 +20,10 @@ from typing import Any  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from server.errors import StorageFailed  # noqa: E402
-from server.explain.methods import preload_explainers  # noqa: E402
 from server.inference.compiled.convert import preload_converters  # noqa: E402
 from server.inference.libc import libc_function  # noqa: E402
 from server.ml.algorithms import preload  # noqa: E402
+from server.ml.explanations import preload_explainers  # noqa: E402
 from server.store.bundle import serialize  # noqa: E402
 from server.store.files import ModelStore  # noqa: E402
 from server.training.fit import fit_model  # noqa: E402

@@ -134,6 +134,7 @@ async function onPredict(event) {
   event.preventDefault();
   const chosen = $("predict-model").value;
   if (!chosen) return say("load a model first");
+  if (!$("predict-file").files.length) return say("choose a file to predict");
   const body = new FormData();
   body.append("file", $("predict-file").files[0]);
   body.append("config", chosen);
@@ -149,20 +150,20 @@ async function onPredict(event) {
 
 // One row's explanation as bars: typed values (a JSON X) or the first row of a file.
 let explained = null;
-async function onExplain(event) {
-  event.preventDefault();
-  const chosen = $("explain-model").value;
+async function onExplain() {
+  const chosen = $("predict-model").value;
   if (!chosen) return say("load a model first");
   const config = JSON.parse(chosen);
+  const values = $("explain-values").value.split(",").map((text) => text.trim());
   let body;
-  if ($("explain-file").files.length) {
+  if (values[0]) {
+    body = { X: [values.map((text) => (text === "" ? null : Number(text)))], config };
+  } else if ($("predict-file").files.length) {
     body = new FormData();
-    body.append("file", $("explain-file").files[0]);
+    body.append("file", $("predict-file").files[0]);
     body.append("config", chosen);
   } else {
-    const values = $("explain-values").value.split(",").map((text) => text.trim());
-    if (!values[0]) return say("type the row's values, or choose a file");
-    body = { X: [values.map((text) => (text === "" ? null : Number(text)))], config };
+    return say("type the row's values, or choose a file");
   }
   explained = await act(`explain with ${config.name}`, () => request("POST", "/explain", body));
   if (!explained) return;
@@ -187,6 +188,6 @@ $("forget-token").addEventListener("click", () => askForToken("token forgotten")
 document.addEventListener("click", onAction);
 $("fit-form").addEventListener("submit", onFit);
 $("predict-form").addEventListener("submit", onPredict);
-$("explain-form").addEventListener("submit", onExplain);
+$("explain-button").addEventListener("click", onExplain);
 $("explain-output").addEventListener("change", drawExplanation);
 connect();

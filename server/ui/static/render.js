@@ -155,16 +155,14 @@ export function renderTraffic(points) {
   document.getElementById("traffic-chart").replaceChildren(trafficChart(points));
 }
 
-// The loaded versions, in both forms that act on one (predict a file, explain a row).
+// The loaded versions, to predict a file with or explain a row by.
 export function renderPredictChoices(inference) {
-  for (const id of ["predict-model", "explain-model"]) {
-    const select = document.getElementById(id);
-    const chosen = select.value;
-    const options = inference.loaded_versions.map(({ name, version }) => {
-      const value = JSON.stringify({ name, version });
-      return element("option", `${name} (version ${version})`, { value });
-    });
-    select.replaceChildren(...options);
-    if (options.some((option) => option.value === chosen)) select.value = chosen;
-  }
+  const select = document.getElementById("predict-model");
+  const chosen = select.value;
+  const options = inference.loaded_versions.map(({ name, version }) => {
+    const value = JSON.stringify({ name, version });
+    return element("option", `${name} (version ${version})`, { value });
+  });
+  select.replaceChildren(...options);
+  if (options.some((option) => option.value === chosen)) select.value = chosen;
 }

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from server.explain.methods import explain
+from server.ml.explanations import explain
 
 # A forest's exact explanation costs milliseconds a row: a fit explains a sample of its
 # held-out rows, drawn with a fixed seed, at most this many (docs/explanations.md).

@@ -32,6 +32,18 @@ class Explanation:
         return np.asarray(self.base_values[None, :] + self.contributions.sum(axis=2))
 
 
+@dataclass(frozen=True)
+class Rows:
+    """Rows for one version to explain: what crosses to the explanation process."""
+
+    name: str
+    version: int
+    model_type: str
+    n_classes: int
+    means: list[float] | None  # LogisticRegression's training means
+    X: np.ndarray
+
+
 def explain(
     model_type: str, estimator: Any, X: np.ndarray, n_classes: int, means: list[float] | None
 ) -> Explanation:
