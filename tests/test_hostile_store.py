@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-import server.inference.registry as registry_module
 from tests.conftest import ClientFactory
 from tests.helpers import fit_body, named, wait_until
 
@@ -37,18 +36,19 @@ async def client(make_client: ClientFactory) -> AsyncIterator[httpx.AsyncClient]
 
 @contextmanager
 def held_loads(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, client: httpx.AsyncClient
 ) -> Iterator[tuple[threading.Event, threading.Event]]:
     """Every load waits, once it has begun, until the test lets it go: (begun, go)."""
     begun, go = threading.Event(), threading.Event()
-    read = registry_module.read_model
+    registry = client.app.state.service.registry  # type: ignore[attr-defined]
+    read = registry._read_model  # the reader the composition gave it
 
     def held(*args: Any, **kwargs: Any) -> Any:
         begun.set()
         assert go.wait(30), "the test never let the load go"
         return read(*args, **kwargs)
 
-    monkeypatch.setattr(registry_module, "read_model", held)
+    monkeypatch.setattr(registry, "_read_model", held)
     try:
         yield begun, go
     finally:
@@ -70,7 +70,7 @@ async def test_a_delete_during_a_load_of_that_version_is_409(
     assert (await client.post("/fit", json=new_version("m", "RandomForestClassifier"))).json()[
         "version"
     ] == 2
-    with held_loads(monkeypatch) as (begun, go):
+    with held_loads(monkeypatch, client) as (begun, go):
         load = asyncio.ensure_future(client.post("/load", json=named("m", version=2)))
         await until(begun, "the load to begin")
         deleted = await client.delete("/models/m/versions/2")
@@ -130,7 +130,7 @@ async def test_a_removal_during_a_promote_waits_for_it_and_leaves_nothing(
     assert (await client.post("/fit", json=fit_body("p"))).status_code == 201
     assert (await client.post("/fit", json=new_version("p"))).status_code == 201
     assert (await client.post("/load", json=named("p"))).status_code == 200
-    with held_loads(monkeypatch) as (begun, go):  # the swap loads version 2 first
+    with held_loads(monkeypatch, client) as (begun, go):  # the swap loads version 2 first
         promote = asyncio.ensure_future(client.post("/models/p/promote", json={"version": 2}))
         await until(begun, "the promote's load to begin")
         body = named("p") if removal == "/remove" else None

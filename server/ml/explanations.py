@@ -91,7 +91,9 @@ def _catboost(estimator: Any, X: np.ndarray) -> np.ndarray:
 
 
 def _forest(estimator: Any, X: np.ndarray) -> np.ndarray:
-    import shap  # heavy (numba, pandas): only when a forest is explained
+    # Heavy (numba, pandas: seconds): imported when a forest is first explained, not by every
+    # training process at start-up, where it would delay the first fits of every type.
+    import shap
 
     explainer = shap.TreeExplainer(
         estimator, feature_perturbation="tree_path_dependent", model_output="raw"

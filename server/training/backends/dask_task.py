@@ -28,7 +28,6 @@ from threadpoolctl import threadpool_limits
 
 from server.inference.compiled.convert import preload_converters
 from server.ml.algorithms import preload
-from server.ml.explanations import preload_explainers
 from server.store.bundle import serialize
 from server.training.fit import fit_model
 from server.training.progress import PHASES, TrainingStopped
@@ -128,7 +127,6 @@ class PreloadLibraries(WorkerPlugin):
     def setup(self, worker: Worker) -> None:
         preload()
         preload_converters()
-        preload_explainers()  # a forest's fit explains its held-out rows
 
 
 def train_on_worker(

@@ -23,7 +23,6 @@ from server.errors import StorageFailed  # noqa: E402
 from server.inference.compiled.convert import preload_converters  # noqa: E402
 from server.inference.libc import libc_function  # noqa: E402
 from server.ml.algorithms import preload  # noqa: E402
-from server.ml.explanations import preload_explainers  # noqa: E402
 from server.store.bundle import serialize  # noqa: E402
 from server.store.files import ModelStore  # noqa: E402
 from server.training.fit import fit_model  # noqa: E402
@@ -59,7 +58,6 @@ def initialize(
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     preload()
     preload_converters()
-    preload_explainers()  # a forest's fit explains its held-out rows
     threadpool_limits(limits=1)
     # A file-size limit (ulimit -f) then fails the write with EFBIG, which the fit reports,
     # instead of killing this process.
