@@ -189,6 +189,18 @@ def test_the_same_rows_give_the_same_numbers(
         ]
         assert _explain(client, {"records": records, "config": {"name": name}}) == first
         assert first["feature_names"] == COLUMNS
+        csv = (
+            ",".join(COLUMNS)
+            + "\n"
+            + "\n".join(
+                ",".join("" if value is None else repr(value) for value in row) for row in rows(X)
+            )
+        )
+        from_file = client.post(
+            "/explain", files={"file": ("rows.csv", csv)}, data={"config": f'{{"name": "{name}"}}'}
+        )
+        assert from_file.status_code == 200, from_file.text
+        assert from_file.json() == first
     else:
         assert first["feature_names"] == [f"x{i}" for i in range(len(COLUMNS))]
 

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 WRITING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-FILE_ROUTES = frozenset({"/fit", "/predict", "/evaluate", "/automl"})
+FILE_ROUTES = frozenset({"/fit", "/predict", "/evaluate", "/explain", "/automl"})
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
 REMEMBERED = 64  # distinct header values whose verdict is kept
