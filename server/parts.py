@@ -67,11 +67,7 @@ def configure_logging() -> None:
         access_logger.propagate = False
 
 
-def core_plan(settings: Settings) -> CorePlan:
-    return plan_cores(allowed_cores(), settings.pin_training_cores, settings.training_nice)
-
-
-def backend(settings: Settings) -> TrainingBackend:
+def backend(settings: Settings, cores: CorePlan) -> TrainingBackend:
     """The backend, built but not started. A Dask scheduler that can't be reached within
     DASK_CONNECT_SECONDS is a StartupFailed (one line, no traceback)."""
     if settings.training_backend == "dask":
@@ -84,7 +80,7 @@ def backend(settings: Settings) -> TrainingBackend:
     return LocalBackend(
         settings.training_slots,
         settings.warm_workers,
-        core_plan(settings),
+        cores,
         settings.training_idle_priority,
     )
 
@@ -110,7 +106,8 @@ async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> Asyn
     store = ModelStore(settings.models_path, key)
     recovery.prepare(store)
     _pin_this_process()
-    training = backend(settings)
+    cores = plan_cores(allowed_cores(), settings.pin_training_cores, settings.training_nice)
+    training = backend(settings, cores)
     trainer = Trainer(
         training,
         store,
@@ -133,7 +130,6 @@ async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> Asyn
     service = ModelService(store, trainer, registry, versions, settings.inference_runtime == "auto")
     catalog = Catalog(service)
     # Explanations run where trainings run, never on the server's own core.
-    cores = core_plan(settings)
     explainer = Explainer(store, cores.training_cores, cores.nice)
     hub = SnapshotHub(Snapshots(catalog, service, metrics).build)
     parts = Parts(service, catalog, AutoML(service), hub, Explanations(service, explainer))

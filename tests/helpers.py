@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import joblib
 import numpy as np
+from scipy.special import expit, softmax
 from sklearn.datasets import make_classification
 
 from devtools.local_server import PROJECT_ROOT, key_file_of
@@ -188,3 +189,16 @@ def core_plan() -> dict[str, Any]:
     if len(cores) < 2:
         return {"training_cores": len(cores), "server_core": None}
     return {"training_cores": len(cores) - 1, "server_core": min(cores)}
+
+
+def explained_probabilities(output: str, totals: np.ndarray) -> np.ndarray:
+    """An explanation's (rows, outputs) totals, base + contributions, as the probabilities of
+    every class: through the sigmoid (`log_odds`, one output), the softmax (`raw`), or as they
+    are (`probability`; one output is the second class's)."""
+    if output == "log_odds":
+        totals = expit(totals)
+    elif output == "raw":
+        return np.asarray(softmax(totals, axis=1))
+    if totals.shape[1] == 1:
+        return np.column_stack([1 - totals[:, 0], totals[:, 0]])
+    return totals

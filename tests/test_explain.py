@@ -14,10 +14,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from scipy.special import expit, softmax
 
 from server.training.cores import allowed_cores
-from tests.helpers import MODEL_TYPES, core_plan, rows
+from tests.helpers import MODEL_TYPES, core_plan, explained_probabilities, rows
 from tests.servers import explainer_processes, uvicorn_server
 
 COLUMNS = ["age", "income", "visits", "score", "constant"]
@@ -125,14 +124,7 @@ def _probabilities_of(explanation: dict[str, Any]) -> np.ndarray:
     totals = np.asarray(explanation["base_values"])[None, :] + np.asarray(
         explanation["contributions"]
     ).sum(axis=2)
-    if explanation["output"] == "probability":
-        if totals.shape[1] == 1:
-            return np.column_stack([1 - totals[:, 0], totals[:, 0]])
-        return totals
-    if explanation["output"] == "log_odds":
-        positive = expit(totals[:, 0])
-        return np.column_stack([1 - positive, positive])
-    return softmax(totals, axis=1)
+    return explained_probabilities(explanation["output"], totals)
 
 
 def _request_rows(model_type: str, setup: str) -> np.ndarray:

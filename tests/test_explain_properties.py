@@ -20,15 +20,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy.special import expit, softmax
 
 from server.inference.compiled.runtimes import NativeRuntime
 from server.ml.algorithms import resolve
-from server.ml.explanations import Explanation, explain
+from server.ml.explanations import explain, explainer_for
 from server.training.fit import fit_model
 from server.training.progress import NoProgress
 from server.training.request import Holdout, TrainingRequest
-from tests.helpers import MODEL_TYPES
+from tests.helpers import MODEL_TYPES, explained_probabilities
 
 EXAMPLES = int(os.environ.get("EXPLAIN_EXAMPLES", "30"))
 
@@ -55,16 +54,6 @@ def tables(draw: st.DrawFn, handles_missing: bool) -> dict[str, Any]:
         varying[rng.random(varying.shape) < 0.15] = np.nan
     labels = ["a", "b", "c"][:n_classes] if draw(st.booleans()) else list(range(n_classes))
     return {"X": X, "y": y, "classes": labels, "constant": constant, "seed": seed}
-
-
-def _probabilities(explanation: Explanation) -> np.ndarray:
-    totals = explanation.totals()
-    if explanation.output == "probability":
-        return totals if totals.shape[1] > 1 else np.column_stack([1 - totals, totals])
-    if explanation.output == "log_odds":
-        positive = expit(totals[:, 0])
-        return np.column_stack([1 - positive, positive])
-    return np.asarray(softmax(totals, axis=1))
 
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
@@ -103,9 +92,16 @@ def test_explanations_add_up_on_every_row(model_type: str) -> None:
             fresh[:, -1] = X[0, -1]
         means = fitted.metadata.get("training_means")
         n_classes = len(table["classes"])
-        explanation = explain(model_type, estimator, fresh, n_classes, means)
+        explanation = explain(
+            model_type, explainer_for(model_type, estimator), fresh, n_classes, means
+        )
         native = NativeRuntime(estimator, algorithm.predict_kwargs).probabilities(fresh)
-        np.testing.assert_allclose(_probabilities(explanation), native, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(
+            explained_probabilities(explanation.output, explanation.totals()),
+            native,
+            atol=1e-5,
+            rtol=0,
+        )
         assert explanation.contributions.shape == (
             len(fresh),
             1 if n_classes == 2 else n_classes,

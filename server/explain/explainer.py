@@ -3,8 +3,9 @@
 Not a thread of the server: `shap`'s TreeSHAP holds the GIL for the whole of a forest's
 explanation (seconds for 1000 rows), which would stop the event loop and every /predict with
 it. The process reads each version's estimator itself (its tag checked, as /load does) and
-keeps a few; the server sends it rows and gets numbers back. One explanation runs at a time;
-the next ones wait their turn. A process that dies is replaced, and its request answers 500.
+keeps a few (with a forest's TreeExplainer); the server sends it rows and gets numbers back.
+One explanation runs at a time; the next ones wait their turn. A process that dies answers
+its request 500; the next explanation starts a new one.
 It starts with the first explanation (its imports take seconds), not with the server: a
 server that never explains never pays for it.
 """
@@ -55,23 +56,18 @@ class Explainer:
             self._replace()
             raise WorkerCrashed(
                 f"the explanation process died while explaining '{rows.name}' (out of memory, or "
-                "killed); a new one is starting, and the server kept serving"
+                "killed); the next explanation starts a new one, and the server kept serving"
             ) from None
 
-    def pids(self) -> list[int]:
-        processes = getattr(self._executor, "_processes", None) or {}
-        return [process.pid for process in processes.values() if process.pid is not None]
-
     def _replace(self) -> None:
+        """Drop the pool; the next explanation starts a new process."""
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        for process in (getattr(executor, "_processes", None) or {}).values():
+        # CPython keeps no public handle on a pool's processes (3.14 adds terminate_workers).
+        for process in (getattr(self._executor, "_processes", None) or {}).values():
             with contextlib.suppress(Exception):
                 process.kill()
-        executor.shutdown(wait=False, cancel_futures=True)
+        self._replace()

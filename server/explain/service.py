@@ -15,10 +15,9 @@ from server.errors import InvalidInput, NotExplainable
 from server.explain.explainer import Explainer
 from server.inference.loaded import LoadedModel
 from server.ingest import ExplainInput
-from server.ml.explanations import Explanation, Rows
+from server.ml.algorithms import flagged
+from server.ml.explanations import Explanation, Rows, column_names
 from server.service.operations import ModelService, matrix_for
-
-ROWS_NAMED = 20
 
 
 class Explanations:
@@ -53,18 +52,12 @@ def refuse_unexplainable(model: LoadedModel, X: np.ndarray) -> None:
             "existed and does not keep its training rows' mean, which a LogisticRegression "
             "is explained against: train a new version to explain it"
         )
-    missing = np.flatnonzero(np.isnan(X).any(axis=1)).tolist()
-    if missing:
-        named = ", ".join(map(str, missing[:ROWS_NAMED])) + (" ..." if len(missing) > 20 else "")
+    missing = np.isnan(X).any(axis=1)
+    if missing.any():
         raise InvalidInput(
             f"LogisticRegression can't explain (or predict) rows with missing values: row(s) "
-            f"{named}. Fill them in (impute) first"
+            f"{flagged(missing, None)}. Fill them in (impute) first"
         )
-
-
-def feature_names(model: LoadedModel) -> list[str]:
-    """The model's columns; a model trained from a JSON X calls them x0, x1, ..."""
-    return model.feature_names or [f"x{index}" for index in range(model.n_features)]
 
 
 def answer(model: LoadedModel, explanation: Explanation, predictions: list[Any]) -> dict[str, Any]:
@@ -72,7 +65,7 @@ def answer(model: LoadedModel, explanation: Explanation, predictions: list[Any])
         "name": model.name,
         "version": model.version,
         "classes": model.classes.tolist(),
-        "feature_names": feature_names(model),
+        "feature_names": column_names(model.feature_names, model.n_features),
         "output": explanation.output,
         "base_values": explanation.base_values.tolist(),
         "contributions": explanation.contributions.tolist(),

@@ -19,18 +19,25 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 from server.inference.libc import libc_function  # noqa: E402
 from server.ml.algorithms import preload  # noqa: E402
-from server.ml.explanations import Explanation, Rows, explain, preload_explainers  # noqa: E402
+from server.ml.explanations import (  # noqa: E402
+    Explanation,
+    Rows,
+    explain,
+    explainer_for,
+    preload_explainers,
+)
 from server.store.files import ModelStore  # noqa: E402
 from server.training.backends.local_worker import die_with_parent  # noqa: E402
 
 PR_SET_NAME = 15  # from <sys/prctl.h>
 PROCESS_NAME = b"model-explainer"
 # Versions never change once saved (a number is never given twice), so an estimator read
-# once stays right; a few are kept, as many as a server typically has loaded.
-CACHED_ESTIMATORS = 4
+# once stays right; a few are kept (with a forest's TreeExplainer), as many as a server
+# typically has loaded.
+CACHED_EXPLAINERS = 4
 
 _store: ModelStore | None = None
-_estimators: OrderedDict[tuple[str, int], Any] = OrderedDict()
+_explainers: OrderedDict[tuple[str, int], Any] = OrderedDict()
 
 
 def initialize(parent_pid: int, store: ModelStore, nice: int, cores: frozenset[int] | None) -> None:
@@ -50,18 +57,18 @@ def initialize(parent_pid: int, store: ModelStore, nice: int, cores: frozenset[i
 
 def explain_version(rows: Rows) -> Explanation:
     """The explanation of the rows by their version's estimator, read (its tag checked) once."""
-    estimator = _estimator(rows.name, rows.version)
-    return explain(rows.model_type, estimator, rows.X, rows.n_classes, rows.means)
+    explainer = _explainer(rows.name, rows.version, rows.model_type)
+    return explain(rows.model_type, explainer, rows.X, rows.n_classes, rows.means)
 
 
-def _estimator(name: str, version: int) -> Any:
+def _explainer(name: str, version: int, model_type: str) -> Any:
     key = (name, version)
-    if key in _estimators:
-        _estimators.move_to_end(key)
-        return _estimators[key]
+    if key in _explainers:
+        _explainers.move_to_end(key)
+        return _explainers[key]
     assert _store is not None, "initialize() runs first"
     estimator = _store.load(name, version, compiled=False)["estimator"]
-    _estimators[key] = estimator
-    while len(_estimators) > CACHED_ESTIMATORS:
-        _estimators.popitem(last=False)
-    return estimator
+    _explainers[key] = explainer = explainer_for(model_type, estimator)
+    while len(_explainers) > CACHED_EXPLAINERS:
+        _explainers.popitem(last=False)
+    return explainer

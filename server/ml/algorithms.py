@@ -194,7 +194,7 @@ def refuse_missing(
         return
     raise InvalidInput(
         f"{algorithm.name} can't take missing values, and {field} has some in column(s) "
-        f"{_columns(missing, feature_names)}. Fill them in "
+        f"{flagged(missing, feature_names)}. Fill them in "
         "(impute) first, or use a type that handles them natively: "
         f"{', '.join(a.name for a in ALGORITHMS.values() if a.handles_missing)}"
     )
@@ -214,12 +214,13 @@ def refuse_beyond_float32(
     raise InvalidInput(
         f"{algorithm.name} reads values as float32, whose range ends at "
         f"{float(np.finfo(np.float32).max):.8g} either way, and X has larger ones in column(s) "
-        f"{_columns(overflowing, feature_names)}"
+        f"{flagged(overflowing, feature_names)}"
     )
 
 
-def _columns(flagged: np.ndarray, feature_names: list[str] | None) -> str:
-    """The flagged columns, by name where the model has names, else by index; 20 at most."""
+def flagged(flagged: np.ndarray, feature_names: list[str] | None) -> str:
+    """The flagged columns (or rows), by name where there are names, else by index; 20 at
+    most."""
     columns = np.flatnonzero(flagged).tolist()
     named = [repr(feature_names[i]) for i in columns] if feature_names else columns
     return f"{', '.join(map(str, named[:20]))}{' ...' if len(named) > 20 else ''}"

@@ -44,26 +44,42 @@ class Rows:
     X: np.ndarray
 
 
+def explainer_for(model_type: str, estimator: Any) -> Any:
+    """What explains an estimator: the estimator itself, or for a forest shap's TreeExplainer
+    over it. Building one reads every tree into arrays, a large share of a 1-row
+    explanation: whoever keeps the estimator for more explanations keeps this instead."""
+    if model_type != "RandomForestClassifier":
+        return estimator
+    # Heavy (numba, pandas: seconds): imported when a forest is first explained, not by every
+    # training process at start-up, where it would delay every type's first fits.
+    import shap
+
+    return shap.TreeExplainer(
+        estimator, feature_perturbation="tree_path_dependent", model_output="raw"
+    )
+
+
 def explain(
-    model_type: str, estimator: Any, X: np.ndarray, n_classes: int, means: list[float] | None
+    model_type: str, explainer: Any, X: np.ndarray, n_classes: int, means: list[float] | None
 ) -> Explanation:
-    """Blocking: the exact explanation of every row of X (float64, NaN where missing)."""
+    """Blocking: the exact explanation of every row of X (float64, NaN where missing), by
+    `explainer_for(model_type, estimator)`."""
     if model_type == "LogisticRegression":
-        return _linear(estimator, X, means)
-    method = _TREE_METHODS[model_type]
-    with_bias = method(estimator, X)  # (rows, outputs, features + 1), bias last
-    if with_bias.ndim == 2:
-        with_bias = with_bias[:, None, :]
-    output: Output = "log_odds" if n_classes == 2 else "raw"
+        return _linear(explainer, X, means)
     if model_type == "RandomForestClassifier":
-        output = "probability"
-    return _split_bias(with_bias, output)
-
-
-def _split_bias(with_bias: np.ndarray, output: Output) -> Explanation:
-    values = np.asarray(with_bias, dtype=np.float64)
-    # The bias column is the expected value: the same in every row.
+        return _forest(explainer, X)
+    # The boosters answer (rows, [outputs,] features + 1), the bias last: the expected value,
+    # the same in every row.
+    values = np.asarray(_BOOSTER_METHODS[model_type](explainer, X), dtype=np.float64)
+    if values.ndim == 2:
+        values = values[:, None, :]
+    output: Output = "log_odds" if n_classes == 2 else "raw"
     return Explanation(output, values[0, :, -1].copy(), np.ascontiguousarray(values[:, :, :-1]))
+
+
+def column_names(feature_names: list[str] | None, n_features: int) -> list[str]:
+    """A model's columns as explanations name them: x0, x1, ... for one trained from a JSON X."""
+    return feature_names or [f"x{index}" for index in range(n_features)]
 
 
 def _xgboost(estimator: Any, X: np.ndarray) -> np.ndarray:
@@ -90,14 +106,7 @@ def _catboost(estimator: Any, X: np.ndarray) -> np.ndarray:
     return np.asarray(estimator.get_feature_importance(Pool(X), type="ShapValues", thread_count=1))
 
 
-def _forest(estimator: Any, X: np.ndarray) -> np.ndarray:
-    # Heavy (numba, pandas: seconds): imported when a forest is first explained, not by every
-    # training process at start-up, where it would delay the first fits of every type.
-    import shap
-
-    explainer = shap.TreeExplainer(
-        estimator, feature_perturbation="tree_path_dependent", model_output="raw"
-    )
+def _forest(explainer: Any, X: np.ndarray) -> Explanation:
     # The forest compares float32 values, as scikit-learn's trees read them.
     rows = X.astype(np.float32).astype(np.float64)
     values = np.asarray(explainer.shap_values(rows, check_additivity=False))  # (rows, f, k)
@@ -106,11 +115,7 @@ def _forest(estimator: Any, X: np.ndarray) -> np.ndarray:
         values = values[:, :, None]
     if len(expected) == 2:  # binary: the positive class, as the other types answer
         values, expected = values[:, :, 1:], expected[1:]
-    with_bias = np.concatenate(
-        [values.transpose(0, 2, 1), np.broadcast_to(expected, (len(X), len(expected)))[..., None]],
-        axis=2,
-    )
-    return with_bias
+    return Explanation("probability", expected, np.ascontiguousarray(values.transpose(0, 2, 1)))
 
 
 def _linear(estimator: Any, X: np.ndarray, means: list[float] | None) -> Explanation:
@@ -133,15 +138,14 @@ def training_means(X: np.ndarray) -> list[float]:
     return np.where(constant, X[0], means).tolist()
 
 
-_TREE_METHODS: dict[str, Callable[[Any, np.ndarray], np.ndarray]] = {
+_BOOSTER_METHODS: dict[str, Callable[[Any, np.ndarray], np.ndarray]] = {
     "XGBClassifier": _xgboost,
     "LGBMClassifier": _lightgbm,
     "CatBoostClassifier": _catboost,
-    "RandomForestClassifier": _forest,
 }
 
 
 def preload_explainers() -> None:
-    """Import what the forests' explanations need now (a few seconds: numba, pandas), so
-    that no explanation or fit pays for it."""
+    """Import what the forests' explanations need now (a few seconds: numba, pandas): the
+    explanation process does, as it starts, so that no explanation pays for it."""
     import shap  # noqa: F401

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from server.ml.explanations import explain
+from server.ml.explanations import explain, explainer_for
 
 # A forest's exact explanation costs milliseconds a row: a fit explains a sample of its
 # held-out rows, drawn with a fixed seed, at most this many (docs/explanations.md).
@@ -27,7 +27,7 @@ def feature_importance(
     if len(X) > IMPORTANCE_ROWS:
         chosen = np.random.default_rng(0).choice(len(X), IMPORTANCE_ROWS, replace=False)
         X = X[np.sort(chosen)]
-    explanation = explain(model_type, estimator, X, n_classes, means)
+    explanation = explain(model_type, explainer_for(model_type, estimator), X, n_classes, means)
     mean_absolute = np.abs(explanation.contributions).mean(axis=(0, 1))
     order = np.argsort(-mean_absolute, kind="stable")
     return {feature_names[i]: float(mean_absolute[i]) for i in order}, len(X)

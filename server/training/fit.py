@@ -17,7 +17,7 @@ from server.inference.compiled.convert import Compiled, compile_estimator
 from server.inference.compiled.runtimes import NativeRuntime
 from server.ml.algorithms import Algorithm, resolve
 from server.ml.curves import pictures
-from server.ml.explanations import training_means
+from server.ml.explanations import column_names, training_means
 from server.ml.importance import feature_importance
 from server.ml.messages import library_message
 from server.ml.scoring import holdout, scores
@@ -168,7 +168,7 @@ def _validate(
     native = NativeRuntime(estimator, algorithm.predict_kwargs)
     X, y_true = request.X[held_out], request.y_encoded[held_out]
     probabilities = native.probabilities(X)
-    names = request.feature_names or [f"x{i}" for i in range(X.shape[1])]
+    names = column_names(request.feature_names, X.shape[1])
     importance, explained = feature_importance(
         algorithm.name, estimator, X, len(request.classes), means, names
     )
