@@ -78,11 +78,20 @@ class Settings(BaseSettings):
     """Serve GET /metrics and count requests."""
     access_log: Literal["text", "json", "off"] = "text"
     """One line per request: text, JSON lines, or off."""
+    serving_role: Literal["primary", "replica"] = "primary"
+    """`primary`: trains, writes the store and keeps in it the set of versions it serves;
+    `replica`: serves only, following that set (every writing call answers 409)."""
+    primary_url: str | None = None
+    """Where writing calls go (a replica's 409 names it), e.g. http://primary:8000."""
+    replica_sync_seconds: float = Field(default=1.0, gt=0, le=60)
+    """A replica serves every move of the primary within this many seconds."""
 
-    @field_validator("management_token", "inference_token", "model_signing_key", mode="before")
+    @field_validator(
+        "management_token", "inference_token", "model_signing_key", "primary_url", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
-        """`MANAGEMENT_TOKEN=` in .env (as compose passes it through) means no token."""
+        """`MANAGEMENT_TOKEN=` in .env (as compose passes it through) means unset."""
         return None if value in ("", None) else value
 
     max_event_streams: int = Field(default=100, ge=1)
@@ -118,6 +127,10 @@ class Settings(BaseSettings):
     def training_slots(self) -> int:
         """One core always stays with the server, which also runs inference."""
         return self.training_cores - 1
+
+    @property
+    def is_replica(self) -> bool:
+        return self.serving_role == "replica"
 
     @property
     def signing_secret(self) -> str | None:

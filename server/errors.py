@@ -11,6 +11,7 @@
      ├── UntrustedModel     409  the model's files are not signed with the server's key
      ├── NotExplainable     409  a version saved before explanations, with nothing to explain by
      ├── NothingToRollBack  409  a rollback with no earlier current version (or it was deleted)
+     ├── ReplicaReadOnly    409  a writing call on a replica (SERVING_ROLE=replica)
      ├── MetricsOff         404  GET /metrics on a server started with METRICS=false
      ├── JobNotFound        404  no job of that id (or it is older than the kept history)
      ├── SearchNotFound     404  no AutoML search of that id (the same)
@@ -75,15 +76,19 @@ class ModelBusy(ServiceError):
 class NotLoaded(ServiceError):
     status_code = 409
 
-    def __init__(self, name: str, version: int | None = None, current: bool = True) -> None:
+    def __init__(
+        self, name: str, version: int | None = None, current: bool = True, replica: str = ""
+    ) -> None:
+        """`replica`: on a replica, where the /load goes (it serves what the primary loads)."""
+        where = f" on the primary{replica}" if replica else ""
         if current or version is None:
             super().__init__(
-                f"model '{name}' is not loaded: POST /load with "
+                f"model '{name}' is not loaded: POST /load{where} with "
                 f'{{"config": {{"name": "{name}"}}}} first'
             )
         else:
             super().__init__(
-                f"model '{name}' version {version} is not loaded: POST /load with "
+                f"model '{name}' version {version} is not loaded: POST /load{where} with "
                 f'{{"config": {{"name": "{name}", "version": {version}}}}} first'
             )
 
@@ -106,6 +111,17 @@ class MetricsOff(ServiceError):
 
 class NothingToRollBack(ServiceError):
     status_code = 409
+
+
+class ReplicaReadOnly(ServiceError):
+    status_code = 409
+
+    def __init__(self, primary_url: str | None) -> None:
+        where = f"the primary at {primary_url}" if primary_url else "the primary (PRIMARY_URL)"
+        super().__init__(
+            "this server is a replica (SERVING_ROLE=replica): it serves predictions and never "
+            f"writes; send this call to {where}"
+        )
 
 
 class JobNotFound(ServiceError):

@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
                 stop(error, app.state)
             app.state.service, app.state.catalog = built.service, built.catalog
             app.state.automl, app.state.ui_hub = built.automl, built.hub
-            app.state.explanations = built.explanations
+            app.state.explanations, app.state.follower = built.explanations, built.follower
             loop = asyncio.get_running_loop()
             loop.call_later(EXPOSURE_CHECK_SECONDS, warn_if_exposed, tokens)
             yield
@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
     app.state.tokens, app.state.metrics = tokens, metrics
     install_redoc(app)
     for table in TABLES:
-        table.install(app, guarded=not tokens.open)
+        table.install(app, guarded=not tokens.open, replica=settings.is_replica)
     ui_routes.install(app, guarded=not tokens.open)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -116,6 +116,10 @@ class Metrics:
         # The children of labelled metrics, found once: `labels()` takes a lock each time.
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
+    def add_collector(self, collector: Collector) -> None:
+        """Gauges another part reads at scrape time (a replica's following)."""
+        self.registry.register(collector)
+
     def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
         return Counter(f"{PREFIX}_{name}", documentation, labels, registry=self.registry)
 
@@ -198,6 +202,9 @@ class NoMetrics(Metrics):
     """METRICS=false: every update is a no-op and nothing is registered."""
 
     def __init__(self) -> None:
+        pass
+
+    def add_collector(self, collector: Collector) -> None:
         pass
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:

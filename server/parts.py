@@ -8,7 +8,7 @@ import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -25,6 +25,9 @@ from server.inference.loaded import read_model
 from server.inference.registry import Registry
 from server.metrics import Metrics
 from server.ml.algorithms import preload
+from server.replication import roles
+from server.replication.follower import Follower
+from server.replication.publisher import Publisher
 from server.service.catalog import Catalog
 from server.service.operations import ModelService
 from server.service.versions import Versions
@@ -50,6 +53,7 @@ class Parts:
     automl: AutoML
     hub: SnapshotHub
     explanations: Explanations
+    follower: Follower | None  # a replica's (SERVING_ROLE=replica)
 
 
 def configure_logging() -> None:
@@ -67,7 +71,7 @@ def configure_logging() -> None:
         access_logger.propagate = False
 
 
-def backend(settings: Settings, cores: CorePlan) -> TrainingBackend:
+def backend(settings: Settings, cores: CorePlan, warm: bool = True) -> TrainingBackend:
     """The backend, built but not started. A Dask scheduler that can't be reached within
     DASK_CONNECT_SECONDS is a StartupFailed (one line, no traceback)."""
     if settings.training_backend == "dask":
@@ -79,7 +83,7 @@ def backend(settings: Settings, cores: CorePlan) -> TrainingBackend:
         return DaskBackend(settings.dask_scheduler_address)
     return LocalBackend(
         settings.training_slots,
-        settings.warm_workers,
+        settings.warm_workers and warm,
         cores,
         settings.training_idle_priority,
     )
@@ -99,15 +103,23 @@ def _pin_this_process() -> None:
 async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> AsyncIterator[Parts]:
     """The parts, running; closed in reverse on the way out."""
     configure_logging()
+    replica = settings.is_replica
     key, key_source = await asyncio.to_thread(
-        signing_key, settings.signing_secret, settings.model_signing_key_file, settings.models_path
+        signing_key,
+        settings.signing_secret,
+        settings.model_signing_key_file,
+        settings.models_path,
+        create=not replica,  # a replica never writes: it needs the primary's key
     )
     logger.info("model files are signed and checked with key %s, %s", key.key_id, key_source)
     store = ModelStore(settings.models_path, key)
-    recovery.prepare(store)
+    if replica:
+        recovery.require_store(store)
+    else:
+        recovery.prepare(store)
     _pin_this_process()
     cores = plan_cores(allowed_cores(), settings.pin_training_cores, settings.training_nice)
-    training = backend(settings, cores)
+    training = backend(settings, cores, warm=not replica)
     trainer = Trainer(
         training,
         store,
@@ -125,17 +137,30 @@ async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> Asyn
     read = partial(
         read_model, store, setting=settings.inference_runtime, estimator=settings.estimator_loading
     )
-    registry = Registry(read, settings.max_inference_models, batching, metrics)
-    versions = Versions(store, registry, metrics, trainer.training_version)
+    publisher = Publisher(store)
+    changed = (lambda: None) if replica else publisher.changed
+    registry = Registry(read, settings.max_inference_models, batching, metrics, changed)
+    versions = Versions(store, registry, metrics, trainer.training_version, changed, replica)
     service = ModelService(store, trainer, registry, versions, settings.inference_runtime == "auto")
+    if replica:
+        service.primary_hint = f" ({settings.primary_url or 'PRIMARY_URL'})"
     catalog = Catalog(service)
     # Explanations run where trainings run, never on the server's own core.
     explainer = Explainer(store, cores.training_cores, cores.nice)
     hub = SnapshotHub(Snapshots(catalog, service, metrics).build)
-    parts = Parts(service, catalog, AutoML(service), hub, Explanations(service, explainer))
     for untrusted in await asyncio.to_thread(catalog.untrusted):
         logger.warning("%s", untrusted["error"])
     _log_plan(settings, store, training, open_mode)
+    serving = AsyncExitStack()
+    follower = None
+    if replica:
+        role = roles.replica(service, settings.replica_sync_seconds, metrics)
+        follower = await serving.enter_async_context(role)
+    else:
+        await serving.enter_async_context(roles.primary(service, publisher))
+    parts = Parts(
+        service, catalog, AutoML(service), hub, Explanations(service, explainer), follower
+    )
     # Everything imported so far (the five libraries, ONNX Runtime, FastAPI: over a million
     # objects) lives as long as the process. Out of the collector's sight, a full collection
     # no longer walks them all, which paused the loop and was the whole p99 tail (see the
@@ -146,6 +171,7 @@ async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> Asyn
     try:
         yield parts
     finally:
+        await serving.aclose()
         explainer.close()
         await parts.hub.close()
         await parts.automl.close()

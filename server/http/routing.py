@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.sse import EventSourceResponse
 
+from server.errors import ReplicaReadOnly
 from server.http.auth import GUARDS
 from server.schemas import ErrorResponse, InvalidResponse
 
@@ -57,6 +58,12 @@ class RouteSpec:
 
 
 Endpoint = Callable[..., Any]
+
+
+async def refuse_on_replica(request: Request) -> None:
+    """Every management route writes (the store, the pointers, what is loaded): a replica
+    refuses them all, naming where they go."""
+    raise ReplicaReadOnly(request.app.state.settings.primary_url)
 
 
 class RouteTable:
@@ -110,10 +117,11 @@ class RouteTable:
     def delete(self, path: str, response_model: Any = None, **options: Any) -> Callable[..., Any]:
         return self.route("DELETE", path, response_model, **options)
 
-    def install(self, app: FastAPI, guarded: bool) -> None:
+    def install(self, app: FastAPI, guarded: bool, replica: bool = False) -> None:
         """Add every route to the app's own router (`include_router` would put them behind a
         router of their own: a second round of matching on every request).
-        With `guarded`, the routes that need access get their bearer guard."""
+        With `guarded`, the routes that need access get their bearer guard; on a `replica`,
+        the management routes answer 409 (after the guard: a stranger learns nothing)."""
         for spec in self.specs:
             options = dict(spec.options)
             responses = dict(options.pop("responses", {}))
@@ -121,6 +129,9 @@ class RouteTable:
             if guarded and spec.access is not None:
                 dependencies = [Depends(GUARDS[spec.access])]
                 responses.update(GUARD_RESPONSES[spec.access])
+            if replica and spec.access == "management":
+                dependencies.append(Depends(refuse_on_replica))
+                responses.update(error_responses(409))
             app.router.add_api_route(
                 spec.path,
                 spec.endpoint,

@@ -33,9 +33,15 @@ ModelReader = Callable[[str, int], LoadedModel]
 
 class Registry:
     def __init__(
-        self, read: ModelReader, max_models: int, batching: BatchingSettings, metrics: Metrics
+        self,
+        read: ModelReader,
+        max_models: int,
+        batching: BatchingSettings,
+        metrics: Metrics,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self._read_model = read
+        self._on_change = on_change  # the loaded set changed (server.replication publishes it)
         self._max_models = max_models
         self._batching = batching
         self._metrics = metrics
@@ -59,15 +65,18 @@ class Registry:
         """Versions of `name` loaded or being loaded."""
         return sorted({v for n, v in [*self._loaded, *self._loading] if n == name})
 
-    async def load(self, key: Key, over_cap: bool = False) -> PredictionBatcher:
+    async def load(
+        self, key: Key, over_cap: bool = False, capped: bool = True
+    ) -> PredictionBatcher:
         """Load a version (once: a second load of it waits for the first). `over_cap`: a swap
-        may hold one version above the cap for its duration."""
+        may hold one version above the cap for its duration; `capped=False`: a replica loads
+        what its primary serves, which the primary's cap bounds."""
         if key in self._loaded:
             return self._loaded[key]
         task = self._loading.get(key)
         if task is None:
             taken = [*self._loaded, *self._loading]
-            if len(taken) >= self._max_models + (1 if over_cap else 0):
+            if capped and len(taken) >= self._max_models + (1 if over_cap else 0):
                 raise CapacityReached(
                     f"cannot load '{key[0]}': {self._max_models} model(s) are loaded already "
                     f"({', '.join(label(k) for k in sorted(taken))}); POST /unload one of them "
@@ -88,6 +97,7 @@ class Registry:
             self._loaded[key] = PredictionBatcher(
                 model, self._batching, self._metrics.prediction_counter(model.model_type)
             )
+            self._on_change()
         except UntrustedModel:
             self._metrics.untrusted_load_refused()
             raise
@@ -100,7 +110,10 @@ class Registry:
         pending = self._loading.get(key)
         if pending is not None:
             await asyncio.wait([pending])
-        return self._loaded.pop(key, None)
+        batcher = self._loaded.pop(key, None)
+        if batcher is not None:
+            self._on_change()
+        return batcher
 
     async def unload_name(self, name: str) -> bool:
         """Drop every loaded version of `name`; True if any was loaded."""

@@ -40,7 +40,6 @@ from server.schemas.responses import (
     ErrorResponse,
     EvaluateResponse,
     FitResponse,
-    Health,
     History,
     InferenceStatus,
     InvalidResponse,
@@ -66,6 +65,7 @@ from server.schemas.responses import (
     VersionPointers,
     VersionRemoved,
 )
+from server.schemas.serving import Health
 
 __all__ = [
     "Alias",

@@ -272,10 +272,6 @@ class ServiceStatus(BaseModel):
     inference: InferenceStatus
 
 
-class Health(BaseModel):
-    status: Literal["ok"]
-
-
 class ErrorResponse(BaseModel):
     detail: str
 

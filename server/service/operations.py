@@ -63,6 +63,8 @@ class ModelService:
         self.load_failures: dict[Key, str] = {}
         # Names an AutoML search will save its winner under (server.automl): taken.
         self.reserved: set[str] = set()
+        # On a replica: where a /load goes, as a 409 for a version not loaded says.
+        self.primary_hint = ""
 
     # -- training ----------------------------------------------------------------------------
     def start_fit(self, request: FitInput) -> Job:
@@ -169,7 +171,7 @@ class ModelService:
         batcher = self.registry.get(key)
         if batcher is None:
             self.versions.require(*key)
-            raise NotLoaded(name, key[1], current=version is None and alias is None)
+            raise NotLoaded(name, key[1], version is None and alias is None, self.primary_hint)
         return batcher
 
     async def predict(self, request: PredictInput) -> dict[str, Any]:

@@ -35,8 +35,15 @@ class Versions:
         registry: Registry,
         metrics: Metrics,
         training_version: Callable[[str], int | None],
+        on_change: Callable[[], None] = lambda: None,
+        following: bool = False,
     ) -> None:
+        """`on_change`: a loaded name's pointers moved (server.replication publishes it);
+        `following`: a replica's, whose pointers in memory are only the primary's serving
+        set's (`adopt`), never a cached read of the disk."""
         self._store = store
+        self._on_change = on_change
+        self._following = following
         self._training_version = training_version
         self._registry = registry
         self._metrics = metrics
@@ -49,7 +56,9 @@ class Versions:
         """The name's pointers (404 when the name does not exist)."""
         pointers = self._pointers.get(name)
         if pointers is None:
-            pointers = self._pointers[name] = self._store.read_pointers(name)
+            pointers = self._store.read_pointers(name)
+            if not self._following:
+                self._pointers[name] = pointers
         return pointers
 
     def cached(self, name: str) -> Pointers | None:
@@ -64,6 +73,14 @@ class Versions:
         """The name was removed: read its pointers from disk if it comes back."""
         self._pointers.pop(name, None)
         self._moving.pop(name, None)
+        self._on_change()
+
+    def adopt(self, name: str, pointers: Pointers) -> None:
+        """A replica's switch to the primary's pointers, in one step of the event loop."""
+        self._pointers[name] = pointers
+
+    def adopted(self) -> list[str]:
+        return sorted(self._pointers)
 
     def resolve(self, name: str, version: int | None = None, alias: str | None = None) -> int:
         """The version a request means. An explicit version is returned as it is: whether it
@@ -150,12 +167,13 @@ class Versions:
                 await self._registry.unload((name, new))
             raise
         self._pointers[name] = moved  # the switch: from here on, requests resolve to `new`
+        self._on_change()
         self._metrics.swap("swapped" if swapping else "moved")
         if swapping and old not in moved.pinned():
             assert old is not None
             batcher = await self._registry.unload((name, old))
             if batcher is not None:
-                self._tasks.spawn(_release_when_idle(batcher))
+                self._tasks.spawn(release_when_idle(batcher))
 
     # -- describing ------------------------------------------------------------------------
     def describe(self, name: str) -> dict[str, Any]:
@@ -204,7 +222,7 @@ class Versions:
             )
 
 
-async def _release_when_idle(batcher: Any) -> None:
+async def release_when_idle(batcher: Any) -> None:
     """Once the old version's last request is answered, give its memory back."""
     await batcher.until_idle()
     del batcher

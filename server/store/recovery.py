@@ -16,6 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
+from server.errors import StartupFailed
 from server.store.atomic import is_temporary, sync_directory
 from server.store.files import ModelStore
 from server.store.layout import (
@@ -38,6 +39,15 @@ def prepare(store: ModelStore) -> list[str]:
     store.root.mkdir(parents=True, exist_ok=True)
     migrate_flat_models(store)
     return remove_leftovers(store)
+
+
+def require_store(store: ModelStore) -> None:
+    """A replica's start-up: it changes nothing, so the store must be there already."""
+    if not store.root.is_dir():
+        raise StartupFailed(
+            f"MODELS_PATH ({store.root}) is not a directory: a replica serves the store its "
+            "primary writes (the same volume, mounted here)"
+        )
 
 
 def migrate_flat_models(store: ModelStore) -> list[str]:

@@ -46,8 +46,13 @@ Hub = Annotated[SnapshotHub, Depends(_hub)]
 async def dashboard(request: Request) -> HTMLResponse:
     """The dashboard (a web page)."""
     tokens: Tokens = request.app.state.tokens
+    settings = request.app.state.settings
     page = templates.get_template("dashboard.html").render(
-        static=STATIC_URL, tokens_required=not tokens.open, version=request.app.version
+        static=STATIC_URL,
+        tokens_required=not tokens.open,
+        version=request.app.version,
+        replica=settings.is_replica,
+        primary_url=settings.primary_url,
     )
     headers = {
         "Content-Security-Policy": CONTENT_SECURITY_POLICY,

@@ -12,6 +12,8 @@ from server.errors import MetricsOff
 from server.http.dependencies import CatalogOf
 from server.http.routing import RouteTable
 from server.metrics import Metrics, NoMetrics
+from server.replication import report
+from server.replication.follower import Follower
 from server.schemas import (
     Health,
     ServiceStatus,
@@ -33,10 +35,13 @@ async def metrics(request: Request) -> Response:
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
-@table.get("/health", Health)
-async def health() -> dict[str, str]:
-    """Liveness."""
-    return {"status": "ok"}
+@table.get("/health", Health, response_model_exclude_none=True)
+async def health(request: Request) -> dict[str, Any]:
+    """Liveness; on a replica, how far behind the primary it is and what it can't follow."""
+    follower: Follower | None = getattr(request.app.state, "follower", None)
+    if follower is None:
+        return {"status": "ok"}
+    return report.health(follower.state, request.app.state.settings.primary_url)
 
 
 # `scheduler` and `workers` only with dask

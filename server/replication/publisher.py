@@ -1,0 +1,92 @@
+"""The primary's side: every change of what it serves (a load, an unload, a move of a
+loaded name's pointers, a removal) rewrites the serving set in the store.
+
+Changes only wake the writer; it takes one snapshot of the registry and the pointers in the
+event loop (so the set is one instant's) and writes it in a thread, again until nothing has
+changed since. A burst of changes is written once, and never out of order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from server.errors import ServiceError
+from server.inference.registry import Registry
+from server.replication import manifest
+from server.replication.manifest import Served, ServingSet, UnreadableSet
+from server.service.versions import Versions
+from server.store.files import ModelStore
+from server.store.pointers import Pointers
+from server.store.signing import SIGNATURE
+
+logger = logging.getLogger("server")
+
+
+class Publisher:
+    def __init__(self, store: ModelStore) -> None:
+        """Made before the registry and the versions, which call `changed`."""
+        self._store = store
+        self._written = ServingSet()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def previous(self) -> ServingSet:
+        """The set a primary that ran before left (empty if none, or unreadable), so that a
+        restart serves it again and the generations go on (blocking)."""
+        try:
+            found = manifest.read(self._store.root, self._store.key)
+        except UnreadableSet as error:
+            logger.warning("serving set: %s; starting from an empty one", error)
+            return ServingSet()
+        self._written = found or ServingSet()
+        return self._written
+
+    def start(self, registry: Registry, versions: Versions) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(registry, versions))
+        self.changed()
+
+    def changed(self) -> None:
+        """Something the set holds may have changed: write it soon."""
+        self._idle.clear()
+        self._wake.set()
+
+    async def settled(self) -> None:
+        """Until every change so far is in the store (tests and the bench wait on it)."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self, registry: Registry, versions: Versions) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            loaded = registry.loaded()
+            pointers = {name: versions.cached(name) for name, _ in loaded}
+            try:
+                await asyncio.to_thread(self._write, loaded, pointers)
+            except (OSError, ServiceError) as error:  # a full disk: the next change tries again
+                logger.error("the serving set could not be written: %s", error)
+            if not self._wake.is_set():
+                self._idle.set()
+
+    def _write(self, loaded: list[tuple[str, int]], pointers: dict[str, Pointers | None]) -> None:
+        models: dict[str, Served] = {}
+        for name, version in loaded:
+            moved = pointers[name]
+            if moved is None:  # loaded, so resolved: its pointers are in memory
+                continue
+            served = models.setdefault(name, Served(moved.current, dict(moved.aliases), {}))
+            metadata = self._store.read_metadata(name, version)
+            served.loaded[version] = str(metadata[SIGNATURE]["metadata"])
+        if models == self._written.models:
+            return
+        self._written = manifest.write(
+            self._store.root, self._store.key, models, self._written.generation + 1
+        )
