@@ -54,6 +54,7 @@ class Parts:
     hub: SnapshotHub
     explanations: Explanations
     follower: Follower | None  # a replica's (SERVING_ROLE=replica)
+    publisher: Publisher | None  # a primary's
 
 
 def configure_logging() -> None:
@@ -159,8 +160,9 @@ async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> Asyn
     else:
         await serving.enter_async_context(roles.primary(service, publisher))
     parts = Parts(
-        service, catalog, AutoML(service), hub, Explanations(service, explainer), follower
-    )
+        service, catalog, AutoML(service), hub, Explanations(service, explainer), follower,
+        None if replica else publisher,
+    )  # fmt: skip
     # Everything imported so far (the five libraries, ONNX Runtime, FastAPI: over a million
     # objects) lives as long as the process. Out of the collector's sight, a full collection
     # no longer walks them all, which paused the loop and was the whole p99 tail (see the

@@ -67,6 +67,7 @@ async def test_fit_load_predict_over_http(tmp_path: Path) -> None:
             assert (await client.get("/openapi.json")).status_code == 200
             assert (await client.get("/docs")).status_code == 200
     assert files_under(models_dir) == [
+        "_serving.json",  # rf was loaded: the set the replicas would follow
         "cb/1.joblib",
         "cb/1.json",
         "cb/1.onnx",

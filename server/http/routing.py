@@ -12,7 +12,7 @@ page, Figures behind the code).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -64,6 +64,15 @@ async def refuse_on_replica(request: Request) -> None:
     """Every management route writes (the store, the pointers, what is loaded): a replica
     refuses them all, naming where they go."""
     raise ReplicaReadOnly(request.app.state.settings.primary_url)
+
+
+async def answer_once_published(request: Request) -> AsyncIterator[None]:
+    """On a primary, a management call answers once the serving set holds what it changed:
+    from its answer on, the replicas have REPLICA_SYNC_SECONDS to follow."""
+    yield
+    publisher = getattr(request.app.state, "publisher", None)
+    if publisher is not None:
+        await publisher.settled()
 
 
 class RouteTable:
@@ -121,7 +130,8 @@ class RouteTable:
         """Add every route to the app's own router (`include_router` would put them behind a
         router of their own: a second round of matching on every request).
         With `guarded`, the routes that need access get their bearer guard; on a `replica`,
-        the management routes answer 409 (after the guard: a stranger learns nothing)."""
+        the management routes answer 409 (after the guard: a stranger learns nothing); on
+        a primary, they answer once what they changed is published."""
         for spec in self.specs:
             options = dict(spec.options)
             responses = dict(options.pop("responses", {}))
@@ -132,6 +142,8 @@ class RouteTable:
             if replica and spec.access == "management":
                 dependencies.append(Depends(refuse_on_replica))
                 responses.update(error_responses(409))
+            elif spec.access == "management":  # before the answer is sent: scope "function"
+                dependencies.append(Depends(answer_once_published, scope="function"))
             app.router.add_api_route(
                 spec.path,
                 spec.endpoint,

@@ -2,7 +2,7 @@
 
 One signed JSON file, `MODELS_PATH/_serving.json` (a name no model can have: model names
 start with a letter or digit), replaced atomically like the pointers, so a replica reads the
-set before a change or after it, never a mix:
+set before a change or after it, never a mix. While nothing is loaded there is no file:
 
     {"generation": 7, "written_at": "2026-12-06T14:00:00.000+00:00",
      "models": {"churn": {"current": 2, "aliases": {"staging": 3},
@@ -94,6 +94,11 @@ def write(root: Path, key: SigningKey, models: dict[str, Served], generation: in
     signature = {"key_id": key.key_id, "tag": key.tag(_TAG_PATH, [_canonical(content)])}
     write_bytes_atomically(path_in(root), json.dumps({**content, "signature": signature}).encode())
     return served
+
+
+def remove(root: Path) -> None:
+    """Nothing is served: no set (a replica reads a missing set as an empty one)."""
+    path_in(root).unlink(missing_ok=True)
 
 
 def read(root: Path, key: SigningKey) -> ServingSet | None:

@@ -1,6 +1,10 @@
 """The primary's side: every change of what it serves (a load, an unload, a move of a
 loaded name's pointers, a removal) rewrites the serving set in the store.
 
+A primary starts serving nothing (models survive a restart as `trained`), and leaves the set
+the one before it wrote in place until its own first change: a restart alone never empties
+the replicas.
+
 Changes only wake the writer; it takes one snapshot of the registry and the pointers in the
 event loop (so the set is one instant's) and writes it in a thread, again until nothing has
 changed since. A burst of changes is written once, and never out of order.
@@ -34,8 +38,8 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
 
     def previous(self) -> ServingSet:
-        """The set a primary that ran before left (empty if none, or unreadable), so that a
-        restart serves it again and the generations go on (blocking)."""
+        """The set a primary that ran before left (empty if none, or unreadable), so that
+        the generations go on (blocking)."""
         try:
             found = manifest.read(self._store.root, self._store.key)
         except UnreadableSet as error:
@@ -46,7 +50,7 @@ class Publisher:
 
     def start(self, registry: Registry, versions: Versions) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(registry, versions))
-        self.changed()
+        self._idle.set()
 
     def changed(self) -> None:
         """Something the set holds may have changed: write it soon."""
@@ -54,7 +58,8 @@ class Publisher:
         self._wake.set()
 
     async def settled(self) -> None:
-        """Until every change so far is in the store (tests and the bench wait on it)."""
+        """Until every change so far is in the store: a management call answers after it,
+        so that what it changed is the replicas' to follow once it has answered."""
         await self._idle.wait()
 
     async def close(self) -> None:
@@ -73,6 +78,8 @@ class Publisher:
                 await asyncio.to_thread(self._write, loaded, pointers)
             except (OSError, ServiceError) as error:  # a full disk: the next change tries again
                 logger.error("the serving set could not be written: %s", error)
+            except Exception:  # management calls wait on this loop: it never stops
+                logger.exception("the serving set could not be written")
             if not self._wake.is_set():
                 self._idle.set()
 
@@ -86,6 +93,10 @@ class Publisher:
             metadata = self._store.read_metadata(name, version)
             served.loaded[version] = str(metadata[SIGNATURE]["metadata"])
         if models == self._written.models:
+            return
+        if not models:
+            manifest.remove(self._store.root)
+            self._written = ServingSet(self._written.generation + 1)
             return
         self._written = manifest.write(
             self._store.root, self._store.key, models, self._written.generation + 1

@@ -1,5 +1,5 @@
-"""Starting a server in its role: a primary serves again what it served before and
-publishes every change; a replica follows the primary's set before it answers anything."""
+"""Starting a server in its role: a primary publishes every change of what it serves; a
+replica follows the primary's set before it answers anything."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from server.errors import ServiceError
 from server.inference.registry import label
 from server.metrics import Metrics
 from server.replication.follower import Follower
@@ -21,15 +20,14 @@ logger = logging.getLogger("server")
 
 @asynccontextmanager
 async def primary(service: ModelService, publisher: Publisher) -> AsyncIterator[None]:
-    """Load what the primary that ran before served (its replicas still serve it), then
-    publish every change. A version that no longer loads is left out, and logged."""
+    """Publish every change (the set the primary before left stays until the first)."""
     previous = await asyncio.to_thread(publisher.previous)
-    for name, served in sorted(previous.models.items()):
-        for version in sorted(served.loaded):
-            try:
-                await service.load(name, version, None)
-            except ServiceError as error:
-                logger.warning("not serving %s again: %s", label((name, version)), error.detail)
+    if previous.models:
+        logger.info(
+            "the replicas serve what the last primary left (%s) until this one loads or "
+            "unloads a model",
+            ", ".join(label((n, v)) for n, s in sorted(previous.models.items()) for v in s.loaded),
+        )
     publisher.start(service.registry, service.versions)
     try:
         yield
