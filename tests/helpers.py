@@ -127,6 +127,15 @@ async def wait_until(
         await asyncio.sleep(0.05)
 
 
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
+    """`wait_until` for code without an event loop (threads, real servers)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
 async def wait_training(client: httpx.AsyncClient, name: str) -> None:
     async def training() -> bool:
         status = (await client.get("/status")).json()
