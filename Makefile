@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench venv lint format clean browser docs docs-build
+.PHONY: run test bench venv lint format clean debian-tools docs docs-build
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,25 +33,30 @@ venv: $(VENV)/.runtime
 run: $(VENV)/.runtime
 	$(BIN)/model-server serve --host $(HOST) --port $(PORT) --grace $(GRACE)
 
-test: $(VENV)/.dev browser
+test: $(VENV)/.dev debian-tools
 	$(BIN)/python -m pytest
 
-# Debian's Chromium for the browser test of /docs (tests/test_docs_browser.py). Installing it
-# needs root and apt; where that fails, the test is skipped and says why.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "installing Debian's chromium for the browser test (apt-get)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	} || echo "could not install chromium: tests/test_docs_browser.py will be skipped"
+# A Debian package's command, installed with apt-get when missing: $(call debian,command,why).
+# Installing needs root and apt; where that fails, what needs it is skipped and says so.
+define debian
+	@command -v $(1) >/dev/null 2>&1 || { \
+		echo "installing Debian's $(1) for $(2) (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; \
+	} || echo "could not install $(1): $(2) will be skipped"
+endef
+
+# Chromium for the browser tests (tests/test_docs_browser.py), HAProxy to check the
+# balancer's configuration (tests/test_deploy.py).
+debian-tools:
+	$(call debian,chromium,the browser tests)
+	$(call debian,haproxy,the balancer's configuration check)
 
 # Benchmarks against a real server on 127.0.0.1 (a few minutes; see README "Performance").
-# wrk (Debian's package) for the tail-latency and ceiling sections; where it can't be installed, that
-# section is skipped and says so.
+# wrk (Debian's package) for the tail-latency and ceiling sections, HAProxy for the replicas
+# section; where one can't be installed, its section is skipped and says so.
 bench: $(VENV)/.dev
-	@command -v wrk >/dev/null 2>&1 || { \
-		echo "installing Debian's wrk for the tail-latency benchmark (apt-get)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
-	} || echo "could not install wrk: the tail section will be skipped"
+	$(call debian,wrk,the tail and ceiling sections)
+	$(call debian,haproxy,the replicas section)
 	$(BIN)/python -m bench.run
 
 # The documentation site (mkdocs.yml, pages in docs/): served on http://127.0.0.1:8001 and
