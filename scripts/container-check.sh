@@ -4,6 +4,8 @@
 #   bash scripts/container-check.sh              # image, then compose: a model survives down/up
 #   COMPOSE_PROFILES=dask TRAINING_BACKEND=dask bash scripts/container-check.sh
 #                                                # the same with the Dask cluster's profile
+#   COMPOSE_PROFILES=replicas bash scripts/container-check.sh
+#                                                # and two replicas behind HAProxy on :8080
 #
 # ENGINE (docker or podman) and COMPOSE (the compose command) are found by themselves; set
 # them to choose. Everything listens on 127.0.0.1 only; what it starts is stopped at the end.
@@ -44,4 +46,7 @@ if [ "${TRAINING_BACKEND:-local}" = dask ]; then
 else
   bash scripts/check-compose-persistence.sh
 fi
+case ",${COMPOSE_PROFILES:-}," in
+  *,replicas,*) "${PYTHON:-.venv/bin/python}" -m devtools.replicas_smoke ;;
+esac
 echo "container check: OK"
