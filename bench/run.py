@@ -4,7 +4,7 @@ in-process floor. Prints tables and saves them in bench/results/latest.json.
     python -m bench.run [--only fit,first_answer,ingest,parallel,predict,inline,responsiveness,
                                 progress,cancel,priority,observability,dask,compiled,tail,
                                 ceiling,profile,versions,loading,dashboard,automl,hostile,
-                                explain]
+                                explain,replicas]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from bench import (
     loading,
     observability,
     profile,
+    replicas,
     serving,
     tail,
     training,
@@ -66,6 +67,7 @@ SECTIONS = (
     "automl",
     "hostile",
     "explain",
+    "replicas",
 )
 
 
@@ -146,6 +148,8 @@ def main() -> None:
         if "explain" in sections:  # a server of its own, five models
             (Path(directory) / "explain").mkdir()
             results["explain"] = explain.explain_cost(Path(directory) / "explain")
+        if "replicas" in sections:  # a primary, two replicas and HAProxy, under wrk
+            results["replicas"] = replicas.replicas_section()
         if "dask" in sections:  # a cluster, and a server on each backend
             results["dask"] = backends.compare(Path(directory) / "dask")
     RESULTS.parent.mkdir(exist_ok=True)
