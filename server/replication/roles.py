@@ -24,8 +24,8 @@ async def primary(service: ModelService, publisher: Publisher) -> AsyncIterator[
     previous = await asyncio.to_thread(publisher.previous)
     if previous.models:
         logger.info(
-            "the replicas serve what the last primary left (%s) until this one loads or "
-            "unloads a model",
+            "the replicas serve what the last primary left (%s) until this one loads, unloads "
+            "or removes a model",
             ", ".join(label((n, v)) for n, s in sorted(previous.models.items()) for v in s.loaded),
         )
     publisher.start(service.registry, service.versions)
