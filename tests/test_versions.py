@@ -196,12 +196,14 @@ async def test_promote_and_rollback_under_load_fail_no_request(tmp_path: Path) -
 
             await wait_until(lambda: answered(200), timeout=30, what="200 answers before")
             # ...but a swap may hold one above the cap while it lasts.
+            sending_promote = [len(seen) for seen in streams]
             promoted = await client.post("/models/live/promote", json={"version": 2})
             assert promoted.status_code == 200
             switched = [len(seen) for seen in streams]
             await wait_until(
                 lambda: answered(sum(switched) + 400), timeout=30, what="answers after"
             )
+            sending_rollback = [len(seen) for seen in streams]
             rolled = await client.post("/models/live/rollback")
             assert rolled.json()["current_version"] == 1
             back = [len(seen) for seen in streams]
@@ -213,11 +215,14 @@ async def test_promote_and_rollback_under_load_fail_no_request(tmp_path: Path) -
             status = (await client.get("/status")).json()["inference"]
             metrics = (await client.get("/metrics")).text
     assert Counter(code for seen in streams for code, _ in seen) == {200: sum(map(len, streams))}
-    for seen, at_promote, at_rollback in zip(streams, switched, back, strict=True):
-        # Sent after the promote answered: version 2 only; after the rollback: 1 only.
-        assert {v for _, v in seen[at_promote + 1 : at_rollback]} <= {2}
+    moments = zip(streams, sending_promote, switched, sending_rollback, back, strict=True)
+    for seen, before_promote, at_promote, before_rollback, at_rollback in moments:
+        # Answered before the promote was sent: version 1; sent after it answered and before
+        # the rollback was: 2 only; after the rollback answered: 1 only. (While a move is
+        # under way, until it answers, either version may answer.)
+        assert {v for _, v in seen[:before_promote]} == {1}
+        assert {v for _, v in seen[at_promote + 1 : before_rollback]} <= {2}
         assert {v for _, v in seen[at_rollback + 1 :]} <= {1}
-        assert {v for _, v in seen[:at_promote]} == {1}
     assert status["loaded_versions"] == [{"name": "live", "version": 1}]  # the cap, again
     assert 'model_server_version_moves_total{outcome="swapped"} 2.0' in metrics
 

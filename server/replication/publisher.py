@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 
-from server.errors import ServiceError
+from server.errors import ModelNotFound, ServiceError
 from server.inference.registry import Registry
 from server.replication import manifest
 from server.replication.manifest import Served, ServingSet, UnreadableSet
@@ -89,8 +89,11 @@ class Publisher:
             moved = pointers[name]
             if moved is None:  # loaded, so resolved: its pointers are in memory
                 continue
+            try:
+                metadata = self._store.read_metadata(name, version)
+            except ModelNotFound:  # removed since the snapshot: the next one has it gone
+                continue
             served = models.setdefault(name, Served(moved.current, dict(moved.aliases), {}))
-            metadata = self._store.read_metadata(name, version)
             served.loaded[version] = str(metadata[SIGNATURE]["metadata"])
         if models == self._written.models:
             return
