@@ -35,12 +35,21 @@ class Runtime(Protocol):
     def indices(self, X: np.ndarray) -> np.ndarray: ...
 
 
+_UNKNOWN = object()  # not looked at yet: a lazy runtime's estimator may not be read
+
+
 class NativeRuntime:
+    """The estimator's own library. A LightGBM model is asked through its Booster, on one
+    thread: the scikit-learn wrapper checks the input again on every call, which was most
+    of a small prediction, and then asks the same Booster the same question (its
+    `predict_proba` and `predict`, to the bit: tests/test_lightgbm_native.py)."""
+
     name = "native"
 
     def __init__(self, estimator: Any, predict_kwargs: Mapping[str, Any]) -> None:
         self._estimator = estimator
         self._kwargs = dict(predict_kwargs)
+        self._booster: Any = _UNKNOWN
 
     @property
     def estimator(self) -> Any:
@@ -51,11 +60,31 @@ class NativeRuntime:
         return True
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
-        return well_formed(self.estimator.predict_proba(X, **self._kwargs))
+        return well_formed(self._probabilities(X))
 
     def indices(self, X: np.ndarray) -> np.ndarray:
+        if self._lightgbm() is not None:  # the wrapper's `predict`: the argmax of its own
+            return self._probabilities(X).argmax(axis=1)
         predicted = np.asarray(self.estimator.predict(X, **self._kwargs)).reshape(-1)
         return predicted.astype(np.int64, copy=False)
+
+    def _probabilities(self, X: np.ndarray) -> np.ndarray:
+        booster = self._lightgbm()
+        if booster is None:
+            return np.asarray(self.estimator.predict_proba(X, **self._kwargs))
+        # The Booster takes float64 as it is (other types it converts to float32).
+        answer = booster.predict(np.asarray(X, dtype=np.float64), num_threads=1)
+        if answer.ndim == 1:  # binary: the positive class, as the wrapper stacks it
+            return np.vstack((1.0 - answer, answer)).transpose()
+        return np.asarray(answer)
+
+    def _lightgbm(self) -> Any:
+        """The LightGBM model's Booster, or None for any other type."""
+        if self._booster is _UNKNOWN:
+            estimator = self.estimator
+            lightgbm = type(estimator).__module__.partition(".")[0] == "lightgbm"
+            self._booster = estimator.booster_ if lightgbm else None
+        return self._booster
 
 
 class EstimatorNeeded(Exception):
