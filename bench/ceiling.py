@@ -18,12 +18,9 @@ divided by the requests wrk completed: what one request costs the core that serv
 from __future__ import annotations
 
 import json
-import shutil
 import statistics
-import subprocess
 import tempfile
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +31,9 @@ import psutil
 from sklearn.datasets import make_classification
 
 from bench import wrk
+from bench.checkouts import service_at, worktree
 from bench.harness import show
-from devtools.local_server import PROJECT_ROOT, key_file_of, uvicorn_server
+from devtools.local_server import uvicorn_server
 from devtools.saved import saved_bundle
 
 ROUNDS = 3
@@ -46,7 +44,9 @@ MODELS = {  # name: model type, hyperparameters, features
     "lr": ("LogisticRegression", {}, 10),
     "rf": ("RandomForestClassifier", {"n_estimators": 100}, 20),
     "xgb": ("XGBClassifier", {"n_estimators": 300}, 20),
+    "lgbm": ("LGBMClassifier", {"n_estimators": 300, "num_leaves": 63}, 20),
 }
+UNCOMPILED = {"lgbm"}  # no ONNX copy (docs/compiled.md): the ten-line ONNX handler has none
 CELLS = (  # label, model, rows per request, connections
     ("LogisticRegression, 1 row", "lr", 1, 1),
     ("LogisticRegression, 1 row", "lr", 1, 8),
@@ -56,6 +56,7 @@ CELLS = (  # label, model, rows per request, connections
     ("RandomForest, 1 row", "rf", 1, 32),
     ("RandomForest, 100 rows", "rf", 100, 8),
     ("XGBoost, 1 row", "xgb", 1, 8),
+    ("LightGBM, 1 row", "lgbm", 1, 8),
 )
 
 
@@ -67,26 +68,6 @@ def _measured(url: str, pid: int, script: Path, connections: int) -> dict[str, f
     cpu = (after.user - before.user) + (after.system - before.system)
     found["cpu_us"] = cpu / found["requests"] * 1e6
     return found
-
-
-@contextmanager
-def worktree(commit: str, directory: Path) -> Iterator[Path | None]:
-    """The project at `commit`, checked out beside it; None where git cannot (no history)."""
-    path = directory / "previous"
-    made = subprocess.run(
-        ["git", "worktree", "add", "--detach", str(path), commit],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-    )
-    if made.returncode != 0:
-        yield None
-        return
-    try:
-        yield path
-    finally:
-        subprocess.run(
-            ["git", "worktree", "remove", "--force", str(path)], cwd=PROJECT_ROOT, check=False
-        )
 
 
 def _train(url: str, models: Path) -> dict[str, bytes]:
@@ -156,7 +137,9 @@ def ceiling(
                     assert client.post("/load", json={"config": {"name": name}}).status_code == 200
             apps["previous"] = (url, process.pid)
         if before is not None:
-            apps["before"] = stack.enter_context(_service_at(before, directory, models))
+            apps["before"] = stack.enter_context(
+                service_at(before, directory, models, list(MODELS))
+            )
         for app in ("raw", "fastapi", "onnx"):
             env = {
                 "BENCH_ANSWERS": str(answers_file),
@@ -168,34 +151,20 @@ def ceiling(
             )
             apps[app] = (url, process.pid)
         runs: dict[tuple[int, str], list[dict[str, float]]] = {}
-        for url, _ in apps.values():  # warm every app on every body
+        for app, (url, _) in apps.items():  # warm every app on every body it serves
             for key in scripts:
-                wrk.run(f"{url}/predict", scripts[key], 4, 1)
+                if app != "onnx" or key.split("/")[0] not in UNCOMPILED:
+                    wrk.run(f"{url}/predict", scripts[key], 4, 1)
         chosen = cells if cells is not None else range(len(CELLS))
         for _ in range(rounds):
             for cell in chosen:
                 _, name, rows, connections = CELLS[cell]
                 for app, (url, pid) in apps.items():
+                    if app == "onnx" and name in UNCOMPILED:
+                        continue
                     found = _measured(url, pid, scripts[f"{name}/{rows}"], connections)
                     runs.setdefault((cell, app), []).append(found)
     return _report(runs, list(apps), rounds)
-
-
-@contextmanager
-def _service_at(commit: str, directory: Path, models: Path) -> Iterator[tuple[str, int]]:
-    """The service at `commit` (same store layout and key), its models loaded."""
-    with worktree(commit, directory / "before-tree") as checkout:
-        assert checkout is not None, f"git cannot check out {commit}"
-        copy = directory / "before-models"
-        shutil.copytree(models, copy)
-        env = {"ACCESS_LOG": "text", "MAX_INFERENCE_MODELS": "5"}
-        env["MODEL_SIGNING_KEY_FILE"] = str(key_file_of(models))
-        log = directory / "before.log"
-        with uvicorn_server(copy, env=env, log=log, cwd=checkout) as (url, process):
-            with httpx.Client(base_url=url, timeout=60) as client:
-                for name in MODELS:
-                    assert client.post("/load", json={"config": {"name": name}}).status_code == 200
-            yield url, process.pid
 
 
 def _median(runs: list[dict[str, float]], key: str) -> float:
@@ -211,28 +180,31 @@ def _report(
         if (cell, "service") not in runs:
             continue
         cell_name = f"{label}, {connections} connection{'s' if connections > 1 else ''}"
+        served = [app for app in apps if (cell, app) in runs]
         medians = {
             app: {
                 key: _median(runs[cell, app], key)
                 for key in ("per_second", "p50_ms", "p99_ms", "cpu_us")
             }
-            for app in apps
+            for app in served
         }
-        for app in apps:
+        for app in served:
             rates = [run["per_second"] for run in runs[cell, app]]
             medians[app]["per_second_range"] = [min(rates), max(rates)]
         service = medians["service"]
         ratios = {
             "vs_raw": service["per_second"] / medians["raw"]["per_second"],
-            "vs_onnx": service["per_second"] / medians["onnx"]["per_second"],
             "cpu_vs_raw": service["cpu_us"] / medians["raw"]["cpu_us"],
         }
+        if "onnx" in medians:
+            ratios["vs_onnx"] = service["per_second"] / medians["onnx"]["per_second"]
         if "previous" in medians:
             ratios["vs_previous"] = service["per_second"] / medians["previous"]["per_second"]
         if "before" in medians:
             before = medians["before"]
             ratios["before_vs_raw"] = before["per_second"] / medians["raw"]["per_second"]
-            ratios["before_vs_onnx"] = before["per_second"] / medians["onnx"]["per_second"]
+            if "onnx" in medians:
+                ratios["before_vs_onnx"] = before["per_second"] / medians["onnx"]["per_second"]
             ratios["vs_before"] = service["per_second"] / before["per_second"]
         results[cell_name] = {"apps": medians, "ratios": ratios}
         rate = service["per_second_range"]
@@ -242,15 +214,19 @@ def _report(
                 f"{service['per_second']:.0f} ({rate[0]:.0f}-{rate[1]:.0f})",
                 f"{service['p50_ms']:.2f} / {service['p99_ms']:.2f}",
                 f"{service['cpu_us']:.0f}",
-                *(f"{medians[app]['per_second']:.0f}" for app in apps if app != "service"),
+                *(
+                    f"{medians[app]['per_second']:.0f}" if app in medians else "-"
+                    for app in apps
+                    if app != "service"
+                ),
                 f"{ratios['vs_raw']:.2f}x",
-                f"{ratios['vs_onnx']:.2f}x",
+                f"{ratios['vs_onnx']:.2f}x" if "vs_onnx" in ratios else "-",
                 f"{ratios['cpu_vs_raw']:.2f}x",
                 f"{ratios['vs_previous']:.2f}x" if "vs_previous" in ratios else "-",
                 *(
-                    f"{ratios[key]:.2f}x"
+                    f"{ratios[key]:.2f}x" if key in ratios else "-"
                     for key in ("before_vs_raw", "before_vs_onnx", "vs_before")
-                    if key in ratios
+                    if "before" in apps
                 ),
             ]
         )
@@ -273,7 +249,10 @@ def _report(
         rows,
     )
     cpu_rows = [
-        [name, *(f"{cell['apps'][app]['cpu_us']:.0f}" for app in apps)]
+        [
+            name,
+            *(f"{cell['apps'][app]['cpu_us']:.0f}" if app in cell["apps"] else "-" for app in apps),
+        ]
         for name, cell in results.items()
     ]
     show("Server CPU µs per request (median)", ["cell", *apps], cpu_rows)

@@ -20,7 +20,7 @@ import orjson
 from sklearn.datasets import make_classification
 
 from bench import wrk
-from bench.ceiling import worktree
+from bench.checkouts import worktree
 from bench.harness import Spread, show
 from devtools.local_server import uvicorn_server
 

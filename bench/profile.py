@@ -21,7 +21,8 @@ import httpx
 from sklearn.datasets import make_classification
 
 from bench import wrk
-from bench.ceiling import PREVIOUS_DESIGN, worktree
+from bench.ceiling import PREVIOUS_DESIGN
+from bench.checkouts import worktree
 from bench.harness import show
 from devtools.local_server import uvicorn_server
 
