@@ -26,7 +26,7 @@ import lightgbm
 import numpy as np
 from sklearn.datasets import make_classification
 
-from server.inference.compiled.probes import probe_rows
+from server.inference.compiled.probes import estimator_thresholds, probe_rows
 from server.inference.compiled.runtimes import NativeRuntime
 
 
@@ -55,16 +55,6 @@ def wrapper_against_booster() -> None:
             print(f"{trees:5}  {rows:4}  {wrapped:10.0f}  {direct:10.0f}  {wrapped / direct:.1f}x")
 
 
-def split_values(booster: Any) -> dict[int, np.ndarray]:
-    trees = booster.trees_to_dataframe()
-    splits = trees[trees["split_feature"].notna()]
-    names = booster.feature_name()
-    return {
-        names.index(feature): group["threshold"].to_numpy(np.float64)
-        for feature, group in splits.groupby("split_feature")
-    }
-
-
 def compilers() -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(5000, 20))
@@ -72,7 +62,7 @@ def compilers() -> None:
     y = (np.nansum(X[:, :5], axis=1) + rng.normal(size=len(X)) > 0).astype(int)
     model = lightgbm.LGBMClassifier(n_estimators=300, num_leaves=63, n_jobs=1, verbose=-1)
     booster = model.fit(X, y).booster_
-    rows = probe_rows(X, split_values(booster), limit=20_000)
+    rows = probe_rows(X, estimator_thresholds(model, X.shape[1]), limit=20_000)
     rows[::5, 0] = np.nan
     native = booster.predict(rows, num_threads=1)
     one = rows[:1]

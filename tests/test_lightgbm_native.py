@@ -18,7 +18,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.inference.compiled.probes import probe_rows
+from server.inference.compiled.probes import estimator_thresholds, probe_rows
 from server.inference.compiled.runtimes import NativeRuntime
 from server.ml.algorithms import resolve
 from server.ml.probabilities import well_formed
@@ -28,17 +28,6 @@ from server.training.request import TrainingRequest
 
 EXAMPLES = int(os.environ.get("LIGHTGBM_EXAMPLES", "40"))
 ALGORITHM = resolve("LGBMClassifier")
-
-
-def split_values(booster: Any) -> dict[int, np.ndarray]:
-    """Every numeric split value of every tree, per feature, as LightGBM stores them."""
-    trees = booster.trees_to_dataframe()
-    splits = trees[trees["split_feature"].notna()]
-    names = booster.feature_name()
-    return {
-        names.index(feature): group["threshold"].to_numpy(np.float64)
-        for feature, group in splits.groupby("split_feature")
-    }
 
 
 @st.composite
@@ -84,7 +73,7 @@ def test_the_booster_answers_as_the_wrapper_to_the_bit() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tiny tables: LightGBM warns of them
             estimator = fit_model(request, NoProgress()).bundle["estimator"]
-        rows = probe_rows(X, split_values(estimator.booster_), limit=300)
+        rows = probe_rows(X, estimator_thresholds(estimator, X.shape[1]), limit=300)
         rows = np.vstack([rows, X, np.full((1, X.shape[1]), np.nan)])
         rows[::7, 0] = np.nan
         runtime = NativeRuntime(estimator, ALGORITHM.predict_kwargs)

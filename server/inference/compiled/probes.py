@@ -96,6 +96,14 @@ def estimator_thresholds(estimator: Any, n_features: int) -> dict[int, np.ndarra
         for feature, borders in estimator.get_borders().items():
             if int(feature) < n_features:
                 found.setdefault(int(feature), []).append(np.asarray(borders, np.float64))
+    elif type(estimator).__module__.partition(".")[0] == "lightgbm":  # double thresholds
+        trees = estimator.booster_.trees_to_dataframe()
+        splits = trees[trees["split_feature"].notna()]
+        names = estimator.booster_.feature_name()
+        for feature, group in splits.groupby("split_feature"):
+            found.setdefault(names.index(feature), []).append(
+                group["threshold"].to_numpy(np.float64)
+            )
     return {f: np.concatenate(v) for f, v in found.items()}
 
 
