@@ -138,8 +138,8 @@ async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> Asyn
     read = partial(
         read_model, store, setting=settings.inference_runtime, estimator=settings.estimator_loading
     )
-    publisher = Publisher(store)
-    changed = (lambda: None) if replica else publisher.changed
+    publisher = None if replica else Publisher(store)
+    changed = publisher.changed if publisher is not None else (lambda: None)
     registry = Registry(read, settings.max_inference_models, batching, metrics, changed)
     versions = Versions(store, registry, metrics, trainer.training_version, changed, replica)
     service = ModelService(store, trainer, registry, versions, settings.inference_runtime == "auto")
@@ -154,14 +154,14 @@ async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> Asyn
     _log_plan(settings, store, training, open_mode)
     serving = AsyncExitStack()
     follower = None
-    if replica:
+    if publisher is None:  # a replica
         role = roles.replica(service, settings.replica_sync_seconds, metrics)
         follower = await serving.enter_async_context(role)
     else:
         await serving.enter_async_context(roles.primary(service, publisher))
     parts = Parts(
         service, catalog, AutoML(service), hub, Explanations(service, explainer), follower,
-        None if replica else publisher,
+        publisher,
     )  # fmt: skip
     # Everything imported so far (the five libraries, ONNX Runtime, FastAPI: over a million
     # objects) lives as long as the process. Out of the collector's sight, a full collection

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from server.inference.compiled.runtimes import lightgbm_booster
+
 F32 = np.float32
 _MAGNITUDES = np.array(
     [
@@ -96,10 +98,10 @@ def estimator_thresholds(estimator: Any, n_features: int) -> dict[int, np.ndarra
         for feature, borders in estimator.get_borders().items():
             if int(feature) < n_features:
                 found.setdefault(int(feature), []).append(np.asarray(borders, np.float64))
-    elif type(estimator).__module__.partition(".")[0] == "lightgbm":  # double thresholds
-        trees = estimator.booster_.trees_to_dataframe()
+    elif (booster := lightgbm_booster(estimator)) is not None:  # double thresholds
+        trees = booster.trees_to_dataframe()
         splits = trees[trees["split_feature"].notna()]
-        names = estimator.booster_.feature_name()
+        names = booster.feature_name()
         for feature, group in splits.groupby("split_feature"):
             found.setdefault(names.index(feature), []).append(
                 group["threshold"].to_numpy(np.float64)

@@ -38,6 +38,12 @@ class Runtime(Protocol):
 _UNKNOWN = object()  # not looked at yet: a lazy runtime's estimator may not be read
 
 
+def lightgbm_booster(estimator: Any) -> Any:
+    """A LightGBM model's Booster, or None for any other type."""
+    lightgbm = type(estimator).__module__.partition(".")[0] == "lightgbm"
+    return estimator.booster_ if lightgbm else None
+
+
 class NativeRuntime:
     """The estimator's own library. A LightGBM model is asked through its Booster, on one
     thread: the scikit-learn wrapper checks the input again on every call, which was most
@@ -81,9 +87,7 @@ class NativeRuntime:
     def _lightgbm(self) -> Any:
         """The LightGBM model's Booster, or None for any other type."""
         if self._booster is _UNKNOWN:
-            estimator = self.estimator
-            lightgbm = type(estimator).__module__.partition(".")[0] == "lightgbm"
-            self._booster = estimator.booster_ if lightgbm else None
+            self._booster = lightgbm_booster(self.estimator)
         return self._booster
 
 
