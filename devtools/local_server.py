@@ -40,11 +40,13 @@ def uvicorn_server(
     log: Path | None = None,
     cwd: Path = PROJECT_ROOT,
     cores: set[int] | None = None,
+    ready_status: int = 200,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Start `app` from the code in `cwd` with MODELS_PATH and TRAINING_CORES (overriding the
     project's .env), bound to `host`, its output into `log` if given; yield its URL (always on
-    127.0.0.1) and process once /health answers; kill it on the way out. With `cores`, the
-    server may run on those cores only (as a container's cpuset would have it)."""
+    127.0.0.1) and process once /health answers (with `ready_status`: 503 for a replica
+    that can't serve); kill it on the way out. With `cores`, the server may run on those
+    cores only (as a container's cpuset would have it)."""
     port = free_port()
     environment = {
         **os.environ,
@@ -75,7 +77,7 @@ def uvicorn_server(
     try:
         while True:
             try:
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{base_url}/health", timeout=1).status_code == ready_status:
                     break
             except httpx.TransportError:
                 pass

@@ -41,9 +41,9 @@ def serve(host: str, port: int, grace: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["trust"]:  # its own arguments and --help, as `python -m server.trust`
-        from server.store import trust
+        from server.trust import command
 
-        return trust.main(argv[1:])
+        return command.main(argv[1:])
     prog = "model-server" if sys.argv[0].endswith("model-server") else "python -m server"
     parser = argparse.ArgumentParser(
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

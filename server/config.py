@@ -102,6 +102,14 @@ class Settings(BaseSettings):
     """Most rows in one /fit or /automl (413 beyond)."""
     max_explain_rows: int = Field(default=1000, ge=1)
     """Most rows in one /explain request (413 beyond)."""
+    max_explain_values: int = Field(default=1_000_000, ge=1)
+    """Most numbers in one /explain answer, rows x outputs x features (413 beyond): an
+    answer's size, about 20 bytes a number."""
+    max_explain_queue: int = Field(default=4, ge=1)
+    """Explanations running or waiting their turn at once (503 with Retry-After beyond)."""
+    explain_timeout_seconds: float = Field(default=60.0, gt=0)
+    """An explanation still computing after this long is stopped (503) and its process
+    replaced."""
     max_columns: int = Field(default=10_000, ge=1)
     """Most columns in one request's table (413 beyond)."""
     allowed_origins: str = ""

@@ -23,6 +23,8 @@
      ├── LimitExceeded      422  a training ran past MAX_TRAIN_SECONDS, max_seconds or
      │                           MAX_TRAIN_MEMORY_MB and was stopped
      ├── NoFreeSlot         503  every training slot is busy (answered at once, never queued)
+     ├── ExplainerBusy      503  the explanations' queue is full (MAX_EXPLAIN_QUEUE)
+     ├── ExplanationTimedOut 503 an explanation ran past EXPLAIN_TIMEOUT_SECONDS and was stopped
      ├── WorkerCrashed      500  a training process, or the explanation process, died
      └── StorageFailed      500  the model could not be written to disk
 
@@ -35,6 +37,8 @@ This module imports nothing heavy, so the training processes can use it too.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ServiceError(Exception):
     status_code = 500
@@ -43,6 +47,17 @@ class ServiceError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.headers = headers
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crosses a process boundary whole (the explanation process raises these), whatever
+        # the subclass's own __init__ takes.
+        return (_rebuilt, (type(self), self.detail, self.headers))
+
+
+def _rebuilt(kind: type[ServiceError], detail: str, headers: dict[str, str] | None) -> ServiceError:
+    error = kind.__new__(kind)
+    ServiceError.__init__(error, detail, headers)
+    return error
 
 
 class Unauthorized(ServiceError):
@@ -165,6 +180,14 @@ class BrokenModel(ServiceError):
 
 
 class NoFreeSlot(ServiceError):
+    status_code = 503
+
+
+class ExplainerBusy(ServiceError):
+    status_code = 503
+
+
+class ExplanationTimedOut(ServiceError):
     status_code = 503
 
 

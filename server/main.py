@@ -2,7 +2,7 @@
 `create_app(settings)` in tests.
 
 `create_app` wires HTTP and nothing else: the routes, the middleware, the hot path in front.
-The parts are built by server.parts when the server starts (the lifespan), so importing this
+The parts are built by server.composition when the server starts (the lifespan), so importing this
 module reads the settings and defines the app, and does nothing more.
 """
 
@@ -18,7 +18,7 @@ from typing import NoReturn
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from server import __version__, parts
+from server import __version__, composition
 from server.config import Settings, load_settings
 from server.errors import StartupFailed
 from server.http.auth import Tokens, warn_if_exposed
@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
             stack.callback(log.close)  # the access log's last lines, after everything else
             try:
                 built = await stack.enter_async_context(
-                    parts.started(settings, metrics, tokens.open)
+                    composition.started(settings, metrics, tokens.open)
                 )
             except StartupFailed as error:
                 stop(error, app.state)

@@ -22,8 +22,8 @@ from devtools.saved import saved_bundle
 from server.store.files import ModelStore
 from server.store.keys import read_key_file
 from server.store.signing import SigningKey
-from server.store.trust import resign
 from server.training.cores import allowed_cores
+from server.trust.command import resign
 
 MODEL_TYPES = [
     "LogisticRegression",
@@ -127,6 +127,15 @@ async def wait_until(
         await asyncio.sleep(0.05)
 
 
+# Files the service keeps beside the names (server.store.numbers, server.replication.manifest).
+SERVICE_FILES = ("_numbers.json", "_serving.json")
+
+
+def models_in(folder: Path) -> list[str]:
+    """What a store holds besides the service's own files: model folders, leftovers."""
+    return sorted(p.name for p in folder.iterdir() if p.name not in SERVICE_FILES)
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
     """`wait_until` for code without an event loop (threads, real servers)."""
     deadline = time.monotonic() + timeout
@@ -160,9 +169,9 @@ def predict_rows(client: httpx.Client, name: str, X: np.ndarray) -> dict[str, An
 
 def stated_tolerance(bundle: dict[str, Any]) -> float:
     """The tolerance a saved model's compiled copy is checked against (0: none is saved)."""
+    from server.inference.compiled.comparison import tolerance
     from server.inference.compiled.probes import graph_trees
     from server.inference.compiled.runtimes import OnnxRuntime
-    from server.inference.compiled.verify import tolerance
 
     if bundle.get("onnx") is None:
         return 0.0
@@ -170,9 +179,9 @@ def stated_tolerance(bundle: dict[str, Any]) -> float:
     return tolerance(OnnxRuntime(bundle["onnx"]), n_trees)
 
 
-def run_trust(models: Path, *args: str, env: dict[str, str] | None = None) -> str:
+def run_trust(models: Path, *args: str, env: dict[str, str] | None = None, status: int = 0) -> str:
     """`python -m server.trust ARGS` on the models of servers started on `models`, as an
-    operator runs it; its output, asserted to exit 0."""
+    operator runs it; its output (and errors), asserted to exit with `status`."""
     environment = {
         **os.environ,
         "MODELS_PATH": str(models),
@@ -187,8 +196,8 @@ def run_trust(models: Path, *args: str, env: dict[str, str] | None = None) -> st
         text=True,
         timeout=120,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    assert done.returncode == status, done.stdout + done.stderr
+    return done.stdout + done.stderr
 
 
 def core_plan() -> dict[str, Any]:

@@ -10,11 +10,15 @@ from typing import Any
 
 import httpx
 import numpy as np
+import onnxruntime
 import pytest
 from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
 
-from server.inference.compiled.choice import RuntimeChoice
+from server.inference.compiled.choice import RuntimeChoice, checked
 from server.inference.compiled.convert import LIGHTGBM_NOT_EXACT
+from server.inference.compiled.forest import forest_to_onnx
+from server.inference.compiled.runtimes import NativeRuntime
 from server.inference.loaded import LoadedModel
 from server.ml.algorithms import resolve
 from tests.conftest import ClientFactory
@@ -247,3 +251,22 @@ def test_a_tied_row_takes_the_librarys_own_label_whether_or_not_probabilities_ar
     assert _model(tied).predict(np.zeros((2, 2)), False)["predictions"] == ["b", "b"]
     untied = RuntimeChoice(Fixed("native", 1, 0.4), None, "the estimator")  # type: ignore[arg-type]
     assert _model(untied).predict(np.zeros((1, 2)), True)["predictions"] == ["a"]
+
+
+def test_a_forests_labels_come_from_its_probabilities_never_from_the_graphs_label_output() -> None:
+    """The forest graph's `label` output disagrees with `predict` on binary rows (it is
+    not what scikit-learn computes): the service reads only the probabilities, and its labels
+    are `predict`'s on every row (issue 37, item 12)."""
+    X, y = make_classification(n_samples=300, n_features=4, random_state=0)
+    forest = RandomForestClassifier(n_estimators=4, max_depth=3, random_state=0).fit(X, y)
+    onnx = forest_to_onnx(forest, 4)
+    rows = np.random.default_rng(0).normal(size=(2000, 4)).astype(np.float32).astype(np.float64)
+    session = onnxruntime.InferenceSession(onnx, providers=["CPUExecutionProvider"])
+    graph_labels, _ = session.run(None, {session.get_inputs()[0].name: rows.astype(np.float32)})
+    expected = forest.predict(rows)
+    assert (graph_labels != expected).any()  # what the test guards against
+    choice = checked(NativeRuntime(forest, {}), onnx, X[:50], handles_missing=True)
+    assert choice.compiled is not None, choice.detail
+    assert (forest.classes_[choice.indices(rows)] == expected).all()
+    _, indices = choice.probabilities_and_indices(rows)
+    assert (forest.classes_[indices] == expected).all()

@@ -10,12 +10,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import kubernetes_validate
 import pytest
 import yaml
 
 from server import __version__
-from tests.servers import PROJECT_ROOT
+from tests.helpers import fit_body, named, wait_for
+from tests.servers import PROJECT_ROOT, uvicorn_server
 
 KUBERNETES = PROJECT_ROOT / "deploy" / "kubernetes"
 HAPROXY = PROJECT_ROOT / "deploy" / "haproxy" / "haproxy.cfg"
@@ -58,8 +60,20 @@ def container(deployment: dict[str, Any]) -> dict[str, Any]:
     return containers[0]
 
 
-def env_of(deployment: dict[str, Any]) -> dict[str, str]:
-    return {item["name"]: item["value"] for item in container(deployment)["env"]}
+def env_of(deployment: dict[str, Any], namespace: str = "default") -> dict[str, str]:
+    """The container's environment as Kubernetes gives it, in `namespace`: the downward
+    API's namespace, and `$(VAR)` of a variable defined above expanded."""
+    env: dict[str, str] = {}
+    for item in container(deployment)["env"]:
+        if "valueFrom" in item:
+            assert item["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+            env[item["name"]] = namespace
+            continue
+        value = item["value"]
+        for name, known in env.items():
+            value = value.replace(f"$({name})", known)
+        env[item["name"]] = value
+    return env
 
 
 def test_one_primary_n_ready_replicas_on_one_shared_store() -> None:
@@ -87,7 +101,9 @@ def test_one_primary_n_ready_replicas_on_one_shared_store() -> None:
         assert mount.get("readOnly", False) is read_only
         secret = container(deployment)["envFrom"][0]["secretRef"]["name"]
         assert ("Secret", secret) in found
-        assert container(deployment)["image"] == f"model-server:{__version__}"
+        assert container(deployment)["image"] == "model-server"
+    images = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())["images"]
+    assert images == [{"name": "model-server", "newTag": __version__}]
     # Each Service selects the pods of one Deployment.
     for name, deployment in (("model-server-primary", primary), ("model-server", replicas)):
         selector = found[("Service", name)]["spec"]["selector"]
@@ -118,3 +134,43 @@ def test_the_compose_profile_puts_haproxy_in_front_of_two_read_only_replicas() -
 def test_haproxy_accepts_its_configuration() -> None:
     checked = subprocess.run(["haproxy", "-c", "-f", str(HAPROXY)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_predictions_through_the_services_host_names_are_answered(tmp_path: Path) -> None:
+    """Servers started with the manifests' environment (no token, as the manifests ship)
+    answer writing calls addressed to their Service's names, short and full; another
+    name is refused (DNS rebinding)."""
+    found = resources()
+    models = tmp_path / "models"
+    models.mkdir()
+    overridden = ("MODELS_PATH", "TRAINING_CORES")  # this machine's folder and cores
+
+    def environment(deployment: str) -> dict[str, str]:
+        env = env_of(found[("Deployment", deployment)], namespace="team-a")
+        return {name: value for name, value in env.items() if name not in overridden}
+
+    primary_env = environment("model-server-primary")
+    with uvicorn_server(models, env=primary_env) as (primary, _):
+        replica_env = {**environment("model-server-replicas"), "PRIMARY_URL": primary}
+        with uvicorn_server(models, env=replica_env) as (replica, _):
+            full = ".team-a.svc.cluster.local"
+            fitted = httpx.post(
+                primary + "/fit", json=fit_body("k8s"), timeout=60,
+                headers={"Host": "model-server-primary" + full},
+            )  # fmt: skip
+            assert fitted.status_code == 201, fitted.text
+            loaded = httpx.post(
+                primary + "/load", json=named("k8s"), headers={"Host": "model-server-primary"}
+            )
+            assert loaded.status_code == 200, loaded.text
+            row = {"X": fit_body("k8s")["X"][:1], **named("k8s")}
+
+            def predict(host: str) -> httpx.Response:
+                return httpx.post(replica + "/predict", json=row, headers={"Host": host})
+
+            wait_for(lambda: predict("localhost").status_code != 409, 10, "the replica to follow")
+            for host in ("model-server", "model-server.team-a", "model-server" + full):
+                answer = predict(host)
+                assert answer.status_code == 200, (host, answer.text)
+            refused = httpx.post(replica + "/predict", json=row, headers={"Host": "evil.example"})
+            assert refused.status_code == 403 and "ALLOWED_HOSTS" in refused.text

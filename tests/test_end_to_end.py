@@ -22,6 +22,7 @@ from tests.helpers import (
     dataset,
     files_under,
     fit_body,
+    models_in,
     named,
     slow_fit_body,
     wait_training,
@@ -100,7 +101,7 @@ async def test_sigterm_during_training_stops_everything_and_leaves_no_half_model
             # After uvicorn's graceful timeout the fit is cancelled: uvicorn answers 500.
             with suppress(httpx.HTTPError):
                 assert (await slow).status_code == 500
-    assert not [p for p in models_dir.iterdir() if not p.name.startswith(".")]
+    assert not [p for p in models_in(models_dir) if not p.startswith(".")]
 
 
 async def test_job_events_stream_live_progress_and_end_with_the_finished_job(

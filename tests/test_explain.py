@@ -8,21 +8,26 @@ predictions they explain: base + contributions, through the sigmoid or softmax, 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from server.training.cores import allowed_cores
-from tests.helpers import MODEL_TYPES, core_plan, explained_probabilities, rows
+from tests.helpers import MODEL_TYPES, core_plan, explained_probabilities, rows, wait_for
 from tests.servers import explainer_processes, uvicorn_server
 
 COLUMNS = ["age", "income", "visits", "score", "constant"]
 CONSTANT = 4  # the column every training row has the same value in
 ROWS = 240
 MAX_EXPLAIN_ROWS = 60
+MAX_EXPLAIN_QUEUE = 2
+EXPLAIN_TIMEOUT_SECONDS = 8
 SETUPS = ("binary", "three")
 
 
@@ -79,7 +84,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def default_server(store: Path) -> Iterator[tuple[httpx.Client, int, dict[str, Any]]]:
-    env = {"MAX_INFERENCE_MODELS": "20", "MAX_EXPLAIN_ROWS": str(MAX_EXPLAIN_ROWS)}
+    env = {
+        "MAX_INFERENCE_MODELS": "20",
+        "MAX_EXPLAIN_ROWS": str(MAX_EXPLAIN_ROWS),
+        "MAX_EXPLAIN_QUEUE": str(MAX_EXPLAIN_QUEUE),
+        "EXPLAIN_TIMEOUT_SECONDS": str(EXPLAIN_TIMEOUT_SECONDS),
+    }
     with (
         uvicorn_server(store, env=env) as (url, process),
         httpx.Client(base_url=url, timeout=120) as client,
@@ -288,3 +298,114 @@ def test_explanations_run_in_one_process_off_the_servers_core(
     assert set(explainer.cpu_affinity()) == (
         cores - {server_core} if server_core is not None else cores
     )
+
+
+# -- defects of the review (issue 37) -------------------------------------------------------
+def _explanation_counts(client: httpx.Client) -> dict[str, float]:
+    """model_server_explanations_total by outcome, and the queue's gauge as "queued"."""
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == "model_server_explanations_total":
+                counts[sample.labels["outcome"]] = sample.value
+            elif sample.name == "model_server_explanations_queued":
+                counts["queued"] = sample.value
+    return counts
+
+
+def _one_row(model_type: str = "LogisticRegression", setup: str = "binary") -> dict[str, Any]:
+    return {
+        "X": rows(_request_rows(model_type, setup)[:1]),
+        "config": {"name": _name(model_type, setup)},
+    }
+
+
+def test_an_explanation_process_that_died_while_idle_is_replaced(
+    default_server: tuple[httpx.Client, int, dict[str, Any]],
+) -> None:
+    client, pid, _ = default_server
+    _explain(client, _one_row())
+    [before] = explainer_processes(pid)
+    before.kill()
+    before.wait(10)
+    explained = client.post("/explain", json=_one_row())
+    assert explained.status_code == 200, explained.text
+    [after] = explainer_processes(pid)
+    assert after.pid != before.pid
+
+
+def test_a_name_removed_and_trained_again_is_explained_by_its_new_model(
+    default_server: tuple[httpx.Client, int, dict[str, Any]],
+) -> None:
+    client = default_server[0]
+    X, y = _table("binary")
+    body = {"X": rows(X), "y": y, "config": {"name": "again", "model_type": "LogisticRegression"}}
+    row = {"X": rows(X[:3]), "config": {"name": "again"}}
+    answers = []
+    for labels in (y, ["stayed" if label == "churned" else "churned" for label in y]):
+        fitted = client.post("/fit", json={**body, "y": labels})
+        assert fitted.status_code == 201, fitted.text
+        assert client.post("/load", json={"config": {"name": "again"}}).status_code == 200
+        explanation = _explain(client, row)
+        predicted = client.post(
+            "/predict", json={**row, "config": {"name": "again", "probabilities": True}}
+        ).json()
+        np.testing.assert_allclose(
+            _probabilities_of(explanation), predicted["probabilities"], atol=1e-9, rtol=0
+        )
+        answers.append((fitted.json()["version"], explanation["version"]))
+        assert client.post("/remove", json={"config": {"name": "again"}}).status_code == 200
+    assert answers == [(1, 1), (2, 2)]  # the number of a removed name is never given again
+
+
+def test_values_a_model_cant_compute_with_are_refused_as_json(
+    default_server: tuple[httpx.Client, int, dict[str, Any]],
+) -> None:
+    client = default_server[0]
+    for model_type, value in (("XGBClassifier", 1e39), ("LogisticRegression", 1e308)):
+        X = _request_rows(model_type, "three")[:2].copy()
+        X[1, :] = value
+        body = {"X": rows(X), "config": {"name": _name(model_type, "three")}}
+        refused = client.post("/explain", json=body)
+        assert refused.status_code == 422, (model_type, refused.text)
+        detail = refused.json()["detail"]
+        assert "row(s) [1]" in detail or f"{model_type} can't explain" in detail, detail
+        assert "Traceback" not in detail and len(detail) < 600
+    assert client.post("/explain", json=_one_row("XGBClassifier", "three")).status_code == 200
+
+
+def test_the_queue_is_bounded_abandoned_work_is_skipped_and_a_stuck_process_is_replaced(
+    default_server: tuple[httpx.Client, int, dict[str, Any]],
+) -> None:
+    client, pid, _ = default_server
+    url = str(client.base_url)
+    _explain(client, _one_row())
+    [stuck] = explainer_processes(pid)
+    before = _explanation_counts(client)
+    stuck.suspend()  # SIGSTOP: it computes nothing, and never answers
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            running = pool.submit(httpx.post, url + "/explain", json=_one_row(), timeout=60)
+            wait_for(lambda: _explanation_counts(client)["queued"] == 1, 10, "the first to run")
+            # The second waits its turn, and its client gives up after a second.
+            leaving = pool.submit(httpx.post, url + "/explain", json=_one_row(), timeout=1)
+            wait_for(lambda: _explanation_counts(client)["queued"] == 2, 10, "the second to wait")
+            full = client.post("/explain", json=_one_row())
+            assert full.status_code == 503, full.text
+            assert "MAX_EXPLAIN_QUEUE" in full.json()["detail"] and full.headers["Retry-After"]
+            with pytest.raises(httpx.TimeoutException):
+                leaving.result()
+            timed_out = running.result()
+        assert timed_out.status_code == 503, timed_out.text
+        assert "EXPLAIN_TIMEOUT_SECONDS" in timed_out.json()["detail"]
+    finally:
+        if stuck.is_running():
+            stuck.resume()
+    after = _explanation_counts(client)
+    assert after["busy"] == before["busy"] + 1
+    assert after["abandoned"] == before["abandoned"] + 1  # never computed
+    assert after["timed_out"] == before["timed_out"] + 1
+    assert after["computed"] == before["computed"]
+    assert not stuck.is_running() or stuck.status() == psutil.STATUS_ZOMBIE
+    _explain(client, _one_row())  # a new process
+    assert _explanation_counts(client)["computed"] == before["computed"] + 1

@@ -16,6 +16,7 @@ from tests.helpers import (
     core_plan,
     files_under,
     fit_body,
+    models_in,
     named,
     slow_fit_body,
     wait_training,
@@ -202,7 +203,7 @@ async def test_bad_input_is_422_with_a_message_naming_it(
     response = await client.post("/fit", json=body)
     assert response.status_code == 422, response.text
     assert fragment in str(response.json()["detail"])
-    assert not list(models_dir.iterdir())
+    assert not models_in(models_dir)
     assert (await client.get("/status")).json()["training"]["active"] == 0
 
 

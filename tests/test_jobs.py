@@ -17,7 +17,7 @@ import pytest
 from server.http.routes.training import job_events
 from server.training.jobs import Job
 from tests.conftest import ClientFactory
-from tests.helpers import files_of, fit_body, named, slow_fit_body, wait_until
+from tests.helpers import files_of, fit_body, models_in, named, slow_fit_body, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -241,7 +241,7 @@ async def test_time_limits_fail_the_job_with_422_naming_the_limit(
         assert "MAX_TRAIN_SECONDS=1.5" in response.json()["detail"]
 
         assert (await client.get("/status")).json()["training"]["active"] == 0
-        assert models_dir.exists() and list(models_dir.iterdir()) == []
+        assert models_dir.exists() and models_in(models_dir) == []
         # The server trains on: a slot takes the next fit. Whether a small fit ends within
         # 1.5 s depends on the machine that day, so either ending is the server working.
         job = await start(client, fit_body("quick"))
@@ -297,7 +297,7 @@ async def test_remove_all_during_async_jobs_leaves_them_running(
     assert response.json() == {"removed": ["done"], "training": ["busy"]}
     assert (await job_of(client, job["id"]))["state"] == "running"
     assert (await client.post(f"/jobs/{job['id']}/cancel")).status_code == 200
-    assert list(models_dir.iterdir()) == []
+    assert models_in(models_dir) == []
 
 
 CHECK_WITHOUT_SERVER = """

@@ -14,6 +14,7 @@ from tests.helpers import (
     dataset,
     files_under,
     fit_body,
+    models_in,
     named,
     slow_fit_body,
     wait_training,
@@ -146,7 +147,7 @@ async def test_remove_unloads_then_deletes_the_files(client, models_dir: Path) -
     response = await client.post("/remove", json=named("gone"))
     assert response.status_code == 200
     assert response.json() == {"name": "gone", "removed": True}
-    assert list(models_dir.iterdir()) == []
+    assert models_in(models_dir) == []
     assert (await client.get("/status")).json()["inference"]["loaded"] == []
     assert (await client.post("/remove", json=named("gone"))).status_code == 404
     # The name is free again.
@@ -160,7 +161,7 @@ async def test_remove_all(client, models_dir: Path) -> None:
     response = await client.post("/remove_all")
     assert response.status_code == 200
     assert response.json() == {"removed": ["a", "b"], "training": []}
-    assert list(models_dir.iterdir()) == []
+    assert models_in(models_dir) == []
     assert (await client.get("/models")).json() == {"models": []}
     assert (await client.get("/status")).json()["inference"]["loaded"] == []
     assert (await client.post("/remove_all")).json() == {"removed": [], "training": []}

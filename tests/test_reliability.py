@@ -14,7 +14,15 @@ import psutil
 import pytest
 
 from tests.conftest import ClientFactory
-from tests.helpers import dataset, files_under, fit_body, named, slow_fit_body, wait_training
+from tests.helpers import (
+    dataset,
+    files_under,
+    fit_body,
+    models_in,
+    named,
+    slow_fit_body,
+    wait_training,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -64,7 +72,7 @@ async def test_damaged_files_are_reported_on_load_and_in_listings(
         assert (await client.post("/remove", json=named("garbage"))).status_code == 200
         removed = (await client.post("/remove_all")).json()["removed"]
         assert removed == ["good", "lost", "meta", "short"]
-    assert list(models_dir.iterdir()) == []
+    assert models_in(models_dir) == []
 
 
 # -- failed saves -----------------------------------------------------------------------------
@@ -130,7 +138,7 @@ async def test_load_unload_remove_predict_of_one_name_from_many_clients(
         # The end state agrees everywhere: the model is gone from disk, listing and memory.
         assert (await client.get("/models")).json() == {"models": []}
         assert (await client.get("/status")).json()["inference"]["loaded"] == []
-        assert list(models_dir.iterdir()) == []
+        assert models_in(models_dir) == []
 
 
 async def test_remove_all_during_trainings_and_predictions(
@@ -162,7 +170,7 @@ async def test_remove_all_during_trainings_and_predictions(
             status = (await client.get("/status")).json()
             assert status["training"]["models"] == ["t1", "t2"]
             assert status["inference"]["loaded"] == []
-            assert not [p for p in models_dir.iterdir() if not p.name.startswith(".")]
+            assert not [p for p in models_in(models_dir) if not p.startswith(".")]
         finally:
             for task in fits:
                 task.cancel()
@@ -224,4 +232,4 @@ async def test_hostile_fit_bodies_are_422(
     assert response.status_code == 422, response.text
     assert "detail" in response.json()
     assert len(response.content) < 5_000  # nothing echoed back
-    assert list(models_dir.iterdir()) == []
+    assert models_in(models_dir) == []

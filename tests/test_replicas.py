@@ -5,7 +5,9 @@ in order, and the last one kills the primary and starts it again."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import secrets
 import signal
 import subprocess
 import threading
@@ -19,7 +21,9 @@ import httpx
 import pytest
 
 from server.http.routes import TABLES
-from server.replication.manifest import FILE_NAME
+from server.replication import manifest
+from server.replication.manifest import FILE_NAME, Served
+from server.store.signing import SigningKey
 from tests.helpers import fit_body, named, wait_for
 from tests.servers import uvicorn_server
 
@@ -29,9 +33,15 @@ AFTER_MOVE_SECONDS = 2.5  # every answer this long after a move is the new versi
 
 
 @contextmanager
-def replica(models: Path, primary: str, log: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    env = {"SERVING_ROLE": "replica", "PRIMARY_URL": primary}
-    with uvicorn_server(models, env=env, log=log) as started:
+def replica(
+    models: Path,
+    primary: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    ready_status: int = 200,
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    env = {"SERVING_ROLE": "replica", "PRIMARY_URL": primary, **(env or {})}
+    with uvicorn_server(models, env=env, log=log, ready_status=ready_status) as started:
         yield started
 
 
@@ -226,6 +236,89 @@ def test_a_corrupted_new_version_is_refused_while_the_old_one_serves(cluster: Cl
             'model_server_replica_unfollowed_version{name="gamma",reason="UntrustedModel",'
             'version="2"} 1.0' in metrics
         )
+
+
+def _put_back(models: Path, content: bytes) -> None:
+    """Replace the serving set as a person with write access would (atomically)."""
+    temporary = models / ".put-back"
+    temporary.write_bytes(content)
+    os.replace(temporary, models / FILE_NAME)
+
+
+def _set_problem(url: str) -> str:
+    return str(httpx.get(url + "/health").json()["following"].get("set_problem", ""))
+
+
+def test_an_old_or_missing_serving_set_never_takes_a_replica_back(cluster: Cluster) -> None:
+    """Issue 37, item 4: a copy of an older set put back, or the set deleted, is reported
+    and changes nothing a replica serves."""
+    old = (cluster.models / FILE_NAME).read_bytes()
+    assert cluster.post("/unload", named("gamma")).status_code == 200
+    for url in cluster.replicas:
+        wait_for(lambda u=url: predict(u, "gamma").status_code == 409, FOLLOW_SECONDS, "unload")
+    generation = httpx.get(cluster.replicas[0] + "/health").json()["following"]["generation"]
+    _put_back(cluster.models, old)
+    for url in cluster.replicas:
+        wait_for(lambda u=url: "older" in _set_problem(u), FOLLOW_SECONDS, "the report")
+        health = httpx.get(url + "/health")
+        assert health.status_code == 200  # it serves the newer set it had
+        assert health.json()["following"]["generation"] == generation
+        assert predict(url, "gamma").status_code == 409 and served_version(url, "beta") == 2
+    (cluster.models / FILE_NAME).unlink()
+    for url in cluster.replicas:
+        wait_for(lambda u=url: "missing" in _set_problem(u), FOLLOW_SECONDS, "the report")
+        assert served_version(url, "beta") == 2
+    assert cluster.post("/load", named("alpha")).status_code == 200  # a newer set
+    for url in cluster.replicas:
+        wait_for(lambda u=url: served_version(u, "alpha") == 1, FOLLOW_SECONDS, "the load")
+        assert _set_problem(url) == ""
+
+
+def test_a_malformed_serving_set_is_a_reported_problem_at_start_up_too(cluster: Cluster) -> None:
+    """Issue 37, items 3, 10 and 11: nested past Python's stack, too large, or signed with
+    another key, the set is a problem a replica reports while it serves what it had; a
+    replica that never could read one starts all the same, and is not ready (503)."""
+    good = (cluster.models / FILE_NAME).read_bytes()
+    try:
+        for content, expected in (
+            (b"[" * 200_000, "can't be read"),
+            (b" " * (17 * 2**20), "more than"),
+        ):
+            _put_back(cluster.models, content)
+            for url in cluster.replicas:
+                wait_for(lambda u=url, e=expected: e in _set_problem(u), FOLLOW_SECONDS, expected)
+                assert httpx.get(url + "/health").status_code == 200
+                assert served_version(url, "beta") == 2
+            log = cluster.logs / f"late-{len(content)}.log"
+            with replica(cluster.models, cluster.primary, log, ready_status=503) as (url, _):
+                health = httpx.get(url + "/health").json()
+                assert (
+                    health["status"] == "unready" and expected in health["following"]["set_problem"]
+                )
+                assert predict(url, "beta").status_code == 409
+    finally:
+        _put_back(cluster.models, good)
+    other_key = {"MODEL_SIGNING_KEY_FILE": str(cluster.logs / "another.key")}
+    (cluster.logs / "another.key").write_text(secrets.token_hex(32))
+    log = cluster.logs / "other-key.log"
+    with replica(cluster.models, cluster.primary, log, env=other_key, ready_status=503) as (url, _):
+        assert "another key" in _set_problem(url)
+
+
+def test_a_signed_set_with_values_out_of_range_is_refused(tmp_path: Path) -> None:
+    """A set signed with the key but holding `Infinity`: refused as malformed, not raised."""
+    key = SigningKey.generate()
+    manifest.write(tmp_path, key, {"m": Served(1, {}, {1: "tag"})}, 5)
+    content = json.loads((tmp_path / FILE_NAME).read_text())
+    content.pop("signature")
+    content["models"]["m"]["current"] = float("inf")
+    signature = {
+        "key_id": key.key_id,
+        "tag": key.tag("serving-set", [manifest._canonical(content)]),
+    }
+    (tmp_path / FILE_NAME).write_text(json.dumps({**content, "signature": signature}))
+    with pytest.raises(manifest.UnreadableSet, match="malformed"):
+        manifest.read(tmp_path, key)
 
 
 def test_a_sigkilled_primary_leaves_the_replicas_serving(cluster: Cluster) -> None:

@@ -5,8 +5,10 @@ the key shows nowhere."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,9 @@ import httpx
 import joblib
 from sklearn.linear_model import LogisticRegression
 
+from server.replication import manifest
 from server.store.files import ModelStore
+from server.store.keys import read_key_file
 from server.store.pointers import first
 from server.store.signing import SigningKey
 from tests.helpers import KEY, dataset, fit_body, named, run_trust
@@ -174,7 +178,11 @@ def test_the_trust_command_signs_v2_files_and_rotation_keeps_every_model(tmp_pat
     old_key = key_file.read_text()
     out = run_trust(models, "rotate")
     assert "old/1: re-signed" in out and "fresh/1: re-signed" in out
+    assert "run it again" in out or "run `trust rotate` again" in out  # if interrupted
     assert key_file.read_text() != old_key
+    # The serving set the replicas follow is signed with the new key too (issue 37, item 10).
+    assert f"{manifest.FILE_NAME}: re-signed" in out
+    assert manifest.read(models, read_key_file(key_file)) is not None
     assert "old/1: trusted" in run_trust(models, "list")
     with uvicorn_server(models) as (url, _), httpx.Client(base_url=url, timeout=120) as client:
         assert predictions(client, ["old", "fresh"]) == before
@@ -189,6 +197,35 @@ def test_the_trust_command_signs_v2_files_and_rotation_keeps_every_model(tmp_pat
         httpx.Client(base_url=url, timeout=120) as client,
     ):
         assert predictions(client, ["old", "fresh"]) == before
+
+    # A mistyped key path is an error, never a new key (issue 37, item 10).
+    mistyped = tmp_path / "modles.key"
+    out = run_trust(models, "list", env={"MODEL_SIGNING_KEY_FILE": str(mistyped)}, status=1)
+    assert "does not exist" in out and not mistyped.exists()
+
+
+def test_the_trust_command_signs_regular_files_only_never_through_a_link(tmp_path: Path) -> None:
+    """A FIFO, a link to /dev/zero and a link out of the store, each as a version's model
+    file: `sign --all` returns at once, signs none of them, and says why (issue 37, item 9)."""
+    models = tmp_path / "models"
+    with uvicorn_server(models) as (url, _):
+        body = fit_body("m", "LogisticRegression", {})
+        assert httpx.post(url + "/fit", json=body, timeout=120).status_code == 201
+    outside = tmp_path / "outside.joblib"
+    outside.write_bytes((models / "m" / "1.joblib").read_bytes())
+    for name, make in (
+        ("fifo", os.mkfifo),
+        ("zero", lambda path: path.symlink_to("/dev/zero")),
+        ("outside", lambda path: path.symlink_to(outside)),
+    ):
+        shutil.copytree(models / "m", models / name)  # signed for "m": untrusted as `name`
+        (models / name / "1.joblib").unlink()
+        make(models / name / "1.joblib")
+    out = run_trust(models, "sign", "--all")
+    for name in ("fifo", "zero", "outside"):
+        assert f"{name}/1: can't be signed" in out, out
+        assert f"{name}/1: trusted" not in run_trust(models, "list")
+    assert "m/1: trusted already" in out
 
 
 def test_a_compiled_model_loads_without_reading_its_estimator_until_needed(

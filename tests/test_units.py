@@ -19,8 +19,8 @@ from server.ml.algorithms import resolve
 from server.store import recovery
 from server.store.files import ModelStore
 from server.store.layout import check_name
-from server.store.trust import vouch
-from tests.helpers import KEY, files_under
+from server.trust.command import vouch
+from tests.helpers import KEY, files_under, models_in
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,7 +55,9 @@ def test_save_writes_model_metadata_and_first_pointers_and_delete_removes_the_na
     assert store.read_pointers("m").current == 1
     assert store.versions("m") == [1, 2]
     store.delete("m")
-    assert list(tmp_path.iterdir()) == []
+    assert models_in(tmp_path) == []
+    # A name trained again after its removal never gets an old number (issue 37, item 2).
+    assert store.next_version("m", None) == 3
     with pytest.raises(ModelNotFound):
         store.delete("m")
 
@@ -69,7 +71,7 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError):
         store.save("m", 1, {"estimator": Unpicklable()}, {"name": "m"})
-    assert list(tmp_path.iterdir()) == []
+    assert models_in(tmp_path) == []
 
 
 def test_damaged_versions_are_described_as_broken_or_untrusted_and_never_hidden(
@@ -249,7 +251,7 @@ def test_a_signing_key_that_cant_work_stops_start_up_with_one_line(tmp_path: Pat
         assert says in line
     # Importing the app creates no file: the key is made (or read) when the server starts.
     assert _start_with({}, tmp_path).returncode == 0
-    assert list(tmp_path.iterdir()) == []
+    assert models_in(tmp_path) == []
 
 
 def test_settings_come_from_dotenv_and_the_environment_wins(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from server.explain.service import Explanations
+from server.explain.explanations import Explanations
 from server.service.catalog import Catalog
 from server.service.operations import ModelService
 

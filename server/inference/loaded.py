@@ -30,7 +30,7 @@ from server.ml.algorithms import Algorithm, refuse_beyond_float32, refuse_missin
 from server.ml.labels import encode_for_model
 from server.ml.scoring import scores
 from server.store.files import ModelStore
-from server.store.signing import untrusted_detail
+from server.store.signing import SIGNATURE, untrusted_detail
 
 TIMING_ROWS = 64
 EstimatorLoading = Literal["lazy", "eager"]
@@ -49,6 +49,7 @@ class LoadedModel:
     version: int = 1  # of the name
     # LogisticRegression: each column's mean over the training rows (its explanations' base).
     training_means: list[float] | None = None
+    tag: str = ""  # the version's metadata tag: what identifies its files
 
     @property
     def model_type(self) -> str:
@@ -141,6 +142,7 @@ def read_model(
 
 def _read_whole(store: ModelStore, name: str, version: int, setting: RuntimeSetting) -> LoadedModel:
     bundle = store.load(name, version)
+    metadata = store.read_metadata(name, version)
     algorithm = resolve(bundle["model_type"])
     native = NativeRuntime(bundle.pop("estimator"), algorithm.predict_kwargs)
     return LoadedModel(
@@ -151,7 +153,8 @@ def _read_whole(store: ModelStore, name: str, version: int, setting: RuntimeSett
         classes=np.asarray(bundle["classes"]),
         n_features=int(bundle["n_features"]),
         feature_names=bundle.get("feature_names"),  # absent from models of earlier versions
-        training_means=store.read_metadata(name, version).get("training_means"),
+        training_means=metadata.get("training_means"),
+        tag=str(metadata[SIGNATURE]["metadata"]),
     )
 
 
@@ -184,4 +187,5 @@ def _served_compiled(store: ModelStore, name: str, version: int) -> LoadedModel 
         n_features=int(metadata["n_features"]),
         feature_names=metadata.get("feature_names"),
         training_means=metadata.get("training_means"),
+        tag=str(metadata[SIGNATURE]["metadata"]),
     )

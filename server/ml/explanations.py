@@ -38,6 +38,7 @@ class Rows:
 
     name: str
     version: int
+    tag: str  # the version's metadata tag: what identifies its files
     model_type: str
     n_classes: int
     means: list[float] | None  # LogisticRegression's training means

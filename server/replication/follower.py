@@ -51,6 +51,12 @@ class FollowState:
     # Versions it could not follow: (the error's class, its message).
     problems: dict[Key, tuple[str, str]] = field(default_factory=dict)
     set_problem: str | None = None  # the set itself could not be used
+
+    def ready(self) -> bool:
+        """Serving a set: the primary's, or the last good one while the newest can't be
+        used. Not ready: it never could read one (another key, say) and serves nothing."""
+        return self.set_problem is None or self.applied.generation > 0
+
     behind_since: float | None = None  # wall clock: the newest change not yet served
     checked_at: float = 0.0  # wall clock of the last read of the set
 
@@ -133,9 +139,10 @@ class Follower:
         self._stamp = stamp
         self.state.checked_at = time.time()
         try:
-            target = await asyncio.to_thread(manifest.read, root, self._store.key) or ServingSet()
+            found = await asyncio.to_thread(manifest.read, root, self._store.key)
+            target = self._acceptable(found)
         except UnreadableSet as error:
-            if self.state.set_problem is None:
+            if self.state.set_problem != str(error):
                 logger.error("replica: %s; serving what it had", error)
                 self.state.behind_since = _modified(manifest.path_in(root))
             self.state.set_problem = str(error)
@@ -162,6 +169,30 @@ class Follower:
         self._retry_at = time.monotonic() + RETRY_SECONDS
         if not problems:
             self.state.behind_since = None
+
+    def _acceptable(self, found: ServingSet | None) -> ServingSet:
+        """The set to follow; UnreadableSet for one that would take it back: an older
+        generation (a copy put back), or no set at all while it serves one (the primary
+        writes an empty set when it serves nothing, never none)."""
+        applied = self.state.applied
+        if found is None:
+            if applied.models:
+                raise UnreadableSet(
+                    f"{manifest.FILE_NAME} is missing while this replica serves "
+                    f"generation {applied.generation}; it keeps serving that (a primary that "
+                    "serves nothing writes an empty set, never none)"
+                )
+            return ServingSet()
+        if found.generation < applied.generation or (
+            found.generation == applied.generation and not found.same_content(applied)
+        ):
+            self.state.seen = found
+            raise UnreadableSet(
+                f"{manifest.FILE_NAME} holds generation {found.generation}, older than the "
+                f"{applied.generation} this replica serves (a copy put back?); it keeps "
+                "serving that until the primary writes a newer one"
+            )
+        return found
 
     async def _load(self, name: str, served: Served, problems: dict[Key, tuple[str, str]]) -> bool:
         """Load every version of the name the set holds; False if any could not be."""

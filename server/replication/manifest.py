@@ -2,9 +2,12 @@
 
 One signed JSON file, `MODELS_PATH/_serving.json` (a name no model can have: model names
 start with a letter or digit), replaced atomically like the pointers, so a replica reads the
-set before a change or after it, never a mix. While nothing is loaded there is no file:
+set before a change or after it, never a mix. Nothing loaded is a set too (empty, signed):
+a missing file is never read as "serve nothing". Generations only grow, across restarts of
+the primary too (they start from the clock), so that a replica tells an old copy put back
+from a newer set:
 
-    {"generation": 7, "written_at": "2026-12-06T14:00:00.000+00:00",
+    {"generation": 1796565600123, "written_at": "2026-12-06T14:00:00.000+00:00",
      "models": {"churn": {"current": 2, "aliases": {"staging": 3},
                           "loaded": {"2": "9b1e...", "3": "04ac..."}}},
      "signature": {"key_id": "3f9c...", "tag": "<HMAC-SHA256 of the rest>"}}
@@ -20,6 +23,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +34,7 @@ from server.store.layout import read_regular
 from server.store.signing import SigningKey
 
 FILE_NAME = "_serving.json"
+MAX_BYTES = 16 * 2**20  # thousands of loaded versions; a larger file is refused unread
 _TAG_PATH = "serving-set"  # what the tag covers besides the bytes: never a model file's path
 
 
@@ -87,8 +92,14 @@ def _canonical(content: dict[str, Any]) -> bytes:
     return json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
 
 
+def next_generation(last: int) -> int:
+    """Above `last`, and above every generation a primary wrote before now (milliseconds
+    of the clock): a primary that lost or can't read the last set still goes forward."""
+    return max(last + 1, time.time_ns() // 1_000_000)
+
+
 def write(root: Path, key: SigningKey, models: dict[str, Served], generation: int) -> ServingSet:
-    """Write the next set, signed (blocking)."""
+    """Write the set, signed (blocking)."""
     served = ServingSet(generation, datetime.now(UTC).isoformat(timespec="milliseconds"), models)
     content = served.to_json()
     signature = {"key_id": key.key_id, "tag": key.tag(_TAG_PATH, [_canonical(content)])}
@@ -96,19 +107,14 @@ def write(root: Path, key: SigningKey, models: dict[str, Served], generation: in
     return served
 
 
-def remove(root: Path) -> None:
-    """Nothing is served: no set (a replica reads a missing set as an empty one)."""
-    path_in(root).unlink(missing_ok=True)
-
-
 def read(root: Path, key: SigningKey) -> ServingSet | None:
     """The set as the file has it, checked; None if there is none yet (blocking)."""
     try:
-        data = json.loads(read_regular(path_in(root)))
+        data = json.loads(read_regular(path_in(root), MAX_BYTES))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as error:
-        raise UnreadableSet(f"{FILE_NAME} can't be read: {error}") from None
+    except (OSError, ValueError, RecursionError) as error:  # nested past Python's stack
+        raise UnreadableSet(f"{FILE_NAME} can't be read: {str(error)[:200]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("signature"), dict):
         raise UnreadableSet(f"{FILE_NAME} carries no signature")
     signature = data.pop("signature")
@@ -117,13 +123,16 @@ def read(root: Path, key: SigningKey) -> ServingSet | None:
             f"{FILE_NAME} was signed with another key (key id {signature.get('key_id')!s:.16}; "
             f"this server's is {key.key_id}): the primary and the replicas need the same key"
         )
-    expected = key.tag(_TAG_PATH, [_canonical(data)])
+    try:
+        expected = key.tag(_TAG_PATH, [_canonical(data)])
+    except (ValueError, RecursionError) as error:
+        raise UnreadableSet(f"{FILE_NAME} can't be read: {str(error)[:200]}") from None
     if not hmac.compare_digest(expected, str(signature.get("tag"))):
         raise UnreadableSet(f"{FILE_NAME} was changed after the primary wrote it")
     try:
         models = {str(name): Served.from_json(item) for name, item in data["models"].items()}
         return ServingSet(int(data["generation"]), str(data["written_at"]), models)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         raise UnreadableSet(f"{FILE_NAME} is malformed: {error!r}") from None
 
 

@@ -95,12 +95,9 @@ class Publisher:
                 continue
             served = models.setdefault(name, Served(moved.current, dict(moved.aliases), {}))
             served.loaded[version] = str(metadata[SIGNATURE]["metadata"])
-        if models == self._written.models:
-            return
-        if not models:
-            manifest.remove(self._store.root)
-            self._written = ServingSet(self._written.generation + 1)
+        if models == self._written.models and self._written.generation:
             return
         self._written = manifest.write(
-            self._store.root, self._store.key, models, self._written.generation + 1
-        )
+            self._store.root, self._store.key, models,
+            manifest.next_generation(self._written.generation),
+        )  # fmt: skip

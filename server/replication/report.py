@@ -29,7 +29,8 @@ def health(state: FollowState, primary_url: str | None) -> dict[str, Any]:
     }
     if state.set_problem is not None:
         following["set_problem"] = state.set_problem
-    answer: dict[str, Any] = {"status": "ok", "role": "replica", "following": following}
+    status = "ok" if state.ready() else "unready"
+    answer: dict[str, Any] = {"status": status, "role": "replica", "following": following}
     if primary_url:
         answer["primary_url"] = primary_url
     return answer

@@ -27,7 +27,9 @@ class Following(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "unready"] = Field(
+        description="unready (with 503): a replica that serves no set (it can't read one)"
+    )
     role: Literal["replica"] | None = Field(default=None, description="only on a replica")
     primary_url: str | None = Field(default=None, description="a replica's PRIMARY_URL")
     following: Following | None = Field(default=None, description="only on a replica")

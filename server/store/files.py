@@ -6,8 +6,8 @@
         1.joblib        version 1: the estimator, its classes and the rows its check uses
         1.onnx          version 1: its compiled copy, when it has one
         1.json          version 1: its metadata with the files' tags, written last
-        2.joblib
-        2.json
+        2.joblib, 2.json
+      _numbers.json     the highest number each removed name had (server.store.numbers)
 
 Every file is written atomically (server.store.atomic). A version exists exactly when its
 metadata file does, so a crash mid-write never leaves a half version that is listed; a name
@@ -29,7 +29,8 @@ from typing import Any
 
 import joblib
 
-from server.errors import BrokenModel, ModelNotFound, UntrustedModel
+from server.errors import BrokenModel, ModelNotFound, ServiceError, UntrustedModel
+from server.store import numbers
 from server.store.atomic import is_temporary, write_atomically, write_bytes_atomically
 from server.store.bundle import BUNDLE_KEYS, public, serialize
 from server.store.checks import FileChecks
@@ -156,9 +157,9 @@ class ModelStore:
         return sorted(version for version in found if version is not None)
 
     def next_version(self, name: str, pointers: Pointers | None) -> int:
-        """One above every version that exists, ever had a pointer or was deleted: numbers
-        are not reused."""
-        seen = set(self.versions(name))
+        """One above every version that exists, ever had a pointer or was deleted, also
+        before a removal of the name (server.store.numbers): numbers are not reused."""
+        seen = set(self.versions(name)) | {numbers.given(self.root, name)}
         if pointers is not None:
             seen.add(pointers.highest_deleted)
             for move in pointers.history:
@@ -262,7 +263,6 @@ class ModelStore:
         that is not a regular file): name -> why. Listed, never opened."""
         return {name: problem for name, problem in entries(self.root).items() if problem}
 
-    # -- deleting ----------------------------------------------------------------------------
     def discard(self, name: str, version: int) -> None:
         """Remove whatever a stopped or crashed training of this version left: temporary
         files, and the version itself if its write had got that far. Only for a version the
@@ -270,7 +270,6 @@ class ModelStore:
         directory = self.name_dir(name)
         for suffix in VERSION_FILE_SUFFIXES:
             (directory / f"{version}{suffix}").unlink(missing_ok=True)
-        for suffix in VERSION_FILE_SUFFIXES:
             for temporary in directory.glob(f".{version}{suffix}.*"):
                 if is_temporary(temporary):
                     temporary.unlink(missing_ok=True)
@@ -279,10 +278,14 @@ class ModelStore:
                 directory.rmdir()  # only if empty
 
     def delete(self, name: str) -> None:
-        """The whole name: its folder is renamed away first (from that instant the name no
-        longer exists), then deleted."""
+        """The whole name: its numbers kept aside, its folder renamed away (from that instant
+        the name no longer exists), then deleted."""
         if not self.exists(name):
             raise ModelNotFound(name)
+        pointers = None
+        with contextlib.suppress(ServiceError):  # unreadable: its versions' numbers still count
+            pointers = self.read_pointers(name)
+        numbers.remember(self.root, name, self.next_version(name, pointers) - 1)
         doomed = self.root / f".{name}.{uuid.uuid4().hex}{REMOVING_SUFFIX}"
         self.name_dir(name).rename(doomed)
         shutil.rmtree(doomed, ignore_errors=True)

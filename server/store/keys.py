@@ -71,15 +71,17 @@ def signing_key(
     secret: str | None, key_file: Path, models_path: Path, create: bool = True
 ) -> tuple[SigningKey, str]:
     """The key, and where it came from (for the start-up log: never the key itself).
-    `create=False` (a replica): a missing key file is an error, never made anew."""
+    `create=False` (a replica, the trust command): a missing key file is an error, never
+    made anew."""
     if secret is not None:
         return from_secret(secret), "from MODEL_SIGNING_KEY"
     check_settings(None, key_file, models_path)
     key_file = key_file.resolve()
     if not key_file.exists() and not create:
         raise UnusableKey(
-            f"the signing key file {key_file} does not exist: a replica checks the primary's "
-            "files with the primary's key (MODEL_SIGNING_KEY, or the same MODEL_SIGNING_KEY_FILE)"
+            f"the signing key file {key_file} does not exist (a mistyped path?): a replica and "
+            "the trust command use the key the server made, never a new one "
+            "(MODEL_SIGNING_KEY, or the server's MODEL_SIGNING_KEY_FILE)"
         )
     if not key_file.exists():
         try:

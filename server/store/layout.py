@@ -39,14 +39,18 @@ def version_of(path: Path, suffix: str) -> int | None:
     return int(stem) if stem.isdigit() and not stem.startswith("0") else None
 
 
-def read_regular(path: Path) -> bytes:
+def read_regular(path: Path, max_bytes: int | None = None) -> bytes:
     """The bytes of a regular file, never following a link: a FIFO, a device or a link put
-    into the store is refused (OSError) without blocking on it."""
+    into the store is refused (OSError) without blocking on it, and so is a file larger
+    than `max_bytes`, unread."""
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     with os.fdopen(descriptor, "rb") as file:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
             raise OSError(f"{path.name} is not a regular file")
-        return file.read()
+        if max_bytes is not None and status.st_size > max_bytes:
+            raise OSError(f"{path.name} is {status.st_size} bytes, more than {max_bytes}")
+        return file.read() if max_bytes is None else file.read(max_bytes + 1)
 
 
 def open_regular(path: Path) -> IO[bytes]:

@@ -1,2 +1,2 @@
-"""`python -m server.trust`: the trust command's name, kept since v3 (it lives in
-server.store.trust; `python -m server trust` runs it too)."""
+"""The trust command, `model-server trust` (or `python -m server.trust`): list which model
+files the server trusts, sign the ones an operator vouches for, rotate the signing key."""

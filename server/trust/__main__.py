@@ -1,6 +1,6 @@
 import sys
 
-from server.store.trust import main
+from server.trust.command import main
 
 if __name__ == "__main__":
     sys.exit(main())

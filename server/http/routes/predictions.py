@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from server.http.csv_response import CSV, predictions_csv, wants_csv
 from server.http.dependencies import ExplanationsOf, Service
+from server.http.disconnect import unless_disconnected
 from server.http.openapi_bodies import request_body
 from server.http.routing import RouteTable
 from server.ingest import read_evaluate, read_explain, read_predict
@@ -65,10 +66,11 @@ async def evaluate(request: Request, service: Service) -> Response:
     "/explain",
     ExplainResponse,
     access="inference",
-    errors=(404, 409, 413, 422, 500),
+    errors=(404, 409, 413, 422, 500, 503),
     openapi_extra=request_body(ExplainRequest, ExplainForm),
 )
 async def explain(request: Request, explanations: ExplanationsOf) -> Response:
     """Explain a loaded model's answers: each feature's contribution (SHAP values)."""
     rows = await read_explain(request, request.app.state.limits.explain)
-    return Response(orjson.dumps(await explanations.explain(rows)), media_type="application/json")
+    answer = await unless_disconnected(request, explanations.explain(rows))
+    return Response(answer, media_type="application/json")

@@ -1,7 +1,8 @@
-"""Which runtime answers each batch of a loaded model, and why (shown by GET /models/{name}).
+"""Which runtime answers each batch of a loaded model, and why (shown by GET /models/{name}),
+and the check that decides it (`checked`).
 
 A compiled model serves only where it answers as the estimator does, which the check
-(`verify`) tests on training rows, rows with missing values and rows at the model's own
+tests (`comparison.verify`) on training rows, rows with missing values and rows at the model's own
 split values: at the end of the fit, and again at load unless the fit's check was made on
 the same platform (`record`). Even then the estimator answers, by construction (read from
 its file when a batch first needs it, with ESTIMATOR_LOADING=lazy):
@@ -30,9 +31,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from server.inference.compiled.comparison import tolerance, verify
 from server.inference.compiled.probes import estimator_thresholds, graph_trees, probe_rows
 from server.inference.compiled.runtimes import NativeRuntime, OnnxRuntime, platform_id
-from server.inference.compiled.verify import tolerance, verify
 from server.inference.timing import measure_cost
 
 RuntimeSetting = Literal["auto", "native"]

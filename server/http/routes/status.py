@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from server.errors import MetricsOff
@@ -35,13 +35,22 @@ async def metrics(request: Request) -> Response:
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
-@table.get("/health", Health, response_model_exclude_none=True)
-async def health(request: Request) -> dict[str, Any]:
-    """Liveness; on a replica, how far behind the primary it is and what it can't follow."""
+@table.get(
+    "/health",
+    Health,
+    response_model_exclude_none=True,
+    responses={503: {"model": Health, "description": "a replica that serves no set"}},
+)
+async def health(request: Request) -> Any:
+    """Ready to serve; on a replica, how far behind the primary it is and what it can't
+    follow, and 503 while it serves no set (it can't read one: a balancer sends it nothing)."""
     follower: Follower | None = getattr(request.app.state, "follower", None)
     if follower is None:
         return {"status": "ok"}
-    return report.health(follower.state, request.app.state.settings.primary_url)
+    answer = report.health(follower.state, request.app.state.settings.primary_url)
+    if answer["status"] != "ok":
+        return JSONResponse(answer, status_code=503)
+    return answer
 
 
 # `scheduler` and `workers` only with dask

@@ -1,4 +1,5 @@
-"""The check: does the model as served answer as its estimator does?
+"""The comparison behind the check (`choice.checked`): does the model as served answer as
+its estimator does?
 
 It runs the served path (`RuntimeChoice`: compiled model, routing and near-tie guard) against
 the estimator on four sets of rows:

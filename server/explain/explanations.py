@@ -2,16 +2,20 @@
 
 The rows are matched to the model's columns and checked as /predict checks them; the
 explanation comes from the explanation process (server.explain.explainer), the predictions
-from the version's own batcher, so that they are /predict's answers to the letter.
+from the version's own batcher, so that they are /predict's answers to the letter. The
+answer's size is bounded before anything is computed (MAX_EXPLAIN_VALUES), and it is
+encoded in a thread: a large one would otherwise hold the event loop, and every /predict.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
+import orjson
 
-from server.errors import InvalidInput, NotExplainable
+from server.errors import InvalidInput, NotExplainable, TooLarge
 from server.explain.explainer import Explainer
 from server.inference.loaded import LoadedModel
 from server.ingest import ExplainInput
@@ -21,24 +25,37 @@ from server.service.operations import ModelService, matrix_for
 
 
 class Explanations:
-    def __init__(self, service: ModelService, explainer: Explainer) -> None:
+    def __init__(self, service: ModelService, explainer: Explainer, max_values: int) -> None:
         self._service = service
         self._explainer = explainer
+        self._max_values = max_values
 
-    async def explain(self, request: ExplainInput) -> dict[str, Any]:
+    async def explain(self, request: ExplainInput) -> bytes:
+        """The answer, as JSON bytes."""
         config = request.config
         batcher = self._service.loaded(config.name, config.version, config.alias)
         model = batcher.model
         X = await matrix_for(model, request.features)
         refuse_unexplainable(model, X)
         model.check_input(X)
+        self._refuse_too_large(model, X)
         rows = Rows(
-            model.name, model.version, model.model_type, len(model.classes),
+            model.name, model.version, model.tag, model.model_type, len(model.classes),
             model.training_means, X,
         )  # fmt: skip
         explanation = await self._explainer.explain(rows)
         predicted = await batcher.predict(X, probabilities=False)
-        return answer(model, explanation, predicted["predictions"])
+        return await asyncio.to_thread(encoded_answer, model, explanation, predicted["predictions"])
+
+    def _refuse_too_large(self, model: LoadedModel, X: np.ndarray) -> None:
+        outputs = 1 if len(model.classes) == 2 else len(model.classes)
+        values = len(X) * outputs * model.n_features
+        if values > self._max_values:
+            raise TooLarge(
+                f"the explanation would hold {values} numbers ({len(X)} rows x {outputs} "
+                f"output(s) x {model.n_features} features), more than MAX_EXPLAIN_VALUES="
+                f"{self._max_values}: explain fewer rows at a time"
+            )
 
 
 def refuse_unexplainable(model: LoadedModel, X: np.ndarray) -> None:
@@ -60,14 +77,17 @@ def refuse_unexplainable(model: LoadedModel, X: np.ndarray) -> None:
         )
 
 
-def answer(model: LoadedModel, explanation: Explanation, predictions: list[Any]) -> dict[str, Any]:
-    return {
+def encoded_answer(model: LoadedModel, explanation: Explanation, predictions: list[Any]) -> bytes:
+    """The answer's JSON (blocking: tens of MB for a large one). The arrays are encoded as
+    they are, without a list of Python floats in between."""
+    answer = {
         "name": model.name,
         "version": model.version,
         "classes": model.classes.tolist(),
         "feature_names": column_names(model.feature_names, model.n_features),
         "output": explanation.output,
-        "base_values": explanation.base_values.tolist(),
-        "contributions": explanation.contributions.tolist(),
+        "base_values": np.ascontiguousarray(explanation.base_values),
+        "contributions": np.ascontiguousarray(explanation.contributions),
         "predictions": predictions,
     }
+    return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -6,10 +6,13 @@ operator vouches for, and rotate the signing key without losing a model.
     python -m server.trust sign --all            sign every untrusted version
     python -m server.trust rotate                a new key; every trusted version re-signed
 
-It reads the same settings as the server (MODELS_PATH, MODEL_SIGNING_KEY, ..._FILE, .env).
-Signing says "these bytes are mine": sign only files whose origin you know (models saved by
-v2, a backup you made). Stop the server before `rotate`, or restart it after: a running
-server keeps the key it started with.
+It reads the same settings as the server (MODELS_PATH, MODEL_SIGNING_KEY, ..._FILE, .env),
+and never makes a key: a mistyped key path is an error, not a new key. Signing says "these
+bytes are mine": sign only files whose origin you know (models saved by v2, a backup you
+made), and only regular files, never through a link, as the server reads them. Stop the
+server before `rotate`, or restart it after: a running server keeps the key it started with.
+An interrupted `rotate` leaves the new key in KEYFILE.new and the versions signed with one
+key or the other: run it again, and it finishes the same rotation.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from server.config import Settings, load_settings
 from server.errors import ServiceError
+from server.replication import manifest
 from server.store.files import ModelStore
 from server.store.keys import (
     UnusableKey,
@@ -30,6 +34,7 @@ from server.store.keys import (
     signing_key,
     write_key_file,
 )
+from server.store.layout import read_regular
 from server.store.recovery import migrate_flat_models
 from server.store.signing import SIGNATURE, SigningKey, sign, signed_file_names
 
@@ -41,10 +46,11 @@ def versions(store: ModelStore) -> Iterator[tuple[str, int]]:
 
 
 def resign(store: ModelStore, key: SigningKey, name: str, version: int, files: list[Path]) -> None:
-    """Sign the version's metadata and `files` as they are now, with `key`."""
+    """Sign the version's metadata and `files` as they are now, with `key`: regular files
+    only, never through a link (OSError otherwise, without blocking on a FIFO)."""
     metadata = store.signed_metadata(name, version)
     metadata.pop(SIGNATURE, None)
-    signed = sign(key, name, metadata, {path.name: path.read_bytes() for path in files})
+    signed = sign(key, name, metadata, {path.name: read_regular(path) for path in files})
     store.write_metadata(name, version, signed)
 
 
@@ -53,8 +59,23 @@ def vouch(store: ModelStore, name: str, version: int) -> str:
     if store.describe(name, version).get("status") != "untrusted":
         return "trusted already (or broken: see list)"
     files = [store.model_path(name, version), store.onnx_path(name, version)]
-    resign(store, store.key, name, version, [path for path in files if path.exists()])
+    resign(store, store.key, name, version, [path for path in files if os.path.lexists(path)])
     return "signed"
+
+
+def resign_serving_set(root: Path, old: SigningKey, new: SigningKey) -> None:
+    """The serving set the replicas follow, signed with the new key (the same generation:
+    the same set). One that verifies with neither is left for the primary's next write."""
+    for key in (new, old):
+        try:
+            served = manifest.read(root, key)
+        except manifest.UnreadableSet:
+            continue
+        if served is not None and key is old:
+            manifest.write(root, new, served.models, served.generation)
+            print(f"{manifest.FILE_NAME}: re-signed")
+        return
+    print(f"{manifest.FILE_NAME}: verifies with neither key; the primary's next change rewrites it")
 
 
 def targets(store: ModelStore, given: list[str], every: bool) -> list[tuple[str, int]]:
@@ -87,6 +108,10 @@ def rotate(store: ModelStore, settings: Settings, old_key: SigningKey | None) ->
         if not pending.exists():  # else: an earlier rotate was interrupted; finish it
             write_key_file(pending, SigningKey.generate())
         old, new, finish = store.key, read_key_file(pending), (pending, key_file)
+        print(
+            f"the new key waits in {pending} until every version is re-signed; if this stops "
+            "half-way, run `trust rotate` again: it finishes the same rotation"
+        )
     with_old, with_new = ModelStore(store.root, old), ModelStore(store.root, new)
     refused = 0
     for name, version in versions(store):
@@ -98,8 +123,14 @@ def rotate(store: ModelStore, settings: Settings, old_key: SigningKey | None) ->
             continue
         metadata = with_old.read_metadata(name, version)
         files = [store.name_dir(name) / file for file in signed_file_names(metadata)]
-        resign(store, new, name, version, files)
+        try:
+            resign(store, new, name, version, files)
+        except OSError as error:
+            print(f"{name}/{version}: can't be re-signed: {error}")
+            refused += 1
+            continue
         print(f"{name}/{version}: re-signed")
+    resign_serving_set(store.root, old, new)
     if finish is not None:
         os.replace(*finish)
     print(f"every trusted version is signed with key {new.key_id} now; restart the server")
@@ -121,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     try:
         key, source = signing_key(
-            settings.signing_secret, settings.model_signing_key_file, settings.models_path
+            settings.signing_secret,
+            settings.model_signing_key_file,
+            settings.models_path,
+            create=False,
         )
     except UnusableKey as error:
         raise SystemExit(str(error)) from None

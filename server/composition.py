@@ -18,8 +18,9 @@ from uvicorn.logging import DefaultFormatter
 
 from server.automl.runner import AutoML
 from server.config import Settings
-from server.explain.explainer import Explainer
-from server.explain.service import Explanations
+from server.explain.explainer import Explainer, ExplainLimits
+from server.explain.explanations import Explanations
+from server.explain.report import ExplainerCollector
 from server.inference.batching import BatchingSettings
 from server.inference.loaded import read_model
 from server.inference.registry import Registry
@@ -147,7 +148,11 @@ async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> Asyn
         service.primary_hint = f" ({settings.primary_url or 'PRIMARY_URL'})"
     catalog = Catalog(service)
     # Explanations run where trainings run, never on the server's own core.
-    explainer = Explainer(store, cores.training_cores, cores.nice)
+    limits = ExplainLimits(
+        settings.max_explain_queue, settings.explain_timeout_seconds, settings.retry_after_seconds
+    )
+    explainer = Explainer(store, cores.training_cores, cores.nice, limits)
+    metrics.add_collector(ExplainerCollector(explainer))
     hub = SnapshotHub(Snapshots(catalog, service, metrics).build)
     for untrusted in await asyncio.to_thread(catalog.untrusted):
         logger.warning("%s", untrusted["error"])
@@ -159,10 +164,8 @@ async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> Asyn
         follower = await serving.enter_async_context(role)
     else:
         await serving.enter_async_context(roles.primary(service, publisher))
-    parts = Parts(
-        service, catalog, AutoML(service), hub, Explanations(service, explainer), follower,
-        publisher,
-    )  # fmt: skip
+    explanations = Explanations(service, explainer, settings.max_explain_values)
+    parts = Parts(service, catalog, AutoML(service), hub, explanations, follower, publisher)
     # Everything imported so far (the five libraries, ONNX Runtime, FastAPI: over a million
     # objects) lives as long as the process. Out of the collector's sight, a full collection
     # no longer walks them all, which paused the loop and was the whole p99 tail (see the
