@@ -20,10 +20,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sklearn.ensemble import RandomForestClassifier
 
 from server.inference.compiled.runtimes import NativeRuntime
 from server.ml.algorithms import resolve
 from server.ml.explanations import explain, explainer_for
+from server.ml.importance import IMPORTANCE_ROWS, feature_importance, importance_budget
 from server.training.fit import fit_model
 from server.training.progress import NoProgress
 from server.training.request import Holdout, TrainingRequest
@@ -118,3 +120,28 @@ def test_explanations_add_up_on_every_row(model_type: str) -> None:
     check()
     assert len(checked) >= EXAMPLES  # every table drawn was explained
     print(f"\n{model_type}: {len(checked)} tables, {sum(checked)} rows explained")
+
+
+def test_the_fits_importance_explains_as_many_rows_as_its_budget_allows() -> None:
+    """A fit's importance is bounded by a share of its training time (issue 37, item 15):
+    with no budget it is over one row, with a large one over IMPORTANCE_ROWS at most, and
+    exact either way (the mean of the chosen rows' absolute contributions)."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(X, y)
+    names = ["a", "b", "c", "d"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # shap's first import: matplotlib's deprecations
+        explainer_for("RandomForestClassifier", forest)
+    _, one = feature_importance("RandomForestClassifier", forest, X, 2, None, names, 0.0)
+    assert one == 1
+    found, rows = feature_importance("RandomForestClassifier", forest, X, 2, None, names, 1e9)
+    assert rows == IMPORTANCE_ROWS
+    chosen = X[np.sort(np.random.default_rng(0).permutation(len(X))[:IMPORTANCE_ROWS])]
+    explanation = explain(
+        "RandomForestClassifier", explainer_for("RandomForestClassifier", forest), chosen, 2, None
+    )
+    expected = np.abs(explanation.contributions).mean(axis=(0, 1))
+    np.testing.assert_allclose([found[name] for name in names], expected, rtol=1e-12)
+    assert importance_budget(600.0) == 30.0 and importance_budget(0.1) == 1.0

@@ -18,7 +18,7 @@ from server.inference.compiled.runtimes import NativeRuntime
 from server.ml.algorithms import Algorithm, resolve
 from server.ml.curves import pictures
 from server.ml.explanations import column_names, training_means
-from server.ml.importance import feature_importance
+from server.ml.importance import feature_importance, importance_budget
 from server.ml.messages import library_message
 from server.ml.scoring import holdout, scores
 from server.training.costs import predict_cost
@@ -81,7 +81,7 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
     if request.holdout is not None:
         progress.phase("explaining")
         metadata["validation"] = _validate(
-            estimator, algorithm, request, held_out, metadata.get("training_means")
+            estimator, algorithm, request, held_out, metadata.get("training_means"), train_seconds
         )
     if request.compile:
         compiled, rows, serving = _compile(algorithm, estimator, X, progress)
@@ -161,17 +161,19 @@ def _validate(
     request: TrainingRequest,
     held_out: np.ndarray,
     means: list[float] | None,
+    train_seconds: float,
 ) -> dict[str, Any]:
-    """The held-out rows' scores and the features' importance on them (after the training
-    time is taken: not part of it)."""
+    """The held-out rows' scores and the features' importance on them, within a budget of
+    the training time (after the training time is taken: not part of it)."""
     assert request.holdout is not None
     native = NativeRuntime(estimator, algorithm.predict_kwargs)
     X, y_true = request.X[held_out], request.y_encoded[held_out]
     probabilities = native.probabilities(X)
     names = column_names(request.feature_names, X.shape[1])
     importance, explained = feature_importance(
-        algorithm.name, estimator, X, len(request.classes), means, names
-    )
+        algorithm.name, estimator, X, len(request.classes), means, names,
+        importance_budget(train_seconds),
+    )  # fmt: skip
     return {
         "fraction": request.holdout.fraction,
         "seed": request.holdout.seed,
