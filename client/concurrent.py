@@ -20,9 +20,10 @@ from typing import Any
 from client import cli
 from client.async_client import AsyncModelClient
 from client.calls import ApiError
-from client.plans import HOLDOUT, TrainingPlan, make_data, plans_from, read_results
+from client.plans import HOLDOUT, TrainingPlan, make_data, plans_from, read_results, warm_up
 from client.report import JobBar, percentile, scores_table, table
 from client.sequential import add_sequential_options, print_summary, run_sequential
+from client.sync_client import ModelClient
 
 PREFIX = "con"
 SLOT_POLL_SECONDS = 0.25
@@ -225,6 +226,8 @@ def main() -> int:
         sequential = read_results(args.results)
         print(f"comparing with the sequential run saved in {args.results}")
         print_summary(sequential)
+        with ModelClient(args.url) as client:  # the sequential run warmed another server
+            warm_up(client, *make_data(bool(sequential["quick"])), PREFIX)
     else:
         print(
             f"no sequential figures in {args.results}: run `python -m client.sequential` "

@@ -24,6 +24,7 @@ from client.plans import (
     quick_plans,
     remove_if_present,
     save_results,
+    warm_up,
 )
 from client.report import JobBar, scores_table, table
 from client.sync_client import ModelClient
@@ -38,6 +39,7 @@ def run_sequential(url: str, quick: bool, target_seconds: float, keep: bool) -> 
         client.health()
         X, y = make_data(quick)
         print(f"data: {len(X)} rows x {len(X[0])} features, labels {sorted(set(y))}")
+        warm_up(client, X, y, PREFIX)
         if quick:
             plans = quick_plans(PREFIX)
         else:

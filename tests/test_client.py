@@ -268,7 +268,13 @@ def test_sequential_then_concurrent_demo(server_url: str, tmp_path: Path) -> Non
     assert sequential.returncode == 0, sequential.stdout + sequential.stderr
     assert "Sequential training (one fit at a time):" in sequential.stdout
     assert "seq-CatBoostClassifier" in sequential.stdout
+    # Every slot ran each type once before the first timed fit (issue 37, item 13).
+    warmed = sequential.stdout.index("warmed up: a small fit of each type on each of the 2")
+    assert warmed < sequential.stdout.index("seq-RandomForestClassifier: trained in")
     saved = json.loads((tmp_path / "demo_results" / "sequential.json").read_text())
+    # Quick fits are sensible models, not one class (item 14).
+    for fit in saved["fits"]:
+        assert fit["validation"]["scores"]["balanced_accuracy"] > 0.65, fit
     assert [fit["model_type"] for fit in saved["fits"]] == [
         "RandomForestClassifier",
         "XGBClassifier",
@@ -289,6 +295,7 @@ def test_sequential_then_concurrent_demo(server_url: str, tmp_path: Path) -> Non
     assert concurrent.returncode == 0, concurrent.stdout + concurrent.stderr
     out = concurrent.stdout
     assert "comparing with the sequential run saved in demo_results/sequential.json" in out
+    assert out.index("warmed up") < out.index("launching 4 fits at once")
     assert "launching 4 fits at once: the server has 2 training slot(s)" in out
     assert "Concurrent training (all launched at once):" in out
     assert "The types on the same held-out rows" in out
