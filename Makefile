@@ -51,7 +51,8 @@ debian-tools:
 	$(call debian,chromium,the browser tests)
 	$(call debian,haproxy,the balancer's configuration check)
 
-# Benchmarks against a real server on 127.0.0.1 (a few minutes; see README "Performance").
+# Benchmarks against a real server on 127.0.0.1 (about 50 minutes on 2 cores; the results go to
+# bench/results/latest.json and docs/performance.md: see that page).
 # wrk (Debian's package) for the tail-latency and ceiling sections, HAProxy for the replicas
 # section; where one can't be installed, its section is skipped and says so.
 bench: $(VENV)/.dev

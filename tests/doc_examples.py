@@ -154,7 +154,12 @@ def difference(expected: str, printed: str) -> str | None:
 
 
 def pages(root: Path) -> list[Path]:
-    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    """Every page, in the order a new user reads them: the README, then the site's
+    navigation (mkdocs.yml), then any page it leaves out."""
+    navigation = re.findall(r":\s*([\w-]+\.md)\s*$", (root / "mkdocs.yml").read_text(), re.M)
+    ordered = [root / "docs" / name for name in navigation]
+    rest = sorted(set((root / "docs").glob("*.md")) - set(ordered))
+    return [root / "README.md", *ordered, *rest]
 
 
 class Shell:

@@ -11,7 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
+from server.config import Settings
+from server.replication.follower import FollowState
+from server.replication.report import FollowCollector
 from tests.conftest import ClientFactory
 
 pytestmark = pytest.mark.anyio
@@ -124,3 +129,36 @@ def test_the_design_page_names_every_module_of_the_server() -> None:
         assert named, f"docs/design.md does not name {path.relative_to(ROOT)}"
     for named in re.findall(r"`(server/[\w/]+?)/?`", page):
         assert (ROOT / named).exists() or (ROOT / f"{named}.py").exists(), named
+
+
+def test_the_configuration_page_lists_every_setting_once() -> None:
+    """docs/configuration.md is the one home of the settings: its table names each one, and
+    nothing that is not one (the README and the API page link to it)."""
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    listed = re.findall(r"^\| `([A-Z0-9_]+)` \|", page, re.M)
+    assert len(listed) == len(set(listed))
+    assert set(listed) == {name.upper() for name in Settings.model_fields}
+
+
+async def test_the_metrics_page_names_every_metric(client: httpx.AsyncClient) -> None:
+    """docs/metrics.md is the one home of the metrics: each family a server exposes (a
+    replica's too, from its collector) is in its table."""
+    page = (ROOT / "docs" / "metrics.md").read_text()
+    exposition = (await client.get("/metrics")).text
+    state = FollowState()
+    exposition += generate_latest(_Only(FollowCollector(state))).decode()
+    families = {
+        family.name
+        for family in text_string_to_metric_families(exposition)
+        if not family.name.endswith("_created")  # prometheus-client's creation times
+    }
+    assert families
+    for name in families:
+        documented = f"`{name}`" in page or f"`{name}_total`" in page
+        assert documented, f"docs/metrics.md does not name {name}"
+
+
+class _Only(CollectorRegistry):
+    def __init__(self, collector: Any) -> None:
+        super().__init__()
+        self.register(collector)
