@@ -59,6 +59,7 @@ bench: $(VENV)/.dev
 	$(call debian,wrk,the tail and ceiling sections)
 	$(call debian,haproxy,the replicas section)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.report
 
 # The documentation site (mkdocs.yml, pages in docs/): served on http://127.0.0.1:8001 and
 # rebuilt as the pages change; `docs-build` writes it to site/ and fails on a broken link.

@@ -94,6 +94,20 @@ async def load(
     return LoadResult(len(latencies), time.perf_counter() - started, latencies)
 
 
+# Every table shown since the last `take_tables()`: bench.run files them under their section
+# in the results, and bench.report makes the performance page of them.
+_SHOWN: list[dict[str, Any]] = []
+
+
 def show(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     print(f"\n{title}")
     print(table(headers, rows))
+    _SHOWN.append(
+        {"title": title, "headers": list(headers), "rows": [list(map(str, r)) for r in rows]}
+    )
+
+
+def take_tables() -> list[dict[str, Any]]:
+    taken = list(_SHOWN)
+    _SHOWN.clear()
+    return taken

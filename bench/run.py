@@ -4,7 +4,8 @@ in-process floor. Prints tables and saves them in bench/results/latest.json.
     python -m bench.run [--only fit,first_answer,ingest,parallel,predict,inline,responsiveness,
                                 progress,cancel,priority,observability,dask,compiled,tail,
                                 ceiling,profile,versions,loading,dashboard,automl,hostile,
-                                explain,replicas]
+                                explain,replicas,fit_phases]
+    python -m bench.report    the performance page (docs/performance.md) from the results
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import asyncio
 import json
 import os
 import platform
+import subprocess
 import tempfile
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ from bench import (
     dashboard,
     explain,
     first_answer,
+    fit_phases,
     hostile,
     ingest,
     jobs,
@@ -40,7 +45,9 @@ from bench import (
     training,
     versions,
 )
+from bench.harness import take_tables
 from devtools.local_server import uvicorn_server
+from server import __version__
 
 TRAINING_CORES = 3  # two slots on a 2-core machine, as the issue asks
 RESULTS = Path(__file__).parent / "results" / "latest.json"
@@ -68,37 +75,80 @@ SECTIONS = (
     "hostile",
     "explain",
     "replicas",
+    "fit_phases",
 )
 
 
-async def run(sections: set[str], models_dir: Path, url: str) -> dict[str, Any]:
-    results: dict[str, Any] = {}
+class Record:
+    """Each section's results, the tables it showed, and how long it took."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, Any] = {}
+        self.tables: dict[str, list[dict[str, Any]]] = {}
+        self.seconds: dict[str, float] = {}
+        self._since = time.perf_counter()
+
+    def keep(self, key: str, value: Any) -> None:
+        now = time.perf_counter()
+        self.results[key], self.tables[key] = value, take_tables()
+        self.seconds[key], self._since = round(now - self._since, 1), now
+
+
+def machine() -> dict[str, Any]:
+    """What the page says the run was made on, and at which commit."""
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor() or platform.machine(),
+    ) if Path("/proc/cpuinfo").exists() else platform.machine()  # fmt: skip
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent
+        )
+        return done.stdout.strip()
+
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="minutes"),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
+        "python": platform.python_version(),
+        "version": __version__,
+    }
+
+
+async def run(sections: set[str], models_dir: Path, url: str, record: Record) -> None:
     timeout = aiohttp.ClientTimeout(total=600)
     connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=3)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         if "fit" in sections:
-            results["fit_overhead"] = await training.fit_overhead(session, url)
+            record.keep("fit_overhead", await training.fit_overhead(session, url))
         if "first_answer" in sections:
-            results["first_answer"] = await first_answer.first_answer(session, url)
+            record.keep("first_answer", await first_answer.first_answer(session, url))
         if "ingest" in sections:
-            results["ingest"] = await ingest.ingest(session, url)
+            record.keep("ingest", await ingest.ingest(session, url))
         if "cancel" in sections:
-            results["cancel"] = await jobs.cancel_latency(session, url)
+            record.keep("cancel", await jobs.cancel_latency(session, url))
         if "parallel" in sections:
-            results["parallel"] = await training.parallel_training(session, url, TRAINING_CORES - 1)
+            record.keep(
+                "parallel", await training.parallel_training(session, url, TRAINING_CORES - 1)
+            )
         if sections & {"predict", "inline", "responsiveness", "compiled"}:
             rows = await serving.train_models(session, url)
             if "predict" in sections:
-                results["predict"] = await serving.throughput(session, url, models_dir, rows)
+                record.keep("predict", await serving.throughput(session, url, models_dir, rows))
             if "inline" in sections:
-                results["inline"] = await serving.inline_baseline(session, url, models_dir, rows)
+                record.keep("inline", await serving.inline_baseline(session, url, models_dir, rows))
             if "compiled" in sections:
-                results["compiled"] = await compiled.compiled_serving(session, url, models_dir)
+                record.keep("compiled", await compiled.compiled_serving(session, url, models_dir))
             if "responsiveness" in sections:  # last: it leaves long fits running
-                results["responsiveness"] = await serving.responsiveness(
-                    session, url, TRAINING_CORES - 1, rows
+                record.keep(
+                    "responsiveness",
+                    await serving.responsiveness(session, url, TRAINING_CORES - 1, rows),
                 )
-    return results
 
 
 def main() -> None:
@@ -109,51 +159,56 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"server: TRAINING_CORES={TRAINING_CORES}, load generator: this process (aiohttp)"
     )
+    record = Record()
+    about = machine()
     with tempfile.TemporaryDirectory() as directory:
         models_dir = Path(directory) / "models"
         env = {"MAX_INFERENCE_MODELS": "10"}
         with uvicorn_server(models_dir, training_cores=TRAINING_CORES, env=env) as (url, _):
-            results = asyncio.run(run(sections, models_dir, url))
+            asyncio.run(run(sections, models_dir, url, record))
+        if "fit_phases" in sections:  # in-process, the demos' models
+            record.keep("fit_phases", fit_phases.fit_phases())
         if "first_answer" in sections:  # in-process, with no server running beside it
-            results["forest_conversion"] = first_answer.forest_conversion()
+            record.keep("forest_conversion", first_answer.forest_conversion())
         if "progress" in sections:  # in-process, with no server running beside it
-            results["progress_overhead"] = jobs.progress_overhead()
+            record.keep("progress_overhead", jobs.progress_overhead())
         if "priority" in sections:  # a server of its own for each policy
-            results["priority"] = jobs.priority(Path(directory) / "priority")
+            record.keep("priority", jobs.priority(Path(directory) / "priority"))
         if "observability" in sections:  # four servers of its own, side by side
             observability_dir = Path(directory) / "observability"
             observability_dir.mkdir()
-            results["observability"] = observability.overhead(observability_dir)
+            record.keep("observability", observability.overhead(observability_dir))
         if "tail" in sections:  # four servers of its own, under wrk
-            results["tail"] = tail.tail()
+            record.keep("tail", tail.tail())
         if "ceiling" in sections:  # the service and the reference apps, under wrk
-            results["ceiling"] = ceiling.ceiling(Path(directory) / "ceiling")
+            record.keep("ceiling", ceiling.ceiling(Path(directory) / "ceiling"))
         if "profile" in sections:  # py-spy on the service and the previous design
             (Path(directory) / "profile").mkdir()
-            results["profile"] = profile.profile(Path(directory) / "profile")
+            record.keep("profile", profile.profile(Path(directory) / "profile"))
         if "versions" in sections:  # a server of its own, its cap at 1
-            results["versions"] = versions.swap_cost(Path(directory) / "versions")
+            record.keep("versions", versions.swap_cost(Path(directory) / "versions"))
         if "loading" in sections:  # two servers of their own, lazy and eager
             (Path(directory) / "loading").mkdir()
-            results["loading"] = loading.load_cost(Path(directory) / "loading")
+            record.keep("loading", loading.load_cost(Path(directory) / "loading"))
         if "dashboard" in sections:  # a server of its own, under wrk
             (Path(directory) / "dashboard").mkdir()
-            results["dashboard"] = dashboard.dashboards_cost(Path(directory) / "dashboard")
+            record.keep("dashboard", dashboard.dashboards_cost(Path(directory) / "dashboard"))
         if "automl" in sections:  # a server with one slot, then one with two
             (Path(directory) / "automl").mkdir()
-            results["automl"] = automl.search_speedup(Path(directory) / "automl")
+            record.keep("automl", automl.search_speedup(Path(directory) / "automl"))
         if "hostile" in sections:  # the design before issue 27's fixes and after, under wrk
             (Path(directory) / "hostile").mkdir()
-            results["hostile"] = hostile.hostile_loads(Path(directory) / "hostile")
+            record.keep("hostile", hostile.hostile_loads(Path(directory) / "hostile"))
         if "explain" in sections:  # a server of its own, five models
             (Path(directory) / "explain").mkdir()
-            results["explain"] = explain.explain_cost(Path(directory) / "explain")
+            record.keep("explain", explain.explain_cost(Path(directory) / "explain"))
         if "replicas" in sections:  # a primary, two replicas and HAProxy, under wrk
-            results["replicas"] = replicas.replicas_section()
+            record.keep("replicas", replicas.replicas_section())
         if "dask" in sections:  # a cluster, and a server on each backend
-            results["dask"] = backends.compare(Path(directory) / "dask")
+            record.keep("dask", backends.compare(Path(directory) / "dask"))
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2))
+    saved = {"machine": about, "seconds": record.seconds, "tables": record.tables}
+    RESULTS.write_text(json.dumps({**saved, "results": record.results}, indent=2, default=str))
     print(
         f"\nsaved in {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}"
     )

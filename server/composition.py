@@ -95,7 +95,7 @@ def _pin_this_process() -> None:
     """Inference runs in this process: one thread per prediction, as trainings are one core
     each (BLAS and OpenMP pools would otherwise take every core). Every X reaching an
     estimator here was checked finite (server.ingest): scikit-learn need not check it
-    again on each predict (see the performance page)."""
+    again on each predict (docs/performance-history.md)."""
     preload()
     threadpool_limits(limits=1)
     sklearn.set_config(assume_finite=True)
@@ -169,7 +169,7 @@ async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> Asyn
     # Everything imported so far (the five libraries, ONNX Runtime, FastAPI: over a million
     # objects) lives as long as the process. Out of the collector's sight, a full collection
     # no longer walks them all, which paused the loop and was the whole p99 tail (see the
-    # performance page, Tail latency).
+    # earlier performance runs, docs/performance-history.md).
     if settings.gc_freeze:
         gc.collect()
         gc.freeze()

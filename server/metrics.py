@@ -25,7 +25,7 @@ FRESH_RENDERS_PER_SECOND = 5
 BATCH_ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 65536)
 TRAINING_SECONDS_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 # A 1-row prediction takes well under the default buckets' first bound: they would tell
-# nothing of its p99 (see the performance page, Figures behind the code).
+# nothing of its p99 (see docs/performance-history.md, Figures behind the code).
 REQUEST_SECONDS_BUCKETS = (
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 )  # fmt: skip

@@ -62,7 +62,7 @@ def _same(given: bytes, expected: bytes | None) -> bool:
 class BearerGuard(HTTPBearer):
     """FastAPI's HTTPBearer security (so OpenAPI declares the scheme and Swagger UI's
     Authorize button works) that also checks the token, in one dependency: a second level
-    of dependency would cost every request more (see the performance page, Figures behind
+    of dependency would cost every request more (see docs/performance-history.md, Figures behind
     the code)."""
 
     def __init__(self, management: bool) -> None:

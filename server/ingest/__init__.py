@@ -88,7 +88,7 @@ async def read_evaluate(request: Request, limits: TableLimits) -> EvaluateInput:
 class _GcPause:
     """No cyclic garbage collection while a body is parsed: the collector would run again
     and again over the 100,000 fresh lists of a big matrix (more than doubling its parse: see
-    the performance page, Figures behind the code), and none of them can be garbage. The
+    docs/performance-history.md, Figures behind the code), and none of them can be garbage. The
     pause is process-wide, so it is counted: parses in parallel threads resume collection
     only when the last one ends."""
 

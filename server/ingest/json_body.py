@@ -1,7 +1,7 @@
 """The JSON bodies of /fit, /predict and /evaluate, parsed with orjson and numpy, not pydantic.
 
 Two million floats validated one by one through a pydantic model parse at less than half
-the speed of orjson and one `np.asarray` (see the performance page, Figures behind the
+the speed of orjson and one `np.asarray` (see docs/performance-history.md, Figures behind the
 code). The rules stay those of the declared schema
 (`server.schemas`), and every broken one is still a 422 naming the field:
 - JSON only: NaN, Infinity and numbers out of double range are refused by orjson itself;

@@ -4,7 +4,7 @@ numpy infers the type of a list of rows in one pass: strings, ragged or nested r
 in the result's shape or dtype. A null makes that an object array: only then do the rows
 take a second path (a type scan, then numpy's own None -> NaN conversion), so a body without
 nulls pays nothing for them (looking for a `null` token in the body first cost more: see
-the performance page, Figures behind the code). Only booleans mixed with numbers would pass
+docs/performance-history.md, Figures behind the code). Only booleans mixed with numbers would pass
 unseen, as 1.0 and 0.0: the rows are scanned for them only when the matrix holds such
 values at all.
 """

@@ -3,7 +3,7 @@
 Starlette's parser (python-multipart) reads the form as it arrives, under the body-size
 limit. It keeps the file in memory, as a JSON body is kept: spooling it to a temporary file
 (Starlette's default past 1 MiB) cost most of a big Parquet upload's time (see the
-performance page, Figures behind the code). pyarrow then
+earlier performance runs, docs/performance-history.md). pyarrow then
 reads the table in a worker thread (`server.ingest.tables`).
 """
 

@@ -10,6 +10,7 @@ says how many it is over.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -48,9 +49,8 @@ def feature_importance(
         total += np.abs(explanation.contributions).mean(axis=1).sum(axis=0)
         done += len(rows)
         elapsed = time.perf_counter() - started
-        per_row = elapsed / done
-        affordable = int((budget_seconds - elapsed) / per_row) if per_row > 0 else len(order)
-        chunk = max(0, min(done, affordable, len(order) - done))  # at most doubling
+        affordable = (budget_seconds - elapsed) / (elapsed / done) if elapsed > 0 else math.inf
+        chunk = int(max(0, min(done, affordable, len(order) - done)))  # at most doubling
     mean_absolute = total / done
     ranked = np.argsort(-mean_absolute, kind="stable")
     return {feature_names[i]: float(mean_absolute[i]) for i in ranked}, done

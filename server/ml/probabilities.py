@@ -15,7 +15,7 @@ def well_formed(probabilities: Any) -> np.ndarray:
     only the rows that miss 1 by more than 1e-12 rescaled (rescaling rows of doubles that
     already sum to 1 could make two neighbouring values equal, and change the argmax)."""
     values = np.asarray(probabilities, dtype=np.float64)
-    # One pass each, no np.allclose: this runs on every request (see the performance page,
+    # One pass each, no np.allclose: this runs on every request (see docs/performance-history.md,
     # Figures behind the code).
     if values.min() < 0.0 or values.max() > 1.0:
         values = np.clip(values, 0.0, 1.0)

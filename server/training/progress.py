@@ -22,7 +22,7 @@ import numpy as np
 
 # RandomForest grows in chunks sized to take about this long: a few updates a second, and
 # the per-chunk cost (checking X again) stays a small share of the fit (see the
-# performance page, Figures behind the code).
+# earlier performance runs, docs/performance-history.md).
 FOREST_CHUNK_SECONDS = 0.25
 # CatBoost's default number of iterations, when none of its aliases is set.
 CATBOOST_DEFAULT_ITERATIONS = 1000

@@ -1,7 +1,7 @@
 """The access log: a line per answered request, written by a thread of its own.
 
 Writing a log line on the event loop (a log record, its formatting, a write to stderr) cost
-a good share of a 1-row prediction's CPU (see the performance page, Figures behind the
+a good share of a 1-row prediction's CPU (see docs/performance-history.md, Figures behind the
 code). The loop now only puts the request's four fields on a queue; the thread
 turns them into records of the `server.access` logger, in the order they came, so handlers
 and formats configured on that logger work as before. Lines appear a moment after their

@@ -155,7 +155,7 @@ class OnnxRuntime:
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3  # errors only: LightGBM's label shape warns per call
-        # No memory arena: less memory per session, no slower (see the performance page,
+        # No memory arena: less memory per session, no slower (see docs/performance-history.md,
         # Figures behind the code).
         options.enable_cpu_mem_arena = False
         self._session = onnxruntime.InferenceSession(
