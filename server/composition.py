@@ -193,7 +193,9 @@ def _log_plan(
         if settings.training_backend == "dask"
         else f"{settings.training_slots} training slot(s)",
         settings.max_inference_models,
-        "no tokens set: every endpoint is open" if open_mode else "bearer tokens required",
+        "no tokens set: writing calls answered only to ALLOWED_HOSTS"
+        if open_mode
+        else "bearer tokens required",
     )
     if isinstance(training, LocalBackend):
         logger.info("cores: %s", training.cores.describe())

@@ -114,5 +114,9 @@ def warn_if_exposed(tokens: Tokens) -> None:
             addresses,
         )
     else:
-        guard = "every endpoint is open" if tokens.open else "bearer tokens required"
+        guard = (
+            "no token set: writing calls only to ALLOWED_HOSTS"
+            if tokens.open
+            else "bearer tokens required"
+        )
         logger.info("listening on %s; %s", addresses, guard)
