@@ -33,6 +33,7 @@ from server.ml.algorithms import resolve
 ROUNDS = 3
 REQUESTS = 600
 MAX_SECONDS = 3.0
+JSON = {"content-type": "application/json"}
 MODELS = {
     "RandomForest (100 trees)": ("crf", "RandomForestClassifier", {"n_estimators": 100}),
     "XGBoost (300 rounds)": ("cxgb", "XGBClassifier", {"n_estimators": 300}),
@@ -49,8 +50,9 @@ async def _train(session: aiohttp.ClientSession, url: str, X: np.ndarray, y: np.
     for name, model_type, hyperparameters in MODELS.values():
         config = {"name": name, "model_type": model_type, "hyperparameters": hyperparameters}
         body = orjson.dumps({"X": X, "y": y, "config": config}, option=orjson.OPT_SERIALIZE_NUMPY)
-        async with session.post(f"{url}/fit", data=body) as reply:
+        async with session.post(f"{url}/fit", data=body, headers=JSON) as reply:
             metadata[name] = await reply.json()
+            assert reply.status == 201, (name, reply.status, metadata[name])
     return metadata
 
 
@@ -97,6 +99,7 @@ from server.inference.memory import release_unused_memory
 from server.store.files import ModelStore
 from server.store.keys import read_key_file
 import onnxruntime
+
 preload()
 gc.collect()
 before = psutil.Process().memory_info().rss

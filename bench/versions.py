@@ -23,6 +23,8 @@ from bench.harness import Spread, show
 from client.report import percentile
 from devtools.local_server import uvicorn_server
 
+JSON = {"content-type": "application/json"}
+
 ROUNDS = 6
 CONCURRENCY = 8
 BEFORE_SECONDS = 2.0
@@ -33,7 +35,7 @@ async def _fit(session: aiohttp.ClientSession, url: str, X: Any, y: Any, new: bo
     config = {"name": "swap", "model_type": "RandomForestClassifier", "new_version": new}
     config["hyperparameters"] = {"n_estimators": 100}
     body = orjson.dumps({"X": X, "y": y, "config": config}, option=orjson.OPT_SERIALIZE_NUMPY)
-    async with session.post(f"{url}/fit", data=body) as reply:
+    async with session.post(f"{url}/fit", data=body, headers=JSON) as reply:
         assert reply.status == 201, await reply.text()
 
 
