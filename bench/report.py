@@ -95,6 +95,9 @@ def page(saved: dict[str, Any]) -> str:
         title, module = SECTIONS.get(key, (key, key))
         parts += ["", f"## {title}", "", description(module), ""]
         parts.append(f"*Section `{key}`: {saved['seconds'].get(key, 0):.0f} s.*")
+        result = saved["results"].get(key)
+        if isinstance(result, dict) and "failed" in result:
+            parts += ["", f"**This section failed in this run:** `{result['failed']}`"]
         for table in tables:
             parts += ["", markdown_table(table)]
         if not tables:

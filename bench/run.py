@@ -18,6 +18,8 @@ import platform
 import subprocess
 import tempfile
 import time
+import traceback
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -88,7 +90,24 @@ class Record:
         self.seconds: dict[str, float] = {}
         self._since = time.perf_counter()
 
-    def keep(self, key: str, value: Any) -> None:
+    def keep(self, key: str, measure: Callable[[], Any]) -> None:
+        """Run a section; one that fails is recorded as failed and the run goes on."""
+        try:
+            value = measure()
+        except Exception as error:
+            traceback.print_exc()
+            value = {"failed": f"{type(error).__name__}: {error}"}
+        self._done(key, value)
+
+    async def keep_async(self, key: str, measure: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            value = await measure()
+        except Exception as error:
+            traceback.print_exc()
+            value = {"failed": f"{type(error).__name__}: {error}"}
+        self._done(key, value)
+
+    def _done(self, key: str, value: Any) -> None:
         now = time.perf_counter()
         self.results[key], self.tables[key] = value, take_tables()
         self.seconds[key], self._since = round(now - self._since, 1), now
@@ -125,29 +144,35 @@ async def run(sections: set[str], models_dir: Path, url: str, record: Record) ->
     connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=3)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         if "fit" in sections:
-            record.keep("fit_overhead", await training.fit_overhead(session, url))
+            await record.keep_async("fit_overhead", lambda: training.fit_overhead(session, url))
         if "first_answer" in sections:
-            record.keep("first_answer", await first_answer.first_answer(session, url))
+            await record.keep_async("first_answer", lambda: first_answer.first_answer(session, url))
         if "ingest" in sections:
-            record.keep("ingest", await ingest.ingest(session, url))
+            await record.keep_async("ingest", lambda: ingest.ingest(session, url))
         if "cancel" in sections:
-            record.keep("cancel", await jobs.cancel_latency(session, url))
+            await record.keep_async("cancel", lambda: jobs.cancel_latency(session, url))
         if "parallel" in sections:
-            record.keep(
-                "parallel", await training.parallel_training(session, url, TRAINING_CORES - 1)
+            await record.keep_async(
+                "parallel", lambda: training.parallel_training(session, url, TRAINING_CORES - 1)
             )
         if sections & {"predict", "inline", "responsiveness", "compiled"}:
             rows = await serving.train_models(session, url)
             if "predict" in sections:
-                record.keep("predict", await serving.throughput(session, url, models_dir, rows))
+                await record.keep_async(
+                    "predict", lambda: serving.throughput(session, url, models_dir, rows)
+                )
             if "inline" in sections:
-                record.keep("inline", await serving.inline_baseline(session, url, models_dir, rows))
+                await record.keep_async(
+                    "inline", lambda: serving.inline_baseline(session, url, models_dir, rows)
+                )
             if "compiled" in sections:
-                record.keep("compiled", await compiled.compiled_serving(session, url, models_dir))
+                await record.keep_async(
+                    "compiled", lambda: compiled.compiled_serving(session, url, models_dir)
+                )
             if "responsiveness" in sections:  # last: it leaves long fits running
-                record.keep(
+                await record.keep_async(
                     "responsiveness",
-                    await serving.responsiveness(session, url, TRAINING_CORES - 1, rows),
+                    lambda: serving.responsiveness(session, url, TRAINING_CORES - 1, rows),
                 )
 
 
@@ -167,45 +192,47 @@ def main() -> None:
         with uvicorn_server(models_dir, training_cores=TRAINING_CORES, env=env) as (url, _):
             asyncio.run(run(sections, models_dir, url, record))
         if "fit_phases" in sections:  # in-process, the demos' models
-            record.keep("fit_phases", fit_phases.fit_phases())
+            record.keep("fit_phases", lambda: fit_phases.fit_phases())
         if "first_answer" in sections:  # in-process, with no server running beside it
-            record.keep("forest_conversion", first_answer.forest_conversion())
+            record.keep("forest_conversion", lambda: first_answer.forest_conversion())
         if "progress" in sections:  # in-process, with no server running beside it
-            record.keep("progress_overhead", jobs.progress_overhead())
+            record.keep("progress_overhead", lambda: jobs.progress_overhead())
         if "priority" in sections:  # a server of its own for each policy
-            record.keep("priority", jobs.priority(Path(directory) / "priority"))
+            record.keep("priority", lambda: jobs.priority(Path(directory) / "priority"))
         if "observability" in sections:  # four servers of its own, side by side
             observability_dir = Path(directory) / "observability"
             observability_dir.mkdir()
-            record.keep("observability", observability.overhead(observability_dir))
+            record.keep("observability", lambda: observability.overhead(observability_dir))
         if "tail" in sections:  # four servers of its own, under wrk
-            record.keep("tail", tail.tail())
+            record.keep("tail", lambda: tail.tail())
         if "ceiling" in sections:  # the service and the reference apps, under wrk
-            record.keep("ceiling", ceiling.ceiling(Path(directory) / "ceiling"))
+            record.keep("ceiling", lambda: ceiling.ceiling(Path(directory) / "ceiling"))
         if "profile" in sections:  # py-spy on the service and the previous design
             (Path(directory) / "profile").mkdir()
-            record.keep("profile", profile.profile(Path(directory) / "profile"))
+            record.keep("profile", lambda: profile.profile(Path(directory) / "profile"))
         if "versions" in sections:  # a server of its own, its cap at 1
-            record.keep("versions", versions.swap_cost(Path(directory) / "versions"))
+            record.keep("versions", lambda: versions.swap_cost(Path(directory) / "versions"))
         if "loading" in sections:  # two servers of their own, lazy and eager
             (Path(directory) / "loading").mkdir()
-            record.keep("loading", loading.load_cost(Path(directory) / "loading"))
+            record.keep("loading", lambda: loading.load_cost(Path(directory) / "loading"))
         if "dashboard" in sections:  # a server of its own, under wrk
             (Path(directory) / "dashboard").mkdir()
-            record.keep("dashboard", dashboard.dashboards_cost(Path(directory) / "dashboard"))
+            record.keep(
+                "dashboard", lambda: dashboard.dashboards_cost(Path(directory) / "dashboard")
+            )
         if "automl" in sections:  # a server with one slot, then one with two
             (Path(directory) / "automl").mkdir()
-            record.keep("automl", automl.search_speedup(Path(directory) / "automl"))
+            record.keep("automl", lambda: automl.search_speedup(Path(directory) / "automl"))
         if "hostile" in sections:  # the design before issue 27's fixes and after, under wrk
             (Path(directory) / "hostile").mkdir()
-            record.keep("hostile", hostile.hostile_loads(Path(directory) / "hostile"))
+            record.keep("hostile", lambda: hostile.hostile_loads(Path(directory) / "hostile"))
         if "explain" in sections:  # a server of its own, five models
             (Path(directory) / "explain").mkdir()
-            record.keep("explain", explain.explain_cost(Path(directory) / "explain"))
+            record.keep("explain", lambda: explain.explain_cost(Path(directory) / "explain"))
         if "replicas" in sections:  # a primary, two replicas and HAProxy, under wrk
-            record.keep("replicas", replicas.replicas_section())
+            record.keep("replicas", lambda: replicas.replicas_section())
         if "dask" in sections:  # a cluster, and a server on each backend
-            record.keep("dask", backends.compare(Path(directory) / "dask"))
+            record.keep("dask", lambda: backends.compare(Path(directory) / "dask"))
     RESULTS.parent.mkdir(exist_ok=True)
     saved = {"machine": about, "seconds": record.seconds, "tables": record.tables}
     RESULTS.write_text(json.dumps({**saved, "results": record.results}, indent=2, default=str))
