@@ -7,6 +7,7 @@ predictions they explain: base + contributions, through the sigmoid or softmax, 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,7 +19,9 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from server.explain import explanations
 from server.training.cores import allowed_cores
+from tests.conftest import ClientFactory
 from tests.helpers import MODEL_TYPES, core_plan, explained_probabilities, rows, wait_for
 from tests.servers import explainer_processes, uvicorn_server
 
@@ -28,6 +31,7 @@ ROWS = 240
 MAX_EXPLAIN_ROWS = 60
 MAX_EXPLAIN_QUEUE = 2
 EXPLAIN_TIMEOUT_SECONDS = 8
+MAX_EXPLAIN_VALUES = 600  # 40 rows of a three-class model of 5 features: what the tests send
 SETUPS = ("binary", "three")
 
 
@@ -89,6 +93,7 @@ def default_server(store: Path) -> Iterator[tuple[httpx.Client, int, dict[str, A
         "MAX_EXPLAIN_ROWS": str(MAX_EXPLAIN_ROWS),
         "MAX_EXPLAIN_QUEUE": str(MAX_EXPLAIN_QUEUE),
         "EXPLAIN_TIMEOUT_SECONDS": str(EXPLAIN_TIMEOUT_SECONDS),
+        "MAX_EXPLAIN_VALUES": str(MAX_EXPLAIN_VALUES),
     }
     with (
         uvicorn_server(store, env=env) as (url, process),
@@ -409,3 +414,59 @@ def test_the_queue_is_bounded_abandoned_work_is_skipped_and_a_stuck_process_is_r
     assert not stuck.is_running() or stuck.status() == psutil.STATUS_ZOMBIE
     _explain(client, _one_row())  # a new process
     assert _explanation_counts(client)["computed"] == before["computed"] + 1
+
+
+def test_an_answer_larger_than_its_bound_is_refused_before_it_is_computed(
+    default_server: tuple[httpx.Client, int, dict[str, Any]],
+) -> None:
+    """MAX_EXPLAIN_VALUES bounds rows x outputs x features (issue 37, item 6): 50 rows of a
+    three-class model are 750 numbers, refused with 413 naming the limit and never computed;
+    the same rows of a binary model (one output) are 250, answered."""
+    client = default_server[0]
+    before = _explanation_counts(client)
+    for setup, status in (("three", 413), ("binary", 200)):
+        X = rows(_request_rows("XGBClassifier", setup).repeat(2, axis=0)[:50])
+        answer = client.post(
+            "/explain", json={"X": X, "config": {"name": _name("XGBClassifier", setup)}}
+        )
+        assert answer.status_code == status, answer.text
+    assert (
+        "MAX_EXPLAIN_VALUES=600"
+        in client.post(
+            "/explain",
+            json={
+                "X": rows(_request_rows("XGBClassifier", "three")[:41]),
+                "config": {"name": _name("XGBClassifier", "three")},
+            },
+        ).json()["detail"]
+    )
+    assert _explanation_counts(client)["computed"] == before["computed"] + 1
+
+
+@pytest.mark.anyio
+async def test_the_answer_is_encoded_off_the_event_loop(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer's JSON (tens of MB for a large one) is made in a worker thread, never on
+    the event loop that serves /predict (issue 37, item 6)."""
+    threads: list[str] = []
+    encode = explanations.encoded_answer
+
+    def recorded(*args: Any) -> bytes:
+        threads.append(threading.current_thread().name)
+        return encode(*args)
+
+    monkeypatch.setattr(explanations, "encoded_answer", recorded)
+    X, y = _table("binary")
+    async with make_client() as client:
+        body = {
+            "X": rows(X[:60]),
+            "y": y[:60],
+            "config": {"name": "lr", "model_type": "LogisticRegression"},
+        }
+        assert (await client.post("/fit", json=body)).status_code == 201
+        assert (await client.post("/load", json={"config": {"name": "lr"}})).status_code == 200
+        answer = await client.post("/explain", json={"X": rows(X[:3]), "config": {"name": "lr"}})
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["contributions"]) == 3
+    assert threads and threading.main_thread().name not in threads
