@@ -20,11 +20,16 @@ pytestmark = pytest.mark.anyio
 
 async def test_server_killed_while_training_and_while_writing(tmp_path: Path) -> None:
     models_dir = tmp_path / "models"
-    # A forest of ~70 MB: its write takes long enough to be caught in the act.
+    # A forest of ~70 MB (one feature per split: full-depth trees, trained in seconds): its
+    # write takes long enough to be caught in the act.
     big = fit_body(
-        "writing", "RandomForestClassifier", {"n_estimators": 300}, n_samples=20_000, n_features=20
+        "writing",
+        "RandomForestClassifier",
+        {"n_estimators": 120, "max_features": 1},
+        n_samples=20_000,
+        n_features=20,
     )
-    # Not compiled: converting a 300-tree forest would add ~15 s before its write.
+    # Not compiled: converting a forest this size would add seconds before its write.
     native = {"INFERENCE_RUNTIME": "native"}
     with uvicorn_server(models_dir, training_cores=3, env=native) as (url, server):
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:

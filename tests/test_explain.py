@@ -435,7 +435,7 @@ def test_an_answer_larger_than_its_bound_is_refused_before_it_is_computed(
         in client.post(
             "/explain",
             json={
-                "X": rows(_request_rows("XGBClassifier", "three")[:41]),
+                "X": rows(_request_rows("XGBClassifier", "three").repeat(2, axis=0)[:41]),
                 "config": {"name": _name("XGBClassifier", "three")},
             },
         ).json()["detail"]

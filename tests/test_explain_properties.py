@@ -25,7 +25,12 @@ from sklearn.ensemble import RandomForestClassifier
 from server.inference.compiled.runtimes import NativeRuntime
 from server.ml.algorithms import resolve
 from server.ml.explanations import explain, explainer_for
-from server.ml.importance import IMPORTANCE_ROWS, feature_importance, importance_budget
+from server.ml.importance import (
+    IMPORTANCE_ROWS,
+    PILOT_ROWS,
+    feature_importance,
+    importance_budget,
+)
 from server.training.fit import fit_model
 from server.training.progress import NoProgress
 from server.training.request import Holdout, TrainingRequest
@@ -124,7 +129,7 @@ def test_explanations_add_up_on_every_row(model_type: str) -> None:
 
 def test_the_fits_importance_explains_as_many_rows_as_its_budget_allows() -> None:
     """A fit's importance is bounded by a share of its training time (issue 37, item 15):
-    with no budget it is over one row, with a large one over IMPORTANCE_ROWS at most, and
+    with no budget it is over the few rows that time a row, with a large one over IMPORTANCE_ROWS at most, and
     exact either way (the mean of the chosen rows' absolute contributions)."""
     rng = np.random.default_rng(3)
     X = rng.normal(size=(300, 4))
@@ -134,8 +139,8 @@ def test_the_fits_importance_explains_as_many_rows_as_its_budget_allows() -> Non
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # shap's first import: matplotlib's deprecations
         explainer_for("RandomForestClassifier", forest)
-    _, one = feature_importance("RandomForestClassifier", forest, X, 2, None, names, 0.0)
-    assert one == 1
+    _, pilot = feature_importance("RandomForestClassifier", forest, X, 2, None, names, 0.0)
+    assert pilot == PILOT_ROWS
     found, rows = feature_importance("RandomForestClassifier", forest, X, 2, None, names, 1e9)
     assert rows == IMPORTANCE_ROWS
     chosen = X[np.sort(np.random.default_rng(0).permutation(len(X))[:IMPORTANCE_ROWS])]

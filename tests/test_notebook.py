@@ -9,6 +9,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from tests.helpers import models_in
 from tests.servers import PROJECT_ROOT, uvicorn_server
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "tour.ipynb"
@@ -33,10 +34,7 @@ def test_the_tour_runs_against_a_real_server(tmp_path: Path) -> None:
             ).execute()
         finally:
             del os.environ["MODEL_SERVER_URL"]
-        assert (
-            sorted(p.name for p in (tmp_path / "models").iterdir() if not p.name.startswith("."))
-            == []
-        )
+        assert [name for name in models_in(tmp_path / "models") if not name.startswith(".")] == []
     outputs = [
         output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
     ]

@@ -19,7 +19,11 @@ CYCLES = 50
 
 def test_load_unload_cycles_of_a_large_model_keep_rss_flat(tmp_path: Path) -> None:
     big = fit_body(
-        "big", "RandomForestClassifier", {"n_estimators": 100}, n_samples=20_000, n_features=20
+        "big",
+        "RandomForestClassifier",
+        {"n_estimators": 40, "max_features": 1},
+        n_samples=20_000,
+        n_features=20,
     )
     with (
         uvicorn_server(tmp_path / "models") as (url, server),
@@ -150,7 +154,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
                 "--phases",
                 "examples,coverage,fuzzing,stateful",
                 "--max-examples",
-                "100",
+                "60",
                 "--seed",
                 "1",
                 "--workers",

@@ -4,8 +4,8 @@ every fit on its held-out rows and kept in the version's metadata.
 It is exact SHAP, but over a sample of the held-out rows whose size a budget sets: a share
 of the training time. A large booster explains slower than it trains (hundreds of ms a
 row), and the fit answers, and frees its slot, only once this is done: rows are explained in
-growing chunks until the budget is spent or IMPORTANCE_ROWS are done, and `importance_rows`
-says how many it is over.
+chunks (a few first, to time them, then as many as the budget has room for) until the
+budget is spent or IMPORTANCE_ROWS are done, and `importance_rows` says how many it is over.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from server.ml.explanations import explain, explainer_for
 IMPORTANCE_ROWS = 200  # at most, drawn with a fixed seed (docs/explanations.md)
 BUDGET_SHARE = 0.05  # of the training time
 MIN_BUDGET_SECONDS = 1.0  # a fit of a second still explains its rows
+PILOT_ROWS = 4  # explained first, whatever the budget: they time a row
 
 
 def importance_budget(train_seconds: float) -> float:
@@ -37,12 +38,12 @@ def feature_importance(
     budget_seconds: float,
 ) -> tuple[dict[str, float], int]:
     """Each feature's mean absolute contribution over the rows and outputs, largest first
-    (ties in column order), and how many rows it is over (at least one)."""
+    (ties in column order), and how many rows it is over (at least PILOT_ROWS, or all)."""
     order = np.random.default_rng(0).permutation(len(X))[:IMPORTANCE_ROWS]
     explainer = explainer_for(model_type, estimator)
     started = time.perf_counter()
     total = np.zeros(X.shape[1])
-    done, chunk = 0, 1
+    done, chunk = 0, PILOT_ROWS
     while chunk > 0:
         rows = X[np.sort(order[done : done + chunk])]
         explanation = explain(model_type, explainer, rows, n_classes, means)
@@ -50,7 +51,7 @@ def feature_importance(
         done += len(rows)
         elapsed = time.perf_counter() - started
         affordable = (budget_seconds - elapsed) / (elapsed / done) if elapsed > 0 else math.inf
-        chunk = int(max(0, min(done, affordable, len(order) - done)))  # at most doubling
+        chunk = int(max(0, min(affordable, len(order) - done)))
     mean_absolute = total / done
     ranked = np.argsort(-mean_absolute, kind="stable")
     return {feature_names[i]: float(mean_absolute[i]) for i in ranked}, done
