@@ -28,8 +28,9 @@ from server.ml.explanations import (  # noqa: E402
     explainer_for,
     preload_explainers,
 )
+from server.ml.messages import library_message  # noqa: E402
 from server.store.files import ModelStore  # noqa: E402
-from server.store.signing import SIGNATURE  # noqa: E402
+from server.store.signing import metadata_tag  # noqa: E402
 from server.training.backends.local_worker import die_with_parent  # noqa: E402
 
 PR_SET_NAME = 15  # from <sys/prctl.h>
@@ -73,9 +74,9 @@ def explain_version(rows: Rows) -> Explanation:
     except ServiceError:
         raise
     except Exception as error:
-        message = (str(error).strip().splitlines() or [""])[0][:MAX_MESSAGE_CHARS]
         raise InvalidInput(
-            f"{rows.model_type} can't explain these rows: {type(error).__name__}: {message}"
+            f"{rows.model_type} can't explain these rows: {type(error).__name__}: "
+            f"{library_message(str(error))}"[:MAX_MESSAGE_CHARS]
         ) from None
     unusable = ~(
         np.isfinite(explanation.contributions).all(axis=(1, 2))
@@ -96,7 +97,7 @@ def _explainer(rows: Rows) -> Any:
         _explainers.move_to_end(key)
         return _explainers[key]
     assert _store is not None, "initialize() runs first"
-    if _store.read_metadata(rows.name, rows.version)[SIGNATURE]["metadata"] != rows.tag:
+    if metadata_tag(_store.read_metadata(rows.name, rows.version)) != rows.tag:
         raise BrokenModel(
             f"model '{rows.name}' version {rows.version} in the store is not the one loaded "
             "(removed and trained again since): load it again"

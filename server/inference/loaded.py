@@ -30,7 +30,7 @@ from server.ml.algorithms import Algorithm, refuse_beyond_float32, refuse_missin
 from server.ml.labels import encode_for_model
 from server.ml.scoring import scores
 from server.store.files import ModelStore
-from server.store.signing import SIGNATURE, untrusted_detail
+from server.store.signing import metadata_tag, untrusted_detail
 
 TIMING_ROWS = 64
 EstimatorLoading = Literal["lazy", "eager"]
@@ -154,7 +154,7 @@ def _read_whole(store: ModelStore, name: str, version: int, setting: RuntimeSett
         n_features=int(bundle["n_features"]),
         feature_names=bundle.get("feature_names"),  # absent from models of earlier versions
         training_means=metadata.get("training_means"),
-        tag=str(metadata[SIGNATURE]["metadata"]),
+        tag=metadata_tag(metadata),
     )
 
 
@@ -187,5 +187,5 @@ def _served_compiled(store: ModelStore, name: str, version: int) -> LoadedModel 
         n_features=int(metadata["n_features"]),
         feature_names=metadata.get("feature_names"),
         training_means=metadata.get("training_means"),
-        tag=str(metadata[SIGNATURE]["metadata"]),
+        tag=metadata_tag(metadata),
     )

@@ -33,7 +33,7 @@ from server.replication.manifest import Served, ServingSet, UnreadableSet
 from server.service.versions import Versions, release_when_idle
 from server.store.files import ModelStore
 from server.store.pointers import Pointers
-from server.store.signing import SIGNATURE
+from server.store.signing import metadata_tag
 from server.training.background import BackgroundTasks
 
 logger = logging.getLogger("server")
@@ -140,6 +140,7 @@ class Follower:
         self.state.checked_at = time.time()
         try:
             found = await asyncio.to_thread(manifest.read, root, self._store.key)
+            self.state.seen = found or self.state.seen
             target = self._acceptable(found)
         except UnreadableSet as error:
             if self.state.set_problem != str(error):
@@ -186,7 +187,6 @@ class Follower:
         if found.generation < applied.generation or (
             found.generation == applied.generation and not found.same_content(applied)
         ):
-            self.state.seen = found
             raise UnreadableSet(
                 f"{manifest.FILE_NAME} holds generation {found.generation}, older than the "
                 f"{applied.generation} this replica serves (a copy put back?); it keeps "
@@ -219,7 +219,7 @@ class Follower:
 
     def _tag_on_disk(self, name: str, version: int) -> str:
         """The version's metadata tag, checked with this server's key (blocking)."""
-        return str(self._store.read_metadata(name, version)[SIGNATURE]["metadata"])
+        return metadata_tag(self._store.read_metadata(name, version))
 
     async def _drop(self, name: str, keep: set[int]) -> None:
         for version in self._registry.versions_loaded(name):

@@ -16,14 +16,13 @@ import asyncio
 import contextlib
 import logging
 
-from server.errors import ModelNotFound, ServiceError
-from server.inference.registry import Registry
+from server.errors import ServiceError
+from server.inference.registry import Key, Registry
 from server.replication import manifest
 from server.replication.manifest import Served, ServingSet, UnreadableSet
 from server.service.versions import Versions
 from server.store.files import ModelStore
 from server.store.pointers import Pointers
-from server.store.signing import SIGNATURE
 
 logger = logging.getLogger("server")
 
@@ -72,7 +71,13 @@ class Publisher:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            loaded = registry.loaded()
+            # One instant's snapshot: what is loaded (each with its files' tag, as read at
+            # its load) and those names' pointers.
+            loaded = {
+                key: batcher.model.tag
+                for key in registry.loaded()
+                if (batcher := registry.get(key))
+            }
             pointers = {name: versions.cached(name) for name, _ in loaded}
             try:
                 await asyncio.to_thread(self._write, loaded, pointers)
@@ -83,18 +88,14 @@ class Publisher:
             if not self._wake.is_set():
                 self._idle.set()
 
-    def _write(self, loaded: list[tuple[str, int]], pointers: dict[str, Pointers | None]) -> None:
+    def _write(self, loaded: dict[Key, str], pointers: dict[str, Pointers | None]) -> None:
         models: dict[str, Served] = {}
-        for name, version in loaded:
+        for (name, version), tag in loaded.items():
             moved = pointers[name]
             if moved is None:  # loaded, so resolved: its pointers are in memory
                 continue
-            try:
-                metadata = self._store.read_metadata(name, version)
-            except ModelNotFound:  # removed since the snapshot: the next one has it gone
-                continue
             served = models.setdefault(name, Served(moved.current, dict(moved.aliases), {}))
-            served.loaded[version] = str(metadata[SIGNATURE]["metadata"])
+            served.loaded[version] = tag
         if models == self._written.models and self._written.generation:
             return
         self._written = manifest.write(

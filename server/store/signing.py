@@ -69,6 +69,12 @@ def sign(key: SigningKey, name: str, metadata: dict[str, Any], files: dict[str, 
     return {**metadata, SIGNATURE: signature}
 
 
+def metadata_tag(metadata: dict[str, Any]) -> str:
+    """The tag of a version's metadata: what identifies its files (a version removed and
+    trained again under another number has another)."""
+    return str(metadata[SIGNATURE]["metadata"])
+
+
 def metadata_problem(key: SigningKey, name: str, metadata: dict[str, Any]) -> str | None:
     """Why this metadata is not trusted, or None if the server signed it with this key."""
     signature = metadata.get(SIGNATURE)

@@ -18,6 +18,7 @@ key or the other: run it again, and it finishes the same rotation.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -66,16 +67,20 @@ def vouch(store: ModelStore, name: str, version: int) -> str:
 def resign_serving_set(root: Path, old: SigningKey, new: SigningKey) -> None:
     """The serving set the replicas follow, signed with the new key (the same generation:
     the same set). One that verifies with neither is left for the primary's next write."""
-    for key in (new, old):
-        try:
-            served = manifest.read(root, key)
-        except manifest.UnreadableSet:
-            continue
-        if served is not None and key is old:
-            manifest.write(root, new, served.models, served.generation)
-            print(f"{manifest.FILE_NAME}: re-signed")
+    with contextlib.suppress(manifest.UnreadableSet):
+        manifest.read(root, new)
+        return  # none, or signed with the new key already (an earlier, interrupted rotate)
+    try:
+        served = manifest.read(root, old)
+    except manifest.UnreadableSet:
+        print(
+            f"{manifest.FILE_NAME}: verifies with neither key; the primary's next change "
+            "rewrites it"
+        )
         return
-    print(f"{manifest.FILE_NAME}: verifies with neither key; the primary's next change rewrites it")
+    if served is not None:
+        manifest.write(root, new, served.models, served.generation)
+        print(f"{manifest.FILE_NAME}: re-signed")
 
 
 def targets(store: ModelStore, given: list[str], every: bool) -> list[tuple[str, int]]:

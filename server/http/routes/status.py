@@ -48,9 +48,7 @@ async def health(request: Request) -> Any:
     if follower is None:
         return {"status": "ok"}
     answer = report.health(follower.state, request.app.state.settings.primary_url)
-    if answer["status"] != "ok":
-        return JSONResponse(answer, status_code=503)
-    return answer
+    return answer if follower.state.ready() else JSONResponse(answer, status_code=503)
 
 
 # `scheduler` and `workers` only with dask
