@@ -7,6 +7,7 @@ predictions they explain: base + contributions, through the sigmoid or softmax, 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -404,14 +405,15 @@ def test_the_queue_is_bounded_abandoned_work_is_skipped_and_a_stuck_process_is_r
         assert timed_out.status_code == 503, timed_out.text
         assert "EXPLAIN_TIMEOUT_SECONDS" in timed_out.json()["detail"]
     finally:
-        if stuck.is_running():
+        with contextlib.suppress(psutil.NoSuchProcess):  # killed, and maybe reaped already
             stuck.resume()
     after = _explanation_counts(client)
     assert after["busy"] == before["busy"] + 1
     assert after["abandoned"] == before["abandoned"] + 1  # never computed
     assert after["timed_out"] == before["timed_out"] + 1
     assert after["computed"] == before["computed"]
-    assert not stuck.is_running() or stuck.status() == psutil.STATUS_ZOMBIE
+    _, alive = psutil.wait_procs([stuck], timeout=10)  # killed: gone, or reaped meanwhile
+    assert not alive
     _explain(client, _one_row())  # a new process
     assert _explanation_counts(client)["computed"] == before["computed"] + 1
 
