@@ -26,9 +26,9 @@ from threadpoolctl import threadpool_limits
 from bench.harness import LoadResult, load, show, timed_post
 from devtools.local_server import PROJECT_ROOT, key_file_of, uvicorn_server
 from devtools.saved import saved_bundle
+from server.algorithms import resolve
 from server.inference.compiled.choice import checked
 from server.inference.compiled.runtimes import NativeRuntime, OnnxRuntime
-from server.ml.algorithms import resolve
 
 ROUNDS = 3
 REQUESTS = 600
@@ -74,7 +74,7 @@ def _check_seconds(bundle: dict[str, Any]) -> float | None:
     with threadpool_limits(1):
         for _ in range(3):
             started = time.perf_counter()
-            checked(native, bundle["onnx"], bundle["check_rows"], algorithm.handles_missing)
+            checked(native, bundle["onnx"], bundle["check_rows"], algorithm)
             samples.append(time.perf_counter() - started)
     return statistics.median(samples)
 
@@ -93,7 +93,7 @@ def _floor(predict: Any, batch: np.ndarray, times: int) -> float:
 RSS_SCRIPT = """
 import gc, sys, psutil
 from pathlib import Path
-from server.ml.algorithms import preload
+from server.algorithms import preload
 from server.inference.loaded import read_model
 from server.inference.memory import release_unused_memory
 from server.store.files import ModelStore

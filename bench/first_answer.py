@@ -20,9 +20,9 @@ import orjson
 from sklearn.datasets import make_classification
 
 from bench.harness import Spread, show
-from server.inference.compiled.convert import SKLEARN_OPSETS
-from server.inference.compiled.forest import forest_to_onnx
-from server.ml.algorithms import resolve
+from server.algorithms import resolve
+from server.algorithms.forest_graph import forest_to_onnx
+from server.algorithms.onnx_export import SKLEARN_OPSETS
 
 MODELS = {
     "RandomForest (100 trees)": ("farf", "RandomForestClassifier", {"n_estimators": 100}),

@@ -22,10 +22,10 @@ from threadpoolctl import threadpool_limits
 
 from bench.harness import show
 from client.plans import HOLDOUT, SLOW_MODELS, make_data
-from server.ml.algorithms import resolve
-from server.ml.importance import importance_budget
+from server.algorithms import resolve
+from server.ml.progress import NoProgress
 from server.training import fit as fitting
-from server.training.progress import NoProgress
+from server.training.importance import importance_budget
 from server.training.request import Holdout, TrainingRequest
 
 TARGET_SECONDS = 20.0  # a quarter of the demos' calibrated fits: the same models, fewer trees

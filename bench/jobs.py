@@ -22,8 +22,8 @@ from threadpoolctl import threadpool_limits
 from bench import serving
 from bench.harness import Spread, show
 from devtools.local_server import uvicorn_server
-from server.ml.algorithms import resolve
-from server.training.progress import SharedProgress, fit_reporting_progress
+from server.algorithms import resolve
+from server.training.progress import SharedProgress
 
 # Medium fits of 1 to 3 s each on one core, on the same 20k x 20 data.
 MEDIUM_FITS = {
@@ -50,7 +50,7 @@ def _fit_seconds(model_type: str, with_progress: bool, X: np.ndarray, y: np.ndar
     with threadpool_limits(1):  # as in the worker
         started = time.perf_counter()
         if with_progress:
-            fit_reporting_progress(algorithm.name, estimator, X, y, SharedProgress(cells))
+            algorithm.train(estimator, X, y, SharedProgress(cells))
         else:  # the previous design: one plain fit (the forest in one call, no callbacks)
             estimator.fit(X, y)
         return time.perf_counter() - started

@@ -39,7 +39,7 @@ MODELS = {  # label: (model type, hyperparameters)
 RSS_SCRIPT = """
 import gc, json, sys, time, psutil
 from pathlib import Path
-from server.ml.algorithms import preload
+from server.algorithms import preload
 from server.inference.loaded import read_model
 from server.inference.memory import release_unused_memory
 from server.store.files import ModelStore

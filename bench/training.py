@@ -18,7 +18,7 @@ from sklearn.datasets import make_classification
 from threadpoolctl import threadpool_limits
 
 from bench.harness import Spread, repeat, show, timed_post
-from server.ml.algorithms import resolve
+from server.algorithms import resolve
 
 
 @dataclass(frozen=True)

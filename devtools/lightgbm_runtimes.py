@@ -26,7 +26,8 @@ import lightgbm
 import numpy as np
 from sklearn.datasets import make_classification
 
-from server.inference.compiled.probes import estimator_thresholds, probe_rows
+from server.algorithms import resolve
+from server.inference.compiled.probes import probe_rows
 from server.inference.compiled.runtimes import NativeRuntime
 
 
@@ -62,7 +63,7 @@ def compilers() -> None:
     y = (np.nansum(X[:, :5], axis=1) + rng.normal(size=len(X)) > 0).astype(int)
     model = lightgbm.LGBMClassifier(n_estimators=300, num_leaves=63, n_jobs=1, verbose=-1)
     booster = model.fit(X, y).booster_
-    rows = probe_rows(X, estimator_thresholds(model, X.shape[1]), limit=20_000)
+    rows = probe_rows(X, resolve("LGBMClassifier").thresholds(model, X.shape[1]), limit=20_000)
     rows[::5, 0] = np.nan
     native = booster.predict(rows, num_threads=1)
     one = rows[:1]

@@ -16,6 +16,7 @@ import sklearn
 from threadpoolctl import threadpool_limits
 from uvicorn.logging import DefaultFormatter
 
+from server.algorithms import preload
 from server.automl.runner import AutoML
 from server.config import Settings
 from server.explain.explainer import Explainer, ExplainLimits
@@ -25,7 +26,6 @@ from server.inference.batching import BatchingSettings
 from server.inference.loaded import read_model
 from server.inference.registry import Registry
 from server.metrics import Metrics
-from server.ml.algorithms import preload
 from server.replication import roles
 from server.replication.follower import Follower
 from server.replication.publisher import Publisher

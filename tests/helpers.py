@@ -19,19 +19,14 @@ from sklearn.datasets import make_classification
 
 from devtools.local_server import PROJECT_ROOT, key_file_of
 from devtools.saved import saved_bundle
+from server.algorithms import MODEL_TYPES as ALGORITHM_NAMES
 from server.store.files import ModelStore
 from server.store.keys import read_key_file
 from server.store.signing import SigningKey
 from server.training.cores import allowed_cores
 from server.trust.command import resign
 
-MODEL_TYPES = [
-    "LogisticRegression",
-    "RandomForestClassifier",
-    "XGBClassifier",
-    "LGBMClassifier",
-    "CatBoostClassifier",
-]
+MODEL_TYPES = list(ALGORITHM_NAMES)
 
 # A fixed key for stores that tests build directly (servers make their own).
 KEY = SigningKey(b"a key that only the tests use, 32+ bytes")

@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from server.algorithms import resolve
 from server.errors import InvalidInput
 from server.inference.batching import BatchingSettings, PredictionBatcher
 from server.inference.compiled.choice import RuntimeChoice
 from server.inference.compiled.runtimes import EstimatorNeeded, LazyNativeRuntime, NativeRuntime
 from server.inference.loaded import LoadedModel
-from server.ml.algorithms import resolve
 
 pytestmark = pytest.mark.anyio
 

@@ -15,12 +15,12 @@ import pytest
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 
+from server.algorithms import resolve
+from server.algorithms.forest_graph import forest_to_onnx
+from server.algorithms.lightgbm_classifier import NOT_EXACT as LIGHTGBM_NOT_EXACT
 from server.inference.compiled.choice import RuntimeChoice, checked
-from server.inference.compiled.convert import LIGHTGBM_NOT_EXACT
-from server.inference.compiled.forest import forest_to_onnx
 from server.inference.compiled.runtimes import NativeRuntime
 from server.inference.loaded import LoadedModel
-from server.ml.algorithms import resolve
 from tests.conftest import ClientFactory
 from tests.helpers import predict_rows as predict
 from tests.helpers import rewrite_saved, rows, saved_bundle, stated_tolerance
@@ -265,7 +265,7 @@ def test_a_forests_labels_come_from_its_probabilities_never_from_the_graphs_labe
     graph_labels, _ = session.run(None, {session.get_inputs()[0].name: rows.astype(np.float32)})
     expected = forest.predict(rows)
     assert (graph_labels != expected).any()  # what the test guards against
-    choice = checked(NativeRuntime(forest, {}), onnx, X[:50], handles_missing=True)
+    choice = checked(NativeRuntime(forest, {}), onnx, X[:50], resolve("RandomForestClassifier"))
     assert choice.compiled is not None, choice.detail
     assert (forest.classes_[choice.indices(rows)] == expected).all()
     _, indices = choice.probabilities_and_indices(rows)

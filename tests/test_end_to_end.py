@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.training.progress import PHASES
+from server.ml.progress import PHASES
 from tests.helpers import (
     core_plan,
     dataset,

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.model_selection import train_test_split
 
-from server.ml.algorithms import resolve
+from server.algorithms import resolve
 from tests.helpers import MODEL_TYPES, rows
 from tests.servers import uvicorn_server
 

@@ -28,15 +28,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from server.algorithms import resolve
 from server.errors import InvalidInput
-from server.inference.compiled.probes import EXTREMES, estimator_thresholds, graph_trees, probe_rows
+from server.inference.compiled.probes import EXTREMES, graph_trees, probe_rows
 from server.inference.loaded import LoadedModel, read_model
-from server.ml.algorithms import resolve
+from server.ml.progress import NoProgress
 from server.ml.scoring import holdout
 from server.store import recovery
 from server.store.files import ModelStore
 from server.training.fit import fit_model
-from server.training.progress import NoProgress
 from server.training.request import Holdout, TrainingRequest
 from tests.conftest import SUMMARY
 from tests.helpers import KEY, MODEL_TYPES
@@ -191,7 +191,7 @@ def test_compiled_answers_as_native_on_generated_tables(
     bundle = store.load(name, 1)
     n_features = table.X.shape[1]
     thresholds = graph_trees(bundle["onnx"], n_features)[0] if bundle.get("onnx") else {}
-    for feature, values in estimator_thresholds(bundle["estimator"], n_features).items():
+    for feature, values in resolve(model_type).thresholds(bundle["estimator"], n_features).items():
         thresholds[feature] = np.concatenate([thresholds.get(feature, []), values])
     fresh = table.fresh(60)
     at_splits = probe_rows(table.X, thresholds, 6000, seed=1)  # not the load check's own rows

@@ -22,17 +22,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.ensemble import RandomForestClassifier
 
+from server.algorithms import resolve
 from server.inference.compiled.runtimes import NativeRuntime
-from server.ml.algorithms import resolve
-from server.ml.explanations import explain, explainer_for
-from server.ml.importance import (
+from server.ml.progress import NoProgress
+from server.training.fit import fit_model
+from server.training.importance import (
     IMPORTANCE_ROWS,
     PILOT_ROWS,
     feature_importance,
     importance_budget,
 )
-from server.training.fit import fit_model
-from server.training.progress import NoProgress
 from server.training.request import Holdout, TrainingRequest
 from tests.helpers import MODEL_TYPES, explained_probabilities
 
@@ -99,9 +98,7 @@ def test_explanations_add_up_on_every_row(model_type: str) -> None:
             fresh[:, -1] = X[0, -1]
         means = fitted.metadata.get("training_means")
         n_classes = len(table["classes"])
-        explanation = explain(
-            model_type, explainer_for(model_type, estimator), fresh, n_classes, means
-        )
+        explanation = algorithm.explain(algorithm.explainer_for(estimator), fresh, n_classes, means)
         native = NativeRuntime(estimator, algorithm.predict_kwargs).probabilities(fresh)
         np.testing.assert_allclose(
             explained_probabilities(explanation.output, explanation.totals()),
@@ -138,15 +135,14 @@ def test_the_fits_importance_explains_as_many_rows_as_its_budget_allows() -> Non
     names = ["a", "b", "c", "d"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # shap's first import: matplotlib's deprecations
-        explainer_for("RandomForestClassifier", forest)
+        resolve("RandomForestClassifier").explainer_for(forest)
     _, pilot = feature_importance("RandomForestClassifier", forest, X, 2, None, names, 0.0)
     assert pilot == PILOT_ROWS
     found, rows = feature_importance("RandomForestClassifier", forest, X, 2, None, names, 1e9)
     assert rows == IMPORTANCE_ROWS
     chosen = X[np.sort(np.random.default_rng(0).permutation(len(X))[:IMPORTANCE_ROWS])]
-    explanation = explain(
-        "RandomForestClassifier", explainer_for("RandomForestClassifier", forest), chosen, 2, None
-    )
+    forests = resolve("RandomForestClassifier")
+    explanation = forests.explain(forests.explainer_for(forest), chosen, 2, None)
     expected = np.abs(explanation.contributions).mean(axis=(0, 1))
     np.testing.assert_allclose([found[name] for name in names], expected, rtol=1e-12)
     assert importance_budget(600.0) == 30.0 and importance_budget(0.1) == 1.0

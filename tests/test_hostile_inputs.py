@@ -19,10 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devtools.local_server import key_file_of
+from server.algorithms import ALGORITHMS, resolve
 from server.errors import InvalidInput
 from server.ingest.limits import TableLimits
 from server.ingest.tables import read_table
-from server.ml.algorithms import ALGORITHMS, resolve
 from server.ml.messages import library_message
 from tests.helpers import MODEL_TYPES, fit_body, named
 from tests.servers import uvicorn_server

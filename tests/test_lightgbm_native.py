@@ -18,12 +18,12 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.inference.compiled.probes import estimator_thresholds, probe_rows
+from server.algorithms import resolve
+from server.inference.compiled.probes import probe_rows
 from server.inference.compiled.runtimes import NativeRuntime
-from server.ml.algorithms import resolve
 from server.ml.probabilities import well_formed
+from server.ml.progress import NoProgress
 from server.training.fit import fit_model
-from server.training.progress import NoProgress
 from server.training.request import TrainingRequest
 
 EXAMPLES = int(os.environ.get("LIGHTGBM_EXAMPLES", "40"))
@@ -73,7 +73,7 @@ def test_the_booster_answers_as_the_wrapper_to_the_bit() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tiny tables: LightGBM warns of them
             estimator = fit_model(request, NoProgress()).bundle["estimator"]
-        rows = probe_rows(X, estimator_thresholds(estimator, X.shape[1]), limit=300)
+        rows = probe_rows(X, resolve("LGBMClassifier").thresholds(estimator, X.shape[1]), limit=300)
         rows = np.vstack([rows, X, np.full((1, X.shape[1]), np.nan)])
         rows[::7, 0] = np.nan
         runtime = NativeRuntime(estimator, ALGORITHM.predict_kwargs)

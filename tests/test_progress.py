@@ -10,9 +10,7 @@ import pytest
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 
-from server.ml.algorithms import resolve
-from server.training import progress
-from server.training.progress import fit_reporting_progress
+from server.algorithms import random_forest, resolve
 
 
 class RecordingSink:
@@ -49,11 +47,11 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 def test_progress_rises_monotonically_to_the_total(
     model_type: str, hyperparameters: dict[str, Any], total: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(progress, "FOREST_CHUNK_SECONDS", 0.0)  # a chunk per tree
+    monkeypatch.setattr(random_forest, "FOREST_CHUNK_SECONDS", 0.0)  # a chunk per tree
     algorithm = resolve(model_type)
     estimator = algorithm.build(algorithm.effective_hyperparameters(hyperparameters))
     sink = RecordingSink()
-    fit_reporting_progress(algorithm.name, estimator, *data(), sink)
+    algorithm.train(estimator, *data(), sink)
     assert sink.total == total
     assert sink.done == sorted(sink.done)
     assert sink.done[-1] == total
@@ -64,7 +62,7 @@ def test_progress_rises_monotonically_to_the_total(
 def test_logistic_regression_reports_no_measure() -> None:
     algorithm = resolve("LogisticRegression")
     sink = RecordingSink()
-    fit_reporting_progress(algorithm.name, algorithm.build({}), *data(), sink)
+    algorithm.train(algorithm.build({}), *data(), sink)
     assert sink.total is None
     assert sink.done == []
 
@@ -73,13 +71,13 @@ def test_logistic_regression_reports_no_measure() -> None:
 def test_a_forest_grown_in_chunks_predicts_exactly_like_one_fit(
     chunk_seconds: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(progress, "FOREST_CHUNK_SECONDS", chunk_seconds)
+    monkeypatch.setattr(random_forest, "FOREST_CHUNK_SECONDS", chunk_seconds)
     X, y = make_classification(n_samples=600, n_features=10, n_classes=3, n_informative=5)
     params = {"n_estimators": 45, "random_state": 11, "max_features": 0.5, "oob_score": True}
     single = RandomForestClassifier(**params).fit(X, y)
     chunked = RandomForestClassifier(**params)
     sink = RecordingSink()
-    fit_reporting_progress("RandomForestClassifier", chunked, X, y, sink)
+    resolve("RandomForestClassifier").train(chunked, X, y, sink)
     assert len(sink.done) > 2  # really grown in several chunks
 
     fresh, _ = make_classification(n_samples=500, n_features=10, random_state=99)

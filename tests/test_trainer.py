@@ -11,10 +11,10 @@ import pytest
 
 from server.errors import LimitExceeded
 from server.metrics import NoMetrics
+from server.ml.progress import Progress
 from server.store.files import ModelStore
 from server.training.backend import Run, TrainingBackend
 from server.training.jobs import JobState
-from server.training.progress import Progress
 from server.training.request import TrainingRequest
 from server.training.trainer import Trainer, TrainingLimits
 from tests.helpers import KEY

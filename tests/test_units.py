@@ -12,10 +12,10 @@ import joblib
 import numpy as np
 import pytest
 
+from server.algorithms import resolve
 from server.config import Settings
 from server.errors import BrokenModel, InvalidInput, ModelNotFound, UntrustedModel
 from server.ingest import as_matrix, gc_paused
-from server.ml.algorithms import resolve
 from server.store import recovery
 from server.store.files import ModelStore
 from server.store.layout import check_name

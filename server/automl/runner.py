@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from server.algorithms import resolve
 from server.automl.search import CandidateRun, Search
-from server.automl.space import BOOSTERS, EARLY_STOPPING_ROUNDS, candidates
+from server.automl.space import EARLY_STOPPING_ROUNDS, candidates
 from server.errors import InvalidInput, JobFinished, NoFreeSlot
 from server.ingest import FitInput
-from server.ml.algorithms import resolve
 from server.service.fitting import checked_type, labelled, next_version, promoted
 from server.service.operations import ModelService
 from server.store.bundle import public
@@ -174,7 +174,9 @@ class AutoML:
             holdout=table.holdout,
             compile=self._service.compile_models,
             candidate=True,
-            early_stopping_rounds=EARLY_STOPPING_ROUNDS if model_type in BOOSTERS else None,
+            early_stopping_rounds=EARLY_STOPPING_ROUNDS
+            if resolve(model_type).stops_early
+            else None,
         )
         remaining = None if search.deadline is None else search.deadline - time.monotonic()
 

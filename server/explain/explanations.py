@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import orjson
 
+from server.algorithms.inputs import flagged
 from server.errors import InvalidInput, NotExplainable, TooLarge
 from server.explain.explainer import Explainer
 from server.inference.loaded import LoadedModel
 from server.ingest import ExplainInput
-from server.ml.algorithms import flagged
 from server.ml.explanations import Explanation, Rows, column_names
 from server.service.operations import ModelService, matrix_for
 

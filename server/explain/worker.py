@@ -18,14 +18,12 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from server.algorithms import preload, resolve  # noqa: E402
 from server.errors import BrokenModel, InvalidInput, ServiceError  # noqa: E402
 from server.inference.libc import libc_function  # noqa: E402
-from server.ml.algorithms import preload  # noqa: E402
 from server.ml.explanations import (  # noqa: E402
     Explanation,
     Rows,
-    explain,
-    explainer_for,
     preload_explainers,
 )
 from server.ml.messages import library_message  # noqa: E402
@@ -70,7 +68,8 @@ def explain_version(rows: Rows) -> Explanation:
     library's trace."""
     try:
         explainer = _explainer(rows)
-        explanation = explain(rows.model_type, explainer, rows.X, rows.n_classes, rows.means)
+        algorithm = resolve(rows.model_type)
+        explanation = algorithm.explain(explainer, rows.X, rows.n_classes, rows.means)
     except ServiceError:
         raise
     except Exception as error:
@@ -103,7 +102,7 @@ def _explainer(rows: Rows) -> Any:
             "(removed and trained again since): load it again"
         )
     estimator = _store.load(rows.name, rows.version, compiled=False)["estimator"]
-    _explainers[key] = explainer = explainer_for(rows.model_type, estimator)
+    _explainers[key] = explainer = resolve(rows.model_type).explainer_for(estimator)
     while len(_explainers) > CACHED_EXPLAINERS:
         _explainers.popitem(last=False)
     return explainer

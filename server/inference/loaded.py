@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from server.algorithms import Algorithm, resolve
+from server.algorithms.inputs import refuse_beyond_float32, refuse_missing
 from server.errors import InvalidInput, ServiceError, UntrustedModel
 from server.inference.compiled.choice import (
     RuntimeChoice,
@@ -26,7 +28,6 @@ from server.inference.compiled.choice import (
 )
 from server.inference.compiled.runtimes import EstimatorNeeded, LazyNativeRuntime, NativeRuntime
 from server.inference.timing import measure_cost
-from server.ml.algorithms import Algorithm, refuse_beyond_float32, refuse_missing, resolve
 from server.ml.labels import encode_for_model
 from server.ml.scoring import scores
 from server.store.files import ModelStore
@@ -149,7 +150,7 @@ def _read_whole(store: ModelStore, name: str, version: int, setting: RuntimeSett
         name=name,
         version=version,
         algorithm=algorithm,
-        choice=choose_runtime(native, bundle, setting, algorithm.handles_missing),
+        choice=choose_runtime(native, bundle, setting, algorithm),
         classes=np.asarray(bundle["classes"]),
         n_features=int(bundle["n_features"]),
         feature_names=bundle.get("feature_names"),  # absent from models of earlier versions

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from server.ml.algorithms import MODEL_TYPES
+from server.algorithms import MODEL_TYPES
 from server.schemas.requests import Body, Matrix, ModelName
 from server.schemas.responses import Scores
 

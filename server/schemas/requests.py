@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
-from server.ml.algorithms import MODEL_TYPES
+from server.algorithms import MODEL_TYPES
 from server.store.layout import NAME_PATTERN
 from server.store.pointers import ALIAS_PATTERN
 

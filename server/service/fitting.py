@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from server.algorithms import Algorithm, resolve
+from server.algorithms.inputs import refuse_missing
 from server.errors import ServiceError
 from server.ingest import FitInput
-from server.ml.algorithms import Algorithm, refuse_missing, resolve
 from server.ml.labels import encode_for_fit
-from server.ml.parameters import check_against_labels
 from server.ml.scoring import check_holdout
 from server.service.versions import Versions
 from server.store.files import ModelStore
@@ -49,7 +49,7 @@ def checked_type(
     that names a file, one that contradicts the labels, missing values it can't take."""
     algorithm = resolve(model_type)
     effective = algorithm.effective_hyperparameters(hyperparameters)
-    check_against_labels(algorithm.name, effective, len(table.classes))
+    algorithm.check_against_labels(effective, len(table.classes))
     refuse_missing(algorithm, table.X, table.feature_names, table.field)
     return algorithm, effective
 

@@ -12,8 +12,8 @@ import asyncio
 from abc import ABC, abstractmethod
 from typing import Any
 
+from server.ml.progress import Progress
 from server.store.files import ModelStore
-from server.training.progress import Progress
 from server.training.request import TrainingRequest
 
 

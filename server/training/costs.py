@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from server.algorithms import Algorithm
 from server.inference.compiled.convert import Compiled
 from server.inference.compiled.runtimes import NativeRuntime, OnnxRuntime
-from server.ml.algorithms import Algorithm
 
 TIMES = 5
 

@@ -11,23 +11,18 @@ from typing import Any
 
 import numpy as np
 
+from server.algorithms import Algorithm, resolve
 from server.errors import InvalidInput
 from server.inference.compiled.choice import checked, record, with_routing
 from server.inference.compiled.convert import Compiled, compile_estimator
 from server.inference.compiled.runtimes import NativeRuntime
-from server.ml.algorithms import Algorithm, resolve
 from server.ml.curves import pictures
 from server.ml.explanations import column_names, training_means
-from server.ml.importance import feature_importance, importance_budget
 from server.ml.messages import library_message
+from server.ml.progress import EarlyStopping, ProgressSink, TrainingStopped
 from server.ml.scoring import holdout, scores
 from server.training.costs import predict_cost
-from server.training.progress import (
-    EarlyStopping,
-    ProgressSink,
-    TrainingStopped,
-    fit_reporting_progress,
-)
+from server.training.importance import feature_importance, importance_budget
 from server.training.request import FittedModel, TrainingRequest
 
 MAX_MESSAGE_CHARS = 2000
@@ -47,7 +42,7 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
         stopping = EarlyStopping((request.X[held_out], request.y_encoded[held_out]), rounds)
     try:
         estimator = algorithm.build(request.hyperparameters)
-        fit_reporting_progress(algorithm.name, estimator, X, y, progress, stopping)
+        algorithm.train(estimator, X, y, progress, stopping)
     except Exception as error:  # the estimator refused its parameters or the data
         if progress.stopped:  # our own stop, whatever the library wrapped it in
             raise TrainingStopped(request.name) from None
@@ -119,14 +114,14 @@ def _compile(
     training rows kept for the check at load, and the check's verdict (a server on the same
     platform serves the copy on it, without reading the estimator)."""
     progress.phase("compiling")
-    compiled = compile_estimator(algorithm.name, estimator, int(X.shape[1]))
+    compiled = compile_estimator(algorithm, estimator, int(X.shape[1]))
     rows = check_rows(X)
     serving = None
     if compiled.onnx is not None:
         progress.phase("checking")
         started = time.perf_counter()
         native = NativeRuntime(estimator, algorithm.predict_kwargs)
-        choice = checked(native, compiled.onnx, rows, algorithm.handles_missing)
+        choice = checked(native, compiled.onnx, rows, algorithm)
         failure = None if choice.compiled is not None else choice.detail
         compiled = compiled.checked(failure, time.perf_counter() - started)
         serving = record(with_routing(choice, rows))

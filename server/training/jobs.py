@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from server.errors import ServiceError
-from server.training.progress import PHASES, Progress
+from server.ml.progress import PHASES, Progress
 
 
 class JobState(StrEnum):

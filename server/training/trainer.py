@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.algorithms import resolve
 from server.errors import (
     JobCancelled,
     JobFinished,
@@ -27,7 +28,6 @@ from server.errors import (
     WorkerCrashed,
 )
 from server.metrics import Metrics
-from server.ml.algorithms import resolve
 from server.store.files import ModelStore
 from server.training.backend import Run, TrainingBackend
 from server.training.background import BackgroundTasks

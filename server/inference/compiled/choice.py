@@ -27,14 +27,17 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from server.inference.compiled.comparison import tolerance, verify
-from server.inference.compiled.probes import estimator_thresholds, graph_trees, probe_rows
+from server.inference.compiled.probes import graph_trees, probe_rows
 from server.inference.compiled.runtimes import NativeRuntime, OnnxRuntime, platform_id
 from server.inference.timing import measure_cost
+
+if TYPE_CHECKING:
+    from server.algorithms.base import Algorithm
 
 RuntimeSetting = Literal["auto", "native"]
 
@@ -106,7 +109,7 @@ class RuntimeChoice:
 
 
 def choose_runtime(
-    native: NativeRuntime, bundle: dict[str, Any], setting: RuntimeSetting, handles_missing: bool
+    native: NativeRuntime, bundle: dict[str, Any], setting: RuntimeSetting, algorithm: Algorithm
 ) -> RuntimeChoice:
     """The compiled model if it passes the check; else the estimator, with the reason.
     Blocking (a session start, the probes and a few predictions)."""
@@ -117,7 +120,7 @@ def choose_runtime(
     if bundle["onnx"] is None:
         return RuntimeChoice(native, None, str(bundle.get("onnx_error")))
     rows = np.asarray(bundle["check_rows"], dtype=np.float64)
-    return with_routing(checked(native, bundle["onnx"], rows, handles_missing), rows)
+    return with_routing(checked(native, bundle["onnx"], rows, algorithm), rows)
 
 
 def with_routing(choice: RuntimeChoice, rows: np.ndarray) -> RuntimeChoice:
@@ -169,15 +172,16 @@ def from_record(native: NativeRuntime, onnx: bytes, kept: dict[str, Any]) -> Run
 
 
 def checked(
-    native: NativeRuntime, onnx: bytes, rows: np.ndarray, handles_missing: bool
+    native: NativeRuntime, onnx: bytes, rows: np.ndarray, algorithm: Algorithm
 ) -> RuntimeChoice:
     """The compiled model behind its routing and guard if it passes the check (on `rows`,
     the training rows kept with it, and the probes); else the estimator, with the reason.
     Run at the end of a fit and again at load (where the server's ONNX Runtime serves)."""
+    handles_missing = algorithm.handles_missing
     try:
         compiled = OnnxRuntime(onnx)
         thresholds, n_trees = graph_trees(onnx, rows.shape[1])
-        for feature, values in estimator_thresholds(native.estimator, rows.shape[1]).items():
+        for feature, values in algorithm.thresholds(native.estimator, rows.shape[1]).items():
             thresholds[feature] = np.concatenate([thresholds.get(feature, []), values])
         candidate = RuntimeChoice(
             native, compiled, "", tolerance(compiled, n_trees), missing_rows=handles_missing

@@ -5,8 +5,8 @@ flipped labels next to a split (a forest at the midpoint of two 5-decimal values
 double thresholds rounded to float32). A tree routes a row differently only when a value lies
 between the two runtimes' views of one threshold, so the probes are built from the
 thresholds themselves:
-- every split value t, from the estimator where the library exposes it (scikit-learn's double
-  thresholds, CatBoost's borders) and from the compiled graph (what ONNX Runtime compares);
+- every split value t, from the estimator where the library exposes it (each type's
+  `thresholds`, server.algorithms) and from the compiled graph (what ONNX Runtime compares);
 - t's neighbours: the next float64 on either side, the nearest float32 and the next float32 on
   either side of it;
 - extreme values: 0, -0, the smallest float32 and float64, float32's largest and beyond it.
@@ -17,11 +17,7 @@ at most `limit` rows in all (the check sizes it to a time budget).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-
-from server.inference.compiled.runtimes import lightgbm_booster
 
 F32 = np.float32
 _MAGNITUDES = np.array(
@@ -83,30 +79,6 @@ def graph_trees(onnx: bytes, n_features: int) -> tuple[dict[int, np.ndarray], in
         for feature in range(n_features):
             found.setdefault(feature, []).append(values[(features == feature) & branches])
     return {f: np.concatenate(v) for f, v in found.items()}, trees
-
-
-def estimator_thresholds(estimator: Any, n_features: int) -> dict[int, np.ndarray]:
-    """The split values the library itself compares against, where it exposes them."""
-    found: dict[int, list[np.ndarray]] = {}
-    if hasattr(estimator, "estimators_"):  # a scikit-learn forest: double thresholds
-        for tree in estimator.estimators_:
-            inner = tree.tree_.feature >= 0
-            for feature in np.unique(tree.tree_.feature[inner]):
-                chosen = tree.tree_.feature == feature
-                found.setdefault(int(feature), []).append(tree.tree_.threshold[chosen])
-    elif hasattr(estimator, "get_borders"):  # CatBoost: float32 borders per feature
-        for feature, borders in estimator.get_borders().items():
-            if int(feature) < n_features:
-                found.setdefault(int(feature), []).append(np.asarray(borders, np.float64))
-    elif (booster := lightgbm_booster(estimator)) is not None:  # double thresholds
-        trees = booster.trees_to_dataframe()
-        splits = trees[trees["split_feature"].notna()]
-        names = booster.feature_name()
-        for feature, group in splits.groupby("split_feature"):
-            found.setdefault(names.index(feature), []).append(
-                group["threshold"].to_numpy(np.float64)
-            )
-    return {f: np.concatenate(v) for f, v in found.items()}
 
 
 def probe_rows(

@@ -34,11 +34,11 @@ from distributed import Client, Event
 from distributed.client import Future as DaskFuture
 
 from server.errors import NoFreeSlot, ServiceError, StartupFailed, StorageFailed, WorkerCrashed
+from server.ml.progress import PHASES, Progress, TrainingStopped
 from server.store.files import ModelStore
 from server.training.backend import Run, TrainingBackend
 from server.training.backends import dask_task as remote
 from server.training.background import BackgroundTasks
-from server.training.progress import PHASES, Progress, TrainingStopped
 from server.training.request import TrainingRequest
 
 logger = logging.getLogger(__name__)

@@ -26,11 +26,11 @@ import psutil
 from distributed import Event, Worker, WorkerPlugin, get_worker
 from threadpoolctl import threadpool_limits
 
+from server.algorithms import preload
 from server.inference.compiled.convert import preload_converters
-from server.ml.algorithms import preload
+from server.ml.progress import PHASES, TrainingStopped
 from server.store.bundle import serialize
 from server.training.fit import fit_model
-from server.training.progress import PHASES, TrainingStopped
 from server.training.request import TrainingRequest
 
 TOPIC = "model-server-training"

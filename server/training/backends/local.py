@@ -26,11 +26,12 @@ from typing import Any
 import psutil
 
 from server.errors import NoFreeSlot, WorkerCrashed
+from server.ml.progress import Progress
 from server.store.files import ModelStore
 from server.training.backend import Run, TrainingBackend
 from server.training.backends.child import InChild
 from server.training.cores import CorePlan, allowed_cores
-from server.training.progress import Progress, read_shared
+from server.training.progress import read_shared
 from server.training.request import TrainingRequest
 
 logger = logging.getLogger(__name__)

@@ -19,14 +19,15 @@ from typing import Any  # noqa: E402
 
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from server.algorithms import preload  # noqa: E402
 from server.errors import StorageFailed  # noqa: E402
 from server.inference.compiled.convert import preload_converters  # noqa: E402
 from server.inference.libc import libc_function  # noqa: E402
-from server.ml.algorithms import preload  # noqa: E402
+from server.ml.progress import NoProgress  # noqa: E402
 from server.store.bundle import serialize  # noqa: E402
 from server.store.files import ModelStore  # noqa: E402
 from server.training.fit import fit_model  # noqa: E402
-from server.training.progress import NoProgress, SharedProgress  # noqa: E402
+from server.training.progress import SharedProgress  # noqa: E402
 from server.training.request import TrainingRequest  # noqa: E402
 
 PARENT_POLL_SECONDS = 0.5

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from server.ml.explanations import explain, explainer_for
+from server.algorithms import resolve
 
 IMPORTANCE_ROWS = 200  # at most, drawn with a fixed seed (docs/explanations.md)
 BUDGET_SHARE = 0.05  # of the training time
@@ -40,13 +40,14 @@ def feature_importance(
     """Each feature's mean absolute contribution over the rows and outputs, largest first
     (ties in column order), and how many rows it is over (at least PILOT_ROWS, or all)."""
     order = np.random.default_rng(0).permutation(len(X))[:IMPORTANCE_ROWS]
-    explainer = explainer_for(model_type, estimator)
+    algorithm = resolve(model_type)
+    explainer = algorithm.explainer_for(estimator)
     started = time.perf_counter()
     total = np.zeros(X.shape[1])
     done, chunk = 0, PILOT_ROWS
     while chunk > 0:
         rows = X[np.sort(order[done : done + chunk])]
-        explanation = explain(model_type, explainer, rows, n_classes, means)
+        explanation = algorithm.explain(explainer, rows, n_classes, means)
         total += np.abs(explanation.contributions).mean(axis=1).sum(axis=0)
         done += len(rows)
         elapsed = time.perf_counter() - started
