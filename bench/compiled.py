@@ -69,7 +69,7 @@ def _check_seconds(bundle: dict[str, Any]) -> float | None:
     if bundle["onnx"] is None:
         return None
     algorithm = resolve(bundle["model_type"])
-    native = NativeRuntime(bundle["estimator"], algorithm.predict_kwargs)
+    native = NativeRuntime(bundle["estimator"], algorithm.predict_kwargs, algorithm)
     samples = []
     with threadpool_limits(1):
         for _ in range(3):

@@ -46,12 +46,33 @@ class Call:
         raise ApiError(status, detail, self, seconds)
 
 
-def _rows(X: Matrix) -> list[list[float | None]]:
-    """JSON rows; a NaN (numpy's or Python's) is sent as null, the server's missing value."""
+def _rows(X: Matrix) -> list[list[Any]]:
+    """JSON rows (numbers, text, null); a NaN (numpy's or Python's) is sent as null, the
+    server's missing value."""
     rows = X.tolist() if hasattr(X, "tolist") else list(X)
     if any(value != value for row in rows for value in row):  # NaN is the one unequal value
         return [[None if value != value else value for value in row] for row in rows]
     return rows
+
+
+def _table(X: Matrix) -> dict[str, Any]:
+    """The rows as the body's `X`, or, for a pandas DataFrame, as `records` (its column
+    names go with them: the model keeps them, and later rows are matched by name)."""
+    if hasattr(X, "to_dict") and hasattr(X, "columns"):
+        return {"records": [_plain(record) for record in X.to_dict("records")]}
+    return {"X": _rows(X)}
+
+
+def _plain(record: dict[Any, Any]) -> dict[str, Any]:
+    """One record as JSON takes it: numpy scalars as Python ones, NaN and pandas' NA as null."""
+    plain = {}
+    for key, value in record.items():
+        if hasattr(value, "item"):  # a numpy scalar
+            value = value.item()
+        if value is None or value != value or type(value).__name__ == "NAType":
+            value = None
+        plain[str(key)] = value
+    return plain
 
 
 def _named(name: str, **extra: Any) -> dict[str, Any]:
@@ -81,8 +102,14 @@ def fit(
     validation_seed: int = 0,
     new_version: bool = False,
     promote: bool = False,
+    categorical_features: list[str] | list[int] | None = None,
+    ignore_columns: list[str] | None = None,
 ) -> Call:
     config: dict[str, Any] = {"name": name, "model_type": model_type}
+    if categorical_features:
+        config["categorical_features"] = categorical_features
+    if ignore_columns:
+        config["ignore_columns"] = ignore_columns
     if new_version:
         config["new_version"] = True
     if promote:
@@ -95,7 +122,7 @@ def fit(
         config["validation_fraction"] = validation_fraction
         config["validation_seed"] = validation_seed
     labels = y.tolist() if hasattr(y, "tolist") else list(y)
-    body = {"X": _rows(X), "y": labels, "config": config}
+    body = {**_table(X), "y": labels, "config": config}
     if wait:
         return Call("POST", "/fit", body, expected=201)
     return Call("POST", "/fit?wait=false", body, expected=202)
@@ -170,18 +197,19 @@ def predict(
     alias: str | None = None,
 ) -> Call:
     config = _chosen(name, version, alias, probabilities=probabilities)
-    return Call("POST", "/predict", {"X": _rows(X), **config})
+    return Call("POST", "/predict", {**_table(X), **config})
 
 
 def explain(name: str, X: Matrix, version: int | None = None, alias: str | None = None) -> Call:
-    return Call("POST", "/explain", {"X": _rows(X), **_chosen(name, version, alias)})
+    return Call("POST", "/explain", {**_table(X), **_chosen(name, version, alias)})
 
 
 def evaluate(
     name: str, X: Matrix, y: Labels, version: int | None = None, alias: str | None = None
 ) -> Call:
     labels = y.tolist() if hasattr(y, "tolist") else list(y)
-    return Call("POST", "/evaluate", {"X": _rows(X), "y": labels, **_chosen(name, version, alias)})
+    body = {**_table(X), "y": labels, **_chosen(name, version, alias)}
+    return Call("POST", "/evaluate", body)
 
 
 def load(name: str, version: int | None = None, alias: str | None = None) -> Call:
@@ -262,14 +290,18 @@ def automl(
     seed: int = 0,
     new_version: bool = False,
     promote: bool = False,
+    categorical_features: list[str] | list[int] | None = None,
+    ignore_columns: list[str] | None = None,
 ) -> Call:
     config: dict[str, Any] = {"name": name, "validation_fraction": validation_fraction}
     optional = {"max_models": max_models, "max_runtime_secs": max_runtime_secs,
-                "model_types": model_types, "metric": metric}  # fmt: skip
+                "model_types": model_types, "metric": metric,
+                "categorical_features": categorical_features or None,
+                "ignore_columns": ignore_columns or None}  # fmt: skip
     config.update({key: value for key, value in optional.items() if value is not None})
     config.update(seed=seed, new_version=new_version, promote=promote)
     labels = y.tolist() if hasattr(y, "tolist") else list(y)
-    return Call("POST", "/automl", {"X": _rows(X), "y": labels, "config": config}, expected=202)
+    return Call("POST", "/automl", {**_table(X), "y": labels, "config": config}, expected=202)
 
 
 def automl_search(search_id: str) -> Call:

@@ -31,11 +31,16 @@ class Endpoints(Generic[R]):
         validation_seed: int = 0,
         new_version: bool = False,
         promote: bool = False,
+        categorical_features: list[str] | list[int] | None = None,
+        ignore_columns: list[str] | None = None,
     ) -> R:
-        """The saved model's metadata; with `wait=False`, the started job at once.
-        `validation_fraction`: hold out that share of the rows and score the model on them
-        (the metadata's `validation`). `new_version`: train the next version of a name that
-        exists; `promote`: make it current once saved."""
+        """The saved model's metadata; with `wait=False`, the started job at once. `X`: a
+        list of rows (numbers, text, None), a numpy array, or a pandas DataFrame (sent with
+        its column names). `validation_fraction`: hold out that share of the rows and score
+        the model on them (the metadata's `validation`). `new_version`: train the next
+        version of a name that exists; `promote`: make it current once saved.
+        `categorical_features`: columns of numbers to treat as categorical (text columns
+        are anyway); `ignore_columns`: columns left out of the model."""
         return self.send(
             calls.fit(
                 name,
@@ -49,6 +54,8 @@ class Endpoints(Generic[R]):
                 validation_seed,
                 new_version,
                 promote,
+                categorical_features,
+                ignore_columns,
             )
         )
 
@@ -160,6 +167,8 @@ class Endpoints(Generic[R]):
         seed: int = 0,
         new_version: bool = False,
         promote: bool = False,
+        categorical_features: list[str] | list[int] | None = None,
+        ignore_columns: list[str] | None = None,
     ) -> R:
         """Start a search for the best model for X, y on every free slot (at least one of
         `max_models` and `max_runtime_secs`); the search as it starts (`id`, `state`). Follow
@@ -177,6 +186,8 @@ class Endpoints(Generic[R]):
                 seed,
                 new_version,
                 promote,
+                categorical_features,
+                ignore_columns,
             )
         )
 

@@ -143,7 +143,14 @@ async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> Asyn
     changed = publisher.changed if publisher is not None else (lambda: None)
     registry = Registry(read, settings.max_inference_models, batching, metrics, changed)
     versions = Versions(store, registry, metrics, trainer.training_version, changed, replica)
-    service = ModelService(store, trainer, registry, versions, settings.inference_runtime == "auto")
+    service = ModelService(
+        store,
+        trainer,
+        registry,
+        versions,
+        settings.inference_runtime == "auto",
+        settings.max_categories,
+    )
     if replica:
         service.primary_hint = f" ({settings.primary_url or 'PRIMARY_URL'})"
     catalog = Catalog(service)

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     replaced."""
     max_columns: int = Field(default=10_000, ge=1)
     """Most columns in one request's table (413 beyond)."""
+    max_categories: int = Field(default=1000, ge=1)
+    """Most levels of one categorical column in a fit's training rows (422 beyond: most often
+    an identifier, which `ignore_columns` leaves out)."""
     allowed_origins: str = ""
     """Comma-separated origins (https://app.example) whose web pages may make writing calls; a page
     of any other site is refused."""

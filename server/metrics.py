@@ -96,6 +96,12 @@ class Metrics:
             TRAINING_SECONDS_BUCKETS, "model_type",
         )  # fmt: skip
         self._prediction_rows = counter("prediction_rows", "Rows predicted", "model_type")
+        self._unseen_levels = counter(
+            "unseen_levels",
+            "Categorical cells whose level the model never saw in training (answered as missing)",
+            "name",
+            "version",
+        )
         self._batch_rows = histogram(
             "prediction_batch_rows",
             "Rows in one predict call of an estimator (micro-batched or inline)",
@@ -167,6 +173,11 @@ class Metrics:
 
         return count
 
+    def unseen_counter(self, name: str, version: int) -> Callable[[int], None]:
+        """For one loaded version: a function to call with the unseen levels of a request."""
+        count: Callable[[int], None] = self._unseen_levels.labels(name, str(version)).inc
+        return count
+
     def exposition(self) -> bytes:
         """The registry in Prometheus text. /metrics is open to anyone, and rendering takes
         the event loop a millisecond or more: past FRESH_RENDERS_PER_SECOND scrapes in one
@@ -223,6 +234,9 @@ class NoMetrics(Metrics):
         pass
 
     def prediction_counter(self, model_type: str) -> Callable[[int], None]:
+        return _ignore
+
+    def unseen_counter(self, name: str, version: int) -> Callable[[int], None]:
         return _ignore
 
     def exposition(self) -> bytes:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,9 +170,12 @@ class Shell:
 
     def __init__(self, cwd: Path) -> None:
         self._mark = f"--- {uuid.uuid4().hex} ---"
+        # The reader's terminal has the project's environment active (`python3` is its own).
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         self._bash = subprocess.Popen(
             ["bash", "--noprofile", "--norc"],
             cwd=cwd,
+            env={**os.environ, "PATH": path},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -37,7 +37,13 @@ def server_store(models_dir: Path) -> ModelStore:
     return ModelStore(models_dir, read_key_file(key_file_of(models_dir)))
 
 
-def rewrite_saved(models_dir: Path, name: str, change: dict[str, Any], version: int = 1) -> None:
+def rewrite_saved(
+    models_dir: Path,
+    name: str,
+    change: dict[str, Any],
+    version: int = 1,
+    metadata_change: dict[str, Any] | None = None,
+) -> None:
     """Change what a version saved, as an older server would have written it (one file, the
     compiled copy inside, no record of the fit's check), signed again with the server's key:
     for tests of what the server does with such a file at load, beyond its signature. A
@@ -50,8 +56,23 @@ def rewrite_saved(models_dir: Path, name: str, change: dict[str, Any], version: 
     store.onnx_path(name, version).unlink(missing_ok=True)
     metadata = store.signed_metadata(name, version)
     metadata.pop("serving", None)
+    for key, value in (metadata_change or {}).items():
+        if value is ...:
+            metadata.pop(key, None)
+        else:
+            metadata[key] = value
     store.write_metadata(name, version, metadata)
     resign(store, store.key, name, version, [store.model_path(name, version)])
+
+
+def estimator_input(models_dir: Path, name: str, X: np.ndarray, version: int = 1) -> np.ndarray:
+    """What a version's estimator computes on for these rows of codes: its preparation's
+    output (RandomForest with categorical columns, LogisticRegression), or the rows."""
+    from server.algorithms.preparation import Preparation
+
+    metadata = server_store(models_dir).read_metadata(name, version)
+    preparation = Preparation.from_metadata(metadata.get("preparation"))
+    return X if preparation is None else preparation.transform(X)
 
 
 def files_under(directory: Path) -> list[str]:

@@ -286,8 +286,6 @@ def test_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        ([[0.5, False]], "X must hold only numbers or null, found bool"),
-        ([[True, 2.0]], "X must hold only numbers or null, found bool"),
         ([[1.0, "2"]], "X must hold only numbers or null, found str"),
         ([[None, "2"]], "X must hold only numbers or null, found str"),
         ([[1.0, [2.0]]], "X must hold only numbers or null, found list"),
@@ -312,6 +310,14 @@ def test_as_matrix_reads_null_as_missing(copies: int) -> None:
     matrix = as_matrix([[1, None], [None, 2.5]] * copies)
     assert matrix.dtype == np.float64
     assert np.array_equal(matrix, np.array([[1.0, np.nan], [np.nan, 2.5]] * copies), equal_nan=True)
+
+
+@pytest.mark.parametrize("copies", [1, 10], ids=["few rows", "many rows"])
+def test_as_matrix_reads_booleans_as_zero_and_one(copies: int) -> None:
+    mixed = as_matrix([[True, 2.5], [False, None]] * copies)
+    assert mixed.dtype == np.float64 and mixed[:2, 0].tolist() == [1.0, 0.0]
+    only = as_matrix([[True, False]] * copies)
+    assert only.dtype == np.float64 and only[0].tolist() == [1.0, 0.0]
 
 
 def test_as_matrix_keeps_integers_zeros_and_ones_as_floats() -> None:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
+from server.algorithms.preparation import Preparation
 from server.errors import InvalidInput
 from server.ml.explanations import Explanation
 from server.ml.progress import EarlyStopping, ProgressSink
@@ -31,7 +32,11 @@ THREAD_PARAMETERS = frozenset(
 # Reasons a parameter is refused (server.algorithms.parameters.refuse).
 FILES = "names a file, a directory or a network peer on the server"
 PREDICT = "changes how the model predicts, which the server decides"
-FEATURES = "is for text, embedding or categorical features, which the service does not take"
+FEATURES = "is for text or embedding features, which the service does not take"
+CATEGORICAL = (
+    "names categorical columns the library's own way: declare them in "
+    "config.categorical_features instead (text columns are categorical anyway)"
+)
 
 BINARY, MULTI = "binary", "multiclass"
 
@@ -63,6 +68,10 @@ class Algorithm:
     # trees). The server refuses them itself, before any runtime sees them: scikit-learn's
     # own check is off on the event loop's thread (assume_finite) and on in others.
     float32_inputs: ClassVar[bool] = False
+    # Whether it fills in missing values itself, in its preprocessing step (`preparation`).
+    imputes: ClassVar[bool] = False
+    # Whether its explanations are against the training rows' means (kept in the metadata).
+    explained_against_means: ClassVar[bool] = False
     # Whether it stops early on held-out rows (AutoML's candidates).
     stops_early: ClassVar[bool] = False
     # Its objectives (name -> BINARY or MULTI) and the hyperparameters that set one or the
@@ -103,6 +112,23 @@ class Algorithm:
                 names.add(parameter.name)
         return frozenset(names | self.native_parameters())
 
+    # -- tables ------------------------------------------------------------------------------
+    def preparation(self, X: np.ndarray, levels: tuple[int | None, ...]) -> Preparation | None:
+        """The preprocessing step kept with the model, fitted on the training rows' codes
+        (`levels`: each column's number of levels, None for a numeric one); None: the type
+        computes on the codes as they are (its library's own categorical support)."""
+        return None
+
+    def probabilities_for(self, estimator: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The type's own computation of the estimator's probabilities, where its library's
+        would depend on the batch (None: the library's `predict_proba`)."""
+        return None
+
+    def input_for(self, estimator: Any) -> Callable[[np.ndarray], Any] | None:
+        """What the estimator's predict takes, made from the codes (None: the codes as they
+        are)."""
+        return None
+
     # -- training ------------------------------------------------------------------------------
     def fit(
         self,
@@ -111,8 +137,10 @@ class Algorithm:
         y: np.ndarray,
         sink: ProgressSink,
         stopping: EarlyStopping | None = None,
+        categorical: list[int] | None = None,
     ) -> None:
-        """Fit, reporting to `sink` where the library allows it (here: it does not)."""
+        """Fit, reporting to `sink` where the library allows it (here: it does not), with
+        `categorical` columns of codes learned the library's own way."""
         sink.begin(None)
         estimator.fit(X, y)
 
@@ -123,10 +151,11 @@ class Algorithm:
         y: np.ndarray,
         sink: ProgressSink,
         stopping: EarlyStopping | None = None,
+        categorical: list[int] | None = None,
     ) -> None:
         """`fit`, then tell the sink that everything planned is done (boosting may stop
         early)."""
-        self.fit(estimator, X, y, sink, stopping)
+        self.fit(estimator, X, y, sink, stopping, categorical)
         sink.finish()
 
     # -- explaining ----------------------------------------------------------------------------
@@ -137,7 +166,8 @@ class Algorithm:
     def explain(
         self, explainer: Any, X: np.ndarray, n_classes: int, means: list[float] | None
     ) -> Explanation:
-        """Blocking: the exact explanation of every row of X (float64, NaN where missing)."""
+        """Blocking: the exact explanation of every row of X (float64, NaN where missing),
+        as the estimator sees them (prepared, where the type prepares its input)."""
         raise NotImplementedError
 
     # -- compiling -----------------------------------------------------------------------------

@@ -2,6 +2,11 @@
 its own ONNX export (float32 borders, `x > border`, as CatBoost compares), whose ZipMap
 output (one dict per row) is taken off so that probabilities come back as one array.
 
+Categorical columns: CatBoost's own (`cat_features`), given each cell's code as an integer,
+with -1 for a missing one: CatBoost refuses NaN in a categorical feature, so missing is a
+level of its own, as an unseen level is (it arrives as missing). Its ONNX export refuses
+categorical features: such a model is served by CatBoost itself.
+
 CatBoost reads and writes files at any path it is given (quantization borders, snapshots,
 a training folder): those parameters are refused, and it never writes catboost_info/.
 """
@@ -9,7 +14,8 @@ a training folder): those parameters are refused, and it never writes catboost_i
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,16 +23,22 @@ import numpy as np
 
 from server.algorithms.base import (
     BINARY,
+    CATEGORICAL,
     FEATURES,
     FILES,
     MULTI,
     Algorithm,
+    NotConvertible,
     log_uniform,
 )
 from server.algorithms.boosters import booster_explanation
 from server.ml.explanations import Explanation
 from server.ml.progress import EarlyStopping, ProgressSink, planned
 
+CATEGORICAL_NOT_EXPORTED = (
+    "not compiled: CatBoost's ONNX export does not take categorical features, so CatBoost "
+    "itself serves this model"
+)
 DEFAULT_ITERATIONS = 1000  # when none of ITERATION_KEYS is set
 ITERATION_KEYS = ("iterations", "n_estimators", "num_boost_round", "num_trees")
 REFUSED = {
@@ -41,9 +53,9 @@ REFUSED = {
         ),
         FILES,
     ),
+    "cat_features": CATEGORICAL,
     **dict.fromkeys(
         (
-            "cat_features",
             "text_features",
             "embedding_features",
             "text_processing",
@@ -89,24 +101,41 @@ class CatBoostType(Algorithm):
         y: np.ndarray,
         sink: ProgressSink,
         stopping: EarlyStopping | None = None,
+        categorical: list[int] | None = None,
     ) -> None:
         sink.begin(_iterations(estimator))
         extra: dict[str, Any] = {}
+        if categorical:
+            estimator.set_params(cat_features=categorical)
+            X = with_levels(X, categorical)
         if stopping is not None:
-            extra = {"eval_set": stopping.validation, "early_stopping_rounds": stopping.rounds}
+            rows, labels = stopping.validation
+            if categorical:
+                rows = with_levels(rows, categorical)
+            extra = {"eval_set": (rows, labels), "early_stopping_rounds": stopping.rounds}
         estimator.fit(X, y, callbacks=[_ReportIterations(sink)], **extra)
+
+    def input_for(self, estimator: Any) -> Callable[[np.ndarray], Any] | None:
+        categorical = list(estimator.get_cat_feature_indices())
+        return partial(with_levels, categorical=categorical) if categorical else None
 
     def explain(
         self, explainer: Any, X: np.ndarray, n_classes: int, means: list[float] | None
     ) -> Explanation:
         from catboost import Pool
 
-        values = explainer.get_feature_importance(Pool(X), type="ShapValues", thread_count=1)
+        categorical = list(explainer.get_cat_feature_indices())
+        rows = (
+            Pool(with_levels(X, categorical), cat_features=categorical) if categorical else Pool(X)
+        )
+        values = explainer.get_feature_importance(rows, type="ShapValues", thread_count=1)
         return booster_explanation(values, n_classes)
 
     def convert(self, estimator: Any, n_features: int) -> bytes:
         import onnx
 
+        if estimator.get_cat_feature_indices():
+            raise NotConvertible(CATEGORICAL_NOT_EXPORTED)
         with tempfile.TemporaryDirectory() as directory:
             path = Path(directory) / "model.onnx"
             estimator.save_model(str(path), format="onnx")
@@ -140,6 +169,15 @@ class CatBoostType(Algorithm):
             "depth": int(rng.integers(4, 9)),
             "l2_leaf_reg": log_uniform(rng, 1.0, 10.0),
         }
+
+
+def with_levels(X: np.ndarray, categorical: list[int]) -> np.ndarray:
+    """The rows as CatBoost takes categorical features: an object array, each categorical
+    cell its code as an integer (-1: missing)."""
+    rows = X.astype(object)
+    codes = X[:, categorical]
+    rows[:, categorical] = np.where(np.isnan(codes), -1, codes).astype(np.int64)
+    return rows
 
 
 class _ReportIterations:

@@ -11,17 +11,16 @@ from server.errors import InvalidInput
 def refuse_missing(
     algorithm: Algorithm, X: np.ndarray, feature_names: list[str] | None, field: str = "X"
 ) -> None:
-    """InvalidInput naming the columns with missing values, for a type that can't take them."""
-    if algorithm.handles_missing:
-        return
+    """InvalidInput naming the columns with missing values, for a model that can't take
+    them (the caller knows: a LogisticRegression saved before v5 can't)."""
     missing = np.isnan(X).any(axis=0)
     if not missing.any():
         return
     raise InvalidInput(
         f"{algorithm.name} can't take missing values, and {field} has some in column(s) "
         f"{flagged(missing, feature_names)}. Fill them in "
-        "(impute) first, or use a type that handles them natively: "
-        f"{', '.join(a.name for a in ALGORITHMS.values() if a.handles_missing)}"
+        "(impute) first, or train a new version of the model: from v5 every type takes them: "
+        f"{', '.join(a.name for a in ALGORITHMS.values() if a.handles_missing or a.imputes)}"
     )
 
 

@@ -1,6 +1,10 @@
 """LGBMClassifier: every LightGBM parameter and alias accepted but those that reach outside
 the training; progress and early stopping by callbacks; explained by its own `pred_contrib`.
 
+Categorical columns: LightGBM's own categorical splits on the service's codes
+(`categorical_feature`); a code is a level of the model's own sorted list, so the same text
+always meets the same split (codes from another order answered differently).
+
 Not compiled: LightGBM compares in double precision, and onnxmltools only writes float32
 thresholds and inputs, which flipped labels next to the model's own split values.
 """
@@ -14,7 +18,7 @@ import numpy as np
 
 from server.algorithms.base import (
     BINARY,
-    FEATURES,
+    CATEGORICAL,
     FILES,
     MULTI,
     PREDICT,
@@ -108,6 +112,7 @@ class LightGBMType(Algorithm):
         y: np.ndarray,
         sink: ProgressSink,
         stopping: EarlyStopping | None = None,
+        categorical: list[int] | None = None,
     ) -> None:
         sink.begin(planned(estimator.get_params()["n_estimators"]))
         callbacks = [lambda env: sink.advance(env.iteration + 1)]
@@ -117,6 +122,8 @@ class LightGBMType(Algorithm):
 
             callbacks.append(lightgbm.early_stopping(stopping.rounds, verbose=False))
             extra = {"eval_X": (stopping.validation[0],), "eval_y": (stopping.validation[1],)}
+        if categorical:
+            extra["categorical_feature"] = categorical
         estimator.fit(X, y, callbacks=callbacks, **extra)
 
     def explain(
@@ -172,7 +179,7 @@ def refused_with_aliases(aliases: Mapping[str, Iterable[str]]) -> dict[str, str]
     for names, reason in (
         (FILE_PARAMETERS, FILES),
         (PREDICT_PARAMETERS, PREDICT),
-        (FEATURE_PARAMETERS, FEATURES),
+        (FEATURE_PARAMETERS, CATEGORICAL),
     ):
         for canonical in names:
             for name in {canonical, *aliases.get(canonical, ())}:

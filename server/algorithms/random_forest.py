@@ -1,5 +1,8 @@
 """RandomForestClassifier (scikit-learn): grown in chunks of trees to report progress,
-compiled from its own arrays, explained by shap's exact TreeExplainer."""
+compiled from its own arrays, explained by shap's exact TreeExplainer. Categorical columns
+are one-hot encoded with a missing column (server.algorithms.preparation): scikit-learn's
+trees split on numbers only, and one-hot keeps a level's answer independent of any order of
+the levels."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import numpy as np
 
 from server.algorithms.base import Algorithm, pick
 from server.algorithms.forest_graph import forest_to_onnx
+from server.algorithms.preparation import Preparation
 from server.ml.explanations import Explanation
 from server.ml.progress import EarlyStopping, ProgressSink
 
@@ -25,6 +29,11 @@ class RandomForestType(Algorithm):
     thread_parameter = "n_jobs"
     float32_inputs = True
 
+    def preparation(self, X: np.ndarray, levels: tuple[int | None, ...]) -> Preparation | None:
+        if all(count is None for count in levels):
+            return None  # numbers, with their missing values, as scikit-learn takes them
+        return Preparation.fit(X, levels, standardise=False)
+
     def fit(
         self,
         estimator: Any,
@@ -32,6 +41,7 @@ class RandomForestType(Algorithm):
         y: np.ndarray,
         sink: ProgressSink,
         stopping: EarlyStopping | None = None,
+        categorical: list[int] | None = None,
     ) -> None:
         """Grow the forest with warm_start, a chunk of trees at a time. scikit-learn draws
         each new tree's seed from the same random stream as a single fit would, so for an

@@ -1,6 +1,11 @@
 """XGBClassifier: progress by a training callback, explained by the booster's own TreeSHAP,
 compiled by onnxmltools in float32 (XGBoost itself casts to float32 and compares `x < t`
-with float32 thresholds, which the graph keeps bit for bit)."""
+with float32 thresholds, which the graph keeps bit for bit).
+
+Categorical columns: XGBoost's own categorical splits (`enable_categorical`, `feature_types`
+"c"), trained on the service's codes in a numpy array, not on a DataFrame: XGBoost's own
+re-coder raises on a level outside its list, and onnxmltools converts these splits exactly
+only for a model trained from codes (the check at fit and load proves it, per model)."""
 
 from __future__ import annotations
 
@@ -41,7 +46,11 @@ class XGBoostType(Algorithm):
         y: np.ndarray,
         sink: ProgressSink,
         stopping: EarlyStopping | None = None,
+        categorical: list[int] | None = None,
     ) -> None:
+        if categorical:
+            kinds = ["c" if i in categorical else "q" for i in range(X.shape[1])]
+            estimator.set_params(enable_categorical=True, feature_types=kinds)
         params = estimator.get_params()
         count = params.get("n_estimators")
         sink.begin(DEFAULT_ROUNDS if count is None else planned(count))
@@ -66,7 +75,10 @@ class XGBoostType(Algorithm):
         # The rounds predict_proba uses: up to the best one where the fit stopped early.
         best = getattr(explainer, "best_iteration", None)
         rounds = (0, best + 1) if best is not None else (0, 0)
-        matrix = xgboost.DMatrix(X, missing=np.nan, nthread=1)
+        kinds = explainer.get_params().get("feature_types")
+        matrix = xgboost.DMatrix(
+            X, missing=np.nan, nthread=1, feature_types=kinds, enable_categorical=bool(kinds)
+        )
         values = booster.predict(matrix, pred_contribs=True, iteration_range=rounds)
         return booster_explanation(values, n_classes)
 

@@ -33,6 +33,7 @@ from server.ingest import FitInput
 from server.service.fitting import checked_type, labelled, next_version, promoted
 from server.service.operations import ModelService
 from server.store.bundle import public
+from server.tables.columns import Columns
 from server.training.background import BackgroundTasks
 from server.training.request import Holdout, TrainingRequest
 
@@ -47,7 +48,7 @@ class _Table:
     X: np.ndarray
     y_encoded: np.ndarray
     classes: list[Any]
-    feature_names: list[str] | None
+    columns: Columns
     holdout: Holdout
     model_types: list[str]
     promote: bool
@@ -89,21 +90,23 @@ class AutoML:
 
     def _table(self, request: FitInput) -> _Table:
         config: Any = request.config
-        table = labelled(request, config.validation_fraction)
+        table = labelled(
+            request, config.validation_fraction, config.seed, self._service.max_categories
+        )
         try:
             types = list(dict.fromkeys(resolve(t).name for t in config.model_types))
         except InvalidInput as error:
             raise InvalidInput(f"config.model_types: {error.detail}") from None
-        if np.isnan(request.X).any():
+        if np.isnan(table.X).any():
             if "model_types" in config.model_fields_set:  # asked for by name: say why not
                 for model_type in types:
                     checked_type(model_type, {}, table)
-            types = [t for t in types if resolve(t).handles_missing]
+            types = [t for t in types if resolve(t).handles_missing or resolve(t).imputes]
         return _Table(
             X=table.X,
             y_encoded=table.y_encoded,
             classes=table.classes,
-            feature_names=table.feature_names,
+            columns=table.columns,
             holdout=Holdout(config.validation_fraction, config.seed),
             model_types=types,
             promote=config.promote,
@@ -170,7 +173,8 @@ class AutoML:
             X=table.X,
             y_encoded=table.y_encoded,
             classes=table.classes,
-            feature_names=table.feature_names,
+            feature_names=table.columns.feature_names,
+            columns=table.columns,
             holdout=table.holdout,
             compile=self._service.compile_models,
             candidate=True,

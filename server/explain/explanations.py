@@ -10,17 +10,19 @@ encoded in a thread: a large one would otherwise hold the event loop, and every 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import numpy as np
 import orjson
 
 from server.algorithms.inputs import flagged
+from server.algorithms.preparation import sum_groups
 from server.errors import InvalidInput, NotExplainable, TooLarge
 from server.explain.explainer import Explainer
 from server.inference.loaded import LoadedModel
 from server.ingest import ExplainInput
-from server.ml.explanations import Explanation, Rows, column_names
+from server.ml.explanations import Explanation, Rows
 from server.service.operations import ModelService, matrix_for
 
 
@@ -41,9 +43,11 @@ class Explanations:
         self._refuse_too_large(model, X)
         rows = Rows(
             model.name, model.version, model.tag, model.model_type, len(model.classes),
-            model.training_means, X,
+            model.training_means, model.prepared(X),
         )  # fmt: skip
         explanation = await self._explainer.explain(rows)
+        if model.preparation is not None:  # one contribution per original column
+            explanation = per_column(explanation, model.preparation.groups())
         predicted = await batcher.predict(X, probabilities=False)
         return await asyncio.to_thread(encoded_answer, model, explanation, predicted["predictions"])
 
@@ -61,7 +65,7 @@ class Explanations:
 def refuse_unexplainable(model: LoadedModel, X: np.ndarray) -> None:
     """A LogisticRegression explains against its training rows' mean, which versions saved
     before explanations don't have; and it can't take missing values (as /predict)."""
-    if model.model_type != "LogisticRegression":
+    if not model.algorithm.explained_against_means:
         return
     if model.training_means is None:
         raise NotExplainable(
@@ -70,7 +74,7 @@ def refuse_unexplainable(model: LoadedModel, X: np.ndarray) -> None:
             "is explained against: train a new version to explain it"
         )
     missing = np.isnan(X).any(axis=1)
-    if missing.any():
+    if missing.any() and not model.takes_missing:
         raise InvalidInput(
             f"LogisticRegression can't explain (or predict) rows with missing values: row(s) "
             f"{flagged(missing, None)}. Fill them in (impute) first"
@@ -84,10 +88,18 @@ def encoded_answer(model: LoadedModel, explanation: Explanation, predictions: li
         "name": model.name,
         "version": model.version,
         "classes": model.classes.tolist(),
-        "feature_names": column_names(model.feature_names, model.n_features),
+        "feature_names": model.model_columns.names,
         "output": explanation.output,
         "base_values": np.ascontiguousarray(explanation.base_values),
         "contributions": np.ascontiguousarray(explanation.contributions),
         "predictions": predictions,
     }
     return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def per_column(explanation: Explanation, groups: list[np.ndarray]) -> Explanation:
+    """A prepared model's contributions summed into its original columns (a categorical
+    column's one-hot columns, a number's missing indicator): additivity holds, as the sums
+    add up to the same totals."""
+    contributions = sum_groups(explanation.contributions, groups)
+    return dataclasses.replace(explanation, contributions=contributions)

@@ -10,6 +10,7 @@ the same way, and the scores are the fit's to the last digit.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -19,6 +20,7 @@ import numpy as np
 
 from server.algorithms import Algorithm, resolve
 from server.algorithms.inputs import refuse_beyond_float32, refuse_missing
+from server.algorithms.preparation import Preparation, input_domains
 from server.errors import InvalidInput, ServiceError, UntrustedModel
 from server.inference.compiled.choice import (
     RuntimeChoice,
@@ -32,6 +34,7 @@ from server.ml.labels import encode_for_model
 from server.ml.scoring import scores
 from server.store.files import ModelStore
 from server.store.signing import metadata_tag, untrusted_detail
+from server.tables.columns import Columns, columns_from_metadata, numeric_columns
 
 TIMING_ROWS = 64
 EstimatorLoading = Literal["lazy", "eager"]
@@ -51,6 +54,35 @@ class LoadedModel:
     # LogisticRegression: each column's mean over the training rows (its explanations' base).
     training_means: list[float] | None = None
     tag: str = ""  # the version's metadata tag: what identifies its files
+    columns: Columns | None = None  # each feature's kind and levels (v5)
+    # What the estimator computes on, from the codes (RandomForest, LogisticRegression).
+    preparation: Preparation | None = None
+    # Cells with a level the model never saw, per column, since it was loaded.
+    unseen: Counter[str] = dataclasses.field(default_factory=Counter, compare=False)
+    count_unseen: Callable[[int], None] = lambda cells: None  # the metric's
+
+    @property
+    def model_columns(self) -> Columns:
+        if self.columns is not None:
+            return self.columns
+        return numeric_columns(self.n_features, self.feature_names)
+
+    @property
+    def takes_missing(self) -> bool:
+        """Whether rows may have missing values: the estimator takes them, or its
+        preparation fills them in (a LogisticRegression saved before v5 refuses them)."""
+        return self.algorithm.handles_missing or (
+            self.preparation is not None and self.preparation.standardise
+        )
+
+    def prepared(self, X: np.ndarray) -> np.ndarray:
+        """The rows as the estimator (and its compiled copy) computes on them."""
+        return X if self.preparation is None else self.preparation.transform(X)
+
+    def note_unseen(self, unseen: np.ndarray | None) -> None:
+        if unseen is not None:
+            self.unseen.update(self.model_columns.unseen_by_column(unseen))
+            self.count_unseen(int(unseen.sum()))
 
     @property
     def model_type(self) -> str:
@@ -64,7 +96,7 @@ class LoadedModel:
             raise InvalidInput(
                 f"model '{self.name}' expects {self.n_features} features per row, got {X.shape[1]}"
             )
-        if not self.algorithm.handles_missing:
+        if not self.takes_missing:
             refuse_missing(self.algorithm, X, self.feature_names)
         refuse_beyond_float32(self.algorithm, X, self.feature_names)
 
@@ -88,6 +120,7 @@ class LoadedModel:
 
     def _predict(self, X: np.ndarray, probabilities: bool) -> dict[str, Any]:
         answer: dict[str, Any] = {"name": self.name, "version": self.version}
+        X = self.prepared(X)
         if probabilities:
             proba, indices = self.choice.probabilities_and_indices(X)
             answer["predictions"] = self.classes[indices].tolist()
@@ -104,7 +137,7 @@ class LoadedModel:
             raise InvalidInput(f"the rows are {len(X)} but y has {len(y)} labels")
         y_encoded = encode_for_model(y, self.classes.tolist(), self.name)
         try:
-            probabilities = self.choice.native.probabilities(X)
+            probabilities = self.choice.native.probabilities(self.prepared(X))
         except ServiceError:
             raise
         except Exception as error:  # the estimator refused this input
@@ -135,8 +168,9 @@ def read_model(
         model = _read_whole(store, name, version, setting)
         timed = partial(model.predict, probabilities=False)
     else:  # time what serves, without reading the estimator for a row that needs it
-        assert model.choice.compiled is not None
-        timed = model.choice.compiled.indices
+        compiled, prepared = model.choice.compiled, model.prepared
+        assert compiled is not None
+        timed = lambda X: compiled.indices(prepared(X))  # noqa: E731
     cost = measure_cost(timed, np.zeros((TIMING_ROWS, model.n_features)), times=3)
     return dataclasses.replace(model, seconds_fixed=cost.fixed, seconds_per_row=cost.per_row)
 
@@ -145,17 +179,22 @@ def _read_whole(store: ModelStore, name: str, version: int, setting: RuntimeSett
     bundle = store.load(name, version)
     metadata = store.read_metadata(name, version)
     algorithm = resolve(bundle["model_type"])
-    native = NativeRuntime(bundle.pop("estimator"), algorithm.predict_kwargs)
+    columns = columns_from_metadata(metadata)
+    preparation = Preparation.from_metadata(metadata.get("preparation"))
+    domains = input_domains(columns.level_counts, preparation)
+    native = NativeRuntime(bundle.pop("estimator"), algorithm.predict_kwargs, algorithm)
     return LoadedModel(
         name=name,
         version=version,
         algorithm=algorithm,
-        choice=choose_runtime(native, bundle, setting, algorithm),
+        choice=choose_runtime(native, bundle, setting, algorithm, domains),
         classes=np.asarray(bundle["classes"]),
         n_features=int(bundle["n_features"]),
         feature_names=bundle.get("feature_names"),  # absent from models of earlier versions
         training_means=metadata.get("training_means"),
         tag=metadata_tag(metadata),
+        columns=columns,
+        preparation=preparation,
     )
 
 
@@ -174,7 +213,9 @@ def _served_compiled(store: ModelStore, name: str, version: int) -> LoadedModel 
         return None
     algorithm = resolve(metadata["model_type"])
     native = LazyNativeRuntime(
-        lambda: store.load(name, version, compiled=False)["estimator"], algorithm.predict_kwargs
+        lambda: store.load(name, version, compiled=False)["estimator"],
+        algorithm.predict_kwargs,
+        algorithm,
     )
     choice = from_record(native, onnx, kept)
     if choice is None:
@@ -189,4 +230,6 @@ def _served_compiled(store: ModelStore, name: str, version: int) -> LoadedModel 
         feature_names=metadata.get("feature_names"),
         training_means=metadata.get("training_means"),
         tag=metadata_tag(metadata),
+        columns=columns_from_metadata(metadata),
+        preparation=Preparation.from_metadata(metadata.get("preparation")),
     )

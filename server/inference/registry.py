@@ -11,6 +11,7 @@ Each loaded model is served through its own `PredictionBatcher`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 
 from server.errors import CapacityReached, UntrustedModel
@@ -94,6 +95,9 @@ class Registry:
         name, version = key
         try:
             model = await asyncio.to_thread(self._read_model, name, version)
+            model = dataclasses.replace(
+                model, count_unseen=self._metrics.unseen_counter(name, version)
+            )
             self._loaded[key] = PredictionBatcher(
                 model, self._batching, self._metrics.prediction_counter(model.model_type)
             )

@@ -9,23 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from server.errors import InvalidInput
 from server.ingest.matrix import as_matrix
-
-if TYPE_CHECKING:
-    from server.ingest.tables import FileTable
+from server.ingest.tables import FileTable, numeric_matrix
+from server.tables.columns import Columns
+from server.tables.encoding import Encoded, encode, encode_numbers
+from server.tables.raw import RawTable, from_matrix, from_records
 
 
 class Features(Protocol):
     @property
     def rows(self) -> int: ...
 
-    def matrix_for(self, model: str, feature_names: list[str] | None) -> np.ndarray:
-        """The rows as a float64 matrix in the column order of `model`."""
+    def encoded_for(self, model: str, columns: Columns) -> Encoded:
+        """The rows as a float64 matrix in the column order of `model`, categorical cells
+        as the model's codes (server.tables.encoding)."""
         ...
 
 
@@ -39,21 +41,31 @@ def _missing(columns: list[str], model: str, feature_names: list[str]) -> Invali
 
 @dataclass(frozen=True)
 class MatrixFeatures:
-    """A JSON `X`: positional columns, checked against the model's width later."""
+    """A JSON `X`: positional columns, checked against the model's width later. Numbers
+    only (X), or rows holding text (raw), mapped once the model is known."""
 
-    X: np.ndarray
+    X: np.ndarray | None
+    raw: RawTable | None = None
 
     @property
     def rows(self) -> int:
-        return len(self.X)
+        return len(self.X) if self.X is not None else self.raw.rows  # type: ignore[union-attr]
 
-    def matrix_for(self, model: str, feature_names: list[str] | None) -> np.ndarray:
-        return self.X
+    def encoded_for(self, model: str, columns: Columns) -> Encoded:
+        if self.X is not None:
+            return encode_numbers(columns, self.X)
+        assert self.raw is not None
+        if len(self.raw.columns) != len(columns):
+            raise InvalidInput(
+                f"model '{model}' expects {len(columns)} features per row, got "
+                f"{len(self.raw.columns)}"
+            )
+        return encode(columns, self.raw)
 
 
 @dataclass(frozen=True)
 class RecordFeatures:
-    """A JSON `records`: a list of {column: number or null} objects."""
+    """A JSON `records`: a list of {column: value} objects."""
 
     records: list[dict[str, Any]]
 
@@ -61,7 +73,8 @@ class RecordFeatures:
     def rows(self) -> int:
         return len(self.records)
 
-    def matrix_for(self, model: str, feature_names: list[str] | None) -> np.ndarray:
+    def encoded_for(self, model: str, columns: Columns) -> Encoded:
+        feature_names = columns.feature_names
         if feature_names is None:
             raise InvalidInput(
                 f"model '{model}' was trained from a JSON X, without column names: "
@@ -70,16 +83,39 @@ class RecordFeatures:
         missing = [name for name in feature_names if name not in self.records[0]]
         if missing:
             raise _missing(missing, model, feature_names)
+        if not columns.all_numeric:
+            self._check_keys(feature_names)
+            return encode(columns, from_records(self.records, feature_names))
+        return Encoded(self.numbers(feature_names), None)
+
+    def table(self, names: list[str]) -> RawTable:
+        """The records' values of `names` (a fit's columns): numbers as one matrix, or, with
+        text among them, column by column."""
+        try:
+            return from_matrix(self.numbers(names))
+        except InvalidInput:
+            self._check_keys(names)
+            return from_records(self.records, names)
+
+    def numbers(self, feature_names: list[str]) -> np.ndarray:
+        """The records' values of `feature_names` as a matrix of numbers (a model of numeric
+        columns: one pass through numpy)."""
         pick = itemgetter(*feature_names)
         try:
             if len(feature_names) == 1:
                 rows = [[pick(record)] for record in self.records]
             else:
                 rows = [list(pick(record)) for record in self.records]
-        except KeyError as error:
-            index = next(i for i, record in enumerate(self.records) if error.args[0] not in record)
-            raise InvalidInput(f"records[{index}] has no {error.args[0]!r}") from None
+        except KeyError:
+            self._check_keys(feature_names)
+            raise
         return as_matrix(rows, "records")
+
+    def _check_keys(self, feature_names: list[str]) -> None:
+        for index, record in enumerate(self.records):
+            for name in feature_names:
+                if name not in record:
+                    raise InvalidInput(f"records[{index}] has no {name!r}")
 
 
 def records_features(records: Any) -> RecordFeatures:
@@ -100,13 +136,22 @@ class TableFeatures:
     def rows(self) -> int:
         return int(self.file_table.table.num_rows)
 
-    def matrix_for(self, model: str, feature_names: list[str] | None) -> np.ndarray:
-        from server.ingest.tables import numeric_matrix
-
-        if feature_names is None:  # trained from a JSON X: the file's columns, in order
-            return numeric_matrix(self.file_table)
-        present = set(self.file_table.table.column_names)
-        missing = [name for name in feature_names if name not in present]
-        if missing:
-            raise _missing(missing, model, feature_names)
-        return numeric_matrix(self.file_table.select(feature_names))
+    def encoded_for(self, model: str, columns: Columns) -> Encoded:
+        table = self.file_table
+        if columns.feature_names is None:  # trained from a JSON X: the file's columns, in order
+            if table.table.num_columns != len(columns):
+                raise InvalidInput(
+                    f"model '{model}' expects {len(columns)} features per row, got "
+                    f"{table.table.num_columns}"
+                )
+        else:
+            present = set(table.table.column_names)
+            missing = [name for name in columns.feature_names if name not in present]
+            if missing:
+                raise _missing(missing, model, columns.feature_names)
+            table = table.select(columns.feature_names)
+        if columns.all_numeric:
+            return Encoded(numeric_matrix(table), None)
+        categorical = [table.table.column_names[i] for i in columns.categorical]
+        table = table.with_text(categorical)  # a CSV's "02139" keeps its zero
+        return encode(columns, RawTable(list(table.table.columns), table.table.num_rows))

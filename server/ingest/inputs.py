@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import numpy as np
-
 from server.ingest.features import Features
 from server.schemas import EvaluateConfig, ExplainConfig, PredictConfig, VersionedConfig
+from server.tables.raw import RawTable
 
 ConfigT = TypeVar("ConfigT", bound=VersionedConfig)
 
@@ -16,9 +15,9 @@ ConfigT = TypeVar("ConfigT", bound=VersionedConfig)
 @dataclass(frozen=True)
 class FitInput:
     config: Any  # FitConfig; AutoMLConfig for /automl (server.schemas.automl)
-    X: np.ndarray  # float64, NaN where a value is missing
+    raw: RawTable  # the table's columns as they came (server.tables.raw)
     y: list[Any]
-    feature_names: list[str] | None  # a file's columns; None for a JSON X
+    feature_names: list[str] | None  # a file's or records' columns; None for a JSON X
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+import numpy as np
 import orjson
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
@@ -24,9 +25,10 @@ from server.errors import InvalidInput
 from server.ingest.features import Features, MatrixFeatures, records_features
 from server.ingest.inputs import ConfigT, EvaluateInput, FitInput, PredictInput, RowsInput
 from server.ingest.limits import UNLIMITED, TableLimits
-from server.ingest.matrix import as_matrix
+from server.ingest.matrix import as_rows
 from server.ml.labels import read_labels
 from server.schemas import EvaluateConfig, FitConfig, PredictConfig
+from server.tables.raw import RawTable, from_matrix
 
 ConfigModel = TypeVar("ConfigModel", bound=BaseModel)
 
@@ -40,13 +42,16 @@ def fit_input(
     config = _config(config_type, payload)
     y = read_labels(payload["y"])
     if "records" not in payload:
-        return FitInput(config=config, X=as_matrix(payload["X"]), y=y, feature_names=None)
+        return FitInput(config=config, raw=_table(as_rows(payload["X"])), y=y, feature_names=None)
     features = records_features(payload["records"])
     columns = list(features.records[0])
     if not columns:
         raise InvalidInput("records[0] has no column")
-    X = features.matrix_for(str(payload["config"].get("name")), columns)
-    return FitInput(config=config, X=X, y=y, feature_names=columns)
+    return FitInput(config=config, raw=features.table(columns), y=y, feature_names=columns)
+
+
+def _table(rows: np.ndarray | RawTable) -> RawTable:
+    return from_matrix(rows) if isinstance(rows, np.ndarray) else rows
 
 
 def predict_input(body: bytes, limits: TableLimits = UNLIMITED) -> PredictInput:
@@ -71,7 +76,10 @@ def evaluate_input(body: bytes, limits: TableLimits = UNLIMITED) -> EvaluateInpu
 def _features(payload: dict[str, Any]) -> Features:
     if "records" in payload:
         return records_features(payload["records"])
-    return MatrixFeatures(as_matrix(payload["X"]))
+    rows = as_rows(payload["X"])
+    if isinstance(rows, np.ndarray):
+        return MatrixFeatures(rows)
+    return MatrixFeatures(None, rows)
 
 
 def _object(

@@ -1,12 +1,12 @@
-"""A float64 matrix from JSON rows: numbers, with `null` for a missing value (NaN).
+"""A float64 matrix from JSON rows: numbers, with `null` for a missing value (NaN), and
+`true`/`false` as 1 and 0.
 
 numpy infers the type of a list of rows in one pass: strings, ragged or nested rows all show
 in the result's shape or dtype. A null makes that an object array: only then do the rows
 take a second path (a type scan, then numpy's own None -> NaN conversion), so a body without
 nulls pays nothing for them (looking for a `null` token in the body first cost more: see
-docs/performance-history.md, Figures behind the code). Only booleans mixed with numbers would pass
-unseen, as 1.0 and 0.0: the rows are scanned for them only when the matrix holds such
-values at all.
+docs/performance-history.md, Figures behind the code). Rows holding text are a table
+(`as_rows`): their columns are mapped once the model is known (server.tables).
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ from typing import Any, NoReturn
 import numpy as np
 
 from server.errors import InvalidInput
+from server.tables.raw import RawTable, from_rows
 
 # Matrices up to this many rows are checked value by value in Python (a 1-row predict).
 SMALL_ROWS = 8
-NUMBERS_OR_NULL = frozenset({float, int, type(None)})
+NUMBERS_OR_NULL = frozenset({float, int, bool, type(None)})
+SCALARS = NUMBERS_OR_NULL | {str}
 
 
 def as_matrix(rows: Any, field: str = "X") -> np.ndarray:
@@ -36,9 +38,7 @@ def as_matrix(rows: Any, field: str = "X") -> np.ndarray:
         _explain(rows, field)
     if matrix.dtype == object:  # nulls (or other objects: the second path tells)
         return _matrix_with_nulls(rows, field)
-    if matrix.ndim != 2 or matrix.dtype.kind not in "iuf":
-        _explain(rows, field)
-    if ((matrix == 0) | (matrix == 1)).any() and _holds_booleans(rows):
+    if matrix.ndim != 2 or matrix.dtype.kind not in "biuf":
         _explain(rows, field)
     return _finished(matrix.astype(np.float64, copy=False), field)
 
@@ -83,7 +83,7 @@ def _small_matrix(rows: list[Any], field: str) -> np.ndarray:
             if kind is float:
                 if math.isinf(value):
                     raise InvalidInput(f"{field} must hold only finite numbers or null")
-            elif kind is not int and value is not None:
+            elif kind is not int and kind is not bool and value is not None:
                 _explain(rows, field)
     if width == 0:
         raise InvalidInput(f"{field} has rows without features")
@@ -93,8 +93,17 @@ def _small_matrix(rows: list[Any], field: str) -> np.ndarray:
         raise InvalidInput(f"{field} must hold only finite numbers or null") from None
 
 
-def _holds_booleans(rows: list[Any]) -> bool:
-    return any(type(value) is bool for row in rows for value in row)
+def as_rows(rows: Any, field: str = "X") -> np.ndarray | RawTable:
+    """A matrix of numbers, or, for rows of one width holding text, their columns."""
+    try:
+        return as_matrix(rows, field)
+    except InvalidInput:
+        if not all(type(row) is list for row in rows) or len(set(map(len, rows))) != 1:
+            raise
+        kinds = set(map(type, chain.from_iterable(rows)))
+        if str not in kinds or not kinds <= SCALARS:
+            raise
+        return from_rows(rows)
 
 
 def _explain(rows: list[Any], field: str) -> NoReturn:

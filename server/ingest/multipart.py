@@ -23,9 +23,10 @@ from server.ingest.features import TableFeatures
 from server.ingest.inputs import ConfigT, EvaluateInput, FitInput, RowsInput
 from server.ingest.json_body import ConfigModel, parse_config
 from server.ingest.limits import TableLimits
-from server.ingest.tables import FileTable, numeric_matrix, read_table, split_target
+from server.ingest.tables import FileTable, read_table, split_target
 from server.ml.labels import read_labels
 from server.schemas import EvaluateConfig
+from server.tables.raw import RawTable
 
 MULTIPART = "multipart/form-data"
 
@@ -69,31 +70,36 @@ def _config_json(form: FormData) -> Any:
         raise InvalidInput(f"the form field 'config' is not valid JSON: {error}") from None
 
 
-async def _table(form: FormData, limits: TableLimits) -> FileTable:
+async def _table(
+    form: FormData, limits: TableLimits, text_columns: list[str] | None = None
+) -> FileTable:
     """The file's table; its temporary file is closed (deleted) once read."""
     upload = form["file"]
     assert isinstance(upload, UploadFile)
     try:
-        return await asyncio.to_thread(read_table, upload.file, limits)
+        return await asyncio.to_thread(read_table, upload.file, limits, text_columns)
     finally:
         await form.close()
 
 
 async def _labelled(
-    request: Request, config_model: type[ConfigModel], limits: TableLimits
+    request: Request, config_model: type[ConfigModel], limits: TableLimits, text: bool = False
 ) -> tuple[ConfigModel, FileTable, list[Any]]:
-    """A form with a `target`: its config, its feature columns and its labels."""
+    """A form with a `target`: its config, its feature columns and its labels; with `text`,
+    the columns the config declares categorical are read as text (a fit's)."""
     form = await _form(request, {"file", "target", "config"})
     config = parse_config(config_model, _config_json(form))
     target = str(form["target"])
-    features, values = split_target(await _table(form, limits), target)
+    declared = getattr(config, "categorical_features", None) if text else None
+    names = [name for name in declared or () if isinstance(name, str)]
+    features, values = split_target(await _table(form, limits, names), target)
     return config, features, read_labels(values, field=f"the target column {target!r}")
 
 
 async def read_fit(request: Request, config_type: type[BaseModel], limits: TableLimits) -> FitInput:
-    config, features, y = await _labelled(request, config_type, limits)
-    X = await asyncio.to_thread(numeric_matrix, features)
-    return FitInput(config=config, X=X, y=y, feature_names=list(features.table.column_names))
+    config, features, y = await _labelled(request, config_type, limits, text=True)
+    raw = RawTable(list(features.table.columns), features.table.num_rows, where=features.where)
+    return FitInput(config=config, raw=raw, y=y, feature_names=list(features.table.column_names))
 
 
 async def read_rows(

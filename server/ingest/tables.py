@@ -45,9 +45,34 @@ class FileTable:
 
     table: pa.Table
     where: Callable[[int], str]  # row index (0: the first row after the header) -> "line 7"
+    csv: bytes | None = None  # a CSV's text, to read columns again as text
 
     def select(self, names: list[str]) -> FileTable:
-        return FileTable(self.table.select(names), self.where)
+        return FileTable(self.table.select(names), self.where, self.csv)
+
+    def with_text(self, names: list[str]) -> FileTable:
+        """The table with these columns as the file wrote them: a CSV's `02139` is text,
+        which type inference made the number 2139 (Parquet keeps its own types)."""
+        table = self.table
+        again = [name for name in names if not pa.types.is_string(table.schema.field(name).type)]
+        if self.csv is None or not again:
+            return self
+        text = _read_csv(self.csv, again, include=again)
+        for name in again:
+            table = table.set_column(table.schema.get_field_index(name), name, text.column(name))
+        return FileTable(table, self.where, self.csv)
+
+
+def _read_csv(data: bytes, text_columns: list[str], include: list[str] | None = None) -> pa.Table:
+    convert = CSV_CONVERT
+    if text_columns or include:
+        convert = pa_csv.ConvertOptions(
+            null_values=MISSING,
+            strings_can_be_null=True,
+            column_types=dict.fromkeys(text_columns, pa.string()),
+            include_columns=include or [],
+        )
+    return pa_csv.read_csv(pa.BufferReader(data), read_options=CSV_READ, convert_options=convert)
 
 
 def csv_line(data: bytes, record: int) -> int:
@@ -81,19 +106,17 @@ def _read_parquet(data: bytes, limits: TableLimits) -> pa.Table:
     return pa.Table.from_batches(batches, schema=parquet.schema_arrow)
 
 
-def read_table(file: IO[bytes], limits: TableLimits = UNLIMITED) -> FileTable:
+def read_table(
+    file: IO[bytes], limits: TableLimits = UNLIMITED, text_columns: list[str] | None = None
+) -> FileTable:
     """The file's table, or InvalidInput with pyarrow's reason (naming the CSV line), or
     TooLarge past `limits`. A CSV is checked once parsed: its table takes about the memory
-    of its text, which the body size limit bounds already."""
+    of its text, which the body size limit bounds already. `text_columns` of a CSV are read
+    as text (declared categorical: `02139` keeps its zero)."""
     data = file.read()
     parquet = data.startswith(PARQUET_MAGIC)
     try:
-        if parquet:
-            table = _read_parquet(data, limits)
-        else:
-            table = pa_csv.read_csv(
-                pa.BufferReader(data), read_options=CSV_READ, convert_options=CSV_CONVERT
-            )
+        table = _read_parquet(data, limits) if parquet else _read_csv(data, text_columns or [])
         names = table.column_names  # decoded here: a header that is not UTF-8 fails
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, UnicodeDecodeError) as error:
         kind = "Parquet" if parquet else "CSV"
@@ -110,7 +133,7 @@ def read_table(file: IO[bytes], limits: TableLimits = UNLIMITED) -> FileTable:
         raise InvalidInput(f"the file has duplicate column name(s): {', '.join(duplicates)}")
     if parquet:
         return FileTable(table, lambda index: f"row {index + 1}")
-    return FileTable(table, lambda index: f"line {csv_line(data, index + 1)}")
+    return FileTable(table, lambda index: f"line {csv_line(data, index + 1)}", data)
 
 
 def _is_numeric(kind: pa.DataType) -> bool:
@@ -145,8 +168,7 @@ def numeric_matrix(file_table: FileTable) -> np.ndarray:
     ]
     if bad:
         raise InvalidInput(
-            f"non-numeric feature column(s): {'; '.join(bad)}. Categorical features are not "
-            "supported yet: encode them as numbers, or drop the column"
+            f"non-numeric feature column(s): {'; '.join(bad)}, which the model has as numbers"
         )
     matrix = np.empty((table.num_rows, table.num_columns), dtype=np.float64)
     for index, column in enumerate(table.columns):

@@ -34,10 +34,11 @@ def read_labels(values: Any, field: str = "y") -> list[Any]:
     )
 
 
-def encode_for_fit(X: np.ndarray, y: list[Any]) -> tuple[np.ndarray, list[Any]]:
-    """y as indices into its sorted distinct labels, and those labels."""
-    if len(X) != len(y):
-        raise InvalidInput(f"X has {len(X)} rows but y has {len(y)} labels")
+def encode_for_fit(rows: int, y: list[Any]) -> tuple[np.ndarray, list[Any]]:
+    """y as indices into its sorted distinct labels, and those labels (`rows`: how many
+    rows they label)."""
+    if rows != len(y):
+        raise InvalidInput(f"X has {rows} rows but y has {len(y)} labels")
     classes, encoded = np.unique(np.asarray(y), return_inverse=True)
     if len(classes) < 2:
         raise InvalidInput(f"y needs at least two distinct classes, got {classes.tolist()}")

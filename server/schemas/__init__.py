@@ -41,13 +41,11 @@ from server.schemas.responses import (
     EvaluateResponse,
     FitResponse,
     History,
-    InferenceStatus,
     InvalidResponse,
     Issue,
     Job,
     JobError,
     JobList,
-    LoadedVersion,
     ModelInfo,
     ModelList,
     Move,
@@ -57,15 +55,14 @@ from server.schemas.responses import (
     RemoveResponse,
     RunningJob,
     Scores,
-    ServiceStatus,
     StatusResponse,
-    TrainingStatus,
     Validation,
     VersionList,
     VersionPointers,
     VersionRemoved,
 )
 from server.schemas.serving import Health
+from server.schemas.status import InferenceStatus, LoadedVersion, ServiceStatus, TrainingStatus
 
 __all__ = [
     "Alias",

@@ -8,13 +8,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from server.algorithms import MODEL_TYPES
-from server.schemas.requests import Body, Matrix, ModelName
+from server.schemas.requests import Body, Matrix, ModelName, TableOptions
 from server.schemas.responses import Scores
 
 Metric = Literal["accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"]
 
 
-class AutoMLConfig(Body):
+class AutoMLConfig(TableOptions):
     name: ModelName
     model_types: list[str] = Field(
         default_factory=lambda: list(MODEL_TYPES),

@@ -11,9 +11,9 @@ from server.algorithms import MODEL_TYPES
 from server.store.layout import NAME_PATTERN
 from server.store.pointers import ALIAS_PATTERN
 
-# A feature value: a JSON number, finite (no NaN or infinity), never a string or a boolean;
-# null is a missing value.
-Feature = Annotated[float, Strict(), Field(allow_inf_nan=False)] | None
+# A feature value: a JSON number, finite (no NaN or infinity); text, a categorical column's
+# level; true and false, the numbers 1 and 0; null, a missing value.
+Feature = Annotated[float, Strict(), Field(allow_inf_nan=False)] | str | bool | None
 Row = Annotated[list[Feature], Field(min_length=1)]
 Matrix = Annotated[list[Row], Field(min_length=1)]
 IntLabel = Annotated[int, Strict(), Field(ge=-(2**63), le=2**63 - 1)]
@@ -36,7 +36,24 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class FitConfig(Body):
+class TableOptions(Body):
+    """How a fit reads its table's columns (docs/tables.md)."""
+
+    categorical_features: list[str] | list[Annotated[int, Field(ge=0)]] | None = Field(
+        default=None,
+        description="columns to treat as categorical although they hold numbers (area codes, "
+        "product ids): names, or indices for a JSON X. Text columns are categorical anyway",
+        examples=[["area_code"]],
+    )
+    ignore_columns: list[str] = Field(
+        default_factory=list,
+        description="columns left out of the model (an id, a name, free text); at prediction "
+        "they are extra columns, ignored",
+        examples=[["customer_id"]],
+    )
+
+
+class FitConfig(TableOptions):
     name: ModelName
     model_type: str = Field(
         description=f"one of {', '.join(MODEL_TYPES)} (any case)",

@@ -66,6 +66,19 @@ class Compiled(BaseModel):
     )
 
 
+class Feature(BaseModel):
+    """One column of the model: numeric, or categorical with the levels it learned."""
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    levels: list[str] | None = Field(
+        default=None, description="categorical: the levels seen in the training rows, sorted"
+    )
+    counts: list[int] | None = Field(
+        default=None, description="categorical: the training rows of each level"
+    )
+
+
 class FitResponse(BaseModel):
     name: str
     version: int = Field(description="1 for a new name; the next number for new_version")
@@ -77,6 +90,11 @@ class FitResponse(BaseModel):
     classes: list[Label]
     feature_names: list[str] | None = Field(
         default=None, description="the file's feature columns; null for a JSON X"
+    )
+    features: list[Feature] | None = Field(
+        default=None,
+        description="each column's kind and, for a categorical one, its levels (v5; null for "
+        "models trained before)",
     )
     validation: Validation | None = Field(
         default=None, description="with config.validation_fraction: the held-out scores"
@@ -147,6 +165,7 @@ class ModelInfo(BaseModel):
     n_features: int | None = None
     classes: list[Label] | None = None
     feature_names: list[str] | None = None
+    features: list[Feature] | None = None
     validation: Validation | None = None
     compiled: Compiled | None = None
     runtime: Literal["onnx", "native"] | None = optional(
@@ -158,6 +177,10 @@ class ModelInfo(BaseModel):
     estimator: str | None = optional(
         "while loaded: whether the estimator has been read (a model its compiled "
         "copy serves reads it only when a batch needs it)",
+    )
+    unseen_levels: dict[str, int] | None = optional(
+        "while loaded: per categorical column, the cells whose level the model never saw "
+        "(answered as missing), since it was loaded",
     )
     train_seconds: float | None = None
     train_cpu_seconds: float | None = None
@@ -234,42 +257,6 @@ class RemoveResponse(BaseModel):
 class RemoveAllResponse(BaseModel):
     removed: list[str]
     training: list[str]
-
-
-class TrainingStatus(BaseModel):
-    backend: Literal["local", "dask"]
-    scheduler: str | None = Field(default=None, description="with dask: the scheduler's address")
-    workers: int | None = Field(default=None, description="with dask: workers connected now")
-    cores: int = Field(description="TRAINING_CORES: the slots, and one for the server")
-    training_cores: int = Field(
-        description="the cores trainings run on (local: every allowed core but the server's; "
-        "dask: the workers' threads)"
-    )
-    server_core: int | None = Field(
-        default=None, description="local: the core no training uses (null: not pinned)"
-    )
-    slots: int
-    active: int
-    models: list[str]
-    jobs: list[RunningJob]
-
-
-class LoadedVersion(BaseModel):
-    name: str
-    version: int
-
-
-class InferenceStatus(BaseModel):
-    max_models: int
-    loaded: list[str] = Field(description="names whose current version is loaded")
-    loaded_versions: list[LoadedVersion] = Field(
-        description="every loaded version (those count against max_models)"
-    )
-
-
-class ServiceStatus(BaseModel):
-    training: TrainingStatus
-    inference: InferenceStatus
 
 
 class ErrorResponse(BaseModel):

@@ -28,7 +28,11 @@ class Catalog:
         batcher = self._registry.get((name, version))
         if batcher is None:
             return {**info, "status": "trained"}
-        return {**info, "status": "loaded", **batcher.model.choice.describe()}
+        model = batcher.model
+        described = {**info, "status": "loaded", **model.choice.describe()}
+        if not model.model_columns.all_numeric:
+            described["unseen_levels"] = dict(model.unseen)
+        return described
 
     def _name_info(self, name: str) -> dict[str, Any]:
         """The name's current version, its pointers and any new version in training."""

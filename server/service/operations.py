@@ -38,11 +38,16 @@ INLINE_MATCH_ROWS = 1000
 
 
 async def matrix_for(model: LoadedModel, features: Features) -> np.ndarray:
-    """The rows of a file or of records in the model's column order (matched by name); a
-    big request is matched in a thread."""
+    """The rows of a file or of records in the model's column order (matched by name), its
+    categorical cells as the model's codes (unseen levels counted); a big request is
+    matched in a thread."""
+    columns = model.model_columns
     if features.rows <= INLINE_MATCH_ROWS:
-        return features.matrix_for(model.name, model.feature_names)
-    return await asyncio.to_thread(features.matrix_for, model.name, model.feature_names)
+        encoded = features.encoded_for(model.name, columns)
+    else:
+        encoded = await asyncio.to_thread(features.encoded_for, model.name, columns)
+    model.note_unseen(encoded.unseen)
+    return encoded.X
 
 
 class ModelService:
@@ -53,12 +58,14 @@ class ModelService:
         registry: Registry,
         versions: Versions,
         compile_models: bool = True,
+        max_categories: int = 1000,
     ) -> None:
         self.store = store
         self.trainer = trainer
         self.registry = registry
         self.versions = versions
         self.compile_models = compile_models  # INFERENCE_RUNTIME=auto
+        self.max_categories = max_categories
         # Versions whose files passed a stat but failed to load: GET /models says so.
         self.load_failures: dict[Key, str] = {}
         # Names an AutoML search will save its winner under (server.automl): taken.
@@ -70,7 +77,9 @@ class ModelService:
     def start_fit(self, request: FitInput) -> Job:
         """Check the fit and start its job, or refuse at once (409, 422, 503)."""
         config = request.config
-        table = labelled(request, config.validation_fraction)
+        table = labelled(
+            request, config.validation_fraction, config.validation_seed, self.max_categories
+        )
         algorithm, hyperparameters = checked_type(config.model_type, config.hyperparameters, table)
         held_out = None
         if config.validation_fraction is not None:
@@ -87,6 +96,7 @@ class ModelService:
             y_encoded=table.y_encoded,
             classes=table.classes,
             feature_names=table.feature_names,
+            columns=table.columns,
             holdout=held_out,
             compile=self.compile_models,
             version=version,
@@ -177,8 +187,13 @@ class ModelService:
     async def predict(self, request: PredictInput) -> dict[str, Any]:
         config, features = request.config, request.features
         batcher = self.loaded(config.name, config.version, config.alias)
-        if isinstance(features, MatrixFeatures):  # the hot path: no coroutine, no matching
-            X = features.X
+        if isinstance(features, MatrixFeatures) and features.X is not None:
+            # the hot path: no coroutine, no matching (numbers for a model of numbers)
+            model = batcher.model
+            if model.columns is None or model.columns.all_numeric:
+                X = features.X
+            else:
+                X = await matrix_for(model, features)
         else:
             X = await matrix_for(batcher.model, features)
         return await batcher.predict(X, config.probabilities)

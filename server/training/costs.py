@@ -28,7 +28,7 @@ def predict_cost(
     if serving is not None and compiled.onnx is not None:
         runtime = OnnxRuntime(compiled.onnx)
     else:
-        runtime = NativeRuntime(estimator, algorithm.predict_kwargs)
+        runtime = NativeRuntime(estimator, algorithm.predict_kwargs, algorithm)
     runtime.indices(rows)  # warm up: the first call allocates
     samples = []
     for _ in range(TIMES):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from server.algorithms import resolve
+from server.algorithms.preparation import sum_groups
 
 IMPORTANCE_ROWS = 200  # at most, drawn with a fixed seed (docs/explanations.md)
 BUDGET_SHARE = 0.05  # of the training time
@@ -36,19 +37,26 @@ def feature_importance(
     means: list[float] | None,
     feature_names: list[str],
     budget_seconds: float,
+    groups: list[np.ndarray] | None = None,
 ) -> tuple[dict[str, float], int]:
     """Each feature's mean absolute contribution over the rows and outputs, largest first
-    (ties in column order), and how many rows it is over (at least PILOT_ROWS, or all)."""
+    (ties in column order), and how many rows it is over (at least PILOT_ROWS, or all). With
+    `groups` (a prepared model's columns per original column), a feature's contribution in
+    a row is the sum over its group: the mean of the absolute sums, not the sum of the
+    prepared columns' means (which overstates it)."""
     order = np.random.default_rng(0).permutation(len(X))[:IMPORTANCE_ROWS]
     algorithm = resolve(model_type)
     explainer = algorithm.explainer_for(estimator)
     started = time.perf_counter()
-    total = np.zeros(X.shape[1])
+    total = np.zeros(len(groups) if groups is not None else X.shape[1])
     done, chunk = 0, PILOT_ROWS
     while chunk > 0:
         rows = X[np.sort(order[done : done + chunk])]
         explanation = algorithm.explain(explainer, rows, n_classes, means)
-        total += np.abs(explanation.contributions).mean(axis=1).sum(axis=0)
+        contributions = explanation.contributions
+        if groups is not None:
+            contributions = sum_groups(contributions, groups)
+        total += np.abs(contributions).mean(axis=1).sum(axis=0)
         done += len(rows)
         elapsed = time.perf_counter() - started
         affordable = (budget_seconds - elapsed) / (elapsed / done) if elapsed > 0 else math.inf

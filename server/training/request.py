@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from server.tables.columns import Columns, numeric_columns
+
 
 @dataclass(frozen=True)
 class Holdout:
@@ -23,16 +25,23 @@ class TrainingRequest:
     name: str
     model_type: str
     hyperparameters: dict[str, Any]  # effective: validated, threads pinned
-    X: np.ndarray  # float64, NaN where a value is missing
+    X: np.ndarray  # float64, NaN where missing; categorical cells as codes of `columns`
     y_encoded: np.ndarray  # indices into `classes`
     classes: list[Any]  # the original labels, sorted
     feature_names: list[str] | None = None  # a file's columns
+    columns: Columns | None = None  # each column's kind and levels (None: all numeric)
     holdout: Holdout | None = None
     compile: bool = True  # convert to ONNX after the fit (INFERENCE_RUNTIME=auto)
     version: int = 1  # of the name: saved as NAME/<version>.joblib
     # An AutoML candidate (server.automl): not saved but sent back, with its predict cost.
     candidate: bool = False
     early_stopping_rounds: int | None = None  # boosters, on the held-out rows
+
+    @property
+    def model_columns(self) -> Columns:
+        if self.columns is not None:
+            return self.columns
+        return numeric_columns(int(self.X.shape[1]), self.feature_names)
 
     def describe(self) -> dict[str, Any]:
         """What is known of the model before it is trained (the start of its metadata)."""
@@ -45,6 +54,7 @@ class TrainingRequest:
             "n_features": int(self.X.shape[1]),
             "classes": self.classes,
             "feature_names": self.feature_names,
+            "features": self.model_columns.describe(),
         }
 
 

@@ -31,6 +31,8 @@ def _version(info: dict[str, Any]) -> dict[str, Any]:
     validation = info.get("validation")
     kept["scores"] = validation.get("scores") if isinstance(validation, dict) else None
     kept["pictures"] = isinstance(validation, dict) and "roc_curve" in validation
+    features = info.get("features") or []
+    kept["categorical"] = [f["name"] for f in features if f.get("kind") == "categorical"]
     return kept
 
 

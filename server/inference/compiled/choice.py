@@ -1,11 +1,12 @@
-"""Which runtime answers each batch of a loaded model, and why (shown by GET /models/{name}),
+"""Which runtime answers each row of a loaded model, and why (shown by GET /models/{name}),
 and the check that decides it (`checked`).
 
 A compiled model serves only where it answers as the estimator does, which the check
 tests (`comparison.verify`) on training rows, rows with missing values and rows at the model's own
 split values: at the end of the fit, and again at load unless the fit's check was made on
 the same platform (`record`). Even then the estimator answers, by construction (read from
-its file when a batch first needs it, with ESTIMATOR_LOADING=lazy):
+its file when a batch first needs it, with ESTIMATOR_LOADING=lazy), row by row, so that a
+row's answer never depends on the other rows of its request:
 - rows with a value beyond float32's range: the libraries disagree on them (scikit-learn's
   forest refuses them, the others answer), and the estimator's answer, or its refusal, is
   the one to give;
@@ -16,15 +17,14 @@ its file when a batch first needs it, with ESTIMATOR_LOADING=lazy):
   always the library's own `predict`, which at an exact tie need not be the first of the
   tied classes (CatBoost's is not): so even with no compiled model, tied rows take their
   label from `predict`, whether or not the request asked for probabilities.
-- large batches, when the estimator is faster there: ONNX Runtime's tree ensemble is 60x
-  faster than XGBoost's own predict for one row, but 15% slower for 100 (measured). Both are
-  timed at 1 and `TIMING_ROWS` rows; batches from the crossing point on go to the estimator.
+A batch is never sent to one runtime or the other by its size: the two differ in the last
+digits of a probability, so a row would answer differently alone and among many. Where the
+estimator is faster even for one row, it serves everything.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -57,7 +57,6 @@ class RuntimeChoice:
     detail: str
     tolerance: float = 0.0  # compiled probabilities are within this of the estimator's
     missing_rows: bool = False  # whether the compiled model answers rows with missing values
-    large_from: int | None = None  # batches of this many rows or more go to the estimator
 
     @property
     def name(self) -> str:
@@ -67,15 +66,32 @@ class RuntimeChoice:
         estimator = "read" if self.native.loaded else "not read yet (read when a batch needs it)"
         return {"runtime": self.name, "runtime_detail": self.detail, "estimator": estimator}
 
-    def _compiled_for(self, X: np.ndarray) -> OnnxRuntime | None:
-        if self.compiled is None or (self.large_from is not None and len(X) >= self.large_from):
-            return None
+    def _compiled_rows(self, X: np.ndarray) -> np.ndarray:
+        """The rows the compiled copy answers: all but those with a value beyond float32's
+        range, and those with a missing value where the check found it wrong on them."""
+        if self.compiled is None:
+            return np.zeros(len(X), dtype=bool)
         magnitude = np.abs(X)
         if (magnitude < FLOAT32_MAX).all():  # the common case: one pass, no NaN, no giant
-            return self.compiled
-        if self.missing_rows and not (magnitude >= FLOAT32_MAX).any():
-            return self.compiled
-        return None
+            return np.ones(len(X), dtype=bool)
+        refused = (magnitude >= FLOAT32_MAX).any(axis=1)
+        if not self.missing_rows:
+            refused |= np.isnan(X).any(axis=1)
+        return np.asarray(~refused)
+
+    def _split(self, X: np.ndarray, compiled_rows: np.ndarray, answer: str) -> np.ndarray:
+        """`answer` ("raw" or "probabilities") of each row from the runtime that answers it."""
+        if not compiled_rows.any():
+            return np.asarray(self.native.probabilities(X))
+        assert self.compiled is not None
+        compute = getattr(self.compiled, answer)
+        if compiled_rows.all():
+            return np.asarray(compute(X))
+        ours = compute(X[compiled_rows])
+        found = np.empty((len(X), ours.shape[1]), dtype=np.float64)
+        found[compiled_rows] = ours
+        found[~compiled_rows] = self.native.probabilities(X[~compiled_rows])
+        return found
 
     def _near_ties(self, probabilities: np.ndarray) -> np.ndarray:
         top_two = np.partition(probabilities, -2, axis=1)[:, -2:]
@@ -83,13 +99,14 @@ class RuntimeChoice:
 
     def probabilities_and_indices(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Both, from one prediction: labels as the library's `predict` gives them."""
-        compiled = self._compiled_for(X)
-        probabilities = (compiled or self.native).probabilities(X)
+        compiled_rows = self._compiled_rows(X)
+        probabilities = self._split(X, compiled_rows, "probabilities")
         indices = probabilities.argmax(axis=1)
         close = self._near_ties(probabilities)  # with no compiled model: exact ties
         if close.any():
-            if compiled is not None:
-                probabilities[close] = self.native.probabilities(X[close])
+            again = close & compiled_rows
+            if again.any():
+                probabilities[again] = self.native.probabilities(X[again])
             indices[close] = self.native.indices(X[close])
         return probabilities, indices
 
@@ -97,19 +114,24 @@ class RuntimeChoice:
         return self.probabilities_and_indices(X)[0]
 
     def indices(self, X: np.ndarray) -> np.ndarray:
-        compiled = self._compiled_for(X)
-        if compiled is None:
+        compiled_rows = self._compiled_rows(X)
+        if not compiled_rows.any():
             return self.native.indices(X)
-        probabilities = compiled.raw(X)  # labels need no clipping: near ties are guarded
+        # labels need no clipping: near ties are guarded
+        probabilities = self._split(X, compiled_rows, "raw")
         indices = probabilities.argmax(axis=1)
-        close = self._near_ties(probabilities)
+        close = self._near_ties(probabilities) | ~compiled_rows
         if close.any():
             indices[close] = self.native.indices(X[close])
         return indices
 
 
 def choose_runtime(
-    native: NativeRuntime, bundle: dict[str, Any], setting: RuntimeSetting, algorithm: Algorithm
+    native: NativeRuntime,
+    bundle: dict[str, Any],
+    setting: RuntimeSetting,
+    algorithm: Algorithm,
+    domains: dict[int, np.ndarray] | None = None,
 ) -> RuntimeChoice:
     """The compiled model if it passes the check; else the estimator, with the reason.
     Blocking (a session start, the probes and a few predictions)."""
@@ -120,25 +142,16 @@ def choose_runtime(
     if bundle["onnx"] is None:
         return RuntimeChoice(native, None, str(bundle.get("onnx_error")))
     rows = np.asarray(bundle["check_rows"], dtype=np.float64)
-    return with_routing(checked(native, bundle["onnx"], rows, algorithm), rows)
+    return with_routing(checked(native, bundle["onnx"], rows, algorithm, domains), rows)
 
 
 def with_routing(choice: RuntimeChoice, rows: np.ndarray) -> RuntimeChoice:
-    """A checked choice, with the batch size from which the estimator serves (timed)."""
-    native = choice.native
-    if choice.compiled is None:
+    """A checked choice; the estimator's alone where it is faster at every size (timed)."""
+    if choice.compiled is None or not _estimator_always_faster(choice, rows):
         return choice
-    large_from = _estimator_faster_from(native, choice.compiled, rows)
-    if large_from == 1:
-        return RuntimeChoice(
-            native, None, f"{choice.detail}; but the estimator is faster at every size"
-        )
-    if large_from is None:
-        return choice
-    detail = (
-        f"{choice.detail}; batches of {large_from} rows or more go to the estimator (faster there)"
+    return RuntimeChoice(
+        choice.native, None, f"{choice.detail}; but the estimator is faster at every size"
     )
-    return dataclasses.replace(choice, detail=detail, large_from=large_from)
 
 
 def record(choice: RuntimeChoice) -> dict[str, Any] | None:
@@ -152,7 +165,6 @@ def record(choice: RuntimeChoice) -> dict[str, Any] | None:
         "detail": choice.detail,
         "tolerance": choice.tolerance,
         "missing_rows": choice.missing_rows,
-        "large_from": choice.large_from,
     }
 
 
@@ -167,12 +179,15 @@ def from_record(native: NativeRuntime, onnx: bytes, kept: dict[str, Any]) -> Run
         str(kept["detail"]),
         tolerance=float(kept["tolerance"]),
         missing_rows=bool(kept["missing_rows"]),
-        large_from=kept["large_from"],
     )
 
 
 def checked(
-    native: NativeRuntime, onnx: bytes, rows: np.ndarray, algorithm: Algorithm
+    native: NativeRuntime,
+    onnx: bytes,
+    rows: np.ndarray,
+    algorithm: Algorithm,
+    domains: dict[int, np.ndarray] | None = None,
 ) -> RuntimeChoice:
     """The compiled model behind its routing and guard if it passes the check (on `rows`,
     the training rows kept with it, and the probes); else the estimator, with the reason.
@@ -186,7 +201,7 @@ def checked(
         candidate = RuntimeChoice(
             native, compiled, "", tolerance(compiled, n_trees), missing_rows=handles_missing
         )
-        probes = probe_rows(rows, thresholds, _probe_budget(native, rows))
+        probes = probe_rows(rows, thresholds, _probe_budget(native, rows), domains=domains)
         verdict = verify(native, candidate, rows, probes, handles_missing, candidate.tolerance)
     except Exception as error:  # a session that can't start or run: serve the estimator
         return RuntimeChoice(
@@ -217,18 +232,16 @@ def _probe_budget(native: NativeRuntime, rows: np.ndarray) -> int:
     return int(min(high, max(low, PROBE_SECONDS / max(per_row, 1e-9))))
 
 
-def _estimator_faster_from(
-    native: NativeRuntime, compiled: OnnxRuntime, rows: np.ndarray
-) -> int | None:
-    """The batch size from which the estimator predicts faster than the compiled model
-    (each timed at 1 and TIMING_ROWS rows, a cost fixed per call plus one per row), or
-    None if it never does."""
+def _estimator_always_faster(choice: RuntimeChoice, rows: np.ndarray) -> bool:
+    """Whether the estimator predicts faster than the compiled model at one row and per row
+    (each timed at 1 and TIMING_ROWS rows, a cost fixed per call plus one per row)."""
+    assert choice.compiled is not None
     complete = rows[~np.isnan(rows).any(axis=1)]
     if not len(complete):
         complete = np.zeros((1, rows.shape[1]))
     batch = np.resize(complete, (TIMING_ROWS, rows.shape[1]))
-    ours, theirs = (measure_cost(runtime.indices, batch, times=5) for runtime in (compiled, native))
-    if theirs.per_row >= ours.per_row:
-        return 1 if theirs.fixed < ours.fixed else None
-    crossing = (theirs.fixed - ours.fixed) / (ours.per_row - theirs.per_row)
-    return max(1, math.ceil(crossing))
+    ours, theirs = (
+        measure_cost(runtime.indices, batch, times=5)
+        for runtime in (choice.compiled, choice.native)
+    )
+    return bool(theirs.per_row < ours.per_row and theirs.fixed < ours.fixed)

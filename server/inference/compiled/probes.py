@@ -82,17 +82,26 @@ def graph_trees(onnx: bytes, n_features: int) -> tuple[dict[int, np.ndarray], in
 
 
 def probe_rows(
-    rows: np.ndarray, per_feature: dict[int, np.ndarray], limit: int, seed: int = 0
+    rows: np.ndarray,
+    per_feature: dict[int, np.ndarray],
+    limit: int,
+    seed: int = 0,
+    domains: dict[int, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Kept rows with values moved onto each feature's probes (see the module's docstring),
-    `limit` of them, the same for the same inputs."""
+    `limit` of them, the same for the same inputs. A column with a domain (a categorical
+    column's codes and missing, a one-hot column's 0 and 1) is probed with those values
+    only: no request can hold another there."""
     rng = np.random.default_rng(seed)
     n_features = rows.shape[1]
     base = rows[~np.isnan(rows).any(axis=1)]
     if not len(base):
         base = np.zeros((1, n_features))
+    domains = domains or {}
     values = {
-        feature: np.concatenate([neighbours(per_feature.get(feature, np.empty(0))), EXTREMES])
+        feature: domains[feature]
+        if feature in domains
+        else np.concatenate([neighbours(per_feature.get(feature, np.empty(0))), EXTREMES])
         for feature in range(n_features)
     }
     features = np.concatenate([np.full(len(values[f]), f) for f in range(n_features)])

@@ -18,11 +18,14 @@ import platform
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from server.ml.probabilities import well_formed
+
+if TYPE_CHECKING:
+    from server.algorithms.base import Algorithm
 
 
 class Runtime(Protocol):
@@ -52,10 +55,17 @@ class NativeRuntime:
 
     name = "native"
 
-    def __init__(self, estimator: Any, predict_kwargs: Mapping[str, Any]) -> None:
+    def __init__(
+        self, estimator: Any, predict_kwargs: Mapping[str, Any], algorithm: Algorithm | None = None
+    ) -> None:
         self._estimator = estimator
         self._kwargs = dict(predict_kwargs)
         self._booster: Any = _UNKNOWN
+        # The type's own ways (server.algorithms): what the estimator's predict takes, made
+        # from the codes (`input_for`), and its own probabilities (`probabilities_for`).
+        self._algorithm = algorithm
+        self._convert: Any = _UNKNOWN
+        self._own: Any = _UNKNOWN
 
     @property
     def estimator(self) -> Any:
@@ -69,20 +79,37 @@ class NativeRuntime:
         return well_formed(self._probabilities(X))
 
     def indices(self, X: np.ndarray) -> np.ndarray:
-        if self._lightgbm() is not None:  # the wrapper's `predict`: the argmax of its own
+        if self._lightgbm() is not None or self._own_probabilities() is not None:
+            # the wrapper's `predict`, or the type's own: the argmax of the probabilities
             return self._probabilities(X).argmax(axis=1)
-        predicted = np.asarray(self.estimator.predict(X, **self._kwargs)).reshape(-1)
+        predicted = np.asarray(self.estimator.predict(self._input(X), **self._kwargs))
+        predicted = predicted.reshape(-1)
         return predicted.astype(np.int64, copy=False)
 
     def _probabilities(self, X: np.ndarray) -> np.ndarray:
+        own = self._own_probabilities()
+        if own is not None:
+            return np.asarray(own(X))
         booster = self._lightgbm()
         if booster is None:
-            return np.asarray(self.estimator.predict_proba(X, **self._kwargs))
+            return np.asarray(self.estimator.predict_proba(self._input(X), **self._kwargs))
         # The Booster takes float64 as it is (other types it converts to float32).
         answer = booster.predict(np.asarray(X, dtype=np.float64), num_threads=1)
         if answer.ndim == 1:  # binary: the positive class, as the wrapper stacks it
             return np.vstack((1.0 - answer, answer)).transpose()
         return np.asarray(answer)
+
+    def _input(self, X: np.ndarray) -> Any:
+        if self._convert is _UNKNOWN:
+            algorithm = self._algorithm
+            self._convert = algorithm.input_for(self.estimator) if algorithm else None
+        return X if self._convert is None else self._convert(X)
+
+    def _own_probabilities(self) -> Any:
+        if self._own is _UNKNOWN:
+            algorithm = self._algorithm
+            self._own = algorithm.probabilities_for(self.estimator) if algorithm else None
+        return self._own
 
     def _lightgbm(self) -> Any:
         """The LightGBM model's Booster, or None for any other type."""
@@ -100,8 +127,13 @@ class LazyNativeRuntime(NativeRuntime):
     """The estimator, read (and its file's tag checked) the first time a batch needs it: a
     model that its compiled copy serves may never need it, and then never pays its memory."""
 
-    def __init__(self, read: Callable[[], Any], predict_kwargs: Mapping[str, Any]) -> None:
-        super().__init__(None, predict_kwargs)
+    def __init__(
+        self,
+        read: Callable[[], Any],
+        predict_kwargs: Mapping[str, Any],
+        algorithm: Algorithm | None = None,
+    ) -> None:
+        super().__init__(None, predict_kwargs, algorithm)
         self._read = read
         self._lock = threading.Lock()
 

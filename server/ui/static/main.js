@@ -39,9 +39,27 @@ function show(snapshot) {
   renderModels(snapshot.models, snapshot.inference);
   renderTraffic(snapshot.traffic);
   renderPredictChoices(snapshot.inference);
-  renderPictures(snapshot.models, (name, version) =>
-    request("GET", `/models/${encodeURIComponent(name)}/versions/${version}`),
-  );
+  renderPictures(snapshot.models, fetchVersion);
+}
+
+const versions = new Map(); // what a version says of itself does not change: asked once
+function fetchVersion(name, version) {
+  const key = `${name}/${version}`;
+  if (!versions.has(key)) {
+    const asked = request("GET", `/models/${encodeURIComponent(name)}/versions/${version}`);
+    asked.catch(() => versions.delete(key));
+    versions.set(key, asked);
+  }
+  return versions.get(key);
+}
+
+// A typed value as the model's column takes it: text for a categorical column (a zip code
+// keeps its zero), a number for a numeric one, null for a blank.
+function typed(text, feature) {
+  if (text === "") return null;
+  if (feature?.kind === "categorical") return text;
+  const number = Number(text);
+  return Number.isNaN(number) ? text : number;
 }
 
 async function connect() {
@@ -157,7 +175,8 @@ async function onExplain() {
   const values = $("explain-values").value.split(",").map((text) => text.trim());
   let body;
   if (values[0]) {
-    body = { X: [values.map((text) => (text === "" ? null : Number(text)))], config };
+    const { features } = await fetchVersion(config.name, config.version);
+    body = { X: [values.map((text, index) => typed(text, features?.[index]))], config };
   } else if ($("predict-file").files.length) {
     body = new FormData();
     body.append("file", $("predict-file").files[0]);

@@ -110,14 +110,15 @@ export function renderModels(models, inference) {
   replaceRows(document.getElementById("models"), rows);
 }
 
-// The pictures of every current version with a validation, fetched once per version.
+// The pictures of every current version with a validation, and its categorical columns with
+// their levels, fetched once per version.
 const drawn = new Map();
 export async function renderPictures(models, fetchVersion) {
   const holder = document.getElementById("pictures");
   const wanted = new Set();
   for (const model of models) {
     const version = model.versions.find((v) => v.version === model.current_version);
-    if (!version?.pictures) continue;
+    if (!version?.pictures && !version?.categorical?.length) continue;
     const key = `${model.name}/${version.version}/${version.created_at}`;
     wanted.add(key);
     if (drawn.has(key)) continue;
@@ -131,12 +132,18 @@ export async function renderPictures(models, fetchVersion) {
       continue;
     }
     const validation = info.validation;
-    figure.append(
-      element("figcaption", `${model.name} v${version.version}: held-out rows (${validation.n_samples})`),
-      rocChart(validation.roc_curve, info.classes),
-      confusionTable(validation.confusion_matrix, info.classes),
-    );
-    if (validation.feature_importance) figure.append(importanceBars(validation.feature_importance));
+    if (version.pictures) {
+      figure.append(
+        element("figcaption", `${model.name} v${version.version}: held-out rows (${validation.n_samples})`),
+        rocChart(validation.roc_curve, info.classes),
+        confusionTable(validation.confusion_matrix, info.classes),
+      );
+      if (validation.feature_importance) figure.append(importanceBars(validation.feature_importance));
+    } else {
+      figure.append(element("figcaption", `${model.name} v${version.version}`));
+    }
+    const categorical = (info.features ?? []).filter((feature) => feature.kind === "categorical");
+    if (categorical.length) figure.append(levelsList(categorical));
   }
   for (const [key, figure] of drawn) {
     if (!wanted.has(key)) {
@@ -145,6 +152,19 @@ export async function renderPictures(models, fetchVersion) {
     }
   }
   holder.replaceChildren(...[...drawn.keys()].sort().map((key) => drawn.get(key)));
+}
+
+// A version's categorical columns: each with its levels (the first few) and their count.
+const LEVELS_SHOWN = 8;
+function levelsList(categorical) {
+  const list = element("dl", undefined, { class: "levels" });
+  for (const feature of categorical) {
+    const levels = feature.levels ?? [];
+    const shown = levels.slice(0, LEVELS_SHOWN).join(", ");
+    const more = levels.length > LEVELS_SHOWN ? `, … (${levels.length} levels)` : "";
+    list.append(element("dt", `${feature.name} (categorical)`), element("dd", `${shown}${more}`));
+  }
+  return list;
 }
 
 export function renderTraffic(points) {
