@@ -2,7 +2,9 @@
 the last `make bench` (bench/results/latest.json): when, on what machine and at which
 commit it ran, then each section's tables as it showed them, under what the section
 measures (its module's own description). The page holds one run, this one: nothing on it
-comes from another day or version.
+comes from another day or version. Sections run on their own since (`python -m bench.run
+--only ...`, saved as bench/results/only-*.json) follow it, each under the line that says
+when and at which commit it ran.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "explain": ("Explanations against predictions", "explain"),
     "replicas": ("Serving replicas through HAProxy", "replicas"),
     "dask": ("Training on Dask against local processes", "backends"),
+    "real_tables": ("Real tables: the service against each library's own pipeline", "real_tables"),
 }
 
 
@@ -68,7 +71,8 @@ def markdown_table(table: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def page(saved: dict[str, Any]) -> str:
+def page(saved: dict[str, Any], extras: list[dict[str, Any]] | None = None) -> str:
+    extras = extras or []
     about = saved["machine"]
     minutes = sum(saved["seconds"].values()) / 60
     dirty = " (with uncommitted changes)" if about["uncommitted_changes"] else ""
@@ -91,6 +95,24 @@ def page(saved: dict[str, Any]) -> str:
         "`python -m bench.run --only SECTION,...` runs some sections. Older runs, of earlier "
         "versions, are kept apart: [earlier runs](performance-history.md).",
     ]
+    parts += sections(saved)
+    for later in extras:
+        run = later["machine"]
+        parts += [
+            "",
+            f"# Run on its own: {', '.join(later['tables'])}",
+            "",
+            f"A run of these sections alone, after the full run above: **{run['date']}**, "
+            f"version {run['version']} at commit `{run['commit']}`"
+            f"{' (with uncommitted changes)' if run['uncommitted_changes'] else ''}, on "
+            f"{run['cores']} cores. Its figures are from that run only.",
+            *sections(later),
+        ]
+    return "\n".join(parts) + "\n"
+
+
+def sections(saved: dict[str, Any]) -> list[str]:
+    parts: list[str] = []
     for key, tables in saved["tables"].items():
         title, module = SECTIONS.get(key, (key, key))
         parts += ["", f"## {title}", "", description(module), ""]
@@ -102,7 +124,7 @@ def page(saved: dict[str, Any]) -> str:
             parts += ["", markdown_table(table)]
         if not tables:
             parts += ["", "(no table: the section was skipped here; its output says why)"]
-    return "\n".join(parts) + "\n"
+    return parts
 
 
 def main() -> None:
@@ -110,7 +132,13 @@ def main() -> None:
     options.add_argument("--results", type=Path, default=RESULTS)
     options.add_argument("--page", type=Path, default=PAGE)
     args = options.parse_args()
-    args.page.write_text(page(json.loads(args.results.read_text())))
+    saved = json.loads(args.results.read_text())
+    extras = [
+        json.loads(path.read_text())
+        for path in sorted(args.results.parent.glob("only-*.json"))
+        if json.loads(path.read_text())["machine"]["date"] > saved["machine"]["date"]
+    ]
+    args.page.write_text(page(saved, extras))
     print(f"wrote {args.page}")
 
 

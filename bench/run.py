@@ -4,7 +4,7 @@ in-process floor. Prints tables and saves them in bench/results/latest.json.
     python -m bench.run [--only fit,first_answer,ingest,parallel,predict,inline,responsiveness,
                                 progress,cancel,priority,observability,dask,compiled,tail,
                                 ceiling,profile,versions,loading,dashboard,automl,hostile,
-                                explain,replicas,fit_phases]
+                                explain,replicas,fit_phases,real_tables]
     python -m bench.report    the performance page (docs/performance.md) from the results
 """
 
@@ -41,6 +41,7 @@ from bench import (
     loading,
     observability,
     profile,
+    real_tables,
     replicas,
     serving,
     tail,
@@ -78,6 +79,7 @@ SECTIONS = (
     "explain",
     "replicas",
     "fit_phases",
+    "real_tables",
 )
 
 
@@ -178,8 +180,11 @@ async def run(sections: set[str], models_dir: Path, url: str, record: Record) ->
 
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    options.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
-    sections = set(options.parse_args().only.split(","))
+    options.add_argument("--only", default=None, help="comma-separated sections")
+    only = options.parse_args().only
+    sections = set((only or ",".join(SECTIONS)).split(","))
+    # A run of some sections is saved apart: the full run's results stay one run.
+    results = RESULTS if only is None else RESULTS.parent / f"only-{only.replace(',', '-')}.json"
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"server: TRAINING_CORES={TRAINING_CORES}, load generator: this process (aiohttp)"
@@ -231,13 +236,17 @@ def main() -> None:
             record.keep("explain", lambda: explain.explain_cost(Path(directory) / "explain"))
         if "replicas" in sections:  # a primary, two replicas and HAProxy, under wrk
             record.keep("replicas", lambda: replicas.replicas_section())
+        if "real_tables" in sections:  # in-process, then a server of its own
+            record.keep(
+                "real_tables", lambda: real_tables.real_tables(Path(directory) / "real_tables")
+            )
         if "dask" in sections:  # a cluster, and a server on each backend
             record.keep("dask", lambda: backends.compare(Path(directory) / "dask"))
-    RESULTS.parent.mkdir(exist_ok=True)
+    results.parent.mkdir(exist_ok=True)
     saved = {"machine": about, "seconds": record.seconds, "tables": record.tables}
-    RESULTS.write_text(json.dumps({**saved, "results": record.results}, indent=2, default=str))
+    results.write_text(json.dumps({**saved, "results": record.results}, indent=2, default=str))
     print(
-        f"\nsaved in {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}"
+        f"\nsaved in {results.relative_to(Path.cwd()) if results.is_relative_to(Path.cwd()) else results}"
     )
 
 

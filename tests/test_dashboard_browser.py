@@ -25,12 +25,17 @@ TIMEOUT_MS = 30_000
 MANAGEMENT, INFERENCE = "dashboard-management-token", "dashboard-inference-token"
 
 
+PLANS = ["basic", "plus", "pro"]  # a text column: categorical
+
+
 def write_table(path: Path, with_label: bool = True) -> Path:
     X, y = make_classification(n_samples=2000, n_features=5, random_state=0)
-    header = "a,b,c,d,e" + (",label" if with_label else "")
+    header = "a,b,c,d,e,plan" + (",label" if with_label else "")
     lines = [
-        ",".join(f"{v:.4f}" for v in row) + (f",{'yes' if t else 'no'}" if with_label else "")
-        for row, t in zip(X, y, strict=True)
+        ",".join(f"{v:.4f}" for v in row)
+        + f",{PLANS[i % 3]}"
+        + (f",{'yes' if t else 'no'}" if with_label else "")
+        for i, (row, t) in enumerate(zip(X, y, strict=True))
     ]
     path.write_text("\n".join([header, *lines]) + "\n")
     return path
@@ -111,6 +116,9 @@ def test_fit_cancel_load_predict_and_remove_from_the_page(tmp_path: Path, browse
         assert len(counts) == 4 and sum(counts) == 400  # the 20% held out
         importance = figure.locator(".bar.importance .label").all_inner_texts()
         assert importance == list(api.get("/models/rf").json()["validation"]["feature_importance"])
+        levels = figure.locator("dl.levels")  # the categorical columns and their levels
+        assert levels.locator("dt").all_inner_texts() == ["plan (categorical)"]
+        assert levels.locator("dd").all_inner_texts() == [", ".join(PLANS)]
 
         fit_from_page(page, table, "slow", '{"n_estimators": 20000}')
         slow = page.locator('#jobs tr[data-state="running"]:has(td:text-is("slow"))')
@@ -140,12 +148,12 @@ def test_fit_cancel_load_predict_and_remove_from_the_page(tmp_path: Path, browse
         page.click("#explain-button")
         result = page.locator("#explain-result")
         result.locator(".bar.total").wait_for()
-        X = [[float(v) for v in values.split(",")]]
+        X = [[float(v) for v in values.split(",")[:5]] + [values.split(",")[5]]]
         answer = api.post("/explain", json={"X": X, "config": {"name": "rf"}}).json()
         shown = float(result.locator(".bar.total .value").inner_text())
         total = answer["base_values"][0] + sum(answer["contributions"][0][0])
         assert abs(shown - total) < 1e-3
-        assert result.locator(".bar.up, .bar.down").count() == 5  # one per feature
+        assert result.locator(".bar.up, .bar.down").count() == 6  # one per original column
         SCREENSHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)  # for the README
 
