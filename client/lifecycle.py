@@ -102,6 +102,18 @@ def errors(client: ModelClient, url: str, steps: Steps, X: Any, y: Any) -> None:
         422,
         lambda: client.fit("bad", "LogisticRegression", [[1.0], [1.0, 2.0]], ["a", "b"]),
     )
+    steps.expect(
+        "fit a column of numbers and words",
+        422,
+        lambda: client.fit("bad", "LogisticRegression", [[1.5], ["abc"]], ["a", "b"]),
+    )
+    steps.expect(
+        "fit a categorical column with a fraction",
+        422,
+        lambda: client.fit(
+            "bad", "LogisticRegression", [[415], [2.5]], ["a", "b"], categorical_features=[0]
+        ),
+    )
     steps.expect("fit an unknown model type", 422, lambda: client.fit("bad", "NoSuchModel", X, y))
     steps.expect(
         "fit an unknown hyperparameter",

@@ -250,6 +250,8 @@ def test_lifecycle_demo_provokes_every_error(server_url: str, tmp_path: Path) ->
         "predict on an unloaded model                    409  409  ok",
         "fit with all 2 training slot(s) busy            503  503  ok",
         "fit with ragged X                               422  422  ok",
+        "fit a column of numbers and words               422  422  ok",
+        "fit a categorical column with a fraction        422  422  ok",
         "predict with probabilities                      200  200  ok",
         "remove_all                                      200  200  ok",
         "start a fit without waiting (wait=false)        202  202  ok",
