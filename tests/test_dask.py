@@ -97,8 +97,12 @@ async def test_each_model_type_trains_on_dask_and_predicts_here(
     for model_type in MODEL_TYPES:
         name = f"{model_type.lower()}-{labels}"
         body = fit_body(name, model_type, labels=labels, n_classes=3, n_samples=90)
+        if labels == "str":  # and a text column: its levels travel with the fit, by value
+            body["X"] = [[*row, ["red", "green", "blue"][i % 3]] for i, row in enumerate(body["X"])]
         response = await server.post("/fit", json=body)
         assert response.status_code == 201, response.text
+        if labels == "str":
+            assert response.json()["features"][-1]["levels"] == ["blue", "green", "red"]
         assert response.json()["classes"] == sorted(set(body["y"]))
         # No shared filesystem: the worker sent the model, this server wrote it.
         assert (models_dir / name / "1.joblib").is_file()
