@@ -174,8 +174,14 @@ class Metrics:
         return count
 
     def unseen_counter(self, name: str, version: int) -> Callable[[int], None]:
-        """For one loaded version: a function to call with the unseen levels of a request."""
-        count: Callable[[int], None] = self._unseen_levels.labels(name, str(version)).inc
+        """For one loaded version: a function to call with the unseen levels of a request.
+        Its series appears with the first unseen level: a model that never meets one (every
+        model of numbers) puts no name into /metrics."""
+        family = self._unseen_levels
+
+        def count(cells: int) -> None:
+            family.labels(name, str(version)).inc(cells)
+
         return count
 
     def exposition(self) -> bytes:

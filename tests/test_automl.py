@@ -58,10 +58,10 @@ async def test_bad_bodies_are_422_naming_the_problem(client: httpx.AsyncClient) 
         refused = await client.post("/automl", json=payload)
         assert refused.status_code == 422, (problem, refused.text)
         assert problem in refused.text, refused.text
-    with_missing = body("a", max_models=2, model_types=["LogisticRegression"])
-    with_missing["X"][0][0] = None
-    refused = await client.post("/automl", json=with_missing)
-    assert refused.status_code == 422 and "LogisticRegression" in refused.json()["detail"]
+    mixed = body("a", max_models=2, model_types=["LogisticRegression"])
+    mixed["X"][0][0] = "oops"  # a typo in a column of numbers: what /fit refuses, refused
+    refused = await client.post("/automl", json=mixed)
+    assert refused.status_code == 422 and "mixes numbers" in refused.json()["detail"]
     assert (await client.get("/automl/nope")).status_code == 404
     assert (await client.get("/automl")).json() == {"searches": []}
 

@@ -259,6 +259,5 @@ async def test_leftovers_of_an_interrupted_write_are_cleaned_at_start_up(
     assert files_under(models_dir) == [
         "whole/1.joblib",
         "whole/1.json",
-        "whole/1.onnx",
         "whole/pointers.json",
     ]

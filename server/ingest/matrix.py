@@ -98,7 +98,9 @@ def as_rows(rows: Any, field: str = "X") -> np.ndarray | RawTable:
     try:
         return as_matrix(rows, field)
     except InvalidInput:
-        if not all(type(row) is list for row in rows) or len(set(map(len, rows))) != 1:
+        if type(rows) is not list or not all(type(row) is list for row in rows):
+            raise
+        if len(set(map(len, rows))) != 1:
             raise
         kinds = set(map(type, chain.from_iterable(rows)))
         if str not in kinds or not kinds <= SCALARS:
