@@ -127,8 +127,10 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
     schemathesis sends the management token, and its requests without one must be refused."""
     token = "schemathesis-management-token"
     env = {"MANAGEMENT_TOKEN": token, "INFERENCE_TOKEN": "schemathesis-inference-token"}
+    # Three slots: a fit it starts without waiting must not make the next one a 503 (the
+    # documented answer when every slot is busy, which schemathesis counts as a server error).
     with (
-        uvicorn_server(tmp_path / "models", env=env) as (url, _),
+        uvicorn_server(tmp_path / "models", training_cores=4, env=env) as (url, _),
         httpx.Client(
             base_url=url, timeout=60, headers={"Authorization": f"Bearer {token}"}
         ) as client,
