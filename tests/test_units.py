@@ -353,3 +353,24 @@ def test_well_formed_probabilities_rescale_only_the_rows_that_miss_one() -> None
     assert answered[1].min() >= 0.0 and abs(answered[1].sum() - 1.0) <= 1e-15
     alone = np.array([exact])
     assert well_formed(alone) is alone  # nothing to do: no copy
+
+
+def test_a_model_with_categorical_columns_refuses_what_is_not_a_cell_naming_the_column() -> None:
+    from server.ingest.features import RecordFeatures
+    from server.tables.columns import Column, Columns
+
+    columns = Columns((Column("n"), Column("c", "categorical", ("a", "b"), (3, 4))), named=True)
+    for cell, message in (
+        ({"n": [1.0], "c": "a"}, "column 'n' must hold numbers or null, found list"),
+        ({"n": 10**400, "c": "a"}, "column 'n' must hold only finite numbers"),
+        ({"n": "x", "c": "a"}, "column 'n' is numeric in the model"),
+        ({"n": 1.0, "c": {"a": 1}}, "column 'c' holds dict values"),
+        ({"n": 1.0, "c": 2.5}, "column 'c' is categorical, and 2.5 is a number with a fraction"),
+    ):
+        with pytest.raises(InvalidInput) as refused:
+            RecordFeatures([cell]).encoded_for("m", columns)
+        assert refused.value.detail.startswith(message)
+    answered = RecordFeatures([{"c": " b ", "n": True}, {"c": "z", "n": None}])
+    encoded = answered.encoded_for("m", columns)
+    assert np.array_equal(encoded.X, [[1.0, 1.0], [np.nan, np.nan]], equal_nan=True)
+    assert encoded.unseen is not None and encoded.unseen.tolist() == [0, 1]

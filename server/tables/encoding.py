@@ -20,10 +20,11 @@ import pyarrow.compute as pc
 from server.errors import InvalidInput
 from server.tables.columns import Column, Columns
 from server.tables.levels import is_text_type, level_of, levels_of_numbers, text_array
-from server.tables.raw import RawColumn, RawTable, json_kinds
+from server.tables.raw import RawColumn, RawTable
 
 # Up to this many JSON values, a column is mapped in plain Python (a 1-row predict).
 SMALL_COLUMN = 64
+NUMBERS = frozenset({int, float, bool, type(None)})
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,21 @@ def numbers(name: str, values: RawColumn) -> np.ndarray:
     if isinstance(values, np.ndarray):
         return values
     if isinstance(values, list):
-        has_text, _ = json_kinds(values)
-        if has_text:
+        kinds = set(map(type, values))
+        if str in kinds:
             raise not_numeric(name, values)
-        if any(type(value) is bool for value in values):
+        if not kinds <= NUMBERS:
+            found = ", ".join(sorted(kind.__name__ for kind in kinds - NUMBERS))
+            raise InvalidInput(f"column {name!r} must hold numbers or null, found {found}")
+        if bool in kinds:
             values = [float(value) if type(value) is bool else value for value in values]
-        return np.array(values, dtype=np.float64)  # None becomes NaN
+        try:
+            matrix = np.array(values, dtype=np.float64)  # None becomes NaN
+        except OverflowError:  # an integer beyond double range
+            raise InvalidInput(f"column {name!r} must hold only finite numbers") from None
+        if np.isinf(matrix).any():
+            raise InvalidInput(f"column {name!r} must hold only finite numbers")
+        return matrix
     kind = values.type
     if is_text_type(kind):
         raise not_numeric(name, values.to_pylist())
