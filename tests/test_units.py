@@ -374,3 +374,39 @@ def test_a_model_with_categorical_columns_refuses_what_is_not_a_cell_naming_the_
     encoded = answered.encoded_for("m", columns)
     assert np.array_equal(encoded.X, [[1.0, 1.0], [np.nan, np.nan]], equal_nan=True)
     assert encoded.unseen is not None and encoded.unseen.tolist() == [0, 1]
+
+
+def test_a_fit_keeps_a_reference_profile_of_its_training_rows() -> None:
+    from server.ingest.inputs import FitInput
+    from server.ml.progress import NoProgress
+    from server.schemas import FitConfig
+    from server.service.fitting import labelled
+    from server.tables.raw import from_rows
+    from server.training.fit import fit_model
+    from server.training.request import Holdout, TrainingRequest
+
+    rng = np.random.default_rng(3)
+    numbers = rng.normal(50, 10, 400).round(3)
+    rows = [
+        [None if i % 10 == 0 else float(v), ["a", "b", "c"][i % 3]] for i, v in enumerate(numbers)
+    ]
+    y = ["no" if i % 4 else "yes" for i in range(400)]
+    config = FitConfig.model_validate({"name": "p", "model_type": "LogisticRegression"})
+    table = labelled(FitInput(config, from_rows(rows), y, None), 0.25, 0, 100)
+    request = TrainingRequest(
+        name="p", model_type="LogisticRegression", hyperparameters={}, X=table.X,
+        y_encoded=table.y_encoded, classes=table.classes, columns=table.columns,
+        holdout=Holdout(0.25, 0), compile=False,
+    )  # fmt: skip
+    profile = fit_model(request, NoProgress()).metadata["profile"]
+    assert profile["rows"] == 300  # the training part only
+    numeric, categorical = profile["features"]
+    assert numeric["kind"] == "numeric" and len(numeric["edges"]) == 9
+    assert numeric["edges"] == sorted(set(numeric["edges"]))
+    assert 0.08 < numeric["missing"] < 0.12
+    assert abs(sum(numeric["shares"]) + numeric["missing"] - 1) < 1e-5
+    assert all(0.07 < share < 0.11 for share in numeric["shares"])  # quantile bins
+    assert categorical["kind"] == "categorical" and len(categorical["shares"]) == 3
+    assert abs(sum(categorical["shares"]) - 1) < 1e-5 and categorical["missing"] == 0
+    assert set(profile["classes"]) == {"no", "yes"}
+    assert abs(profile["classes"]["yes"] - 0.25) < 0.02

@@ -19,7 +19,7 @@ METADATA_SUFFIX = ".json"
 VERSION_FILE_SUFFIXES = (MODEL_SUFFIX, ONNX_SUFFIX, METADATA_SUFFIX)
 # Kept in the metadata file, never answered: the tags, and what serving needs of the check
 # that the fit ran (server.inference.compiled.choice).
-INTERNAL_KEYS = (SIGNATURE, "serving", "preparation")
+INTERNAL_KEYS = (SIGNATURE, "serving", "preparation", "profile")
 POINTERS = "pointers.json"
 REMOVING_SUFFIX = ".removing"
 

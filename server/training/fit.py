@@ -21,6 +21,7 @@ from server.ml.explanations import training_means
 from server.ml.messages import library_message
 from server.ml.progress import EarlyStopping, ProgressSink, TrainingStopped
 from server.ml.scoring import holdout, scores
+from server.monitoring.profile import reference_profile
 from server.training.compiling import check_rows, compile_checked
 from server.training.costs import predict_cost
 from server.training.importance import feature_importance, importance_budget
@@ -77,6 +78,7 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
     }
     if preparation is not None:
         metadata["preparation"] = preparation.describe()
+    metadata["profile"] = reference_profile(codes, columns, y, request.classes)
     bundle = {
         "estimator": estimator,
         "classes": request.classes,
