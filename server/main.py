@@ -29,6 +29,7 @@ from server.http.middleware.fast_predict import PredictFastPath
 from server.http.middleware.guard import GuardRules, RequestGuard
 from server.http.middleware.instrument import Instrument, RequestLog
 from server.http.middleware.streams import StreamLimit
+from server.http.request_ids import RequestIds
 from server.http.routes import TABLES
 from server.ingest.limits import RequestLimits
 from server.metrics import Metrics, NoMetrics
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
     hosts = settings.hosts if tokens.open else None  # with a token, a page can't send it
     rules = GuardRules(settings.origins, hosts)  # the guard's and the hot path's
     app.add_middleware(RequestGuard, rules=rules)
+    app.add_middleware(RequestIds)  # outside the guard: its refusals carry an id too
     log = RequestLog(metrics, settings.access_log)
     noted = settings.metrics or settings.access_log != "off"
     if noted:  # outermost: it sees every answer

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import pytest
 from tests.conftest import ClientFactory
 from tests.helpers import dataset, fit_body, wait_until
 from tests.servers import uvicorn_server
+
+UUID7 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 pytestmark = pytest.mark.anyio
 MANAGEMENT, INFERENCE = "m-token-for-tests", "i-token-for-tests"
@@ -162,3 +165,44 @@ async def test_metrics_and_access_log_count_each_request_once_under_concurrency(
 
             await wait_until(all_written, timeout=10, what="180 access log lines")
             assert predict_lines() == {200: 120, 404: 30, 422: 30}
+
+            # Every answer has its request id, the hot path's and the refusals' alike, sortable
+            # by time (UUIDv7); /predict's body says it; the access log line carries it.
+            ids = [reply.headers["x-request-id"] for reply in replies]
+            assert len(set(ids)) == 180 and all(UUID7.fullmatch(rid) for rid in ids)
+            assert all(r.json()["request_id"] == r.headers["x-request-id"]
+                       for r in replies if r.status_code == 200)  # fmt: skip
+            first = (await client.post("/predict", json=good)).headers["x-request-id"]
+            later = (await client.post("/predict", json=good)).headers["x-request-id"]
+            made = int(first.replace("-", "")[:12], 16) / 1000  # its millisecond, first
+            assert abs(made - time.time()) < 60 and first[:13] <= later[:13]
+            own = await client.post("/predict", json=good, headers={"X-Request-Id": "order-77"})
+            assert own.headers["x-request-id"] == own.json()["request_id"] == "order-77"
+            for bad in ("x" * 129, "tab\there"):
+                replaced = await client.post("/predict", json=good, headers={"X-Request-Id": bad})
+                assert UUID7.fullmatch(replaced.headers["x-request-id"])
+            # The full app's routes too: a file, /evaluate, a refused /explain.
+            by_file = await client.post(
+                "/predict",
+                files={"file": ("rows.csv", b"x0,x1,x2,x3\n0.1,0.2,0.3,0.4\n")},
+                data={"config": '{"name": "lr"}'},
+                headers={"X-Request-Id": "file-1"},
+            )
+            assert by_file.headers["x-request-id"] == by_file.json()["request_id"] == "file-1"
+            evaluated = await client.post("/evaluate", json={**good, "y": [1]})
+            assert evaluated.status_code == 200 and UUID7.fullmatch(
+                evaluated.headers["x-request-id"]
+            )
+            unknown = await client.post("/explain", json={"X": X[:1], "config": {"name": "nobody"}})
+            assert unknown.status_code == 404 and "x-request-id" in unknown.headers
+            assert "x-request-id" not in (await client.get("/health")).headers
+
+            def logged_ids() -> set[str]:
+                text = log.read_text().splitlines()
+                return {json.loads(line).get("request_id") for line in text if line[:1] == "{"}
+
+            async def file_logged() -> bool:
+                return "file-1" in logged_ids()
+
+            await wait_until(file_logged, timeout=10, what="the file's access log line")
+            assert set(ids) | {"order-77", "file-1"} <= logged_ids()

@@ -241,6 +241,9 @@ class PredictResponse(BaseModel):
     predictions: list[Label]
     probabilities: list[list[float]] | None = None
     classes: list[Label] | None = None
+    request_id: str | None = Field(
+        default=None, description="the request's id, as its X-Request-Id header says"
+    )
 
 
 class StatusResponse(BaseModel):

@@ -2,7 +2,7 @@
 
 Writing a log line on the event loop (a log record, its formatting, a write to stderr) cost
 a good share of a 1-row prediction's CPU (see docs/performance-history.md, Figures behind the
-code). The loop now only puts the request's four fields on a queue; the thread
+code). The loop now only puts the request's fields on a queue; the thread
 turns them into records of the `server.access` logger, in the order they came, so handlers
 and formats configured on that logger work as before. Lines appear a moment after their
 answers, and every line queued before shutdown is written.
@@ -19,7 +19,7 @@ from typing import Literal
 
 access_logger = logging.getLogger("server.access")
 Style = Literal["text", "json"]
-Entry = tuple[str, str, int, float]
+Entry = tuple[str, str, int, float, str | None]
 # Lines wait at most this long: the price of writing them in batches.
 BATCH_SECONDS = 0.05
 
@@ -31,10 +31,12 @@ class AccessLog:
         self._writer: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def write(self, method: str, route: str, status: int, seconds: float) -> None:
+    def write(
+        self, method: str, route: str, status: int, seconds: float, request_id: str | None = None
+    ) -> None:
         if self._writer is None:
             self._start()
-        self._queue.put((method, route, status, seconds))
+        self._queue.put((method, route, status, seconds, request_id))
 
     def close(self, timeout: float = 5.0) -> None:
         """Write every line queued so far, then stop the thread."""
@@ -65,10 +67,20 @@ class AccessLog:
                     return
                 self._write_line(*entry)
 
-    def _write_line(self, method: str, route: str, status: int, seconds: float) -> None:
+    def _write_line(
+        self, method: str, route: str, status: int, seconds: float, request_id: str | None
+    ) -> None:
         milliseconds = round(seconds * 1000, 2)
         if self.style == "json":
-            line = {"method": method, "route": route, "status": status, "ms": milliseconds}
+            line: dict[str, object] = {
+                "method": method, "route": route, "status": status, "ms": milliseconds
+            }  # fmt: skip
+            if request_id is not None:
+                line["request_id"] = request_id
             access_logger.info(json.dumps(line))
+        elif request_id is not None:
+            access_logger.info(
+                "%s %s %d %.2f ms %s", method, route, status, milliseconds, request_id
+            )
         else:
             access_logger.info("%s %s %d %.2f ms", method, route, status, milliseconds)

@@ -30,6 +30,7 @@ from server.http.auth import Tokens
 from server.http.csv_response import CSV
 from server.http.errors import answer
 from server.http.middleware.guard import GuardRules
+from server.http.request_ids import HEADER, request_id
 from server.ingest import INLINE_PARSE_BYTES
 from server.ingest.json_body import predict_input
 from server.ingest.limits import TableLimits
@@ -37,7 +38,7 @@ from server.service.operations import ModelService
 
 ROUTE = "/predict"
 JSON_HEADERS = [(b"content-type", b"application/json")]
-Note = Callable[[str, str, int, float], None]
+Note = Callable[[str, str, int, float, str | None], None]
 
 
 class PredictFastPath:
@@ -73,8 +74,11 @@ class PredictFastPath:
             or scope["path"] != ROUTE
             or scope["method"] != "POST"
             or scope.get("root_path")
-            or not self._takes(scope)
         ):
+            await self.app(scope, receive, send)
+            return
+        taken, given = self._takes(scope)
+        if not taken:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -83,20 +87,27 @@ class PredictFastPath:
         if body_bytes is None or service is None:  # declined: the full app reads the body
             await self.app(scope, _replay(messages, receive), send)
             return
+        rid = request_id(given)
         try:
             prediction = await service.predict(predict_input(body_bytes, self._limits))
         except (ServiceError, RequestValidationError) as error:  # answered as the app would
             refusal = answer(error)
+            refusal.headers["x-request-id"] = rid
             await refusal(scope, receive, send)
             if self._note is not None:
-                self._note("POST", ROUTE, refusal.status_code, time.perf_counter() - started)
+                self._note("POST", ROUTE, refusal.status_code, time.perf_counter() - started, rid)
             return
+        prediction["request_id"] = rid
         payload = orjson.dumps(prediction)
-        headers = [*JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
+        headers = [
+            *JSON_HEADERS,
+            (b"content-length", str(len(payload)).encode()),
+            (HEADER, rid.encode()),
+        ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
         if self._note is not None:
-            self._note("POST", ROUTE, 200, time.perf_counter() - started)
+            self._note("POST", ROUTE, 200, time.perf_counter() - started, rid)
 
     def _lifespan_send(self, send: Send) -> Send:
         """A start-up that failed for a reason the server told (`state.fatal`, one line)
@@ -110,30 +121,35 @@ class PredictFastPath:
 
         return reporting
 
-    def _takes(self, scope: Scope) -> bool:
-        """A JSON body and answer, nothing the guard refuses (one Authorization header, no
-        Origin, an allowed Host), and (with tokens set) a valid bearer token."""
+    def _takes(self, scope: Scope) -> tuple[bool, bytes | None]:
+        """Whether this path answers: a JSON body and answer, nothing the guard refuses (one
+        Authorization header, no Origin, an allowed Host), and (with tokens set) a valid
+        bearer token; and the caller's request id, if it gave one."""
         authorization: bytes | None = None
         json_body = False
         host = b""
+        given: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"content-type":
                 json_body = self._guard.is_json(value)
             elif name == b"accept" and CSV in value.decode("latin-1").lower():
-                return False
+                return False, None
             elif name == b"authorization":
                 if authorization is not None:  # a second one: the guard answers 400
-                    return False
+                    return False, None
                 authorization = value
             elif name == b"host":
                 host = value
+            elif name == HEADER:
+                given = value
             elif name == b"origin":  # a browser's call: the guard decides, in the full app
-                return False
+                return False, None
         if not json_body or not self._guard.host_allowed(host):
-            return False
+            return False, None
         if self._tokens.open:
-            return True
-        return self._tokens.role_of_header((authorization or b"").decode("latin-1")) is not None
+            return True, given
+        role = self._tokens.role_of_header((authorization or b"").decode("latin-1"))
+        return role is not None, given
 
 
 async def _read(receive: Receive, limit: int) -> tuple[list[Message], bytes | None]:

@@ -1,11 +1,12 @@
 """One ASGI middleware that sees every request once: it counts it (metrics) and writes its
-access log line, with the method, the route template, the status and the duration.
+access log line, with the method, the route template, the status and the duration (and the
+request id of the routes that have one, server.http.request_ids).
 
 The route is the template the router matched (`/models/{name}`), read from the scope after
 the app has answered, never the raw path; a path no route matched is `unmatched`, and a
 method outside the usual few is `other`. So a label never carries a model name or whatever a
 client typed, and the number of series stays bounded. Neither the log nor the labels ever
-see a body, a query string or a header (tokens travel in one).
+see a body, a query string or a header (tokens travel in one), but for the request id.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.http.middleware.access_log import AccessLog
+from server.http.request_ids import id_of
 from server.metrics import Metrics
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
@@ -30,10 +32,12 @@ class RequestLog:
         self.metrics = metrics
         self.access_log = AccessLog(access_log) if access_log != "off" else None
 
-    def note(self, method: str, route: str, status: int, seconds: float) -> None:
+    def note(
+        self, method: str, route: str, status: int, seconds: float, request_id: str | None = None
+    ) -> None:
         self.metrics.request(method, route, status, seconds)
         if self.access_log is not None:
-            self.access_log.write(method, route, status, seconds)
+            self.access_log.write(method, route, status, seconds, request_id)
 
     def close(self) -> None:
         if self.access_log is not None:
@@ -81,4 +85,5 @@ class Instrument:
             await self.app(scope, receive, send_and_note)
         finally:
             method = scope["method"] if scope["method"] in METHODS else "other"
-            self.log.note(method, self.route_of(scope), status, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.log.note(method, self.route_of(scope), status, elapsed, id_of(scope))

@@ -12,6 +12,7 @@ from server.http.csv_response import CSV, predictions_csv, wants_csv
 from server.http.dependencies import ExplanationsOf, Service
 from server.http.disconnect import unless_disconnected
 from server.http.openapi_bodies import request_body
+from server.http.request_ids import id_of
 from server.http.routing import RouteTable
 from server.ingest import read_evaluate, read_explain, read_predict
 from server.schemas import (
@@ -45,6 +46,7 @@ async def predict(request: Request, service: Service) -> Response:
     answer = await service.predict(await read_predict(request, request.app.state.limits.predict))
     if wants_csv(request):
         return predictions_csv(answer)
+    answer["request_id"] = id_of(request.scope)
     # orjson, and no second validation of what we built: a 100k-row answer is one dumps.
     return Response(orjson.dumps(answer), media_type="application/json")
 
