@@ -75,6 +75,12 @@ def estimator_input(models_dir: Path, name: str, X: np.ndarray, version: int = 1
     return X if preparation is None else preparation.transform(X)
 
 
+def answered(response: Any) -> dict[str, Any]:
+    """A /predict answer without its request id (which every request has its own of)."""
+    body = response.json() if hasattr(response, "json") else response
+    return {key: value for key, value in body.items() if key != "request_id"}
+
+
 def files_under(directory: Path) -> list[str]:
     """Every file under `directory`, as sorted paths relative to it."""
     return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())

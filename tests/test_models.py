@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import ClientFactory
 from tests.helpers import (
+    answered,
     core_plan,
     dataset,
     files_under,
@@ -59,7 +60,7 @@ async def test_load_predict_unload_cycle(client) -> None:
     response = await client.post("/predict", json={"X": X[:3], **named("lr")})
     assert response.status_code == 200
     answer = response.json()
-    assert set(answer) == {"name", "version", "predictions"}
+    assert set(answer) == {"name", "version", "predictions", "request_id"}
     assert answer["name"] == "lr"
     assert len(answer["predictions"]) == 3
     assert set(answer["predictions"]) <= set(y)
@@ -230,7 +231,7 @@ async def test_models_survive_a_restart(make_client: ClientFactory) -> None:
     async with make_client() as client:
         await fit(client, "keep", "XGBClassifier")
         await client.post("/load", json=named("keep"))
-        before = (await client.post("/predict", json={"X": X, **named("keep")})).json()
+        before = answered(await client.post("/predict", json={"X": X, **named("keep")}))
         info_before = (await client.get("/models/keep")).json()
     async with make_client() as client:
         info = (await client.get("/models/keep")).json()
@@ -241,7 +242,7 @@ async def test_models_survive_a_restart(make_client: ClientFactory) -> None:
         assert info == {**info_before, **unloaded}
         assert version == {**version_before, **unloaded}
         assert (await client.post("/load", json=named("keep"))).status_code == 200
-        after = (await client.post("/predict", json={"X": X, **named("keep")})).json()
+        after = answered(await client.post("/predict", json={"X": X, **named("keep")}))
         assert after == before
 
 

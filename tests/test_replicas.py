@@ -24,7 +24,7 @@ from server.http.routes import TABLES
 from server.replication import manifest
 from server.replication.manifest import FILE_NAME, Served
 from server.store.signing import SigningKey
-from tests.helpers import fit_body, named, wait_for
+from tests.helpers import answered, fit_body, named, wait_for
 from tests.servers import uvicorn_server
 
 ROW = {"X": [fit_body("x")["X"][0]]}
@@ -109,10 +109,10 @@ def store_bytes(models: Path) -> dict[str, str]:
 
 def test_a_load_on_the_primary_is_served_by_both_replicas(cluster: Cluster) -> None:
     fit_and_load(cluster, "alpha")
-    expected = predict(cluster.primary, "alpha").json()
+    expected = answered(predict(cluster.primary, "alpha"))
     for url in cluster.replicas:
         wait_for(lambda u=url: served_version(u, "alpha") == 1, FOLLOW_SECONDS, "a replica")
-        assert predict(url, "alpha").json() == expected
+        assert answered(predict(url, "alpha")) == expected
         health = httpx.get(url + "/health").json()
         assert health["role"] == "replica" and health["following"]["problems"] == []
         assert health["following"]["behind_seconds"] == 0

@@ -21,7 +21,7 @@ from server.store.files import ModelStore
 from server.store.keys import read_key_file
 from server.store.pointers import first
 from server.store.signing import SigningKey
-from tests.helpers import KEY, dataset, fit_body, named, run_trust
+from tests.helpers import KEY, answered, dataset, fit_body, named, run_trust
 from tests.servers import uvicorn_server
 
 UNTRUSTED = ["planted", "flipped", "forest", "foreign"]
@@ -85,7 +85,7 @@ def test_planted_changed_and_foreign_files_are_refused_and_never_unpickled(
             assert call("POST", "/fit", json=body).status_code == 201
         assert call("POST", "/load", json=named("good")).status_code == 200
         rows = {"X": dataset()[0][:5], "config": {"name": "good", "probabilities": True}}
-        served = call("POST", "/predict", json=rows).json()
+        served = answered(call("POST", "/predict", json=rows))
 
         flip_a_byte(models / "flipped" / "1.joblib")
         flip_a_byte(models / "forest" / "1.onnx")
@@ -112,7 +112,7 @@ def test_planted_changed_and_foreign_files_are_refused_and_never_unpickled(
             assert f"model '{name}' version 1 is untrusted: " in detail
             assert why[name] in detail and f"python -m server.trust sign {name}/1" in detail
             # The trusted model serves throughout.
-            assert call("POST", "/predict", json=rows).json() == served
+            assert answered(call("POST", "/predict", json=rows)) == served
         assert listed["good"]["status"] == "loaded"
         assert call("GET", "/status").json()["inference"]["loaded"] == ["good"]
         exposition = call("GET", "/metrics").text
@@ -126,7 +126,7 @@ def test_planted_changed_and_foreign_files_are_refused_and_never_unpickled(
         httpx.Client(base_url=url, timeout=120) as client,
     ):
         assert client.post("/load", json=named("good")).status_code == 200
-        assert client.post("/predict", json=rows).json() == served
+        assert answered(client.post("/predict", json=rows)) == served
         answers.append(client.get("/metrics").text)
     started = log.read_text()
     for name in UNTRUSTED:
@@ -157,7 +157,7 @@ def predictions(client: httpx.Client, names: list[str]) -> dict[str, Any]:
     for name in names:
         assert client.post("/load", json=named(name)).status_code == 200
         body = {"X": dataset()[0][:8], "config": {"name": name, "probabilities": True}}
-        found[name] = client.post("/predict", json=body).json()
+        found[name] = answered(client.post("/predict", json=body))
         assert client.post("/unload", json=named(name)).status_code == 200
     return found
 
