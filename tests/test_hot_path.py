@@ -58,13 +58,23 @@ def _requests() -> list[tuple[str, dict[str, str], bytes]]:
     ]
 
 
-async def _answers(app: Any, headers: dict[str, str]) -> dict[str, tuple[int, str | None, bytes]]:
+Answer = tuple[int, str | None, str | None, bytes]
+
+
+async def _answers(app: Any, headers: dict[str, str]) -> dict[str, Answer]:
+    """Every request with the same id: both paths must echo it, and answer the same bytes."""
     answers = {}
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         for what, extra, content in _requests():
-            reply = await client.post("/predict", content=content, headers={**headers, **extra})
-            answers[what] = (reply.status_code, reply.headers.get("content-type"), reply.content)
+            sent = {**headers, "x-request-id": "byte-for-byte", **extra}
+            reply = await client.post("/predict", content=content, headers=sent)
+            answers[what] = (
+                reply.status_code,
+                reply.headers.get("content-type"),
+                reply.headers.get("x-request-id"),
+                reply.content,
+            )
     return answers
 
 
@@ -101,7 +111,7 @@ async def test_the_hot_path_answers_byte_for_byte_as_the_fastapi_app(
         for headers in credentials:
             hot, behind = await _answers(app, headers), await _answers(app.app, headers)
             assert hot == behind
-            statuses = {what: status for what, (status, _, _) in hot.items()}
+            statuses = {what: status for what, (status, *_) in hot.items()}
             if tokens and headers.get("authorization", "").startswith("Bearer m"):
                 assert statuses["labels"] == statuses["probabilities"] == 200
             if "authorization" in headers and headers["authorization"].endswith(INFERENCE):
