@@ -43,19 +43,19 @@ class Column:
 class Columns:
     columns: tuple[Column, ...]
     named: bool  # the names came with the rows (a file, records), not x0, x1, ... of a JSON X
+    # Derived once: every request asks for them (the hot path asks `all_numeric`).
+    names: list[str] = field(init=False, compare=False, repr=False)
+    categorical: list[int] = field(init=False, compare=False, repr=False)
 
-    @property
-    def names(self) -> list[str]:
-        return [column.name for column in self.columns]
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", [column.name for column in self.columns])
+        categorical = [i for i, column in enumerate(self.columns) if column.categorical]
+        object.__setattr__(self, "categorical", categorical)
 
     @property
     def feature_names(self) -> list[str] | None:
         """The names a request's columns are matched to, if any."""
         return self.names if self.named else None
-
-    @property
-    def categorical(self) -> list[int]:
-        return [i for i, column in enumerate(self.columns) if column.categorical]
 
     @property
     def level_counts(self) -> tuple[int | None, ...]:
