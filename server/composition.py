@@ -22,6 +22,7 @@ from server.config import Settings
 from server.explain.explainer import Explainer, ExplainLimits
 from server.explain.explanations import Explanations
 from server.explain.report import ExplainerCollector
+from server.http.middleware.access_log import BatchedLines, access_logger
 from server.inference.batching import BatchingSettings
 from server.inference.loaded import read_model
 from server.inference.registry import Registry
@@ -44,7 +45,6 @@ from server.ui.hub import SnapshotHub
 from server.ui.snapshot import Snapshots
 
 logger = logging.getLogger("server")
-access_logger = logging.getLogger("server.access")
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,9 @@ def configure_logging() -> None:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
     if not access_logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        access_logger.addHandler(handler)
+        lines = BatchedLines()
+        lines.setFormatter(logging.Formatter("%(message)s"))
+        access_logger.addHandler(lines)
         access_logger.propagate = False
 
 
