@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from uvicorn.logging import DefaultFormatter
 from server.algorithms import preload
 from server.automl.runner import AutoML
 from server.config import Settings
+from server.errors import StartupFailed
 from server.explain.explainer import Explainer, ExplainLimits
 from server.explain.explanations import Explanations
 from server.explain.report import ExplainerCollector
@@ -27,6 +29,10 @@ from server.inference.batching import BatchingSettings
 from server.inference.loaded import read_model
 from server.inference.registry import Registry
 from server.metrics import Metrics
+from server.monitoring.capture import Capture
+from server.monitoring.collector import MonitoringCollector
+from server.monitoring.layout import WRITER_PATTERN
+from server.monitoring.monitor import Monitor
 from server.replication import roles
 from server.replication.follower import Follower
 from server.replication.publisher import Publisher
@@ -56,6 +62,7 @@ class Parts:
     explanations: Explanations
     follower: Follower | None  # a replica's (SERVING_ROLE=replica)
     publisher: Publisher | None  # a primary's
+    monitor: Monitor
 
 
 def configure_logging() -> None:
@@ -71,6 +78,21 @@ def configure_logging() -> None:
         lines.setFormatter(logging.Formatter("%(message)s"))
         access_logger.addHandler(lines)
         access_logger.propagate = False
+
+
+def monitor_for(settings: Settings, store: ModelStore) -> Monitor:
+    """The monitor, not started. A replica writes under its own folder (REPLICA_NAME, or its
+    host name); a primary under `primary` unless named."""
+    writer = settings.replica_name or (socket.gethostname() if settings.is_replica else "primary")
+    if not WRITER_PATTERN.fullmatch(writer):
+        raise StartupFailed(
+            f"REPLICA_NAME={writer!r} can't name a folder: letters, digits, '.', '_', '-'"
+        )
+    capture = Capture(
+        settings.capture_root, writer, settings.capture_queue_rows,
+        settings.capture_flush_seconds, settings.capture_retention_days,
+    )  # fmt: skip
+    return Monitor(store, capture)
 
 
 def backend(settings: Settings, cores: CorePlan, warm: bool = True) -> TrainingBackend:
@@ -153,6 +175,12 @@ async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> Asyn
     )
     if replica:
         service.primary_hint = f" ({settings.primary_url or 'PRIMARY_URL'})"
+    monitor = monitor_for(settings, store)
+    await asyncio.to_thread(monitor.start, [] if replica else store.names())
+    service.monitor = monitor
+    metrics.add_collector(MonitoringCollector(monitor))
+    if publisher is not None:
+        monitor.on_change = publisher.changed
     catalog = Catalog(service)
     # Explanations run where trainings run, never on the server's own core.
     limits = ExplainLimits(
@@ -172,7 +200,9 @@ async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> Asyn
     else:
         await serving.enter_async_context(roles.primary(service, publisher))
     explanations = Explanations(service, explainer, settings.max_explain_values)
-    parts = Parts(service, catalog, AutoML(service), hub, explanations, follower, publisher)
+    parts = Parts(
+        service, catalog, AutoML(service), hub, explanations, follower, publisher, monitor
+    )
     # Everything imported so far (the five libraries, ONNX Runtime, FastAPI: over a million
     # objects) lives as long as the process. Out of the collector's sight, a full collection
     # no longer walks them all, which paused the loop and was the whole p99 tail (see the
@@ -184,6 +214,7 @@ async def started(settings: Settings, metrics: Metrics, open_mode: bool) -> Asyn
         yield parts
     finally:
         await serving.aclose()
+        await asyncio.to_thread(monitor.close)  # every captured row queued is written
         explainer.close()
         await parts.hub.close()
         await parts.automl.close()

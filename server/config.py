@@ -128,6 +128,30 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(default=5, ge=1)
     """The Retry-After header of a 503 (no free training slot)."""
 
+    monitoring_path: Path | None = None
+    """Where captured rows, labels and drop counts are written (unset: `monitoring` beside
+    MODELS_PATH); never inside MODELS_PATH. Captured rows are users' data: see Monitoring."""
+    capture_queue_rows: int = Field(default=100_000, ge=1)
+    """Captured rows waiting for the writer; rows beyond are dropped and counted."""
+    capture_retention_days: float = Field(default=30.0, gt=0)
+    """Captured rows and labels older than this are deleted."""
+    capture_flush_seconds: float = Field(default=2.0, gt=0, le=300)
+    """How long a captured row waits, at most, before it is in a file (and in the report)."""
+    replica_name: str | None = None
+    """This server's folder under MONITORING_PATH (unset: `primary` for a primary, the host
+    name for a replica)."""
+
+    @model_validator(mode="after")
+    def _monitoring_outside_models(self) -> Settings:
+        models = self.models_path.resolve()
+        if models == self.capture_root.resolve() or models in self.capture_root.resolve().parents:
+            raise ValueError("MONITORING_PATH must not be inside MODELS_PATH")
+        return self
+
+    @property
+    def capture_root(self) -> Path:
+        return self.monitoring_path or self.models_path.resolve().parent / "monitoring"
+
     @model_validator(mode="after")
     def _dask_needs_a_scheduler(self) -> Settings:
         if self.training_backend == "dask" and not self.dask_scheduler_address:

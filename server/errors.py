@@ -12,6 +12,8 @@
      ├── NotExplainable     409  a version saved before explanations, with nothing to explain by
      ├── NothingToRollBack  409  a rollback with no earlier current version (or it was deleted)
      ├── ReplicaReadOnly    409  a writing call on a replica (SERVING_ROLE=replica)
+ ├── NoCapture          409  feedback for a name whose capture was never on; from_capture
+ │                           with no labelled rows
      ├── MetricsOff         404  GET /metrics on a server started with METRICS=false
      ├── JobNotFound        404  no job of that id (or it is older than the kept history)
      ├── SearchNotFound     404  no AutoML search of that id (the same)
@@ -137,6 +139,10 @@ class ReplicaReadOnly(ServiceError):
             "this server is a replica (SERVING_ROLE=replica): it serves predictions and never "
             f"writes; send this call to {where}"
         )
+
+
+class NoCapture(ServiceError):
+    status_code = 409
 
 
 class JobNotFound(ServiceError):

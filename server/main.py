@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None) -> PredictFastPath:
             app.state.service, app.state.catalog = built.service, built.catalog
             app.state.automl, app.state.ui_hub = built.automl, built.hub
             app.state.explanations, app.state.follower = built.explanations, built.follower
-            app.state.publisher = built.publisher
+            app.state.publisher, app.state.monitor = built.publisher, built.monitor
             loop = asyncio.get_running_loop()
             loop.call_later(EXPOSURE_CHECK_SECONDS, warn_if_exposed, tokens)
             yield

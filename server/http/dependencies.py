@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from server.explain.explanations import Explanations
+from server.monitoring.monitor import Monitor
 from server.service.catalog import Catalog
 from server.service.operations import ModelService
 
@@ -27,6 +28,12 @@ async def _explanations(request: Request) -> Explanations:
     return explanations
 
 
+async def _monitor(request: Request) -> Monitor:
+    monitor: Monitor = request.app.state.monitor
+    return monitor
+
+
 Service = Annotated[ModelService, Depends(_service)]
 CatalogOf = Annotated[Catalog, Depends(_catalog)]
 ExplanationsOf = Annotated[Explanations, Depends(_explanations)]
+MonitorOf = Annotated[Monitor, Depends(_monitor)]

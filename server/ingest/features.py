@@ -12,13 +12,14 @@ from operator import itemgetter
 from typing import Any, Protocol
 
 import numpy as np
+import pyarrow as pa
 
 from server.errors import InvalidInput
 from server.ingest.matrix import as_matrix
 from server.ingest.tables import FileTable, numeric_matrix
 from server.tables.columns import Columns
 from server.tables.encoding import Encoded, encode, encode_numbers
-from server.tables.raw import RawTable, from_matrix, from_records
+from server.tables.raw import RawColumn, RawTable, from_matrix, from_records
 
 
 class Features(Protocol):
@@ -29,6 +30,24 @@ class Features(Protocol):
         """The rows as a float64 matrix in the column order of `model`, categorical cells
         as the model's codes (server.tables.encoding)."""
         ...
+
+    def raw_column(self, columns: Columns, index: int) -> RawColumn:
+        """The model's column `index` as the request sent it (capture keeps its text)."""
+        ...
+
+    def key_values(self, key: str) -> list[str | None]:
+        """The request's `key` column (config.key) as text: records and files only."""
+        ...
+
+
+def _no_key_column(key: str) -> InvalidInput:
+    return InvalidInput(
+        f"config.key names a column ({key!r}): send records or a file, whose columns have names"
+    )
+
+
+def _key_missing(key: str) -> InvalidInput:
+    return InvalidInput(f"config.key is {key!r}, and the rows have no such column")
 
 
 def _missing(columns: list[str], model: str, feature_names: list[str]) -> InvalidInput:
@@ -62,6 +81,12 @@ class MatrixFeatures:
             )
         return encode(columns, self.raw)
 
+    def raw_column(self, columns: Columns, index: int) -> RawColumn:
+        return self.X[:, index] if self.X is not None else self.raw.columns[index]  # type: ignore[union-attr]
+
+    def key_values(self, key: str) -> list[str | None]:
+        raise _no_key_column(key)
+
 
 @dataclass(frozen=True)
 class RecordFeatures:
@@ -87,6 +112,16 @@ class RecordFeatures:
             self._check_keys(feature_names)
             return encode(columns, from_records(self.records, feature_names))
         return Encoded(self.numbers(feature_names), None)
+
+    def raw_column(self, columns: Columns, index: int) -> RawColumn:
+        name = columns.columns[index].name
+        return [record.get(name) for record in self.records]
+
+    def key_values(self, key: str) -> list[str | None]:
+        if not any(key in record for record in self.records):
+            raise _key_missing(key)
+        values = [record.get(key) for record in self.records]
+        return [None if value is None else str(value) for value in values]
 
     def table(self, names: list[str]) -> RawTable:
         """The records' values of `names` (a fit's columns): numbers as one matrix, or, with
@@ -155,3 +190,15 @@ class TableFeatures:
         categorical = [table.table.column_names[i] for i in columns.categorical]
         table = table.with_text(categorical)  # a CSV's "02139" keeps its zero
         return encode(columns, RawTable(list(table.table.columns), table.table.num_rows))
+
+    def raw_column(self, columns: Columns, index: int) -> RawColumn:
+        table = self.file_table
+        if columns.feature_names is None:
+            return table.table.column(index)
+        name = columns.feature_names[index]
+        return table.with_text([name]).table.column(name)
+
+    def key_values(self, key: str) -> list[str | None]:
+        if key not in self.file_table.table.column_names:
+            raise _key_missing(key)
+        return self.file_table.with_text([key]).table.column(key).cast(pa.string()).to_pylist()

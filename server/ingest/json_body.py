@@ -40,6 +40,8 @@ def fit_input(
     as a file's are)."""
     payload = _object(body, {"X", "y", "config"}, limits, alternatives={"X": "records"})
     config = _config(config_type, payload)
+    if "y" not in payload:  # config.from_capture: the rows come from the capture
+        return FitInput(config=config, raw=RawTable([], 0), y=[], feature_names=None)
     y = read_labels(payload["y"])
     if "records" not in payload:
         return FitInput(config=config, raw=_table(as_rows(payload["X"])), y=y, feature_names=None)
@@ -66,11 +68,10 @@ def rows_input(body: bytes, config_type: type[ConfigT], limits: TableLimits) -> 
 
 def evaluate_input(body: bytes, limits: TableLimits = UNLIMITED) -> EvaluateInput:
     payload = _object(body, {"X", "y", "config"}, limits, alternatives={"X": "records"})
-    return EvaluateInput(
-        config=_config(EvaluateConfig, payload),
-        features=_features(payload),
-        y=read_labels(payload["y"]),
-    )
+    config = _config(EvaluateConfig, payload)
+    if "y" not in payload:  # config.from_capture: the rows come from the capture
+        return EvaluateInput(config=config, features=MatrixFeatures(None), y=[])
+    return EvaluateInput(config=config, features=_features(payload), y=read_labels(payload["y"]))
 
 
 def _features(payload: dict[str, Any]) -> Features:
@@ -96,6 +97,14 @@ def _object(
         raise InvalidInput(
             f"the request body must be a JSON object with {', '.join(sorted(fields))}"
         )
+    config = payload.get("config")
+    if "y" in fields and isinstance(config, dict) and config.get("from_capture") is not None:
+        if payload.keys() - {"config"}:
+            raise InvalidInput(
+                "config.from_capture takes the rows and labels from the capture: send no X, "
+                "records or y"
+            )
+        return payload
     # A field with an alternative (X or records) needs exactly one of the two.
     for field, other in (alternatives or {}).items():
         if other in payload:

@@ -96,6 +96,13 @@ async def _labelled(
     return config, features, read_labels(values, field=f"the target column {target!r}")
 
 
+async def read_labelled(
+    request: Request, config_model: type[ConfigModel], limits: TableLimits
+) -> tuple[ConfigModel, FileTable, list[Any]]:
+    """A file of rows with their `target` labels, and its config (feedback's)."""
+    return await _labelled(request, config_model, limits)
+
+
 async def read_fit(request: Request, config_type: type[BaseModel], limits: TableLimits) -> FitInput:
     config, features, y = await _labelled(request, config_type, limits, text=True)
     raw = RawTable(list(features.table.columns), features.table.num_rows, where=features.where)

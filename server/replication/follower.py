@@ -28,6 +28,7 @@ from watchfiles import awatch
 
 from server.errors import BrokenModel, ServiceError
 from server.inference.registry import Key, Registry, label
+from server.monitoring.monitor import Monitor
 from server.replication import manifest
 from server.replication.manifest import Served, ServingSet, UnreadableSet
 from server.service.versions import Versions, release_when_idle
@@ -66,9 +67,15 @@ class FollowState:
 
 class Follower:
     def __init__(
-        self, store: ModelStore, registry: Registry, versions: Versions, sync_seconds: float
+        self,
+        store: ModelStore,
+        registry: Registry,
+        versions: Versions,
+        sync_seconds: float,
+        monitor: Monitor | None = None,
     ) -> None:
         self._store = store
+        self._monitor = monitor
         self._registry = registry
         self._versions = versions
         self._poll_seconds = min(MAX_POLL_SECONDS, sync_seconds / POLLS_PER_SYNC)
@@ -155,6 +162,8 @@ class Follower:
             self.state.behind_since = written.timestamp() if written else None
         problems: dict[Key, tuple[str, str]] = {}
         for name, served in target.models.items():
+            if self._monitor is not None:  # capture as the primary has it
+                self._monitor.adopt(name, served.capture)
             if await self._load(name, served, problems):
                 self._versions.adopt(name, Pointers(served.current, dict(served.aliases)))
                 await self._drop(name, keep=set(served.loaded))
@@ -162,6 +171,8 @@ class Follower:
             if name not in target.models:
                 await self._drop(name, keep=set())
                 self._versions.forget(name)
+                if self._monitor is not None:
+                    self._monitor.adopt(name, None)
         for key, problem in problems.items():
             if self.state.problems.get(key) != problem:
                 logger.error("replica: not following %s: %s", label(key), problem[1])

@@ -45,19 +45,25 @@ class Served:
     current: int
     aliases: dict[str, int] = field(default_factory=dict)
     loaded: dict[int, str] = field(default_factory=dict)  # version -> its metadata's tag
+    # The name's capture setting (server.monitoring.setting), if capture was ever on.
+    capture: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        described = {
             "current": self.current,
             "aliases": dict(sorted(self.aliases.items())),
             "loaded": {str(v): self.loaded[v] for v in sorted(self.loaded)},
         }
+        if self.capture is not None:
+            described["capture"] = self.capture
+        return described
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Served:
         aliases = {str(alias): int(v) for alias, v in data["aliases"].items()}
         loaded = {int(v): str(tag) for v, tag in data["loaded"].items()}
-        return cls(int(data["current"]), aliases, loaded)
+        capture = data.get("capture")
+        return cls(int(data["current"]), aliases, loaded, dict(capture) if capture else None)
 
 
 @dataclass(frozen=True)

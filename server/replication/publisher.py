@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from server.errors import ServiceError
 from server.inference.registry import Key, Registry
@@ -25,6 +27,7 @@ from server.store.files import ModelStore
 from server.store.pointers import Pointers
 
 logger = logging.getLogger("server")
+Captures = Callable[[str], dict[str, Any] | None]
 
 
 class Publisher:
@@ -35,6 +38,7 @@ class Publisher:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._captures: Captures = lambda name: None
 
     def previous(self) -> ServingSet:
         """The set a primary that ran before left (empty if none, or unreadable), so that
@@ -47,7 +51,9 @@ class Publisher:
         self._written = found or ServingSet()
         return self._written
 
-    def start(self, registry: Registry, versions: Versions) -> None:
+    def start(self, registry: Registry, versions: Versions, captures: Captures) -> None:
+        """`captures`: a name's capture setting as the set carries it (None: never on)."""
+        self._captures = captures
         self._task = asyncio.get_running_loop().create_task(self._run(registry, versions))
         self._idle.set()
 
@@ -79,8 +85,9 @@ class Publisher:
                 if (batcher := registry.get(key))
             }
             pointers = {name: versions.cached(name) for name, _ in loaded}
+            captures = {name: self._captures(name) for name, _ in loaded}
             try:
-                await asyncio.to_thread(self._write, loaded, pointers)
+                await asyncio.to_thread(self._write, loaded, pointers, captures)
             except (OSError, ServiceError) as error:  # a full disk: the next change tries again
                 logger.error("the serving set could not be written: %s", error)
             except Exception:  # management calls wait on this loop: it never stops
@@ -88,13 +95,20 @@ class Publisher:
             if not self._wake.is_set():
                 self._idle.set()
 
-    def _write(self, loaded: dict[Key, str], pointers: dict[str, Pointers | None]) -> None:
+    def _write(
+        self,
+        loaded: dict[Key, str],
+        pointers: dict[str, Pointers | None],
+        captures: dict[str, dict[str, Any] | None],
+    ) -> None:
         models: dict[str, Served] = {}
         for (name, version), tag in loaded.items():
             moved = pointers[name]
             if moved is None:  # loaded, so resolved: its pointers are in memory
                 continue
-            served = models.setdefault(name, Served(moved.current, dict(moved.aliases), {}))
+            served = models.setdefault(
+                name, Served(moved.current, dict(moved.aliases), {}, captures[name])
+            )
             served.loaded[version] = tag
         if models == self._written.models and self._written.generation:
             return

@@ -28,7 +28,12 @@ async def primary(service: ModelService, publisher: Publisher) -> AsyncIterator[
             "or removes a model",
             ", ".join(label((n, v)) for n, s in sorted(previous.models.items()) for v in s.loaded),
         )
-    publisher.start(service.registry, service.versions)
+    monitor = service.monitor
+    publisher.start(
+        service.registry,
+        service.versions,
+        lambda name: monitor.published_setting(name) if monitor is not None else None,
+    )
     try:
         yield
     finally:
@@ -39,7 +44,9 @@ async def primary(service: ModelService, publisher: Publisher) -> AsyncIterator[
 async def replica(
     service: ModelService, sync_seconds: float, metrics: Metrics
 ) -> AsyncIterator[Follower]:
-    follower = Follower(service.store, service.registry, service.versions, sync_seconds)
+    follower = Follower(
+        service.store, service.registry, service.versions, sync_seconds, service.monitor
+    )
     metrics.add_collector(FollowCollector(follower.state))
     await follower.start()
     served = ", ".join(label(key) for key in service.registry.loaded()) or "nothing yet"

@@ -3,6 +3,7 @@ the routes that take a file."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
@@ -53,6 +54,15 @@ class TableOptions(Body):
     )
 
 
+class FromCapture(Body):
+    """The labelled captured rows of a name over a window (ISO times; default: the last 24
+    hours)."""
+
+    name: ModelName
+    since: datetime | None = Field(default=None, strict=False, examples=["2026-12-01T00:00:00Z"])
+    until: datetime | None = Field(default=None, strict=False, examples=["2026-12-02T00:00:00Z"])
+
+
 class FitConfig(TableOptions):
     name: ModelName
     model_type: str = Field(
@@ -86,6 +96,9 @@ class FitConfig(TableOptions):
     promote: bool = Field(
         default=False, description="with new_version: make the new version current once saved"
     )
+    from_capture: FromCapture | None = Field(
+        default=None, description="train on these labelled captured rows (no X, no y)"
+    )
 
 
 class FitRequest(Body):
@@ -105,8 +118,8 @@ class FitRequest(Body):
         },
     )
 
-    X: Matrix
-    y: Labels
+    X: Matrix | None = Field(default=None, description="absent with config.from_capture")
+    y: Labels | None = Field(default=None, description="absent with config.from_capture")
     config: FitConfig
 
 
@@ -129,7 +142,9 @@ class VersionedConfig(NameConfig):
 
 
 class EvaluateConfig(VersionedConfig):
-    pass
+    from_capture: FromCapture | None = Field(
+        default=None, description="score on these labelled captured rows (no X, no y)"
+    )
 
 
 class VersionedRequest(Body):
@@ -156,6 +171,11 @@ class NameRequest(Body):
 
 class PredictConfig(VersionedConfig):
     probabilities: bool = False
+    key: str | None = Field(
+        default=None,
+        description="a column of the records or file that names each row (a customer id): "
+        "captured, never a feature; feedback can label rows by it",
+    )
 
 
 Record = dict[str, Feature]
@@ -210,7 +230,7 @@ class EvaluateRequest(Body):
 
     X: Matrix | None = Field(default=None, description="rows in the model's column order")
     records: Records | None = None
-    y: Labels
+    y: Labels | None = Field(default=None, description="absent with config.from_capture")
     config: EvaluateConfig
 
 

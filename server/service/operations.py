@@ -15,6 +15,7 @@ import numpy as np
 
 from server.errors import (
     BrokenModel,
+    InvalidInput,
     ModelBusy,
     ModelExists,
     ModelNotFound,
@@ -26,6 +27,7 @@ from server.inference.memory import release_unused_memory
 from server.inference.registry import Key, Registry
 from server.ingest import EvaluateInput, Features, FitInput, PredictInput
 from server.ingest.features import MatrixFeatures
+from server.monitoring.monitor import Monitor
 from server.service.fitting import checked_type, labelled, next_version, promoted
 from server.service.versions import Versions
 from server.store.files import ModelStore
@@ -50,6 +52,16 @@ async def matrix_for(model: LoadedModel, features: Features) -> np.ndarray:
     return encoded.X
 
 
+def key_values(model: LoadedModel, features: Features, key: str) -> list[str | None]:
+    """The request's key column (config.key): never one of the model's features."""
+    if key in model.model_columns.names:
+        raise InvalidInput(
+            f"config.key is {key!r}, a feature of model '{model.name}': a key names rows, the "
+            "model never sees it"
+        )
+    return features.key_values(key)
+
+
 class ModelService:
     def __init__(
         self,
@@ -72,6 +84,8 @@ class ModelService:
         self.reserved: set[str] = set()
         # On a replica: where a /load goes, as a 409 for a version not loaded says.
         self.primary_hint = ""
+        # What /predict hands sampled requests to (server.monitoring); set at start-up.
+        self.monitor: Monitor | None = None
 
     # -- training ----------------------------------------------------------------------------
     def start_fit(self, request: FitInput) -> Job:
@@ -184,19 +198,31 @@ class ModelService:
             raise NotLoaded(name, key[1], version is None and alias is None, self.primary_hint)
         return batcher
 
-    async def predict(self, request: PredictInput) -> dict[str, Any]:
+    async def predict(self, request: PredictInput, request_id: str = "") -> dict[str, Any]:
         config, features = request.config, request.features
         batcher = self.loaded(config.name, config.version, config.alias)
+        model = batcher.model
         if isinstance(features, MatrixFeatures) and features.X is not None:
             # the hot path: no coroutine, no matching (numbers for a model of numbers)
-            model = batcher.model
             if model.columns is None or model.columns.all_numeric:
                 X = features.X
             else:
                 X = await matrix_for(model, features)
         else:
-            X = await matrix_for(batcher.model, features)
-        return await batcher.predict(X, config.probabilities)
+            X = await matrix_for(model, features)
+        keys = None if config.key is None else key_values(model, features, config.key)
+        chosen = self.monitor.sampled(config.name) if self.monitor is not None else None
+        if chosen is None:
+            return await batcher.predict(X, config.probabilities)
+        # captured: with probabilities (the live scores need them), answered as asked
+        answer = await batcher.predict(X, True)
+        self.monitor.offer(  # type: ignore[union-attr]
+            config.name, model.version, model.model_columns, features, X, answer,
+            request_id, keys, chosen,
+        )  # fmt: skip
+        if not config.probabilities:
+            answer = {k: v for k, v in answer.items() if k not in ("probabilities", "classes")}
+        return answer
 
     async def evaluate(self, request: EvaluateInput) -> dict[str, Any]:
         config = request.config
@@ -218,6 +244,8 @@ class ModelService:
             was_loaded = await self.registry.unload_name(name)
             # No await between here and the deletion: a load that starts now finds no model.
             self._delete(name)
+        if self.monitor is not None:  # its captured rows and labels too
+            await self.monitor.forget(name)
         if was_loaded:
             await asyncio.to_thread(release_unused_memory)
 
@@ -239,6 +267,8 @@ class ModelService:
             except ModelNotFound:  # removed meanwhile by a concurrent /remove
                 continue
             removed.append(name)
+            if self.monitor is not None:
+                await self.monitor.forget(name)
         if any_loaded:
             await asyncio.to_thread(release_unused_memory)
         return {"removed": removed, "training": sorted(self.trainer.training())}

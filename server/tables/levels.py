@@ -101,6 +101,17 @@ def text_array(column: pa.Array | pa.ChunkedArray, name: str) -> pa.Array:
     return pc.replace_with_mask(text, decimal, whole)
 
 
+def levels_array(
+    values: np.ndarray | list[Any] | pa.Array | pa.ChunkedArray, name: str
+) -> pa.Array:
+    """A request's column, in any of its forms (server.tables.raw), as its levels' text."""
+    if isinstance(values, np.ndarray):
+        return pa.array(levels_of_numbers(values, name), pa.string())
+    if isinstance(values, list):
+        return pa.array([level_of(value, name) for value in values], pa.string())
+    return text_array(values, name)
+
+
 def trimmed(column: pa.Array) -> pa.Array:
     """A string array trimmed, blanks as nulls."""
     text = pc.utf8_trim(column, characters=SPACES)

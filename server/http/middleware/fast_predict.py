@@ -89,7 +89,7 @@ class PredictFastPath:
             return
         rid = request_id(given)
         try:
-            prediction = await service.predict(predict_input(body_bytes, self._limits))
+            prediction = await service.predict(predict_input(body_bytes, self._limits), rid)
         except (ServiceError, RequestValidationError) as error:  # answered as the app would
             refusal = answer(error)
             refusal.headers["x-request-id"] = rid

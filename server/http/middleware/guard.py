@@ -22,6 +22,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 WRITING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FILE_ROUTES = frozenset({"/fit", "/predict", "/evaluate", "/explain", "/automl"})
+
+
+def takes_files(path: str) -> bool:
+    """The routes whose body may be a file (multipart): the tables, and feedback."""
+    return path in FILE_ROUTES or (path.startswith("/models/") and path.endswith("/feedback"))
+
+
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
 REMEMBERED = 64  # distinct header values whose verdict is kept
@@ -128,9 +135,10 @@ def _refusal(rules: GuardRules, scope: Scope) -> tuple[int, str] | None:
     content_type = values.get(b"content-type", b"")
     if rules.is_json(content_type):
         return None
-    if media_type(content_type) == MULTIPART and scope["path"] in FILE_ROUTES:
+    files = takes_files(scope["path"])
+    if media_type(content_type) == MULTIPART and files:
         return None
-    accepted = f"{JSON} or {MULTIPART}" if scope["path"] in FILE_ROUTES else JSON
+    accepted = f"{JSON} or {MULTIPART}" if files else JSON
     return 415, (
         f"the body's Content-Type is {media_type(content_type) or 'missing'!r}; this "
         f"endpoint takes {accepted}"

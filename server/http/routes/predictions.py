@@ -15,6 +15,7 @@ from server.http.openapi_bodies import request_body
 from server.http.request_ids import id_of
 from server.http.routing import RouteTable
 from server.ingest import read_evaluate, read_explain, read_predict
+from server.monitoring import inputs as from_capture
 from server.schemas import (
     EvaluateForm,
     EvaluateRequest,
@@ -43,10 +44,13 @@ table = RouteTable()
 )
 async def predict(request: Request, service: Service) -> Response:
     """Predict with a loaded model (JSON, or CSV with Accept: text/csv)."""
-    answer = await service.predict(await read_predict(request, request.app.state.limits.predict))
+    rid = id_of(request.scope) or ""
+    answer = await service.predict(
+        await read_predict(request, request.app.state.limits.predict), rid
+    )
     if wants_csv(request):
         return predictions_csv(answer)
-    answer["request_id"] = id_of(request.scope)
+    answer["request_id"] = rid
     # orjson, and no second validation of what we built: a 100k-row answer is one dumps.
     return Response(orjson.dumps(answer), media_type="application/json")
 
@@ -60,7 +64,11 @@ async def predict(request: Request, service: Service) -> Response:
 )
 async def evaluate(request: Request, service: Service) -> Response:
     """Score a loaded model on labelled rows."""
-    answer = await service.evaluate(await read_evaluate(request, request.app.state.limits.predict))
+    limits = request.app.state.limits.predict
+    rows = await read_evaluate(request, limits)
+    if rows.config.from_capture is not None:  # the rows of the capture, labelled
+        rows = await from_capture.evaluate_input(request.app.state.monitor, rows, limits)
+    answer = await service.evaluate(rows)
     return Response(orjson.dumps(answer), media_type="application/json")
 
 

@@ -16,6 +16,7 @@ from server.http.events import changes
 from server.http.openapi_bodies import request_body
 from server.http.routing import RouteTable
 from server.ingest import read_fit
+from server.monitoring import inputs as from_capture
 from server.schemas import (
     FitForm,
     FitRequest,
@@ -53,7 +54,11 @@ async def fit(
     ] = True,
 ) -> Response:
     """Train a model and save it (or, with wait=false, start its job)."""
-    job = service.start_fit(await read_fit(request, request.app.state.limits.fit))
+    limits = request.app.state.limits.fit
+    fit_input = await read_fit(request, limits)
+    if fit_input.config.from_capture is not None:  # the rows of the capture, labelled
+        fit_input = await from_capture.fit_input(request.app.state.monitor, fit_input, limits)
+    job = service.start_fit(fit_input)
     if wait:
         return Response(orjson.dumps(await service.wait(job)), 201, media_type="application/json")
     return JSONResponse(job.describe(), 202, headers={"Location": f"/jobs/{job.id}"})

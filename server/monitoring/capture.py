@@ -1,0 +1,218 @@
+"""Capture: the rows a model answered, written to Parquet by a thread of their own.
+
+`/predict` hands each sampled request over as one `Batch` (its arrays and a recipe for the
+table, not an object per row) to a queue bounded in rows (CAPTURE_QUEUE_ROWS). A full queue
+drops the request's rows and counts them: the event loop never waits for the disk. The
+writer wakes every CAPTURE_FLUSH_SECONDS (sooner when the queue is half full), turns the
+batches into tables, and writes one file per name, version and hour (server.monitoring.
+layout): a file holds at most one flush's rows, and a new hour starts a new folder. A write
+the disk refuses drops and counts its rows too. Counts are kept beside the files
+(`dropped.json`), per version and hour, so the report can say what it never saw.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from server.monitoring import layout
+from server.store.atomic import write_atomically, write_bytes_atomically
+
+logger = logging.getLogger("server")
+Key = tuple[str, int]  # name, version
+EXPIRY_CHECK_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class Batch:
+    name: str
+    version: int
+    at: float  # seconds since the epoch
+    request_id: str
+    rows: int
+    build: Callable[[], pa.Table]  # the captured table, made by the writer thread
+
+
+class Capture:
+    def __init__(
+        self, root: Path, writer: str, max_rows: int, flush_seconds: float, retention_days: float
+    ) -> None:
+        self.root, self.directory = root, root / writer
+        self.max_rows, self.flush_seconds = max_rows, flush_seconds
+        self.retention = timedelta(days=retention_days)
+        self._queue: deque[Batch] = deque()
+        self._rows = 0
+        self._lock = threading.Lock()  # the queue's
+        self._io = threading.Lock()  # writing files against erasing them
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._next_expiry = 0.0
+        self.pending: Counter[str] = Counter()  # request ids queued, not written yet
+        self.captured: Counter[Key] = Counter()  # rows written by this process
+        self.dropped: Counter[Key] = Counter()  # rows dropped by this process
+        self._dropped_hours: dict[str, dict[str, dict[str, int]]] = {}  # as in dropped.json
+        self._dirty: set[str] = set()
+
+    # -- the event loop's side -------------------------------------------------------------
+    def offer(self, batch: Batch) -> bool:
+        """Queue the batch, or drop it (counted) if the queue is full. Never blocks."""
+        with self._lock:
+            if self._rows + batch.rows > self.max_rows:
+                self._count_dropped(batch.name, batch.version, batch.at, batch.rows)
+                return False
+            self._queue.append(batch)
+            self._rows += batch.rows
+            self.pending[batch.request_id] += 1
+            full = self._rows * 2 >= self.max_rows
+        if full:
+            self._wake.set()
+        return True
+
+    # -- life ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write every row queued so far, then stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def erase(self, name: str) -> None:
+        """Forget the name's queued rows; the caller deletes its files while holding `io`."""
+        with self._lock:
+            kept = deque(batch for batch in self._queue if batch.name != name)
+            for batch in self._queue:
+                if batch.name == name:
+                    self.pending[batch.request_id] -= 1
+            self.pending = +self.pending
+            self._queue, self._rows = kept, sum(batch.rows for batch in kept)
+            self._dropped_hours.pop(name, None)
+            self._dirty.discard(name)
+
+    def unwritten_drops(self, name: str) -> dict[str, dict[str, int]]:
+        """Drops of `name` counted and not in its `dropped.json` yet: version -> hour -> rows."""
+        with self._lock:
+            found = self._dropped_hours.get(name, {})
+            return {version: dict(hours) for version, hours in found.items()}
+
+    @property
+    def io(self) -> threading.Lock:
+        return self._io
+
+    # -- the writer thread ------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            stopping = self._stopping
+            try:
+                self.flush()
+                if time.monotonic() >= self._next_expiry:
+                    self._next_expiry = time.monotonic() + EXPIRY_CHECK_SECONDS
+                    self.expire()
+            except Exception:  # the writer never stops: the next flush tries again
+                logger.exception("capture: writing failed")
+            if stopping:
+                return
+
+    def flush(self) -> None:
+        with self._lock:
+            batches, self._queue, self._rows = list(self._queue), deque(), 0
+        groups: dict[tuple[str, int, str], list[Batch]] = {}
+        for batch in batches:
+            groups.setdefault((batch.name, batch.version, layout.hour_of(batch.at)), []).append(
+                batch
+            )
+        with self._io:
+            for (name, version, hour), group in groups.items():
+                self._write(name, version, hour, group)
+            self._write_drop_counts()
+        with self._lock:
+            for batch in batches:
+                self.pending[batch.request_id] -= 1
+            self.pending = +self.pending
+
+    def _write(self, name: str, version: int, hour: str, group: list[Batch]) -> None:
+        tables = []
+        for batch in group:
+            try:
+                tables.append(batch.build())
+            except Exception as error:  # a request's cells the table can't hold: dropped
+                logger.error("capture: a row of '%s' could not be kept: %s", name, error)
+                with self._lock:
+                    self._count_dropped(name, version, batch.at, batch.rows)
+        if not tables:
+            return
+        table = pa.concat_tables(tables, promote_options="permissive")
+        folder = self.directory / name / layout.ROWS / f"version={version}" / f"hour={hour}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_atomically(folder / layout.file_name(), lambda file: pq.write_table(table, file))
+        except OSError as error:  # a full or read-only disk: dropped, counted
+            logger.error("capture: rows of '%s' could not be written: %s", name, error)
+            with self._lock:
+                for batch in group:
+                    self._count_dropped(name, version, batch.at, batch.rows)
+            return
+        self.captured[(name, version)] += table.num_rows
+
+    def _count_dropped(self, name: str, version: int, at: float, rows: int) -> None:
+        """Under the queue's lock."""
+        self.dropped[(name, version)] += rows
+        self._add_drop(name, str(version), layout.hour_of(at), rows)
+
+    def _add_drop(self, name: str, version: str, hour: str, rows: int) -> None:
+        hours = self._dropped_hours.setdefault(name, {}).setdefault(version, {})
+        hours[hour] = hours.get(hour, 0) + rows
+        self._dirty.add(name)
+
+    def _write_drop_counts(self) -> None:
+        with self._lock:
+            dirty = {name: self._dropped_hours.pop(name, {}) for name in self._dirty}
+            self._dirty.clear()
+        for name, counts in dirty.items():
+            path = self.directory / name / layout.DROPPED
+            try:
+                known = json.loads(path.read_bytes()) if path.is_file() else {}
+                for version, hours in counts.items():
+                    into = known.setdefault(version, {})
+                    for hour, rows in hours.items():
+                        into[hour] = into.get(hour, 0) + rows
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_bytes_atomically(path, json.dumps(known).encode())
+            except (OSError, ValueError) as error:  # kept in memory for the next try
+                logger.error("capture: drop counts of '%s' not written: %s", name, error)
+                with self._lock:
+                    for version, hours in counts.items():
+                        for hour, rows in hours.items():
+                            self._add_drop(name, version, hour, rows)
+
+    def expire(self) -> None:
+        """Delete hours of rows, and labels, older than CAPTURE_RETENTION_DAYS (every
+        writer's: a replica that is gone leaves its folder behind)."""
+        cutoff = datetime.now(UTC) - self.retention
+        with self._io:
+            for writer in layout.writers(self.root):
+                for hour_dir in writer.glob(f"*/{layout.ROWS}/version=*/hour=*"):
+                    start = layout.hour_start(hour_dir.name.partition("=")[2])
+                    if start + timedelta(hours=1) <= cutoff:
+                        shutil.rmtree(hour_dir, ignore_errors=True)
+                for labels in writer.glob(f"*/{layout.LABELS}/*{layout.PARQUET}"):
+                    written = int(labels.name.partition("-")[0]) / 1000
+                    if datetime.fromtimestamp(written, UTC) <= cutoff:
+                        labels.unlink(missing_ok=True)

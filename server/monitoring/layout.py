@@ -1,0 +1,79 @@
+"""Where captured rows, labels and drop counts live under MONITORING_PATH.
+
+Each server writes under a folder of its own (`primary`, or a replica's REPLICA_NAME), so
+that no two processes ever write one file; the primary reads them all:
+
+    MONITORING_PATH/
+      primary/
+        churn/
+          rows/version=2/hour=2026-12-07T14/1796565600123-4f3a9c.parquet
+          labels/1796565612000-0b2e41.parquet
+          dropped.json          {"2": {"2026-12-07T14": 120}}
+      replica-a/
+        churn/rows/...
+
+A file is written whole under a temporary name and renamed, so a reader sees it complete or
+not at all. Hours are UTC.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+WRITER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ROWS, LABELS, DROPPED = "rows", "labels", "dropped.json"
+HOUR_FORMAT = "%Y-%m-%dT%H"
+PARQUET = ".parquet"
+
+
+def hour_of(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime(HOUR_FORMAT)
+
+
+def hour_start(hour: str) -> datetime:
+    return datetime.strptime(hour, HOUR_FORMAT).replace(tzinfo=UTC)
+
+
+def file_name() -> str:
+    """Sortable by time, unique without coordination."""
+    return f"{time.time_ns() // 1_000_000}-{secrets.token_hex(3)}{PARQUET}"
+
+
+def writers(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def name_dirs(root: Path, name: str) -> list[Path]:
+    """The name's folder under every writer that has one."""
+    return [found for writer in writers(root) if (found := writer / name).is_dir()]
+
+
+def row_files(
+    root: Path, name: str, since: datetime | None = None, until: datetime | None = None
+) -> Iterator[tuple[int, str, Path]]:
+    """(version, hour, file) of every captured file of `name` whose hour meets the window."""
+    for directory in name_dirs(root, name):
+        for version_dir in sorted((directory / ROWS).glob("version=*")):
+            version = int(version_dir.name.partition("=")[2])
+            for hour_dir in sorted(version_dir.glob("hour=*")):
+                hour = hour_dir.name.partition("=")[2]
+                start = hour_start(hour)
+                if (since is not None and start + timedelta(hours=1) <= since) or (
+                    until is not None and start >= until
+                ):
+                    continue
+                for path in sorted(hour_dir.glob(f"*{PARQUET}")):
+                    yield version, hour, path
+
+
+def label_files(root: Path, name: str) -> list[Path]:
+    return [p for d in name_dirs(root, name) for p in sorted((d / LABELS).glob(f"*{PARQUET}"))]
+
+
+def dropped_files(root: Path, name: str) -> list[Path]:
+    return [p for d in name_dirs(root, name) if (p := d / DROPPED).is_file()]

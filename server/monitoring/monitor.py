@@ -1,0 +1,272 @@
+"""The monitor: what the rest of the server asks of monitoring (docs/monitoring.md).
+
+It keeps each name's capture setting in memory (the hot path asks it on every `/predict`),
+hands sampled requests to the capture (server.monitoring.capture), takes feedback, and
+computes reports, exports and erasures from the files, each in a thread: never on the event
+loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import shutil
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from server.errors import InvalidInput, ModelNotFound, NoCapture
+from server.ingest.features import Features
+from server.monitoring import feedback, layout
+from server.monitoring import setting as setting_file
+from server.monitoring.capture import Batch, Capture
+from server.monitoring.erasure import erase_key
+from server.monitoring.report import version_report
+from server.monitoring.rows import (
+    META,
+    Answered,
+    exported,
+    read_labels,
+    read_rows,
+    with_labels,
+)
+from server.monitoring.setting import CaptureSetting
+from server.store.files import ModelStore
+from server.tables.columns import Columns
+
+DEFAULT_WINDOW = timedelta(hours=24)
+Window = tuple[datetime, datetime]
+
+
+def window(since: datetime | None, until: datetime | None) -> Window:
+    """The window a call means (naive times are UTC); 422 for an empty one."""
+    end = _utc(until) if until is not None else datetime.now(UTC)
+    start = _utc(since) if since is not None else end - DEFAULT_WINDOW
+    if start >= end:
+        raise InvalidInput(f"the window is empty: since {start.isoformat()} is not before until")
+    return start, end
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class Monitor:
+    def __init__(self, store: ModelStore, capture: Capture) -> None:
+        self.store, self.capture, self.root = store, capture, capture.root
+        self.settings: dict[str, CaptureSetting] = {}
+        self.reports: dict[tuple[str, int], dict[str, Any]] = {}  # the last, for /metrics
+        self.on_change: Callable[[], None] = lambda: None  # the publisher's: replicas follow
+
+    def start(self, names: list[str]) -> None:
+        """Read the names' settings from the store (blocking), then start writing."""
+        for name in names:
+            found = setting_file.read(self.store.name_dir(name), self.store.key, name)
+            if found.ever:
+                self.settings[name] = found
+        self.capture.start()
+
+    def close(self) -> None:
+        self.capture.close()
+
+    # -- the hot path -----------------------------------------------------------------------
+    def sampled(self, name: str) -> CaptureSetting | None:
+        """The setting, if this request of `name` is to be captured."""
+        found = self.settings.get(name)
+        if found is None or not found.capture:
+            return None
+        if found.sample_rate < 1.0 and random.random() >= found.sample_rate:
+            return None
+        return found
+
+    def offer(
+        self, name: str, version: int, columns: Columns, features: Features, X: np.ndarray,
+        answer: dict[str, Any], request_id: str, keys: list[str | None] | None,
+        chosen: CaptureSetting,
+    ) -> None:  # fmt: skip
+        answered = Answered(
+            columns, features, X, answer["predictions"], np.asarray(answer["probabilities"]),
+            keys, frozenset(chosen.exclude),
+        )  # fmt: skip
+        at = time.time()
+        self.capture.offer(
+            Batch(name, version, at, request_id, len(X),
+                  lambda: answered.table(request_id, version, at))
+        )  # fmt: skip
+
+    # -- settings -----------------------------------------------------------------------------
+    def setting(self, name: str) -> CaptureSetting:
+        return self.settings.get(name, CaptureSetting())
+
+    def describe(self, name: str) -> dict[str, Any]:
+        found = self.setting(name)
+        return {
+            "name": name,
+            "capture": found.capture,
+            "sample_rate": found.sample_rate,
+            "capture_exclude": list(found.exclude),
+        }
+
+    async def change(
+        self, name: str, capture: bool, sample_rate: float, exclude: list[str]
+    ) -> CaptureSetting:
+        if not self.store.exists(name):
+            raise ModelNotFound(name)
+        ever = capture or self.setting(name).ever
+        changed = CaptureSetting(capture, sample_rate, tuple(exclude), ever)
+        directory = self.store.name_dir(name)
+        await asyncio.to_thread(setting_file.write, directory, self.store.key, name, changed)
+        self.settings[name] = changed
+        self.on_change()
+        return changed
+
+    def published_setting(self, name: str) -> dict[str, Any] | None:
+        """What the serving set carries to the replicas (None: capture never on)."""
+        found = self.settings.get(name)
+        return found.to_json() if found is not None else None
+
+    def adopt(self, name: str, found: dict[str, Any] | None) -> None:
+        """A replica's: the setting the serving set carries."""
+        if found is None:
+            self.settings.pop(name, None)
+        else:
+            self.settings[name] = CaptureSetting.from_json(found)
+
+    # -- feedback -------------------------------------------------------------------------
+    async def feedback(self, name: str, labels: feedback.Labels) -> dict[str, Any]:
+        if not self.store.exists(name):
+            raise ModelNotFound(name)
+        if not self.setting(name).ever:
+            raise NoCapture(
+                f"model '{name}' never had capture on: there are no rows to label "
+                f"(PUT /models/{name}/monitoring turns it on)"
+            )
+        classes = await asyncio.to_thread(self._classes, name)
+        feedback.check_classes(labels, classes, name)
+        counts = await asyncio.to_thread(
+            feedback.matched, self.root, name, labels, self.capture.pending
+        )
+        table = feedback.labels_table(labels)
+        await asyncio.to_thread(feedback.write_labels, self.capture.directory / name, table)
+        return counts
+
+    def _classes(self, name: str) -> list[Any]:
+        """Every class of every version of the name, in order of appearance (blocking)."""
+        found: dict[str, Any] = {}
+        for version in self.store.versions(name):
+            for label in self.store.read_metadata(name, version)["classes"]:
+                found.setdefault(str(label), label)
+        return list(found.values())
+
+    # -- reading ----------------------------------------------------------------------------
+    async def report(self, name: str, span: Window) -> dict[str, Any]:
+        if not self.store.exists(name):
+            raise ModelNotFound(name)
+        versions = await asyncio.to_thread(self._report, name, span)
+        for described in versions:
+            self.reports[(name, described["version"])] = described
+        found = self.setting(name)
+        return {
+            "name": name,
+            "capture": found.capture,
+            "sample_rate": found.sample_rate,
+            "window": {"since": _iso(span[0]), "until": _iso(span[1])},
+            "versions": versions,
+        }
+
+    def _report(self, name: str, span: Window) -> list[dict[str, Any]]:
+        rows = read_rows(self.root, name, *span)
+        labels = read_labels(self.root, name)
+        dropped = self._dropped(name, span)
+        described = []
+        for version in sorted({*rows, *dropped}):
+            try:
+                metadata = self.store.read_metadata(name, version)
+            except ModelNotFound:  # deleted since: its rows stay until they expire
+                continue
+            found = rows.get(version)
+            joined = with_labels(found, labels) if found is not None else None
+            described.append(version_report(version, joined, metadata, dropped.get(version, 0)))
+        return described
+
+    def _dropped(self, name: str, span: Window) -> dict[int, int]:
+        """Rows dropped in the window's hours: every writer's counts, and this server's
+        not written yet."""
+        found = [json.loads(path.read_bytes()) for path in layout.dropped_files(self.root, name)]
+        counts: dict[int, int] = {}
+        for by_version in [*found, self.capture.unwritten_drops(name)]:
+            for version, hours in by_version.items():
+                for hour, rows in hours.items():
+                    start = layout.hour_start(hour)
+                    if span[0] - timedelta(hours=1) < start < span[1]:
+                        counts[int(version)] = counts.get(int(version), 0) + rows
+        return counts
+
+    async def labelled_rows(self, name: str, span: Window) -> tuple[pa.Table, list[Any]]:
+        """The window's labelled captured rows (features only) and their labels, for a fit
+        or an evaluation; 409 if there are none."""
+        if not self.store.exists(name):
+            raise ModelNotFound(name)
+        table = await asyncio.to_thread(self._joined, name, span, True)
+        if not table.num_rows:
+            raise NoCapture(
+                f"model '{name}' has no labelled captured rows between {_iso(span[0])} and "
+                f"{_iso(span[1])}"
+            )
+        classes = {str(label): label for label in await asyncio.to_thread(self._classes, name)}
+        y = [classes[label] for label in table.column("_label").to_pylist()]
+        features = [column for column in table.column_names if column not in (*META, "_label")]
+        return table.select(features), y
+
+    def _joined(self, name: str, span: Window, only_labelled: bool) -> pa.Table:
+        tables = list(read_rows(self.root, name, *span).values())
+        if not tables:
+            return pa.table({"_label": pa.array([], pa.string())})
+        rows = pa.concat_tables(tables, promote_options="permissive")
+        rows = with_labels(rows, read_labels(self.root, name))
+        if only_labelled:
+            rows = rows.filter(pc.is_valid(rows.column("_label")))
+        return rows
+
+    async def export(self, name: str, span: Window, csv: bool) -> bytes:
+        if not self.store.exists(name):
+            raise ModelNotFound(name)
+        return await asyncio.to_thread(self._export, name, span, csv)
+
+    def _export(self, name: str, span: Window, csv: bool) -> bytes:
+        return exported(self._joined(name, span, False), csv)
+
+    # -- erasure ----------------------------------------------------------------------------
+    async def forget(self, name: str) -> None:
+        """Everything captured of a removed name, in every writer's folder."""
+        self.settings.pop(name, None)
+        for key in [key for key in self.reports if key[0] == name]:
+            del self.reports[key]
+        self.capture.erase(name)
+        await asyncio.to_thread(self._delete, name)
+
+    def _delete(self, name: str) -> None:
+        with self.capture.io:
+            for directory in layout.name_dirs(self.root, name):
+                shutil.rmtree(directory, ignore_errors=True)
+
+    async def erase_key(self, name: str, key: str) -> dict[str, Any]:
+        if not self.store.exists(name):
+            raise ModelNotFound(name)
+        await asyncio.to_thread(self.capture.flush)  # the key's queued rows too
+        rows, labels = await asyncio.to_thread(self._erase_key, name, key)
+        return {"name": name, "key": key, "rows": rows, "labels": labels}
+
+    def _erase_key(self, name: str, key: str) -> tuple[int, int]:
+        with self.capture.io:
+            return erase_key(self.root, name, key)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

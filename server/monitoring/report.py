@@ -1,0 +1,88 @@
+"""What `GET /models/{name}/monitoring` computes for one version from its captured rows of a
+window: how many were captured, dropped and labelled; live scores beside the validation
+scores; drift per feature (server.monitoring.drift); the predicted classes' shares beside
+the training labels'. Blocking: the monitor runs it in a thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+from server.ml.scoring import scores
+from server.monitoring.drift import features_drift
+from server.monitoring.rows import labelled
+
+NO_PROFILE = "this version was trained before v5 and keeps no reference profile"
+
+
+def live_scores(rows: pa.Table, classes: list[Any]) -> dict[str, float | None] | None:
+    """scikit-learn's scores on the labelled rows: accuracy, balanced accuracy and F1 of the
+    answers the model gave, ROC AUC and log loss of its probabilities."""
+    rows = labelled(rows)
+    if not rows.num_rows:
+        return None
+    index = {str(label): i for i, label in enumerate(classes)}
+    truth = np.array([index[label] for label in rows.column("_label").to_pylist()])
+    answered = np.array([index[label] for label in rows.column("_prediction").to_pylist()])
+    probabilities = np.array(rows.column("_probabilities").to_pylist(), dtype=np.float64)
+    found = scores(truth, probabilities)
+    found["accuracy"] = float(accuracy_score(truth, answered))
+    found["balanced_accuracy"] = float(balanced_accuracy_score(truth, answered))
+    found["f1_macro"] = float(f1_score(truth, answered, average="macro"))
+    return found
+
+
+def shares(column: pa.ChunkedArray, classes: list[Any]) -> dict[str, float]:
+    counts = {str(label): 0 for label in classes}
+    for item in pc.value_counts(column).to_pylist():
+        counts[item["values"]] = item["counts"]
+    total = max(sum(counts.values()), 1)
+    return {label: round(count / total, 6) for label, count in counts.items()}
+
+
+def drift(rows: pa.Table, metadata: dict[str, Any]) -> dict[str, Any]:
+    profile = metadata.get("profile")
+    if profile is None:
+        return {"max_psi": None, "drifted": None, "features": [], "reason": NO_PROFILE}
+    if not rows.num_rows:
+        return {"max_psi": None, "drifted": None, "features": [], "reason": "no rows captured"}
+    levels = {
+        feature["name"]: feature["levels"]
+        for feature in metadata.get("features", [])
+        if feature.get("kind") == "categorical"
+    }
+    features = features_drift(rows, profile, levels)
+    judged = [item["drifted"] for item in features if item["drifted"] is not None]
+    return {
+        "max_psi": max((item["psi"] for item in features), default=None),
+        "drifted": sum(judged) if judged else (None if features else 0),
+        "features": features,
+    }
+
+
+def version_report(
+    version: int, rows: pa.Table | None, metadata: dict[str, Any], dropped: int
+) -> dict[str, Any]:
+    """`rows`: the version's captured rows of the window with their `_label`s (None: none)."""
+    classes = metadata["classes"]
+    validation = metadata.get("validation") or {}
+    described: dict[str, Any] = {
+        "version": version, "captured": 0, "dropped": dropped, "labelled": 0, "live": None,
+        "validation": validation.get("scores"), "drift": drift(pa.table({}), metadata),
+        "predicted_classes": {}, "training_classes": (metadata.get("profile") or {}).get("classes"),
+    }  # fmt: skip
+    if rows is None or not rows.num_rows:
+        return described
+    described.update(
+        captured=rows.num_rows,
+        labelled=labelled(rows).num_rows,
+        live=live_scores(rows, classes),
+        drift=drift(rows, metadata),
+        predicted_classes=shares(rows.column("_prediction"), classes),
+    )
+    return described

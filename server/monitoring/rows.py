@@ -1,0 +1,151 @@
+"""Captured rows as tables: the table one request's rows become, and the rows of a window
+read back with their labels.
+
+A captured row holds the model's features by column name (numbers as float64, categorical
+cells as the text received, so an unseen level stays distinct from a missing one), then
+columns of its own, named with a leading underscore:
+
+    _request_id  _row  _time  _version  _prediction  _probabilities  _key
+
+`_prediction` is the answered class as text, `_probabilities` one value per class in the
+model's order, `_key` the request's `config.key` column (null without one). Labels join on
+(`_request_id`, `_row`) or on `_key`, whichever was given last (`_label`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from server.ingest.features import Features
+from server.monitoring import layout
+from server.tables.columns import Columns
+from server.tables.levels import levels_array
+
+TIME = pa.timestamp("ms", tz="UTC")
+META = ("_request_id", "_row", "_time", "_version", "_prediction", "_probabilities", "_key")
+LABEL_SCHEMA = pa.schema(
+    [("_request_id", pa.string()), ("_row", pa.int32()), ("_key", pa.string()),
+     ("_label", pa.string()), ("_time", TIME)]
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Answered:
+    """One request's rows and what the model answered, as handed to the writer."""
+
+    columns: Columns
+    features: Features
+    X: np.ndarray  # the rows as the model computed on them (numbers, codes)
+    predictions: list[Any]
+    probabilities: np.ndarray
+    keys: list[str | None] | None
+    exclude: frozenset[str]
+
+    def table(self, request_id: str, version: int, at: float) -> pa.Table:
+        rows = len(self.X)
+        data: dict[str, pa.Array] = {}
+        for index, column in enumerate(self.columns.columns):
+            if column.name in self.exclude or column.name in META:
+                continue
+            if column.categorical:
+                values = self.features.raw_column(self.columns, index)
+                data[column.name] = levels_array(values, column.name)
+            else:
+                data[column.name] = pa.array(self.X[:, index], pa.float64())
+        data["_request_id"] = pa.array([request_id] * rows, pa.string())
+        data["_row"] = pa.array(np.arange(rows, dtype=np.int32))
+        data["_time"] = pa.array([int(at * 1000)] * rows, TIME)
+        data["_version"] = pa.array([version] * rows, pa.int32())
+        data["_prediction"] = pa.array([str(label) for label in self.predictions], pa.string())
+        flat = pa.array(self.probabilities.ravel(), pa.float64())
+        width = self.probabilities.shape[1]
+        data["_probabilities"] = pa.FixedSizeListArray.from_arrays(flat, width).cast(
+            pa.list_(pa.float64())
+        )
+        data["_key"] = pa.array(self.keys if self.keys is not None else [None] * rows, pa.string())
+        return pa.table(data)
+
+
+def read_rows(
+    root: Path, name: str, since: datetime | None, until: datetime | None,
+    version: int | None = None,
+) -> dict[int, pa.Table]:  # fmt: skip
+    """The name's captured rows of the window, per version (every writer's files)."""
+    files: dict[int, list[str]] = {}
+    for found, _hour, path in layout.row_files(root, name, since, until):
+        if version is None or found == version:
+            files.setdefault(found, []).append(str(path))
+    tables = {}
+    for found, paths in sorted(files.items()):
+        schema = pa.unify_schemas([pq.read_schema(path) for path in paths])
+        dataset = ds.dataset(paths, schema=schema, format="parquet")
+        condition = None
+        if since is not None:
+            condition = ds.field("_time") >= pa.scalar(since, TIME)
+        if until is not None:
+            before = ds.field("_time") < pa.scalar(until, TIME)
+            condition = before if condition is None else condition & before
+        tables[found] = dataset.to_table(filter=condition)
+    return tables
+
+
+def read_labels(root: Path, name: str) -> pa.Table:
+    paths = [str(path) for path in layout.label_files(root, name)]
+    if not paths:
+        return LABEL_SCHEMA.empty_table()
+    return ds.dataset(paths, schema=LABEL_SCHEMA, format="parquet").to_table()
+
+
+def with_labels(rows: pa.Table, labels: pa.Table) -> pa.Table:
+    """`rows` with `_label` (null where none): the last label given for the row, by its
+    request id and row number or by its key."""
+    labels = labels.sort_by("_time")
+    by_id: dict[tuple[str, int], tuple[str, Any]] = {}
+    by_key: dict[str, tuple[str, Any]] = {}
+    for request_id, row, key, label, at in zip(
+        *(labels.column(name).to_pylist() for name in LABEL_SCHEMA.names), strict=True
+    ):
+        if key is not None:
+            by_key[key] = (label, at)
+        elif request_id is not None:
+            by_id[(request_id, row)] = (label, at)
+    ids = rows.column("_request_id").to_pylist()
+    numbers = rows.column("_row").to_pylist()
+    keys = rows.column("_key").to_pylist() if "_key" in rows.column_names else [None] * len(ids)
+    found = []
+    for request_id, row, key in zip(ids, numbers, keys, strict=True):
+        first, second = by_id.get((request_id, row)), by_key.get(key) if key is not None else None
+        if first is None or (second is not None and second[1] > first[1]):
+            first = second
+        found.append(None if first is None else first[0])
+    return rows.append_column("_label", pa.array(found, pa.string()))
+
+
+def labelled(rows: pa.Table) -> pa.Table:
+    return rows.filter(pc.is_valid(rows.column("_label")))
+
+
+def exported(rows: pa.Table, csv: bool) -> bytes:
+    """Parquet, or CSV (the probabilities as JSON text: CSV has no lists)."""
+    sink = io.BytesIO()
+    if not csv:
+        pq.write_table(rows, sink)
+        return sink.getvalue()
+    if "_probabilities" in rows.column_names:
+        text = [json.dumps(p) for p in rows.column("_probabilities").to_pylist()]
+        index = rows.column_names.index("_probabilities")
+        rows = rows.set_column(index, "_probabilities", pa.array(text, pa.string()))
+    pacsv.write_csv(rows, sink)
+    return sink.getvalue()
