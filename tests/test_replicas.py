@@ -5,6 +5,7 @@ in order, and the last one kills the primary and starts it again."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import secrets
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 
 from server.http.routes import TABLES
@@ -135,6 +137,33 @@ def test_every_writing_call_is_refused_on_a_replica_and_the_store_is_untouched(
     assert len(refused) >= 13  # /fit, /automl, /load, /unload, /remove, versions, aliases...
     assert store_bytes(cluster.models) == before
     assert predict(cluster.replicas[0], "alpha").status_code == 200
+
+
+def test_a_replicas_captured_rows_reach_the_primarys_report(cluster: Cluster) -> None:
+    fit_and_load(cluster, "watched")
+    turned = httpx.put(cluster.primary + "/models/watched/monitoring", json={"capture": True})
+    assert turned.status_code == 200
+    replica = cluster.replicas[0]
+    wait_for(lambda: served_version(replica, "watched") == 1, FOLLOW_SECONDS, "the replica")
+    sent: list[str] = []
+
+    def reached() -> bool:  # the setting reaches the replica within a sync: predict until then
+        answer = predict(replica, "watched")
+        assert answer.status_code == 200
+        sent.append(answer.json()["request_id"])
+        report = httpx.get(cluster.primary + "/models/watched/monitoring").json()
+        return bool(report["versions"]) and report["versions"][0]["captured"] > 0
+
+    wait_for(reached, 30, "a replica's captured row in the primary's report")
+    monitoring = cluster.models.parent / "monitoring"
+    written = [p for p in monitoring.rglob("*.parquet") if "watched" in p.parts]
+    assert written and all(p.relative_to(monitoring).parts[0] != "primary" for p in written)
+    assert not list(cluster.models.rglob("*.parquet"))  # never inside MODELS_PATH
+    exported = httpx.get(cluster.primary + "/models/watched/monitoring/rows")
+    ids = set(pq.read_table(io.BytesIO(exported.content)).column("_request_id").to_pylist())
+    assert ids & set(sent)  # every request of "watched" went to the replica
+    assert cluster.post("/remove", named("watched")).status_code == 200  # a loaded slot back
+    assert not [p for p in monitoring.rglob("*") if "watched" in p.parts]
 
 
 def test_promote_and_rollback_under_load_fail_no_request(cluster: Cluster) -> None:

@@ -49,6 +49,9 @@ class Capture:
         self, root: Path, writer: str, max_rows: int, flush_seconds: float, retention_days: float
     ) -> None:
         self.root, self.directory = root, root / writer
+        # Whether a name still exists: the rows of a removed one are never written (a
+        # replica may hold some when the primary removes it).
+        self.keeps: Callable[[str], bool] = lambda name: True
         self.max_rows, self.flush_seconds = max_rows, flush_seconds
         self.retention = timedelta(days=retention_days)
         self._queue: deque[Batch] = deque()
@@ -140,7 +143,8 @@ class Capture:
             )
         with self._io:
             for (name, version, hour), group in groups.items():
-                self._write(name, version, hour, group)
+                if self.keeps(name):
+                    self._write(name, version, hour, group)
             self._write_drop_counts()
         with self._lock:
             for batch in batches:
@@ -186,6 +190,8 @@ class Capture:
             dirty = {name: self._dropped_hours.pop(name, {}) for name in self._dirty}
             self._dirty.clear()
         for name, counts in dirty.items():
+            if not self.keeps(name):
+                continue
             path = self.directory / name / layout.DROPPED
             try:
                 known = json.loads(path.read_bytes()) if path.is_file() else {}

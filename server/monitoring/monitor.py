@@ -60,6 +60,7 @@ def _utc(moment: datetime) -> datetime:
 class Monitor:
     def __init__(self, store: ModelStore, capture: Capture) -> None:
         self.store, self.capture, self.root = store, capture, capture.root
+        capture.keeps = store.exists
         self.settings: dict[str, CaptureSetting] = {}
         self.reports: dict[tuple[str, int], dict[str, Any]] = {}  # the last, for /metrics
         self.on_change: Callable[[], None] = lambda: None  # the publisher's: replicas follow
