@@ -6,7 +6,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     MODELS_PATH=/app/saved_models \
-    MODEL_SIGNING_KEY_FILE=/app/keys/model-signing.key
+    MODEL_SIGNING_KEY_FILE=/app/keys/model-signing.key \
+    MONITORING_PATH=/app/monitoring
 
 # LightGBM's wheel links the system's OpenMP runtime, which the slim image lacks.
 RUN apt-get update \
@@ -19,12 +20,13 @@ WORKDIR /app
 COPY requirements.txt requirements-dask.txt ./
 RUN pip install -r requirements.txt -r requirements-dask.txt
 
-# A non-root user; the models directory and the signing key's are its only writable places.
+# A non-root user; the models, the signing key's and the captured rows' directories are its
+# only writable places.
 # docker-compose.yml runs the container as APP_UID:APP_GID (default 1000:1000, this user)
 # and makes both mounted directories writable for it.
 RUN useradd --uid 1000 --user-group --no-create-home --home-dir /app app \
-    && mkdir -p /app/saved_models /app/keys \
-    && chown app:app /app/saved_models /app/keys \
+    && mkdir -p /app/saved_models /app/keys /app/monitoring \
+    && chown app:app /app/saved_models /app/keys /app/monitoring \
     && chmod 700 /app/keys
 
 # The package itself (its dependencies are in the layer above): the `model-server` command.

@@ -95,10 +95,16 @@ def test_one_primary_n_ready_replicas_on_one_shared_store() -> None:
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
     for deployment, read_only in ((primary, False), (replicas, True)):
         volumes = deployment["spec"]["template"]["spec"]["volumes"]
-        assert [v["persistentVolumeClaim"]["claimName"] for v in volumes] == ["model-server-store"]
-        mount = container(deployment)["volumeMounts"][0]
+        claims = [v["persistentVolumeClaim"]["claimName"] for v in volumes]
+        assert claims == ["model-server-store", "model-server-monitoring"]
+        mount, monitoring = container(deployment)["volumeMounts"]
         assert mount["mountPath"] == env_of(deployment)["MODELS_PATH"]
         assert mount.get("readOnly", False) is read_only
+        # both write what they capture, each its own folder, never inside MODELS_PATH
+        assert (
+            monitoring["mountPath"] == env_of(deployment)["MONITORING_PATH"] != mount["mountPath"]
+        )
+        assert not monitoring.get("readOnly", False)
         secret = container(deployment)["envFrom"][0]["secretRef"]["name"]
         assert ("Secret", secret) in found
         assert container(deployment)["image"] == "model-server"
@@ -119,8 +125,11 @@ def test_the_compose_profile_puts_haproxy_in_front_of_two_read_only_replicas() -
         service = replicas[name]
         assert service["environment"]["SERVING_ROLE"] == "replica"
         assert service["image"] == primary["image"]
-        assert all(volume.endswith(":ro") for volume in service["volumes"])
-        assert [v.rsplit(":", 1)[0] for v in service["volumes"]] == primary["volumes"]
+        # the store and the key read-only; the capture volume shared, written by all
+        store, key, monitoring = service["volumes"]
+        assert store.endswith(":ro") and key.endswith(":ro")
+        assert [store.rsplit(":", 1)[0], key.rsplit(":", 1)[0], monitoring] == primary["volumes"]
+        assert monitoring.split(":")[1] == service["environment"]["MONITORING_PATH"]
     servers = [
         line.split()[1:3]
         for line in HAPROXY.read_text().splitlines()
