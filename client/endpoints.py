@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from client import calls
+from client import automl_calls, calls, monitoring_calls
 from client.calls import Call, JobRef, Labels, Matrix
 
 R = TypeVar("R")
@@ -75,9 +75,12 @@ class Endpoints(Generic[R]):
         probabilities: bool = False,
         version: int | None = None,
         alias: str | None = None,
+        key: str | None = None,
     ) -> R:
-        """With neither `version` nor `alias`, the name's current version answers."""
-        return self.send(calls.predict(name, X, probabilities, version, alias))
+        """With neither `version` nor `alias`, the name's current version answers. `key`: a
+        column of a DataFrame's rows that names each row (captured, never a feature), for
+        feedback by key."""
+        return self.send(calls.predict(name, X, probabilities, version, alias, key))
 
     def evaluate(
         self,
@@ -174,7 +177,7 @@ class Endpoints(Generic[R]):
         `max_models` and `max_runtime_secs`); the search as it starts (`id`, `state`). Follow
         it with `automl_search(id)`; its winner is saved under `name` when it ends."""
         return self.send(
-            calls.automl(
+            automl_calls.automl(
                 name,
                 X,
                 y,
@@ -193,11 +196,81 @@ class Endpoints(Generic[R]):
 
     def automl_search(self, search_id: str) -> R:
         """A search's state, progress and leaderboard (best first)."""
-        return self.send(calls.automl_search(search_id))
+        return self.send(automl_calls.automl_search(search_id))
 
     def automl_searches(self) -> R:
-        return self.send(calls.automl_searches())
+        return self.send(automl_calls.automl_searches())
 
     def automl_cancel(self, search_id: str) -> R:
         """Stop every running candidate; nothing is saved."""
-        return self.send(calls.automl_cancel(search_id))
+        return self.send(automl_calls.automl_cancel(search_id))
+
+    # -- monitoring (docs/monitoring.md) -------------------------------------------------
+    def set_capture(
+        self,
+        name: str,
+        capture: bool = True,
+        sample_rate: float = 1.0,
+        capture_exclude: list[str] | None = None,
+    ) -> R:
+        """Turn capture of the name's predictions on (or off, `capture=False`)."""
+        return self.send(monitoring_calls.set_capture(name, capture, sample_rate, capture_exclude))
+
+    def monitoring(self, name: str, since: str | None = None, until: str | None = None) -> R:
+        """Per version: captured, dropped and labelled rows, live scores, drift per feature
+        (ISO times; default the last 24 hours)."""
+        return self.send(monitoring_calls.monitoring(name, since, until))
+
+    def feedback(
+        self, name: str, y: Labels, request_id: str | None = None, keys: list[str] | None = None
+    ) -> R:
+        """The true labels of captured rows: of one request (a label per row, in order), or
+        of the rows predicted with these keys."""
+        return self.send(monitoring_calls.feedback(name, y, request_id, keys))
+
+    def erase_key(self, name: str, key: str) -> R:
+        """Erase one key's captured rows and labels."""
+        return self.send(monitoring_calls.erase_key(name, key))
+
+    def fit_from_capture(
+        self,
+        name: str,
+        model_type: str,
+        source: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        hyperparameters: dict[str, Any] | None = None,
+        validation_fraction: float | None = None,
+        new_version: bool = True,
+        promote: bool = False,
+    ) -> R:
+        """Train (by default the next version of `name`) on the labelled captured rows of
+        `source` (default: `name`) over a window."""
+        return self.send(
+            monitoring_calls.fit_from_capture(
+                name,
+                model_type,
+                source or name,
+                since,
+                until,
+                hyperparameters,
+                validation_fraction,
+                new_version,
+                promote,
+            )
+        )
+
+    def evaluate_capture(
+        self,
+        name: str,
+        source: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        version: int | None = None,
+        alias: str | None = None,
+    ) -> R:
+        """Score a loaded version on the labelled captured rows of `source` (default:
+        `name`): a challenger against the champion, on the rows the champion met."""
+        return self.send(
+            monitoring_calls.evaluate_capture(name, source or name, since, until, version, alias)
+        )

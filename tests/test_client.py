@@ -161,6 +161,20 @@ def test_retrain_demo_promotes_and_rolls_back_with_no_failed_request(
     assert re.search(r"\n\s*\d+\s+0\s+[1-9]", timeline)  # a second answered by version 2 only
 
 
+def test_monitoring_demo_finds_the_drift_the_fall_and_the_better_version(
+    server_url: str, tmp_path: Path
+) -> None:
+    result = run_script("client.monitoring", server_url, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    drift = result.stdout.split("Drift per feature")[1].split("Live accuracy")[0]
+    drifted = {line.split()[0] for line in drift.splitlines() if line.endswith(" yes")}
+    assert drifted == {"bill_length_mm", "sex"}
+    accuracy = re.findall(r"^(as trained|new team)\s+(\d+)\s+([\d.]+)$", result.stdout, re.M)
+    assert [name for name, *_ in accuracy] == ["as trained", "new team"]
+    assert float(accuracy[1][2]) < float(accuracy[0][2])
+    assert "OK: drift found" in result.stdout
+
+
 def test_sync_client_jobs_wait_and_cancel(server_url: str) -> None:
     X, y = dataset()
     seen: list[dict] = []
@@ -332,7 +346,14 @@ class _Broken(BaseHTTPRequestHandler):
 
 
 @pytest.mark.parametrize(
-    "module", ["client.sequential", "client.concurrent", "client.lifecycle", "client.retrain"]
+    "module",
+    [
+        "client.sequential",
+        "client.concurrent",
+        "client.lifecycle",
+        "client.retrain",
+        "client.monitoring",
+    ],
 )
 def test_scripts_exit_non_zero_when_the_server_misbehaves(module: str, tmp_path: Path) -> None:
     broken = ThreadingHTTPServer(("127.0.0.1", 0), _Broken)

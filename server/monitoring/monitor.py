@@ -46,7 +46,7 @@ Window = tuple[datetime, datetime]
 
 def window(since: datetime | None, until: datetime | None) -> Window:
     """The window a call means (naive times are UTC); 422 for an empty one."""
-    end = _utc(until) if until is not None else datetime.now(UTC)
+    end = _utc(until if until is not None else datetime.now(UTC))
     start = _utc(since) if since is not None else end - DEFAULT_WINDOW
     if start >= end:
         raise InvalidInput(f"the window is empty: since {start.isoformat()} is not before until")
@@ -54,7 +54,9 @@ def window(since: datetime | None, until: datetime | None) -> Window:
 
 
 def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    """In UTC, to the millisecond (the captured rows' precision)."""
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 class Monitor:
