@@ -167,6 +167,7 @@ def test_fit_cancel_load_predict_and_remove_from_the_page(tmp_path: Path, browse
 
 def test_the_token_flow_with_each_token(tmp_path: Path, browser_on: Any) -> None:
     env = {"MANAGEMENT_TOKEN": MANAGEMENT, "INFERENCE_TOKEN": INFERENCE}
+    env["CAPTURE_FLUSH_SECONDS"] = "0.2"
     with (
         uvicorn_server(tmp_path / "models", env=env) as (url, _),
         httpx.Client(
@@ -210,6 +211,30 @@ def test_the_token_flow_with_each_token(tmp_path: Path, browser_on: Any) -> None
         page.locator('#models tr[data-model="lr"] button[data-action="unload"]').wait_for()
         assert page.is_visible("#fit-form")
         assert api.get("/status").json()["inference"]["loaded"] == ["lr"]
+
+        # The monitoring view: captured rows with a shifted first column, all labelled.
+        assert api.put("/models/lr/monitoring", json={"capture": True}).is_success
+        shifted = X[:120].copy()
+        shifted[:, 0] += 5
+        answer = api.post("/predict", json={"X": shifted.tolist(), "config": {"name": "lr"}})
+        request_id = answer.json()["request_id"]
+        labels = {"request_id": request_id, "y": y[:120].tolist()}
+        api_wait = time.monotonic() + 30
+        while api.post("/models/lr/feedback", json=labels).json()["matched"] != 120:
+            assert time.monotonic() < api_wait, "the captured rows were not written"
+        page.select_option("#monitoring-model", "lr")
+        figure = page.locator('figure[data-monitoring="lr/1"]')
+        figure.locator(".counts", has_text="120 labelled").wait_for()
+        report = api.get("/models/lr/monitoring").json()["versions"][0]
+        assert figure.locator(".counts").inner_text() == "120 captured · 0 dropped · 120 labelled"
+        live = f"{report['live']['accuracy']:.3f}"
+        assert figure.locator(".accuracy").inner_text().startswith(f"live accuracy {live}")
+        bars = figure.locator(".bar")
+        assert bars.count() == 5  # one per feature, most drifted first
+        assert figure.locator(".bar.drifted .label").all_inner_texts() == ["x0"]
+        assert bars.first.get_attribute("data-feature") == "x0"
+        figure.locator("svg.live-chart circle.live").wait_for()
+
         assert not any(INFERENCE in r or MANAGEMENT in r for r in browser.requested)
         assert browser.errors == [] or all("401" in e or "403" in e for e in browser.errors)
         assert browser.off_host(url) == []

@@ -37,6 +37,24 @@ def live_scores(rows: pa.Table, classes: list[Any]) -> dict[str, float | None] |
     return found
 
 
+def live_by_hour(rows: pa.Table) -> list[dict[str, Any]]:
+    """The labelled rows' accuracy per hour of the window (the dashboard's line)."""
+    rows = labelled(rows)
+    if not rows.num_rows:
+        return []
+    hours = pc.strftime(rows.column("_time"), format="%Y-%m-%dT%H:00:00Z").to_pylist()
+    right = pc.equal(rows.column("_prediction"), rows.column("_label")).to_pylist()
+    counts: dict[str, list[int]] = {}
+    for hour, hit in zip(hours, right, strict=True):
+        counted = counts.setdefault(hour, [0, 0])
+        counted[0] += 1
+        counted[1] += bool(hit)
+    return [
+        {"hour": hour, "labelled": n, "accuracy": round(hits / n, 6)}
+        for hour, (n, hits) in sorted(counts.items())
+    ]
+
+
 def shares(column: pa.ChunkedArray, classes: list[Any]) -> dict[str, float]:
     counts = {str(label): 0 for label in classes}
     for item in pc.value_counts(column).to_pylist():
@@ -73,6 +91,7 @@ def version_report(
     validation = metadata.get("validation") or {}
     described: dict[str, Any] = {
         "version": version, "captured": 0, "dropped": dropped, "labelled": 0, "live": None,
+        "live_by_hour": [],
         "validation": validation.get("scores"), "drift": drift(pa.table({}), metadata),
         "predicted_classes": {}, "training_classes": (metadata.get("profile") or {}).get("classes"),
     }  # fmt: skip
@@ -82,6 +101,7 @@ def version_report(
         captured=rows.num_rows,
         labelled=labelled(rows).num_rows,
         live=live_scores(rows, classes),
+        live_by_hour=live_by_hour(rows),
         drift=drift(rows, metadata),
         predicted_classes=shares(rows.column("_prediction"), classes),
     )

@@ -4,6 +4,7 @@
 
 import { ApiError, request, stream, token } from "./api.js";
 import { contributionBars } from "./bars.js";
+import { renderMonitoringChoices, watchMonitoring } from "./monitoring.js";
 import {
   renderJobs,
   renderModels,
@@ -40,6 +41,7 @@ function show(snapshot) {
   renderTraffic(snapshot.traffic);
   renderPredictChoices(snapshot.inference);
   renderPictures(snapshot.models, fetchVersion);
+  renderMonitoringChoices(snapshot.models);
 }
 
 const versions = new Map(); // what a version says of itself does not change: asked once
@@ -209,4 +211,5 @@ $("fit-form").addEventListener("submit", onFit);
 $("predict-form").addEventListener("submit", onPredict);
 $("explain-button").addEventListener("click", onExplain);
 $("explain-output").addEventListener("change", drawExplanation);
+watchMonitoring();
 connect();
