@@ -4,7 +4,7 @@ in-process floor. Prints tables and saves them in bench/results/latest.json.
     python -m bench.run [--only fit,first_answer,ingest,parallel,predict,inline,responsiveness,
                                 progress,cancel,priority,observability,dask,compiled,tail,
                                 ceiling,profile,versions,loading,dashboard,automl,hostile,
-                                explain,replicas,fit_phases,real_tables]
+                                explain,replicas,fit_phases,real_tables,monitoring]
     python -m bench.report    the performance page (docs/performance.md) from the results
 """
 
@@ -39,6 +39,7 @@ from bench import (
     ingest,
     jobs,
     loading,
+    monitoring,
     observability,
     profile,
     real_tables,
@@ -80,6 +81,7 @@ SECTIONS = (
     "replicas",
     "fit_phases",
     "real_tables",
+    "monitoring",
 )
 
 
@@ -240,6 +242,8 @@ def main() -> None:
             record.keep(
                 "real_tables", lambda: real_tables.real_tables(Path(directory) / "real_tables")
             )
+        if "monitoring" in sections:  # in-process, then a server of its own under wrk
+            record.keep("monitoring", lambda: monitoring.monitoring(Path(directory) / "monitoring"))
         if "dask" in sections:  # a cluster, and a server on each backend
             record.keep("dask", lambda: backends.compare(Path(directory) / "dask"))
     results.parent.mkdir(exist_ok=True)

@@ -360,10 +360,12 @@ def test_a_full_queue_drops_and_counts_and_capture_survives_a_restart(tmp_path: 
                 server.client.post("/load", json={"config": {"name": "churn"}}).status_code == 200
             )
             assert server.capture("churn").status_code == 200
-            for person in people(10, seed=7):
+            # three rows never fit a queue of two: dropped, counted, answered all the same
+            assert server.predict("churn", people(3, seed=6)).status_code == 200
+            for person in people(10, seed=7):  # the writer may or may not keep up
                 assert server.predict("churn", [person]).status_code == 200
             dropped = server.version("churn")["dropped"]
-            assert dropped >= 7  # at most two wait for the writer, one may be written
+            assert dropped >= 3
             counted = text_string_to_metric_families(server.client.get("/metrics").text)
             samples = [s for f in counted for s in f.samples]
             assert [
@@ -376,4 +378,4 @@ def test_a_full_queue_drops_and_counts_and_capture_survives_a_restart(tmp_path: 
         report = server.report("churn")
         assert report["capture"] is True  # kept in the store
         version = report["versions"][0]
-        assert (version["captured"] + version["dropped"], version["dropped"]) == (10, dropped)
+        assert (version["captured"] + version["dropped"], version["dropped"]) == (13, dropped)

@@ -130,6 +130,11 @@ class LoadedModel:
             answer["predictions"] = self.classes[self.choice.indices(X)].tolist()
         return answer
 
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        """Blocking: the probabilities `/predict` answers for these rows (any batch of them:
+        a row's answer never depends on the others), for the capture's writer."""
+        return self.choice.probabilities_and_indices(self.prepared(X))[0]
+
     def evaluate(self, X: np.ndarray, y: list[Any]) -> dict[str, Any]:
         """Blocking: the scores of server.ml.scoring on these rows and labels."""
         self.check_input(X)

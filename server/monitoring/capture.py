@@ -1,7 +1,7 @@
 """Capture: the rows a model answered, written to Parquet by a thread of their own.
 
-`/predict` hands each sampled request over as one `Batch` (its arrays and a recipe for the
-table, not an object per row) to a queue bounded in rows (CAPTURE_QUEUE_ROWS). A full queue
+`/predict` hands each sampled request over as one `Answered` (its arrays, not an object per
+row) to a queue bounded in rows (CAPTURE_QUEUE_ROWS). A full queue
 drops the request's rows and counts them: the event loop never waits for the disk. The
 writer wakes every CAPTURE_FLUSH_SECONDS (sooner when the queue is half full), turns the
 batches into tables, and writes one file per name, version and hour (server.monitoring.
@@ -19,29 +19,18 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from server.monitoring import layout
-from server.store.atomic import write_atomically, write_bytes_atomically
+from server.monitoring.rows import Answered, captured_table
+from server.store.atomic import write_bytes_atomically
 
 logger = logging.getLogger("server")
 Key = tuple[str, int]  # name, version
 EXPIRY_CHECK_SECONDS = 600.0
-
-
-@dataclass(frozen=True)
-class Batch:
-    name: str
-    version: int
-    at: float  # seconds since the epoch
-    request_id: str
-    rows: int
-    build: Callable[[], pa.Table]  # the captured table, made by the writer thread
 
 
 class Capture:
@@ -54,7 +43,7 @@ class Capture:
         self.keeps: Callable[[str], bool] = lambda name: True
         self.max_rows, self.flush_seconds = max_rows, flush_seconds
         self.retention = timedelta(days=retention_days)
-        self._queue: deque[Batch] = deque()
+        self._queue: deque[Answered] = deque()
         self._rows = 0
         self._lock = threading.Lock()  # the queue's
         self._io = threading.Lock()  # writing files against erasing them
@@ -62,14 +51,14 @@ class Capture:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._next_expiry = 0.0
-        self.pending: Counter[str] = Counter()  # request ids queued, not written yet
+        self._writing: list[Answered] = []  # taken from the queue, not written yet
         self.captured: Counter[Key] = Counter()  # rows written by this process
         self.dropped: Counter[Key] = Counter()  # rows dropped by this process
         self._dropped_hours: dict[str, dict[str, dict[str, int]]] = {}  # as in dropped.json
         self._dirty: set[str] = set()
 
     # -- the event loop's side -------------------------------------------------------------
-    def offer(self, batch: Batch) -> bool:
+    def offer(self, batch: Answered) -> bool:
         """Queue the batch, or drop it (counted) if the queue is full. Never blocks."""
         with self._lock:
             if self._rows + batch.rows > self.max_rows:
@@ -77,7 +66,6 @@ class Capture:
                 return False
             self._queue.append(batch)
             self._rows += batch.rows
-            self.pending[batch.request_id] += 1
             full = self._rows * 2 >= self.max_rows
         if full:
             self._wake.set()
@@ -95,14 +83,17 @@ class Capture:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def is_pending(self, request_id: str) -> bool:
+        """Whether a request's rows wait for the writer (feedback's `pending`): a scan of
+        the queue, so that /predict keeps no index of it."""
+        with self._lock:
+            waiting = [*self._writing, *self._queue]
+        return any(batch.request_id == request_id for batch in waiting)
+
     def erase(self, name: str) -> None:
         """Forget the name's queued rows; the caller deletes its files while holding `io`."""
         with self._lock:
             kept = deque(batch for batch in self._queue if batch.name != name)
-            for batch in self._queue:
-                if batch.name == name:
-                    self.pending[batch.request_id] -= 1
-            self.pending = +self.pending
             self._queue, self._rows = kept, sum(batch.rows for batch in kept)
             self._dropped_hours.pop(name, None)
             self._dirty.discard(name)
@@ -136,37 +127,36 @@ class Capture:
     def flush(self) -> None:
         with self._lock:
             batches, self._queue, self._rows = list(self._queue), deque(), 0
-        groups: dict[tuple[str, int, str], list[Batch]] = {}
+            self._writing = batches
+        groups: dict[tuple[str, int, int], list[Answered]] = {}
         for batch in batches:
-            groups.setdefault((batch.name, batch.version, layout.hour_of(batch.at)), []).append(
-                batch
-            )
+            key = (batch.name, batch.version, int(batch.at // 3600))
+            groups.setdefault(key, []).append(batch)
         with self._io:
-            for (name, version, hour), group in groups.items():
+            for (name, version, hours), group in groups.items():
                 if self.keeps(name):
-                    self._write(name, version, hour, group)
+                    self._write(name, version, layout.hour_of(hours * 3600), group)
             self._write_drop_counts()
         with self._lock:
-            for batch in batches:
-                self.pending[batch.request_id] -= 1
-            self.pending = +self.pending
+            self._writing = []
 
-    def _write(self, name: str, version: int, hour: str, group: list[Batch]) -> None:
+    def _write(self, name: str, version: int, hour: str, group: list[Answered]) -> None:
         tables = []
-        for batch in group:
+        for same in _by_setting(group):  # the columns kept change with capture_exclude
             try:
-                tables.append(batch.build())
-            except Exception as error:  # a request's cells the table can't hold: dropped
-                logger.error("capture: a row of '%s' could not be kept: %s", name, error)
+                tables.append(captured_table(same))
+            except Exception as error:  # cells the table can't hold: dropped, counted
+                logger.error("capture: rows of '%s' could not be kept: %s", name, error)
                 with self._lock:
-                    self._count_dropped(name, version, batch.at, batch.rows)
+                    for batch in same:
+                        self._count_dropped(name, version, batch.at, batch.rows)
         if not tables:
             return
         table = pa.concat_tables(tables, promote_options="permissive")
         folder = self.directory / name / layout.ROWS / f"version={version}" / f"hour={hour}"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            write_atomically(folder / layout.file_name(), lambda file: pq.write_table(table, file))
+            layout.write_whole(folder / layout.file_name(), table)
         except OSError as error:  # a full or read-only disk: dropped, counted
             logger.error("capture: rows of '%s' could not be written: %s", name, error)
             with self._lock:
@@ -222,3 +212,11 @@ class Capture:
                     written = int(labels.name.partition("-")[0]) / 1000
                     if datetime.fromtimestamp(written, UTC) <= cutoff:
                         labels.unlink(missing_ok=True)
+
+
+def _by_setting(group: list[Answered]) -> list[list[Answered]]:
+    found: dict[tuple[int, frozenset[str]], list[Answered]] = {}
+    for batch in group:
+        key = (id(batch.model), batch.exclude)
+        found.setdefault(key, []).append(batch)
+    return list(found.values())

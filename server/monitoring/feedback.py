@@ -9,7 +9,7 @@ yet, or expired).
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,9 @@ def _captured(root: Path, name: str, column: str, values: list[str]) -> pa.Table
     return dataset.to_table(filter=ds.field(column).isin(values))
 
 
-def matched(root: Path, name: str, labels: Labels, pending: Counter[str]) -> dict[str, Any]:
+def matched(
+    root: Path, name: str, labels: Labels, pending: Callable[[str], bool]
+) -> dict[str, Any]:
     """The counts a feedback answers (reads the captured rows' ids or keys); 422 when a
     request id's rows are found and are not as many as its labels."""
     if labels.request_id is not None:
@@ -89,7 +91,7 @@ def matched(root: Path, name: str, labels: Labels, pending: Counter[str]) -> dic
             )
         if found:
             return _counts(name, given, 0, [])
-        if pending[labels.request_id]:
+        if pending(labels.request_id):
             return _counts(name, 0, given, [])
         return _counts(name, 0, 0, [labels.request_id], given)
     assert labels.keys is not None

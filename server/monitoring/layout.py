@@ -25,6 +25,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 WRITER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ROWS, LABELS, DROPPED = "rows", "labels", "dropped.json"
 HOUR_FORMAT = "%Y-%m-%dT%H"
@@ -42,6 +45,19 @@ def hour_start(hour: str) -> datetime:
 def file_name() -> str:
     """Sortable by time, unique without coordination."""
     return f"{time.time_ns() // 1_000_000}-{secrets.token_hex(3)}{PARQUET}"
+
+
+def write_whole(path: Path, table: pa.Table) -> None:
+    """A Parquet file written under a temporary name, then renamed: a reader sees it whole or
+    not at all. Not fsynced: a crash may lose the last seconds of rows, as it loses the
+    queue, and a sync per file would cost the server's own core."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        pq.write_table(table, temporary)
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def writers(root: Path) -> list[Path]:

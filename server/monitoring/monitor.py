@@ -25,12 +25,13 @@ from server.errors import InvalidInput, ModelNotFound, NoCapture
 from server.ingest.features import Features
 from server.monitoring import feedback, layout
 from server.monitoring import setting as setting_file
-from server.monitoring.capture import Batch, Capture
+from server.monitoring.capture import Capture
 from server.monitoring.erasure import erase_key
 from server.monitoring.report import version_report
 from server.monitoring.rows import (
     META,
     Answered,
+    Model,
     exported,
     read_labels,
     read_rows,
@@ -38,7 +39,6 @@ from server.monitoring.rows import (
 )
 from server.monitoring.setting import CaptureSetting
 from server.store.files import ModelStore
-from server.tables.columns import Columns
 
 DEFAULT_WINDOW = timedelta(hours=24)
 Window = tuple[datetime, datetime]
@@ -89,18 +89,14 @@ class Monitor:
         return found
 
     def offer(
-        self, name: str, version: int, columns: Columns, features: Features, X: np.ndarray,
+        self, model: Model, version: int, name: str, features: Features, X: np.ndarray,
         answer: dict[str, Any], request_id: str, keys: list[str | None] | None,
         chosen: CaptureSetting,
     ) -> None:  # fmt: skip
-        answered = Answered(
-            columns, features, X, answer["predictions"], np.asarray(answer["probabilities"]),
-            keys, frozenset(chosen.exclude),
-        )  # fmt: skip
-        at = time.time()
+        """Hand an answered request to the capture (it never waits)."""
         self.capture.offer(
-            Batch(name, version, at, request_id, len(X),
-                  lambda: answered.table(request_id, version, at))
+            Answered(name, version, request_id, time.time(), model, features, X,
+                     answer["predictions"], answer.get("probabilities"), keys, chosen.excluded)
         )  # fmt: skip
 
     # -- settings -----------------------------------------------------------------------------
@@ -153,7 +149,7 @@ class Monitor:
         classes = await asyncio.to_thread(self._classes, name)
         feedback.check_classes(labels, classes, name)
         counts = await asyncio.to_thread(
-            feedback.matched, self.root, name, labels, self.capture.pending
+            feedback.matched, self.root, name, labels, self.capture.is_pending
         )
         table = feedback.labels_table(labels)
         await asyncio.to_thread(feedback.write_labels, self.capture.directory / name, table)

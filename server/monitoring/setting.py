@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,11 @@ class CaptureSetting:
     sample_rate: float = 1.0
     exclude: tuple[str, ...] = ()  # columns never written
     ever: bool = False  # capture was on once: feedback is taken from then on
+    # The same columns as a set, made once: every captured request carries it.
+    excluded: frozenset[str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "excluded", frozenset(self.exclude))
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -211,17 +211,12 @@ class ModelService:
         else:
             X = await matrix_for(model, features)
         keys = None if config.key is None else key_values(model, features, config.key)
-        chosen = self.monitor.sampled(config.name) if self.monitor is not None else None
-        if chosen is None:
-            return await batcher.predict(X, config.probabilities)
-        # captured: with probabilities (the live scores need them), answered as asked
-        answer = await batcher.predict(X, True)
-        self.monitor.offer(  # type: ignore[union-attr]
-            config.name, model.version, model.model_columns, features, X, answer,
-            request_id, keys, chosen,
-        )  # fmt: skip
-        if not config.probabilities:
-            answer = {k: v for k, v in answer.items() if k not in ("probabilities", "classes")}
+        answer = await batcher.predict(X, config.probabilities)
+        if self.monitor is not None and (chosen := self.monitor.sampled(config.name)):
+            # handed over as it is: the capture's writer computes what it lacks
+            self.monitor.offer(
+                model, model.version, config.name, features, X, answer, request_id, keys, chosen
+            )
         return answer
 
     async def evaluate(self, request: EvaluateInput) -> dict[str, Any]:
