@@ -49,6 +49,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "replicas": ("Serving replicas through HAProxy", "replicas"),
     "dask": ("Training on Dask against local processes", "backends"),
     "real_tables": ("Real tables: the service against each library's own pipeline", "real_tables"),
+    "monitoring": ("Monitoring: what capture costs, the writer, the report", "monitoring"),
 }
 
 
