@@ -41,6 +41,7 @@ from server.tables.columns import Column, Columns
 
 ROUNDS, SECONDS = 5, 5
 REPORT_ROWS, FILE_ROWS = 1_000_000, 10_000
+_MODELS: dict[int, Any] = {}
 
 
 def capture_cost(directory: Path) -> dict[str, Any]:
@@ -128,9 +129,14 @@ def _answered(
     probabilities = rng.dirichlet([1, 1], rows)
     predictions = ["yes" if p[1] > 0.5 else "no" for p in probabilities]
     return Answered(
-        "m", 1, request_id, time.time(), _Model(columns), RecordFeatures(records), X,
+        "m", 1, request_id, time.time(), _model_of(columns), RecordFeatures(records), X,
         predictions, probabilities.tolist(), None, frozenset(),
     )  # fmt: skip
+
+
+def _model_of(columns: Columns) -> _Model:
+    """One model object per columns, as the server hands over one per loaded version."""
+    return _MODELS.setdefault(id(columns), _Model(columns))
 
 
 class _Model:

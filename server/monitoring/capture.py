@@ -31,6 +31,8 @@ from server.store.atomic import write_bytes_atomically
 logger = logging.getLogger("server")
 Key = tuple[str, int]  # name, version
 EXPIRY_CHECK_SECONDS = 600.0
+# Requests made into a table at a time: between two, the writer lets the event loop run.
+CHUNK = 500
 
 
 class Capture:
@@ -143,13 +145,16 @@ class Capture:
     def _write(self, name: str, version: int, hour: str, group: list[Answered]) -> None:
         tables = []
         for same in _by_setting(group):  # the columns kept change with capture_exclude
-            try:
-                tables.append(captured_table(same))
-            except Exception as error:  # cells the table can't hold: dropped, counted
-                logger.error("capture: rows of '%s' could not be kept: %s", name, error)
-                with self._lock:
-                    for batch in same:
-                        self._count_dropped(name, version, batch.at, batch.rows)
+            for start in range(0, len(same), CHUNK):
+                chunk = same[start : start + CHUNK]
+                try:
+                    tables.append(captured_table(chunk))
+                except Exception as error:  # cells the table can't hold: dropped, counted
+                    logger.error("capture: rows of '%s' could not be kept: %s", name, error)
+                    with self._lock:
+                        for batch in chunk:
+                            self._count_dropped(name, version, batch.at, batch.rows)
+                time.sleep(0)  # the event loop's turn: it never waits long for the GIL
         if not tables:
             return
         table = pa.concat_tables(tables, promote_options="permissive")

@@ -1,9 +1,9 @@
 """Captured rows as tables: the table one request's rows become, and the rows of a window
 read back with their labels.
 
-A captured row holds the model's features by column name (numbers as float64, categorical
-cells as the text received, so an unseen level stays distinct from a missing one), then
-columns of its own, named with a leading underscore:
+A captured row holds the model's features by column name (numbers as float64, null where
+missing; categorical cells as the text received, so an unseen level stays distinct from a
+missing one), then columns of its own, named with a leading underscore:
 
     _request_id  _row  _time  _version  _prediction  _probabilities  _key
 
