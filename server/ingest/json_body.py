@@ -89,10 +89,7 @@ def _object(
     limits: TableLimits,
     alternatives: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise InvalidInput(f"the request body is not valid JSON: {error}") from None
+    payload = _loaded(body)
     if not isinstance(payload, dict):
         raise InvalidInput(
             f"the request body must be a JSON object with {', '.join(sorted(fields))}"
@@ -136,11 +133,27 @@ def _config(model: type[ConfigModel], payload: dict[str, Any]) -> ConfigModel:
     return parse_config(model, payload["config"])
 
 
-def parse_config(model: type[ConfigModel], config: Any) -> ConfigModel:
+def _loaded(body: bytes) -> Any:
     try:
-        return model.model_validate(config)
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput(f"the request body is not valid JSON: {error}") from None
+
+
+def parse_config(model: type[ConfigModel], config: Any) -> ConfigModel:
+    return _validated(model, config, ("body", "config"))
+
+
+def parse_body(model: type[ConfigModel], body: bytes) -> ConfigModel:
+    """A whole JSON body of one schema (feedback's), refused as every other body is."""
+    return _validated(model, _loaded(body), ("body",))
+
+
+def _validated(model: type[ConfigModel], value: Any, where: tuple[str, ...]) -> ConfigModel:
+    try:
+        return model.model_validate(value)
     except ValidationError as error:
-        # The same list form as any other schema error, located under body.config.
+        # The same list form as any other schema error, located where the value was.
         raise RequestValidationError(
-            [{**item, "loc": ("body", "config", *item["loc"])} for item in error.errors()]
+            [{**item, "loc": (*where, *item["loc"])} for item in error.errors()]
         ) from None

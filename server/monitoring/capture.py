@@ -49,6 +49,7 @@ class Capture:
         self._rows = 0
         self._lock = threading.Lock()  # the queue's
         self._io = threading.Lock()  # writing files against erasing them
+        self._drops = threading.Lock()  # moving drop counts to their file against reading them
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -100,11 +101,17 @@ class Capture:
             self._dropped_hours.pop(name, None)
             self._dirty.discard(name)
 
-    def unwritten_drops(self, name: str) -> dict[str, dict[str, int]]:
-        """Drops of `name` counted and not in its `dropped.json` yet: version -> hour -> rows."""
-        with self._lock:
-            found = self._dropped_hours.get(name, {})
-            return {version: dict(hours) for version, hours in found.items()}
+    def drop_counts(self, name: str) -> list[dict[str, dict[str, int]]]:
+        """Every writer's drop counts of `name` (its `dropped.json`), and this server's not
+        written yet: each version -> hour -> rows (blocking)."""
+        with self._drops:
+            found = [
+                json.loads(path.read_bytes()) for path in layout.dropped_files(self.root, name)
+            ]
+            with self._lock:
+                unwritten = self._dropped_hours.get(name, {})
+                found.append({version: dict(hours) for version, hours in unwritten.items()})
+        return found
 
     @property
     def io(self) -> threading.Lock:
@@ -181,6 +188,10 @@ class Capture:
         self._dirty.add(name)
 
     def _write_drop_counts(self) -> None:
+        with self._drops:  # a reader sees counts in memory or in the file, never in neither
+            self._move_drop_counts()
+
+    def _move_drop_counts(self) -> None:
         with self._lock:
             dirty = {name: self._dropped_hours.pop(name, {}) for name in self._dirty}
             self._dirty.clear()

@@ -9,7 +9,6 @@ loop.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import shutil
 import time
@@ -65,6 +64,8 @@ class Monitor:
         capture.keeps = store.exists
         self.settings: dict[str, CaptureSetting] = {}
         self.reports: dict[tuple[str, int], dict[str, Any]] = {}  # the last, for /metrics
+        # Each version's classes, read once (every feedback checks its labels against them).
+        self._version_classes: dict[tuple[str, int], list[Any]] = {}
         self.on_change: Callable[[], None] = lambda: None  # the publisher's: replicas follow
 
     def start(self, names: list[str]) -> None:
@@ -159,7 +160,10 @@ class Monitor:
         """Every class of every version of the name, in order of appearance (blocking)."""
         found: dict[str, Any] = {}
         for version in self.store.versions(name):
-            for label in self.store.read_metadata(name, version)["classes"]:
+            key = (name, version)
+            if key not in self._version_classes:  # a number is never given twice: kept
+                self._version_classes[key] = self.store.read_metadata(name, version)["classes"]
+            for label in self._version_classes[key]:
                 found.setdefault(str(label), label)
         return list(found.values())
 
@@ -197,9 +201,8 @@ class Monitor:
     def _dropped(self, name: str, span: Window) -> dict[int, int]:
         """Rows dropped in the window's hours: every writer's counts, and this server's
         not written yet."""
-        found = [json.loads(path.read_bytes()) for path in layout.dropped_files(self.root, name)]
         counts: dict[int, int] = {}
-        for by_version in [*found, self.capture.unwritten_drops(name)]:
+        for by_version in self.capture.drop_counts(name):
             for version, hours in by_version.items():
                 for hour, rows in hours.items():
                     start = layout.hour_start(hour)

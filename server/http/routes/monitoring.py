@@ -6,11 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import ValidationError
 
 from server.errors import InvalidInput
 from server.http.csv_response import CSV, wants_csv
@@ -18,6 +15,8 @@ from server.http.dependencies import MonitorOf
 from server.http.openapi_bodies import request_body
 from server.http.routing import RouteTable
 from server.ingest import multipart
+from server.ingest.features import TableFeatures
+from server.ingest.json_body import parse_body
 from server.monitoring.feedback import Labels
 from server.monitoring.monitor import window
 from server.schemas import (
@@ -74,30 +73,15 @@ async def give_feedback(name: ModelName, request: Request, monitor: MonitorOf) -
     limits = request.app.state.limits.fit
     if multipart.is_multipart(request):
         config, features, y = await multipart.read_labelled(request, FeedbackConfig, limits)
-        if config.key not in features.table.column_names:
-            raise InvalidInput(f"the file has no column {config.key!r} (config.key)")
-        keys = features.with_text([config.key]).table.column(config.key).cast("string")
-        if keys.null_count:
+        keys = TableFeatures(features).key_values(config.key)
+        if None in keys:
             raise InvalidInput(f"the key column {config.key!r} has empty cells")
-        labels = Labels(y, keys=keys.to_pylist())
+        labels = Labels(y, keys=keys)  # type: ignore[arg-type]
     else:
-        try:
-            payload = orjson.loads(await request.body())
-        except orjson.JSONDecodeError as error:
-            raise InvalidInput(f"the request body is not valid JSON: {error}") from None
-        body = _feedback(payload)
+        body = parse_body(FeedbackRequest, await request.body())
         labels = Labels(list(body.y), request_id=body.request_id, keys=body.keys)
     limits.check_rows(len(labels.y))
     return await monitor.feedback(name, labels)
-
-
-def _feedback(payload: Any) -> FeedbackRequest:
-    try:
-        return FeedbackRequest.model_validate(payload)
-    except ValidationError as error:  # the list form of every other schema error
-        raise RequestValidationError(
-            [{**item, "loc": ("body", *item["loc"])} for item in error.errors()]
-        ) from None
 
 
 @table.get(
