@@ -127,9 +127,10 @@ def demo(url: str, quick: bool) -> int:
         )  # fmt: skip
         print(f"\nversion {retrained['version']} trained on the {retrained['n_samples']} "
               "labelled rows the new team sent, and promoted")  # fmt: skip
-        client.load(NAME, version=1)
+        first = fitted["version"]  # 1 on a fresh store; numbers are never given twice
+        client.load(NAME, version=first)
         side = []
-        for version in (1, retrained["version"]):
+        for version in (first, retrained["version"]):
             for label, (since, until) in (("as trained", (first_start, first_end)),
                                           ("new team", (second_start, second_end))):  # fmt: skip
                 scores = client.evaluate_capture(NAME, since=since, until=until,
