@@ -352,3 +352,115 @@ def test_the_libraries_own_categorical_parameters_point_to_categorical_features(
         answer = client.post("/fit", json=body)
         assert answer.status_code == 422
         assert "categorical_features" in answer.json()["detail"]
+
+
+def parquet_of(columns: dict[str, pa.Array]) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(pa.table(columns), sink)
+    return sink.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("column", "kind"),
+    [
+        (pa.array([20000 + i for i in range(40)], pa.date32()), "date32"),
+        (pa.array([1_700_000_000_000 + i for i in range(40)], pa.timestamp("ms")), "timestamp"),
+        (pa.array(list(range(40)), pa.duration("s")), "duration"),
+        (pa.array([[i] for i in range(40)]), "list"),
+        (pa.array([bytes([i]) for i in range(40)]), "bytes"),
+    ],
+)
+def test_a_column_of_a_type_no_model_learns_is_a_422_naming_it(
+    column: pa.Array, kind: str, server: tuple[httpx.Client, dict[str, Any]], store: Path
+) -> None:
+    """Review item 2: a date (or a list, bytes ...) column of a Parquet file was a 500."""
+    client, _ = server
+    numbers = pa.array(np.arange(40, dtype=float))
+    target = pa.array(["a", "b"] * 20)
+    body = parquet_of({"x": numbers, "when": column, "y": target})
+    config = {"name": "dated", "model_type": "LGBMClassifier"}
+    search = {"name": "dated", "model_types": ["LGBMClassifier"], "max_models": 1}
+    for route, sent in (("/fit", config), ("/automl", search)):
+        answer = client.post(
+            route,
+            files={"file": ("t.parquet", body)},
+            data={"target": "y", "config": json.dumps(sent)},
+        )
+        assert answer.status_code == 422, answer.text
+        detail = answer.json()["detail"]
+        assert "'when'" in detail and kind in detail and "ignore_columns" in detail, detail
+    assert not files_of(store, "dated")
+    ignored = {**config, "ignore_columns": ["when"]}
+    answer = client.post(
+        "/fit", files={"file": ("t.parquet", body)},
+        data={"target": "y", "config": json.dumps(ignored)},
+    )  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    answer = client.post(  # and at /predict, the same refusal
+        "/predict", files={"file": ("t.parquet", body)},
+        data={"config": json.dumps({"name": "real-lgbmc"})},
+    )  # fmt: skip
+    assert answer.status_code == 422 and "'tenure'" in answer.json()["detail"]
+    assert client.post("/remove", json={"config": {"name": "dated"}}).status_code == 200
+
+
+def test_integers_beyond_a_double_s_precision_answer_as_their_json_numbers(
+    server: tuple[httpx.Client, dict[str, Any]],
+) -> None:
+    """Review item 2: a uint64 above 2**63 was a 500; it rounds to a double as JSON does."""
+    client, _ = server
+    big = [2**63 + 4096 * i for i in range(40)]
+    body = parquet_of({"x": pa.array(big, pa.uint64()), "y": pa.array(["a", "b"] * 20)})
+    config = {"name": "big-ints", "model_type": "LogisticRegression"}
+    fitted = client.post(
+        "/fit", files={"file": ("t.parquet", body)},
+        data={"target": "y", "config": json.dumps(config)},
+    )  # fmt: skip
+    assert fitted.status_code == 201, fitted.text
+    assert client.post("/load", json={"config": {"name": "big-ints"}}).status_code == 200
+    rows = parquet_of({"x": pa.array(big[:3], pa.uint64())})
+    by_file = client.post(
+        "/predict", files={"file": ("r.parquet", rows)},
+        data={"config": json.dumps({"name": "big-ints", "probabilities": True})},
+    )  # fmt: skip
+    by_json = client.post(
+        "/predict", json={"records": [{"x": v} for v in big[:3]],
+                          "config": {"name": "big-ints", "probabilities": True}},
+    )  # fmt: skip
+    assert by_file.status_code == by_json.status_code == 200, (by_file.text, by_json.text)
+    assert by_file.json()["probabilities"] == by_json.json()["probabilities"]
+    assert client.post("/remove", json={"config": {"name": "big-ints"}}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "column", "named"),
+    [
+        (b"zip,tenure,y\n1e400,1,a\n7,2,b\n" * 20, "'zip'", "beyond the range of a double"),
+        (b"zip,tenure,y\n7,40\xb08,a\n7,2,b\n" * 20, "'tenure'", "not UTF-8"),
+    ],
+)
+def test_a_categorical_cell_beyond_a_double_or_not_utf8_is_a_422(
+    body: bytes, column: str, named: str, server: tuple[httpx.Client, dict[str, Any]]
+) -> None:
+    """Review item 10: `1e400` in a declared categorical column, or a Latin-1 byte, were
+    500s at /fit; infinity in a Parquet column was a 500 at /predict."""
+    client, _ = server
+    config = {"name": "odd", "model_type": "XGBClassifier", "categorical_features": ["zip"]}
+    answer = client.post(
+        "/fit", files={"file": ("t.csv", body)}, data={"target": "y", "config": json.dumps(config)}
+    )
+    assert answer.status_code == 422, answer.text
+    assert column in answer.json()["detail"] and named in answer.json()["detail"]
+    rows = table(seed=9, rows=2)
+    del rows["churn"]
+    infinite = {k: pa.array(v) for k, v in rows.items() if k != "zip"}
+    infinite["zip"] = pa.array([float("inf"), 2139.0])
+    answer = client.post(
+        "/predict", files={"file": ("r.parquet", parquet_of(infinite))},
+        data={"config": json.dumps({"name": "real-xgbcl"})},
+    )  # fmt: skip
+    assert answer.status_code == 422 and "'zip'" in answer.json()["detail"], answer.text
+    json_body = b'{"records": [{"zip": 1e400}], "config": {"name": "real-xgbcl"}}'
+    answer = client.post("/predict", content=json_body, headers={"content-type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    assert "with a fraction" not in str(answer.json()["detail"])

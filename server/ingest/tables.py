@@ -172,7 +172,8 @@ def numeric_matrix(file_table: FileTable) -> np.ndarray:
         )
     matrix = np.empty((table.num_rows, table.num_columns), dtype=np.float64)
     for index, column in enumerate(table.columns):
-        values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+        # Integers beyond 2**53 round to the nearest double, as a JSON number does.
+        values = pc.cast(column, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
         matrix[:, index] = values  # nulls arrive as NaN
     infinite = np.isinf(matrix).any(axis=0)
     if infinite.any():

@@ -19,7 +19,14 @@ import pyarrow.compute as pc
 
 from server.errors import InvalidInput
 from server.tables.columns import Column, Columns
-from server.tables.levels import is_text_type, level_of, levels_of_numbers, text_array
+from server.tables.levels import (
+    is_number_type,
+    is_text_type,
+    level_of,
+    levels_of_numbers,
+    not_a_feature,
+    text_array,
+)
 from server.tables.raw import RawColumn, RawTable
 
 # Up to this many JSON values, a column is mapped in plain Python (a 1-row predict).
@@ -106,9 +113,14 @@ def numbers(name: str, values: RawColumn) -> np.ndarray:
     kind = values.type
     if is_text_type(kind):
         raise not_numeric(name, values.to_pylist())
+    if pa.types.is_dictionary(kind):
+        values, kind = values.cast(kind.value_type), kind.value_type
+    if not is_number_type(kind):
+        raise not_a_feature(name, kind)
     if pa.types.is_boolean(kind):
         values = pc.cast(values, pa.int8())
-    matrix = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
+    # Integers beyond 2**53 round to the nearest double, as a JSON number does.
+    matrix = pc.cast(values, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
     if np.isinf(matrix).any():
         raise InvalidInput(f"column(s) {name!r} hold infinity")
     return np.asarray(matrix, dtype=np.float64)

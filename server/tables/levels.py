@@ -36,6 +36,24 @@ def fraction_refused(column: str, value: Any) -> InvalidInput:
     )
 
 
+def not_a_feature(column: str, kind: pa.DataType) -> InvalidInput:
+    """A file's column of a type no model learns from (a date, a list, bytes)."""
+    found = "bytes that are not UTF-8 text (save a CSV as UTF-8)" if (
+        pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
+    ) else f"{kind} values"
+    return InvalidInput(
+        f"column {column!r} holds {found}, which can't be a feature: a feature is numbers or "
+        f'text. Leave it out ("ignore_columns": [{column!r}]), or send it as numbers or text'
+    )
+
+
+def is_number_type(kind: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+        or pa.types.is_boolean(kind) or pa.types.is_null(kind)
+    )  # fmt: skip
+
+
 def level_of(value: Any, column: str) -> str | None:
     """The level of one JSON value (None: missing)."""
     kind = type(value)
@@ -56,14 +74,25 @@ def level_of(value: Any, column: str) -> str | None:
 
 
 def whole_number(value: float, column: str) -> str:
+    if not math.isfinite(value):
+        raise infinite_refused(column)
     if not value.is_integer():
         raise fraction_refused(column, value)
     return str(int(value))
 
 
+def infinite_refused(column: str) -> InvalidInput:
+    return InvalidInput(
+        f"column {column!r} is categorical, and holds a number beyond the range of a double "
+        "(infinity, or one such as 1e400): a level is a name or a whole number"
+    )
+
+
 def levels_of_numbers(values: np.ndarray, column: str) -> list[str | None]:
     """The levels of a float64 column (NaN: missing)."""
     present = ~np.isnan(values)
+    if np.isinf(values[present]).any():
+        raise infinite_refused(column)
     whole = np.floor(values[present]) == values[present]
     if not whole.all():
         raise fraction_refused(column, float(values[present][~whole][0]))
@@ -91,7 +120,7 @@ def text_array(column: pa.Array | pa.ChunkedArray, name: str) -> pa.Array:
     if pa.types.is_large_string(kind):
         column = pc.cast(column, pa.string())
     elif not pa.types.is_string(kind):
-        raise InvalidInput(f"column {name!r} holds {kind} values, not text or numbers")
+        raise not_a_feature(name, kind)
     text = trimmed(column)
     decimal = pc.fill_null(pc.match_substring_regex(text, DECIMAL), False)
     if not pc.any(decimal).as_py():
