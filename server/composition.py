@@ -86,11 +86,13 @@ def monitor_for(settings: Settings, store: ModelStore) -> Monitor:
     writer = settings.replica_name or (socket.gethostname() if settings.is_replica else "primary")
     if not WRITER_PATTERN.fullmatch(writer):
         raise StartupFailed(
-            f"REPLICA_NAME={writer!r} can't name a folder: letters, digits, '.', '_', '-'"
+            f"REPLICA_NAME={writer!r} can't name a folder: it starts with a letter or a digit, "
+            "then letters, digits, '.', '_', '-', 64 characters at most"
         )
     capture = Capture(
         settings.capture_root, writer, settings.capture_queue_rows,
         settings.capture_flush_seconds, settings.capture_retention_days,
+        int(settings.capture_queue_mb * (1 << 20)),
     )  # fmt: skip
     return Monitor(store, capture)
 

@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     MODELS_PATH); never inside MODELS_PATH. Captured rows are users' data: see Monitoring."""
     capture_queue_rows: int = Field(default=100_000, ge=1)
     """Captured rows waiting for the writer; rows beyond are dropped and counted."""
+    capture_queue_mb: float = Field(default=256.0, gt=0)
+    """What captured requests waiting for the writer may hold in memory; beyond, dropped and
+    counted (a few large requests fill it before CAPTURE_QUEUE_ROWS does)."""
     capture_retention_days: float = Field(default=30.0, gt=0)
     """Captured rows and labels older than this are deleted."""
     capture_flush_seconds: float = Field(default=2.0, gt=0, le=300)

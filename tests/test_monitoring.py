@@ -7,13 +7,17 @@ restart have their own."""
 from __future__ import annotations
 
 import io
+import json
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401 (pa.compute)
 import pyarrow.parquet as pq
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -108,7 +112,7 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("monitoring")
-    env = {"CAPTURE_FLUSH_SECONDS": "0.1", "MAX_INFERENCE_MODELS": "4"}
+    env = {"CAPTURE_FLUSH_SECONDS": "0.1", "MAX_INFERENCE_MODELS": "12"}
     running = uvicorn_server(root / "models", env=env, log=root / "server.log")
     with running as (url, _), Server(url, root / "models") as started:
         for name in ("churn", "steady", "shifted"):
@@ -379,3 +383,230 @@ def test_a_full_queue_drops_and_counts_and_capture_survives_a_restart(tmp_path: 
         assert report["capture"] is True  # kept in the store
         version = report["versions"][0]
         assert (version["captured"] + version["dropped"], version["dropped"]) == (13, dropped)
+
+
+# -- the review's findings (issue 44) --------------------------------------------------------
+def fit_labels(server: Server, name: str, labels: list[str], **config: Any) -> httpx.Response:
+    """A model of `name` trained on people labelled by cycling through `labels`."""
+    train = people(120, seed=11)
+    body = {
+        "records": features(train),
+        "y": [labels[i % len(labels)] for i in range(len(train))],
+        "config": {"name": name, "model_type": MODEL, **config},
+    }
+    return server.client.post("/fit", json=body)
+
+
+def load(server: Server, name: str, version: int | None = None) -> None:
+    config: dict[str, Any] = {"name": name} | ({"version": version} if version else {})
+    assert server.client.post("/load", json={"config": config}).status_code == 200
+
+
+def test_a_label_of_another_version_s_classes_is_left_out_and_counted(server: Server) -> None:
+    """Items 1 and 8: a label only a newer version has broke the report (500) for 30 days,
+    and from_capture once that version was deleted."""
+    assert fit_labels(server, "cv", ["no", "yes"]).status_code == 201
+    assert fit_labels(server, "cv", ["no", "yes", "maybe"], new_version=True).status_code == 201
+    load(server, "cv")
+    assert server.capture("cv").status_code == 200
+    rows = people(6, seed=12, start=7000)
+    answer = server.predict("cv", rows, key="id")
+    server.wait_captured("cv", 6)
+    by_id = server.feedback("cv", request_id=answer.json()["request_id"], y=["maybe"] * 6)
+    assert by_id.status_code == 422 and "'maybe'" in by_id.json()["detail"]  # v1 answered
+    keys = [r["id"] for r in rows]
+    assert server.feedback("cv", keys=keys[:2], y=["maybe", "maybe"]).json()["matched"] == 2
+    truths = ["yes", "no", "yes", "no"]
+    assert server.feedback("cv", keys=keys[2:], y=truths).json()["matched"] == 4
+    version = server.version("cv")
+    assert (version["labelled"], version["labels_outside_classes"]) == (4, 2)
+    answered = answer.json()["predictions"][2:]
+    right = sum(a == t for a, t in zip(answered, truths, strict=True)) / 4
+    assert version["live"]["accuracy"] == right
+    assert server.client.get("/metrics").status_code == 200
+    assert server.client.delete("/models/cv/versions/2").status_code == 200
+    config = {"name": "cv", "model_type": MODEL, "new_version": True,
+              "from_capture": {"name": "cv"}}  # fmt: skip
+    fit = server.client.post("/fit", json={"config": config})
+    assert fit.status_code == 201, fit.text
+    assert (fit.json()["n_samples"], fit.json()["classes"]) == (4, ["no", "yes"])
+
+
+def test_a_request_id_sent_twice_labels_no_row_and_is_refused(server: Server) -> None:
+    """Item 12: two requests with one X-Request-Id were labelled with one request's labels."""
+    assert fit_labels(server, "twice", ["p", "n"]).status_code == 201
+    load(server, "twice")
+    assert server.capture("twice").status_code == 200
+    headers = {"X-Request-Id": "order-42"}
+    first = server.client.post("/predict", headers=headers,
+                               json={"records": features(people(1, seed=13)),
+                                     "config": {"name": "twice"}})  # fmt: skip
+    assert first.status_code == 200
+    server.wait_captured("twice", 1)
+    assert server.feedback("twice", request_id="order-42", y=["p"]).json()["matched"] == 1
+    second = server.client.post("/predict", headers=headers,
+                                json={"records": features(people(1, seed=14)),
+                                      "config": {"name": "twice"}})  # fmt: skip
+    assert second.status_code == 200
+    server.wait_captured("twice", 2)
+    refused = server.feedback("twice", request_id="order-42", y=["p", "n"])
+    assert refused.status_code == 409 and "names 2 captured requests" in refused.json()["detail"]
+    assert server.feedback("twice", request_id="order-42", y=["p"]).status_code == 409
+    assert [r["_label"] for r in server.exported("twice").to_pylist()] == [None, None]
+    assert server.version("twice")["labelled"] == 0
+
+
+def test_the_operator_s_exclusion_wins_over_config_key(server: Server) -> None:
+    """Item 6: a column kept out by capture_exclude was written as `_key`."""
+    assert fit_labels(server, "excl", ["a", "b"]).status_code == 201
+    load(server, "excl")
+    assert server.capture("excl", capture_exclude=["email"]).status_code == 200
+    rows = [{**person, "email": f"p{i}@example.org"} for i, person in enumerate(people(2, 15))]
+    refused = server.predict("excl", rows, key="email")
+    assert refused.status_code == 422 and "capture_exclude" in refused.json()["detail"]
+    assert server.predict("excl", rows, key="id").status_code == 200
+    wait_for(lambda: server.version("excl")["captured"] == 2, 30, "2 rows")
+    exported = server.exported("excl")
+    assert "email" not in exported.column_names
+    assert exported.column("_key").to_pylist() == [r["id"] for r in rows]
+
+
+def test_features_named_like_the_capture_s_columns_are_kept_apart(server: Server) -> None:
+    """Item 7: a feature `_label` broke the report; `_key`, `_time` were never captured."""
+    train = people(120, seed=16)
+    records = [{"_label": p["tenure"], "_time": p["plan"]} for p in train]
+    body = {"records": records, "y": [truth(p) for p in train],
+            "config": {"name": "clash", "model_type": MODEL, "validation_fraction": 0.25}}  # fmt: skip
+    assert server.client.post("/fit", json=body).status_code == 201
+    load(server, "clash")
+    assert server.capture("clash").status_code == 200
+    keyed = [{**r, "id": f"k{i}"} for i, r in enumerate(records[:40])]
+    answer = server.predict("clash", keyed, key="id")
+    assert answer.status_code == 200
+    server.wait_captured("clash", 40)
+    exported = server.exported("clash")  # pyarrow reads it: no column twice
+    assert {"__label", "__time", "_label", "_time"} <= set(exported.column_names)
+    assert exported.column("__time").to_pylist() == [r["_time"] for r in records[:40]]
+    labels = [truth(p) for p in train[:40]]
+    given = server.feedback("clash", request_id=answer.json()["request_id"], y=labels)
+    assert given.json()["matched"] == 40
+    report = server.version("clash")
+    assert report["labelled"] == 40
+    assert {f["name"] for f in report["drift"]["features"]} >= {"_label", "_time"}
+    config = {"name": "clash", "model_type": MODEL, "new_version": True,
+              "from_capture": {"name": "clash"}}  # fmt: skip
+    fit = server.client.post("/fit", json={"config": config})
+    assert fit.status_code == 201, fit.text
+    assert fit.json()["feature_names"] == ["_label", "_time"]
+    load(server, "clash", 2)
+    scored = server.client.post("/evaluate", json={
+        "config": {"name": "clash", "version": 2, "from_capture": {"name": "clash"}}})  # fmt: skip
+    assert scored.status_code == 200, scored.text
+
+
+def test_keys_are_spelled_one_way_and_odd_key_columns_are_422(server: Server) -> None:
+    """Items 9 and 17: a JSON 1041.0 was kept as "1041.0" and a Parquet one as "1041"; a key
+    column of structs or lists was a 500."""
+    assert fit_labels(server, "keys", ["a", "b"]).status_code == 201
+    load(server, "keys")
+    assert server.capture("keys").status_code == 200
+    person = features(people(1, seed=17))[0]
+    assert server.predict("keys", [{**person, "id": 1041.0}], key="id").status_code == 200
+    table = pa.table({**{k: [v] for k, v in person.items()}, "id": pa.array([1041.0])})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    by_file = server.client.post(
+        "/predict", files={"file": ("rows.parquet", sink.getvalue())},
+        data={"config": json.dumps({"name": "keys", "key": "id"})},
+    )  # fmt: skip
+    assert by_file.status_code == 200, by_file.text
+    assert server.predict("keys", [{**person, "id": True}], key="id").status_code == 200
+    server.wait_captured("keys", 3)
+    assert server.exported("keys").column("_key").to_pylist() == ["1041", "1041", "true"]
+    labels = server.feedback("keys", keys=["1041.0"], y=["a"])
+    assert labels.json()["matched"] == 2
+    erased = server.client.delete("/models/keys/monitoring/rows", params={"key": "1041"})
+    assert erased.json()["rows"] == 2
+    for odd in ({"a": 1}, [1, 2]):
+        answer = server.predict("keys", [{**person, "id": odd}], key="id")
+        assert answer.status_code == 422 and "'id'" in answer.json()["detail"]
+    struct = pa.table({**{k: [v] for k, v in person.items()}, "id": pa.array([{"a": 1}])})
+    sink = io.BytesIO()
+    pq.write_table(struct, sink)
+    for route, extra in (("/predict", {}), ("/models/keys/feedback", {"target": "plan"})):
+        config = {"name": "keys", "key": "id"} if route == "/predict" else {"key": "id"}
+        answer = server.client.post(
+            route, files={"file": ("rows.parquet", sink.getvalue())},
+            data={"config": json.dumps(config), **extra},
+        )  # fmt: skip
+        assert answer.status_code == 422 and "'id'" in answer.json()["detail"], answer.text
+
+
+def test_windows_beyond_the_calendar_are_422_and_rows_are_a_read_of_users_data(
+    server: Server,
+) -> None:
+    """Items 16 and 4: until=0001-01-01 was a 500; the export answered any Host."""
+    for path in ("/models/churn/monitoring", "/models/churn/monitoring/rows"):
+        answer = server.client.get(path, params={"until": "0001-01-01T00:00:00Z"})
+        assert answer.status_code in (404, 422), answer.text  # churn may be removed by now
+    assert server.client.get("/models/steady/monitoring",
+                             params={"until": "0001-01-01T00:00:00Z"}).status_code == 422  # fmt: skip
+    rebound = server.client.get("/models/steady/monitoring/rows", headers={"Host": "evil.test"})
+    assert rebound.status_code == 403 and "ALLOWED_HOSTS" in rebound.json()["detail"]
+    assert server.client.get("/models/steady/monitoring", headers={"Host": "evil.test"}).status_code == 200
+
+
+def test_readers_never_see_a_file_deleted_under_them(server: Server) -> None:
+    """Item 3: erasure deleted files while the report, the export and feedback read them."""
+    assert fit_labels(server, "erasing", ["a", "b"]).status_code == 201
+    load(server, "erasing")
+    assert server.capture("erasing").status_code == 200
+    assert server.predict("erasing", people(2, seed=18, start=500), key="id").status_code == 200
+    server.wait_captured("erasing", 2)
+    written = next(server.monitoring.glob("primary/erasing/rows/version=1/hour=*/*.parquet"))
+    table = pq.read_table(written)
+    only_key = table.filter(pa.compute.equal(table.column("_key"), "c500"))
+    for i in range(300):  # many files of the key alone: erasure deletes each
+        pq.write_table(only_key, written.with_name(f"1-{i:04d}.parquet"))
+    failures: list[int] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            while not stop.is_set():
+                for answer in (
+                    client.get("/models/erasing/monitoring"),
+                    client.get("/models/erasing/monitoring/rows"),
+                    client.post("/models/erasing/feedback", json={"keys": ["c500"], "y": ["a"]}),
+                ):
+                    if answer.status_code != 200:
+                        failures.append(answer.status_code)
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    try:
+        erased = server.client.delete("/models/erasing/monitoring/rows", params={"key": "c500"})
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join(60)
+    assert erased.status_code == 200 and erased.json()["rows"] == 301
+    assert failures == []
+    assert server.exported("erasing").column("_key").to_pylist() == ["c501"]
+
+
+def test_a_symlink_in_the_monitoring_folder_is_never_followed(
+    server: Server, tmp_path: Path
+) -> None:
+    """Item 18: /remove deleted a folder outside MONITORING_PATH through a link."""
+    assert fit_labels(server, "linked", ["a", "b"]).status_code == 201
+    outside = tmp_path / "outside"
+    (outside / "linked" / "rows").mkdir(parents=True)
+    (outside / "linked" / "rows" / "keep.txt").write_text("not the server's")
+    (server.monitoring / "evil").symlink_to(outside, target_is_directory=True)
+    try:
+        assert server.client.post("/remove", json={"config": {"name": "linked"}}).status_code == 200
+        assert (outside / "linked" / "rows" / "keep.txt").read_text() == "not the server's"
+    finally:
+        (server.monitoring / "evil").unlink()

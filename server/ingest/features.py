@@ -19,6 +19,7 @@ from server.ingest.matrix import as_matrix
 from server.ingest.tables import FileTable, numeric_matrix
 from server.tables.columns import Columns
 from server.tables.encoding import Encoded, encode, encode_numbers
+from server.tables.keys import key_of, keys_of_column
 from server.tables.raw import RawColumn, RawTable, from_matrix, from_records
 
 
@@ -120,8 +121,7 @@ class RecordFeatures:
     def key_values(self, key: str) -> list[str | None]:
         if not any(key in record for record in self.records):
             raise _key_missing(key)
-        values = [record.get(key) for record in self.records]
-        return [None if value is None else str(value) for value in values]
+        return [key_of(record.get(key), key) for record in self.records]
 
     def table(self, names: list[str]) -> RawTable:
         """The records' values of `names` (a fit's columns): numbers as one matrix, or, with
@@ -201,4 +201,10 @@ class TableFeatures:
     def key_values(self, key: str) -> list[str | None]:
         if key not in self.file_table.table.column_names:
             raise _key_missing(key)
-        return self.file_table.with_text([key]).table.column(key).cast(pa.string()).to_pylist()
+        try:
+            column = self.file_table.with_text([key]).table.column(key)
+        except pa.ArrowInvalid:  # a CSV's cell that is not UTF-8
+            raise InvalidInput(
+                f"the key column {key!r} holds bytes that are not UTF-8 text"
+            ) from None
+        return keys_of_column(column, key)

@@ -1,7 +1,7 @@
 """Capture: the rows a model answered, written to Parquet by a thread of their own.
 
 `/predict` hands each sampled request over as one `Answered` (its arrays, not an object per
-row) to a queue bounded in rows (CAPTURE_QUEUE_ROWS). A full queue
+row) to a queue bounded in rows (CAPTURE_QUEUE_ROWS) and in bytes (CAPTURE_QUEUE_MB). A full queue
 drops the request's rows and counts them: the event loop never waits for the disk. The
 writer wakes every CAPTURE_FLUSH_SECONDS (sooner when the queue is half full), turns the
 batches into tables, and writes one file per name, version and hour (server.monitoring.
@@ -25,6 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from server.monitoring import layout
+from server.monitoring.locking import FilesLock
 from server.monitoring.rows import Answered, captured_table
 from server.store.atomic import write_bytes_atomically
 
@@ -37,18 +38,19 @@ CHUNK = 500
 
 class Capture:
     def __init__(
-        self, root: Path, writer: str, max_rows: int, flush_seconds: float, retention_days: float
-    ) -> None:
+        self, root: Path, writer: str, max_rows: int, flush_seconds: float, retention_days: float,
+        max_bytes: int = 256 << 20,
+    ) -> None:  # fmt: skip
         self.root, self.directory = root, root / writer
         # Whether a name still exists: the rows of a removed one are never written (a
         # replica may hold some when the primary removes it).
         self.keeps: Callable[[str], bool] = lambda name: True
-        self.max_rows, self.flush_seconds = max_rows, flush_seconds
+        self.max_rows, self.max_bytes, self.flush_seconds = max_rows, max_bytes, flush_seconds
         self.retention = timedelta(days=retention_days)
         self._queue: deque[Answered] = deque()
-        self._rows = 0
+        self._rows = self._bytes = 0
         self._lock = threading.Lock()  # the queue's
-        self._io = threading.Lock()  # writing files against erasing them
+        self.files = FilesLock()  # reading and adding files against deleting them
         self._drops = threading.Lock()  # moving drop counts to their file against reading them
         self._wake = threading.Event()
         self._stopping = False
@@ -64,12 +66,16 @@ class Capture:
     def offer(self, batch: Answered) -> bool:
         """Queue the batch, or drop it (counted) if the queue is full. Never blocks."""
         with self._lock:
-            if self._rows + batch.rows > self.max_rows:
+            if (
+                self._rows + batch.rows > self.max_rows
+                or self._bytes + batch.nbytes > self.max_bytes
+            ):
                 self._count_dropped(batch.name, batch.version, batch.at, batch.rows)
                 return False
             self._queue.append(batch)
             self._rows += batch.rows
-            full = self._rows * 2 >= self.max_rows
+            self._bytes += batch.nbytes
+            full = self._rows * 2 >= self.max_rows or self._bytes * 2 >= self.max_bytes
         if full:
             self._wake.set()
         return True
@@ -86,25 +92,28 @@ class Capture:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def is_pending(self, request_id: str) -> bool:
-        """Whether a request's rows wait for the writer (feedback's `pending`): a scan of
-        the queue, so that /predict keeps no index of it."""
+    def waiting(self, name: str) -> list[Answered]:
+        """The name's requests that wait for the writer (feedback's `pending`): a scan of
+        the queue, so that /predict keeps no index of them."""
         with self._lock:
             waiting = [*self._writing, *self._queue]
-        return any(batch.request_id == request_id for batch in waiting)
+        return [batch for batch in waiting if batch.name == name]
 
     def erase(self, name: str) -> None:
-        """Forget the name's queued rows; the caller deletes its files while holding `io`."""
+        """Forget the name's queued rows; the caller deletes its files, holding `files`
+        exclusively."""
         with self._lock:
             kept = deque(batch for batch in self._queue if batch.name != name)
-            self._queue, self._rows = kept, sum(batch.rows for batch in kept)
+            self._queue = kept
+            self._rows = sum(batch.rows for batch in kept)
+            self._bytes = sum(batch.nbytes for batch in kept)
             self._dropped_hours.pop(name, None)
             self._dirty.discard(name)
 
     def drop_counts(self, name: str) -> list[dict[str, dict[str, int]]]:
         """Every writer's drop counts of `name` (its `dropped.json`), and this server's not
         written yet: each version -> hour -> rows (blocking)."""
-        with self._drops:
+        with self._drops, self.files.shared():
             found = [
                 json.loads(path.read_bytes()) for path in layout.dropped_files(self.root, name)
             ]
@@ -112,10 +121,6 @@ class Capture:
                 unwritten = self._dropped_hours.get(name, {})
                 found.append({version: dict(hours) for version, hours in unwritten.items()})
         return found
-
-    @property
-    def io(self) -> threading.Lock:
-        return self._io
 
     # -- the writer thread ------------------------------------------------------------------
     def _run(self) -> None:
@@ -135,13 +140,13 @@ class Capture:
 
     def flush(self) -> None:
         with self._lock:
-            batches, self._queue, self._rows = list(self._queue), deque(), 0
+            batches, self._queue, self._rows, self._bytes = list(self._queue), deque(), 0, 0
             self._writing = batches
         groups: dict[tuple[str, int, int], list[Answered]] = {}
         for batch in batches:
             key = (batch.name, batch.version, int(batch.at // 3600))
             groups.setdefault(key, []).append(batch)
-        with self._io:
+        with self.files.shared():  # adding files: readers may go on, erasure waits
             for (name, version, hours), group in groups.items():
                 if self.keeps(name):
                     self._write(name, version, layout.hour_of(hours * 3600), group)
@@ -218,16 +223,18 @@ class Capture:
         """Delete hours of rows, and labels, older than CAPTURE_RETENTION_DAYS (every
         writer's: a replica that is gone leaves its folder behind)."""
         cutoff = datetime.now(UTC) - self.retention
-        with self._io:
+        with self.files.exclusive():
             for writer in layout.writers(self.root):
-                for hour_dir in writer.glob(f"*/{layout.ROWS}/version=*/hour=*"):
-                    start = layout.hour_start(hour_dir.name.partition("=")[2])
-                    if start + timedelta(hours=1) <= cutoff:
-                        shutil.rmtree(hour_dir, ignore_errors=True)
-                for labels in writer.glob(f"*/{layout.LABELS}/*{layout.PARQUET}"):
-                    written = int(labels.name.partition("-")[0]) / 1000
-                    if datetime.fromtimestamp(written, UTC) <= cutoff:
-                        labels.unlink(missing_ok=True)
+                for name_dir in layout.real(writer.iterdir()):
+                    if not name_dir.is_dir():
+                        continue
+                    for _version, hour, hour_dir in layout.hour_dirs(name_dir):
+                        if layout.hour_start(hour) + timedelta(hours=1) <= cutoff:
+                            shutil.rmtree(hour_dir, ignore_errors=True)
+                    for labels in layout.label_files_of(name_dir):
+                        written = int(labels.name.partition("-")[0]) / 1000
+                        if datetime.fromtimestamp(written, UTC) <= cutoff:
+                            labels.unlink(missing_ok=True)
 
 
 def _by_setting(group: list[Answered]) -> list[list[Answered]]:

@@ -9,7 +9,6 @@ yet, or expired).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pyarrow.parquet as pq
 
 from server.errors import InvalidInput
 from server.monitoring import layout
-from server.monitoring.rows import LABEL_SCHEMA
+from server.monitoring.rows import LABEL_SCHEMA, Answered
 from server.store.atomic import write_atomically
 
 EXAMPLES = 10  # unmatched ids or keys named in an answer
@@ -67,38 +66,65 @@ def write_labels(directory: Path, table: pa.Table) -> None:
     write_atomically(folder / layout.file_name(), lambda file: pq.write_table(table, file))
 
 
-def _captured(root: Path, name: str, column: str, values: list[str]) -> pa.Table:
+def request_rows(root: Path, name: str, request_id: str) -> pa.Table:
+    """The captured rows of a request id: their `_row` and `_version` (blocking)."""
     paths = [str(path) for _v, _h, path in layout.row_files(root, name)]
+    schema = pa.schema(
+        [("_request_id", pa.string()), ("_row", pa.int32()), ("_version", pa.int32())]
+    )
     if not paths:
-        return pa.table({column: pa.array([], pa.string()), "_row": pa.array([], pa.int32())})
-    schema = pa.schema([(column, pa.string()), ("_row", pa.int32())])
+        return schema.empty_table()
     dataset = ds.dataset(paths, schema=schema, format="parquet")
-    return dataset.to_table(filter=ds.field(column).isin(values))
+    return dataset.to_table(filter=ds.field("_request_id") == request_id)
 
 
-def matched(
-    root: Path, name: str, labels: Labels, pending: Callable[[str], bool]
-) -> dict[str, Any]:
-    """The counts a feedback answers (reads the captured rows' ids or keys); 422 when a
-    request id's rows are found and are not as many as its labels."""
-    if labels.request_id is not None:
-        found = _captured(root, name, "_request_id", [labels.request_id]).num_rows
-        given = len(labels.y)
-        if found and found != given:
-            raise InvalidInput(
-                f"request {labels.request_id!r} had {found} captured rows, and y has {given} "
-                "labels: give one per row, in order"
-            )
-        if found:
-            return _counts(name, given, 0, [])
-        if pending(labels.request_id):
-            return _counts(name, 0, given, [])
-        return _counts(name, 0, 0, [labels.request_id], given)
+def key_rows(root: Path, name: str, keys: list[str]) -> pa.Table:
+    """The captured rows of these keys: their `_key` (blocking)."""
+    paths = [str(path) for _v, _h, path in layout.row_files(root, name)]
+    schema = pa.schema([("_key", pa.string())])
+    if not paths:
+        return schema.empty_table()
+    return ds.dataset(paths, schema=schema, format="parquet").to_table(
+        filter=ds.field("_key").isin(keys)
+    )
+
+
+def requests_named(rows: pa.Table, queued: list[Answered]) -> int:
+    """How many requests a request id names: written (their first rows) and queued."""
+    return int(pc.sum(pc.equal(rows.column("_row"), 0)).as_py() or 0) + len(queued)
+
+
+def by_request(name: str, labels: Labels, rows: pa.Table, queued: list[Answered]) -> dict[str, Any]:
+    """The counts of a feedback by request id (one request: `requests_named` checked);
+    422 when its rows are not as many as its labels."""
+    assert labels.request_id is not None
+    given = len(labels.y)
+    found = rows.num_rows or sum(batch.rows for batch in queued)
+    if found and found != given:
+        raise InvalidInput(
+            f"request {labels.request_id!r} had {found} captured rows, and y has {given} "
+            "labels: give one per row, in order"
+        )
+    if rows.num_rows:
+        return _counts(name, given, 0, [])
+    if queued:
+        return _counts(name, 0, given, [])
+    return _counts(name, 0, 0, [labels.request_id], given)
+
+
+def by_keys(name: str, labels: Labels, rows: pa.Table, queued: list[Answered]) -> dict[str, Any]:
+    """The counts of a feedback by keys: rows written, rows still queued, keys in neither."""
     assert labels.keys is not None
-    rows = _captured(root, name, "_key", labels.keys)
+    wanted = set(labels.keys)
     seen = set(pc.unique(rows.column("_key")).to_pylist()) if rows.num_rows else set()
+    pending = 0
+    for batch in queued:
+        for key in batch.keys or ():
+            if key in wanted:
+                pending += 1
+                seen.add(key)
     missing = [key for key in dict.fromkeys(labels.keys) if key not in seen]
-    return _counts(name, rows.num_rows, 0, missing, len(missing))
+    return _counts(name, rows.num_rows, pending, missing, len(missing))
 
 
 def _counts(

@@ -13,7 +13,8 @@ that no two processes ever write one file; the primary reads them all:
         churn/rows/...
 
 A file is written whole under a temporary name and renamed, so a reader sees it complete or
-not at all. Hours are UTC.
+not at all. Hours are UTC. A symbolic link anywhere below MONITORING_PATH is never followed
+(replicas write there too): what is read, rewritten or deleted is under it.
 """
 
 from __future__ import annotations
@@ -60,13 +61,32 @@ def write_whole(path: Path, table: pa.Table) -> None:
         raise
 
 
+def real(paths: Iterator[Path]) -> list[Path]:
+    """The paths that are no symbolic links, sorted."""
+    return sorted(path for path in paths if not path.is_symlink())
+
+
 def writers(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    return [p for p in real(root.iterdir()) if p.is_dir()] if root.is_dir() else []
 
 
 def name_dirs(root: Path, name: str) -> list[Path]:
     """The name's folder under every writer that has one."""
-    return [found for writer in writers(root) if (found := writer / name).is_dir()]
+    return [
+        found for writer in writers(root)
+        if (found := writer / name).is_dir() and not found.is_symlink()
+    ]  # fmt: skip
+
+
+def hour_dirs(name_dir: Path) -> Iterator[tuple[int, str, Path]]:
+    """(version, hour, folder) of one writer's captured hours of a name."""
+    rows = name_dir / ROWS
+    if not rows.is_dir() or rows.is_symlink():
+        return
+    for version_dir in real(rows.glob("version=*")):
+        version = int(version_dir.name.partition("=")[2])
+        for hour_dir in real(version_dir.glob("hour=*")):
+            yield version, hour_dir.name.partition("=")[2], hour_dir
 
 
 def row_files(
@@ -74,22 +94,25 @@ def row_files(
 ) -> Iterator[tuple[int, str, Path]]:
     """(version, hour, file) of every captured file of `name` whose hour meets the window."""
     for directory in name_dirs(root, name):
-        for version_dir in sorted((directory / ROWS).glob("version=*")):
-            version = int(version_dir.name.partition("=")[2])
-            for hour_dir in sorted(version_dir.glob("hour=*")):
-                hour = hour_dir.name.partition("=")[2]
-                start = hour_start(hour)
-                if (since is not None and start + timedelta(hours=1) <= since) or (
-                    until is not None and start >= until
-                ):
-                    continue
-                for path in sorted(hour_dir.glob(f"*{PARQUET}")):
-                    yield version, hour, path
+        for version, hour, hour_dir in hour_dirs(directory):
+            start = hour_start(hour)
+            if (since is not None and start + timedelta(hours=1) <= since) or (
+                until is not None and start >= until
+            ):
+                continue
+            for path in real(hour_dir.glob(f"*{PARQUET}")):
+                yield version, hour, path
+
+
+def label_files_of(name_dir: Path) -> list[Path]:
+    """One writer's label files of a name."""
+    labels = name_dir / LABELS
+    return [] if labels.is_symlink() else real(labels.glob(f"*{PARQUET}"))
 
 
 def label_files(root: Path, name: str) -> list[Path]:
-    return [p for d in name_dirs(root, name) for p in sorted((d / LABELS).glob(f"*{PARQUET}"))]
+    return [path for directory in name_dirs(root, name) for path in label_files_of(directory)]
 
 
 def dropped_files(root: Path, name: str) -> list[Path]:
-    return [p for d in name_dirs(root, name) if (p := d / DROPPED).is_file()]
+    return [p for d in name_dirs(root, name) if (p := d / DROPPED).is_file() and not p.is_symlink()]

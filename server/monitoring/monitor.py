@@ -9,7 +9,6 @@ loop.
 from __future__ import annotations
 
 import asyncio
-import random
 import shutil
 import time
 from collections.abc import Callable
@@ -23,21 +22,23 @@ import pyarrow.compute as pc
 from server.errors import InvalidInput, ModelNotFound, NoCapture
 from server.ingest.features import Features
 from server.monitoring import feedback, layout
-from server.monitoring import setting as setting_file
 from server.monitoring.capture import Capture
 from server.monitoring.erasure import erase_key
 from server.monitoring.report import version_report
 from server.monitoring.rows import (
-    META,
-    Answered,
     Model,
+    answered,
     exported,
+    features_of,
     read_labels,
     read_rows,
+    repeated_ids,
     with_labels,
 )
 from server.monitoring.setting import CaptureSetting
+from server.monitoring.settings import Settings
 from server.store.files import ModelStore
+from server.tables.keys import key_of
 
 DEFAULT_WINDOW = timedelta(hours=24)
 Window = tuple[datetime, datetime]
@@ -45,8 +46,11 @@ Window = tuple[datetime, datetime]
 
 def window(since: datetime | None, until: datetime | None) -> Window:
     """The window a call means (naive times are UTC); 422 for an empty one."""
-    end = _utc(until if until is not None else datetime.now(UTC))
-    start = _utc(since) if since is not None else end - DEFAULT_WINDOW
+    try:
+        end = _utc(until if until is not None else datetime.now(UTC))
+        start = _utc(since) if since is not None else end - DEFAULT_WINDOW
+    except OverflowError:  # before the year 1 or after 9999, once in UTC
+        raise InvalidInput("the window's times must be between the years 1 and 9999") from None
     if start >= end:
         raise InvalidInput(f"the window is empty: since {start.isoformat()} is not before until")
     return start, end
@@ -62,7 +66,8 @@ class Monitor:
     def __init__(self, store: ModelStore, capture: Capture) -> None:
         self.store, self.capture, self.root = store, capture, capture.root
         capture.keeps = store.exists
-        self.settings: dict[str, CaptureSetting] = {}
+        self.settings = Settings(store)
+        self.sampled = self.settings.sampled  # the hot path: the setting, if sampled
         self.reports: dict[tuple[str, int], dict[str, Any]] = {}  # the last, for /metrics
         # Each version's classes, read once (every feedback checks its labels against them).
         self._version_classes: dict[tuple[str, int], list[Any]] = {}
@@ -70,25 +75,13 @@ class Monitor:
 
     def start(self, names: list[str]) -> None:
         """Read the names' settings from the store (blocking), then start writing."""
-        for name in names:
-            found = setting_file.read(self.store.name_dir(name), self.store.key, name)
-            if found.ever:
-                self.settings[name] = found
+        self.settings.start(names)
         self.capture.start()
 
     def close(self) -> None:
         self.capture.close()
 
     # -- the hot path -----------------------------------------------------------------------
-    def sampled(self, name: str) -> CaptureSetting | None:
-        """The setting, if this request of `name` is to be captured."""
-        found = self.settings.get(name)
-        if found is None or not found.capture:
-            return None
-        if found.sample_rate < 1.0 and random.random() >= found.sample_rate:
-            return None
-        return found
-
     def offer(
         self, model: Model, version: int, name: str, features: Features, X: np.ndarray,
         answer: dict[str, Any], request_id: str, keys: list[str | None] | None,
@@ -96,47 +89,29 @@ class Monitor:
     ) -> None:  # fmt: skip
         """Hand an answered request to the capture (it never waits)."""
         self.capture.offer(
-            Answered(name, version, request_id, time.time(), model, features, X,
+            answered(name, version, request_id, time.time(), model, features, X,
                      answer["predictions"], answer.get("probabilities"), keys, chosen.excluded)
         )  # fmt: skip
 
     # -- settings -----------------------------------------------------------------------------
     def setting(self, name: str) -> CaptureSetting:
-        return self.settings.get(name, CaptureSetting())
+        return self.settings.get(name)
 
     def describe(self, name: str) -> dict[str, Any]:
-        found = self.setting(name)
-        return {
-            "name": name,
-            "capture": found.capture,
-            "sample_rate": found.sample_rate,
-            "capture_exclude": list(found.exclude),
-        }
+        return self.settings.describe(name)
 
     async def change(
         self, name: str, capture: bool, sample_rate: float, exclude: list[str]
     ) -> CaptureSetting:
-        if not self.store.exists(name):
-            raise ModelNotFound(name)
-        ever = capture or self.setting(name).ever
-        changed = CaptureSetting(capture, sample_rate, tuple(exclude), ever)
-        directory = self.store.name_dir(name)
-        await asyncio.to_thread(setting_file.write, directory, self.store.key, name, changed)
-        self.settings[name] = changed
+        changed = await self.settings.change(name, capture, sample_rate, exclude)
         self.on_change()
         return changed
 
     def published_setting(self, name: str) -> dict[str, Any] | None:
-        """What the serving set carries to the replicas (None: capture never on)."""
-        found = self.settings.get(name)
-        return found.to_json() if found is not None else None
+        return self.settings.published(name)
 
     def adopt(self, name: str, found: dict[str, Any] | None) -> None:
-        """A replica's: the setting the serving set carries."""
-        if found is None:
-            self.settings.pop(name, None)
-        else:
-            self.settings[name] = CaptureSetting.from_json(found)
+        self.settings.adopt(name, found)
 
     # -- feedback -------------------------------------------------------------------------
     async def feedback(self, name: str, labels: feedback.Labels) -> dict[str, Any]:
@@ -147,25 +122,55 @@ class Monitor:
                 f"model '{name}' never had capture on: there are no rows to label "
                 f"(PUT /models/{name}/monitoring turns it on)"
             )
-        classes = await asyncio.to_thread(self._classes, name)
-        feedback.check_classes(labels, classes, name)
-        counts = await asyncio.to_thread(
-            feedback.matched, self.root, name, labels, self.capture.is_pending
-        )
-        table = feedback.labels_table(labels)
-        await asyncio.to_thread(feedback.write_labels, self.capture.directory / name, table)
+        counts = await asyncio.to_thread(self._feedback, name, labels)
+        await asyncio.to_thread(self._write_labels, name, feedback.labels_table(labels))
         return counts
 
-    def _classes(self, name: str) -> list[Any]:
-        """Every class of every version of the name, in order of appearance (blocking)."""
+    def _write_labels(self, name: str, table: pa.Table) -> None:
+        with self.capture.files.shared():  # an erasure rewrites label files
+            feedback.write_labels(self.capture.directory / name, table)
+
+    def _feedback(self, name: str, labels: feedback.Labels) -> dict[str, Any]:
+        """The labels checked against the classes of the version that answered (every
+        version's, for keys: a key may reach rows of several), and the counts (blocking)."""
+        waiting = self.capture.waiting(name)
+        if labels.request_id is None:
+            assert labels.keys is not None
+            feedback.check_classes(labels, self._classes(name), name)
+            with self.capture.files.shared():
+                rows = feedback.key_rows(self.root, name, labels.keys)
+            return feedback.by_keys(name, labels, rows, waiting)
+        with self.capture.files.shared():
+            rows = feedback.request_rows(self.root, name, labels.request_id)
+        queued = [batch for batch in waiting if batch.request_id == labels.request_id]
+        requests = feedback.requests_named(rows, queued)
+        if requests > 1:
+            raise NoCapture(
+                f"request id {labels.request_id!r} names {requests} captured requests (an id "
+                "sent twice, by a gateway or a retry): a label by it could be another row's. "
+                "Label these rows by key (config.key), or give each request its own X-Request-Id"
+            )
+        versions = {*rows.column("_version").to_pylist(), *(batch.version for batch in queued)}
+        feedback.check_classes(labels, self._classes(name, versions or None), name)
+        return feedback.by_request(name, labels, rows, queued)
+
+    def _classes(self, name: str, versions: set[int] | None = None) -> list[Any]:
+        """Every class of the name's versions (all, or these), in order of appearance
+        (blocking)."""
         found: dict[str, Any] = {}
-        for version in self.store.versions(name):
-            key = (name, version)
-            if key not in self._version_classes:  # a number is never given twice: kept
-                self._version_classes[key] = self.store.read_metadata(name, version)["classes"]
-            for label in self._version_classes[key]:
+        for version in self.store.versions(name) if versions is None else sorted(versions):
+            for label in self._version_classes_of(name, version):
                 found.setdefault(str(label), label)
         return list(found.values())
+
+    def _version_classes_of(self, name: str, version: int) -> list[Any]:
+        key = (name, version)
+        if key not in self._version_classes:  # a number is never given twice: kept
+            try:
+                self._version_classes[key] = self.store.read_metadata(name, version)["classes"]
+            except ModelNotFound:  # deleted since
+                return []
+        return self._version_classes[key]
 
     # -- reading ----------------------------------------------------------------------------
     async def report(self, name: str, span: Window) -> dict[str, Any]:
@@ -180,13 +185,16 @@ class Monitor:
             "capture": found.capture,
             "sample_rate": found.sample_rate,
             "window": {"since": _iso(span[0]), "until": _iso(span[1])},
+            "refused": self.settings.refused.get(name),
             "versions": versions,
         }
 
     def _report(self, name: str, span: Window) -> list[dict[str, Any]]:
-        rows = read_rows(self.root, name, *span)
-        labels = read_labels(self.root, name)
+        with self.capture.files.shared():
+            rows = read_rows(self.root, name, *span)
+            labels = read_labels(self.root, name)
         dropped = self._dropped(name, span)
+        repeated = repeated_ids(list(rows.values()))
         described = []
         for version in sorted({*rows, *dropped}):
             try:
@@ -194,7 +202,7 @@ class Monitor:
             except ModelNotFound:  # deleted since: its rows stay until they expire
                 continue
             found = rows.get(version)
-            joined = with_labels(found, labels) if found is not None else None
+            joined = with_labels(found, labels, repeated) if found is not None else None
             described.append(version_report(version, joined, metadata, dropped.get(version, 0)))
         return described
 
@@ -216,22 +224,25 @@ class Monitor:
         if not self.store.exists(name):
             raise ModelNotFound(name)
         table = await asyncio.to_thread(self._joined, name, span, True)
+        # A label no remaining version has (its version deleted) is left out.
+        classes = {str(label): label for label in await asyncio.to_thread(self._classes, name)}
+        table = table.filter(pc.is_in(table.column("_label"), pa.array(list(classes), pa.string())))
         if not table.num_rows:
             raise NoCapture(
                 f"model '{name}' has no labelled captured rows between {_iso(span[0])} and "
                 f"{_iso(span[1])}"
             )
-        classes = {str(label): label for label in await asyncio.to_thread(self._classes, name)}
         y = [classes[label] for label in table.column("_label").to_pylist()]
-        features = [column for column in table.column_names if column not in (*META, "_label")]
-        return table.select(features), y
+        return features_of(table), y
 
     def _joined(self, name: str, span: Window, only_labelled: bool) -> pa.Table:
-        tables = list(read_rows(self.root, name, *span).values())
+        with self.capture.files.shared():
+            tables = list(read_rows(self.root, name, *span).values())
+            labels = read_labels(self.root, name)
         if not tables:
             return pa.table({"_label": pa.array([], pa.string())})
         rows = pa.concat_tables(tables, promote_options="permissive")
-        rows = with_labels(rows, read_labels(self.root, name))
+        rows = with_labels(rows, labels, repeated_ids(tables))
         if only_labelled:
             rows = rows.filter(pc.is_valid(rows.column("_label")))
         return rows
@@ -247,26 +258,27 @@ class Monitor:
     # -- erasure ----------------------------------------------------------------------------
     async def forget(self, name: str) -> None:
         """Everything captured of a removed name, in every writer's folder."""
-        self.settings.pop(name, None)
+        await asyncio.to_thread(self.settings.forget, name)
         for key in [key for key in self.reports if key[0] == name]:
             del self.reports[key]
         self.capture.erase(name)
         await asyncio.to_thread(self._delete, name)
 
     def _delete(self, name: str) -> None:
-        with self.capture.io:
+        with self.capture.files.exclusive():
             for directory in layout.name_dirs(self.root, name):
                 shutil.rmtree(directory, ignore_errors=True)
 
     async def erase_key(self, name: str, key: str) -> dict[str, Any]:
         if not self.store.exists(name):
             raise ModelNotFound(name)
+        key = key_of(key) or key  # spelled as the rows spell it (server.tables.keys)
         await asyncio.to_thread(self.capture.flush)  # the key's queued rows too
         rows, labels = await asyncio.to_thread(self._erase_key, name, key)
         return {"name": name, "key": key, "rows": rows, "labels": labels}
 
     def _erase_key(self, name: str, key: str) -> tuple[int, int]:
-        with self.capture.io:
+        with self.capture.files.exclusive():
             return erase_key(self.root, name, key)
 
 

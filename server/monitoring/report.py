@@ -15,7 +15,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
 from server.ml.scoring import scores
 from server.monitoring.drift import features_drift
-from server.monitoring.rows import labelled
+from server.monitoring.rows import features_of, labelled
 
 NO_PROFILE = "this version was trained before v5 and keeps no reference profile"
 
@@ -74,7 +74,7 @@ def drift(rows: pa.Table, metadata: dict[str, Any]) -> dict[str, Any]:
         for feature in metadata.get("features", [])
         if feature.get("kind") == "categorical"
     }
-    features = features_drift(rows, profile, levels)
+    features = features_drift(features_of(rows), profile, levels)
     judged = [item["drifted"] for item in features if item["drifted"] is not None]
     return {
         "max_psi": max((item["psi"] for item in features), default=None),
@@ -90,18 +90,25 @@ def version_report(
     classes = metadata["classes"]
     validation = metadata.get("validation") or {}
     described: dict[str, Any] = {
-        "version": version, "captured": 0, "dropped": dropped, "labelled": 0, "live": None,
+        "version": version, "captured": 0, "dropped": dropped, "labelled": 0,
+        "labels_outside_classes": 0, "live": None,
         "live_by_hour": [],
         "validation": validation.get("scores"), "drift": drift(pa.table({}), metadata),
         "predicted_classes": {}, "training_classes": (metadata.get("profile") or {}).get("classes"),
     }  # fmt: skip
     if rows is None or not rows.num_rows:
         return described
+    # A label that is no class of this version (given by a key that also reached rows of
+    # another version) can't be scored against its answers: left out, and counted.
+    given = labelled(rows)
+    known = pc.is_in(given.column("_label"), pa.array([str(label) for label in classes]))
+    scored = given.filter(known)
     described.update(
         captured=rows.num_rows,
-        labelled=labelled(rows).num_rows,
-        live=live_scores(rows, classes),
-        live_by_hour=live_by_hour(rows),
+        labelled=scored.num_rows,
+        labels_outside_classes=given.num_rows - scored.num_rows,
+        live=live_scores(scored, classes),
+        live_by_hour=live_by_hour(scored),
         drift=drift(rows, metadata),
         predicted_classes=shares(rows.column("_prediction"), classes),
     )

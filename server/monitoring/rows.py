@@ -9,7 +9,9 @@ missing one), then columns of its own, named with a leading underscore:
 
 `_prediction` is the answered class as text, `_probabilities` one value per class in the
 model's order, `_key` the request's `config.key` column (null without one). Labels join on
-(`_request_id`, `_row`) or on `_key`, whichever was given last (`_label`).
+(`_request_id`, `_row`) or on `_key`, whichever was given last (`_label`). A feature whose
+name starts with an underscore is written with one more (`_label` as `__label`), so that no
+feature ever meets a column of the capture's own; reading takes it off again.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from server.ingest.features import Features
 from server.monitoring import layout
 from server.tables.columns import Columns
 from server.tables.levels import levels_array
+from server.tables.raw import RawColumn
 
 TIME = pa.timestamp("ms", tz="UTC")
 META = ("_request_id", "_row", "_time", "_version", "_prediction", "_probabilities", "_key")
+OWN = frozenset({*META, "_label"})
 LABEL_SCHEMA = pa.schema(
     [("_request_id", pa.string()), ("_row", pa.int32()), ("_key", pa.string()),
      ("_label", pa.string()), ("_time", TIME)]
@@ -50,26 +54,65 @@ class Model(Protocol):
     def probabilities(self, X: np.ndarray) -> np.ndarray: ...
 
 
+def stored(feature: str) -> str:
+    """The column a feature is written as."""
+    return f"_{feature}" if feature.startswith("_") else feature
+
+
+def features_of(rows: pa.Table) -> pa.Table:
+    """The feature columns of captured rows, under the features' own names."""
+    names = [name for name in rows.column_names if name not in OWN]
+    return rows.select(names).rename_columns([name[1:] if name.startswith("_") else name
+                                              for name in names])  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class Answered:
     """One request's rows and what the model answered, as /predict hands them to the capture:
-    arrays and lists as they were, nothing converted on the event loop."""
+    arrays and lists as they were, nothing converted on the event loop. Only what is
+    written is kept (the categorical cells as sent, not the whole request)."""
 
     name: str
     version: int
     request_id: str
     at: float  # seconds since the epoch
     model: Model
-    features: Features
+    cells: dict[str, RawColumn]  # the categorical columns written, as the request sent them
     X: np.ndarray  # the rows as the model computed on them (numbers, codes)
     predictions: list[Any]
     probabilities: list[list[float]] | None  # None: not asked for, computed by the writer
     keys: list[str | None] | None
     exclude: frozenset[str]
+    nbytes: int  # about what it holds in memory: the queue is bounded in bytes too
 
     @property
     def rows(self) -> int:
         return len(self.X)
+
+
+def answered(
+    name: str, version: int, request_id: str, at: float, model: Model, features: Features,
+    X: np.ndarray, predictions: list[Any], probabilities: list[list[float]] | None,
+    keys: list[str | None] | None, exclude: frozenset[str],
+) -> Answered:  # fmt: skip
+    columns = model.model_columns
+    cells = {
+        column.name: features.raw_column(columns, index)
+        for index, column in enumerate(columns.columns)
+        if column.categorical and column.name not in exclude
+    }
+    size = X.nbytes + 16 * len(predictions) * (2 + (len(probabilities[0]) if probabilities else 0))
+    size += sum(_size(values) for values in cells.values()) + _size(keys or [])
+    return Answered(name, version, request_id, at, model, cells, X, predictions, probabilities,
+                    keys, exclude, size)  # fmt: skip
+
+
+def _size(values: RawColumn | list[Any]) -> int:
+    if isinstance(values, np.ndarray):
+        return int(values.nbytes)
+    if isinstance(values, list):
+        return 8 * len(values) + sum(len(v) for v in values if isinstance(v, str))
+    return int(values.nbytes)
 
 
 def captured_table(answers: list[Answered]) -> pa.Table:
@@ -82,13 +125,13 @@ def captured_table(answers: list[Answered]) -> pa.Table:
     X = first.X if len(answers) == 1 else np.concatenate([a.X for a in answers])
     data: dict[str, pa.Array] = {}
     for index, column in enumerate(columns.columns):
-        if column.name in exclude or column.name in META:
+        if column.name in exclude:
             continue
         if column.categorical:
-            data[column.name] = _levels([a.features.raw_column(columns, index) for a in answers],
-                                        column.name)  # fmt: skip
+            data[stored(column.name)] = _levels([a.cells[column.name] for a in answers],
+                                                column.name)  # fmt: skip
         else:
-            data[column.name] = pa.array(X[:, index], pa.float64(), from_pandas=True)
+            data[stored(column.name)] = pa.array(X[:, index], pa.float64(), from_pandas=True)
     counts = np.fromiter((a.rows for a in answers), np.int64, len(answers))
     ids = pa.array([a.request_id for a in answers], pa.string())
     data["_request_id"] = pc.take(ids, pa.array(np.repeat(np.arange(len(answers)), counts)))
@@ -157,9 +200,22 @@ def read_labels(root: Path, name: str) -> pa.Table:
     return ds.dataset(paths, schema=LABEL_SCHEMA, format="parquet").to_table()
 
 
-def with_labels(rows: pa.Table, labels: pa.Table) -> pa.Table:
+def repeated_ids(tables: list[pa.Table]) -> frozenset[str]:
+    """Request ids that name more than one captured request (a caller's id sent twice):
+    a label by such an id could be another row's, so it labels none."""
+    firsts = [t.filter(pc.equal(t.column("_row"), 0)).column("_request_id") for t in tables]
+    if not firsts:
+        return frozenset()
+    counted = pc.value_counts(pa.chunked_array(firsts, pa.string()))
+    twice = pc.greater(counted.field("counts"), 1)
+    return frozenset(counted.field("values").filter(twice).to_pylist())
+
+
+def with_labels(
+    rows: pa.Table, labels: pa.Table, repeated: frozenset[str] = frozenset()
+) -> pa.Table:
     """`rows` with `_label` (null where none): the last label given for the row, by its
-    request id and row number or by its key."""
+    request id and row number (never for an id in `repeated`) or by its key."""
     labels = labels.sort_by("_time")
     by_id: dict[tuple[str, int], tuple[str, Any]] = {}
     by_key: dict[str, tuple[str, Any]] = {}
@@ -168,7 +224,7 @@ def with_labels(rows: pa.Table, labels: pa.Table) -> pa.Table:
     ):
         if key is not None:
             by_key[key] = (label, at)
-        elif request_id is not None:
+        elif request_id is not None and request_id not in repeated:
             by_id[(request_id, row)] = (label, at)
     ids = rows.column("_request_id").to_pylist()
     numbers = rows.column("_row").to_pylist()

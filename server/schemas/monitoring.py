@@ -74,6 +74,11 @@ class CaptureSettingResponse(BaseModel):
     capture: bool
     sample_rate: float
     capture_exclude: list[str]
+    refused: str | None = Field(
+        default=None,
+        description="why the stored setting was not followed at start (an older copy put "
+        "back, a deleted or unsigned file): capture is off until set again",
+    )
 
 
 class MonitoringReport(BaseModel):
@@ -81,6 +86,9 @@ class MonitoringReport(BaseModel):
     capture: bool
     sample_rate: float
     window: dict[str, str]
+    refused: str | None = Field(
+        default=None, description="why the stored capture setting is not followed (see PUT)"
+    )
     versions: list[dict[str, Any]]
 
 

@@ -52,12 +52,20 @@ async def matrix_for(model: LoadedModel, features: Features) -> np.ndarray:
     return encoded.X
 
 
-def key_values(model: LoadedModel, features: Features, key: str) -> list[str | None]:
-    """The request's key column (config.key): never one of the model's features."""
+def key_values(
+    model: LoadedModel, features: Features, key: str, excluded: frozenset[str]
+) -> list[str | None]:
+    """The request's key column (config.key): never one of the model's features, nor a
+    column the operator keeps out of the capture (their exclusion wins)."""
     if key in model.model_columns.names:
         raise InvalidInput(
             f"config.key is {key!r}, a feature of model '{model.name}': a key names rows, the "
             "model never sees it"
+        )
+    if key in excluded:
+        raise InvalidInput(
+            f"config.key is {key!r}, a column that capture_exclude keeps out of the capture of "
+            f"model '{model.name}': it is never written, as a key either"
         )
     return features.key_values(key)
 
@@ -210,7 +218,10 @@ class ModelService:
                 X = await matrix_for(model, features)
         else:
             X = await matrix_for(model, features)
-        keys = None if config.key is None else key_values(model, features, config.key)
+        keys = None
+        if config.key is not None:
+            excluded = self.monitor.setting(config.name).excluded if self.monitor else frozenset()
+            keys = key_values(model, features, config.key, excluded)
         answer = await batcher.predict(X, config.probabilities)
         if self.monitor is not None and (chosen := self.monitor.sampled(config.name)):
             # handed over as it is: the capture's writer computes what it lacks

@@ -38,9 +38,11 @@ def fraction_refused(column: str, value: Any) -> InvalidInput:
 
 def not_a_feature(column: str, kind: pa.DataType) -> InvalidInput:
     """A file's column of a type no model learns from (a date, a list, bytes)."""
-    found = "bytes that are not UTF-8 text (save a CSV as UTF-8)" if (
-        pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
-    ) else f"{kind} values"
+    found = (
+        "bytes that are not UTF-8 text (save a CSV as UTF-8)"
+        if (pa.types.is_binary(kind) or pa.types.is_large_binary(kind))
+        else f"{kind} values"
+    )
     return InvalidInput(
         f"column {column!r} holds {found}, which can't be a feature: a feature is numbers or "
         f'text. Leave it out ("ignore_columns": [{column!r}]), or send it as numbers or text'

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from server.config import Settings, load_settings
 from server.errors import ServiceError
+from server.monitoring import setting as capture_settings
 from server.replication import manifest
 from server.store.files import ModelStore
 from server.store.keys import (
@@ -136,6 +137,9 @@ def rotate(store: ModelStore, settings: Settings, old_key: SigningKey | None) ->
             continue
         print(f"{name}/{version}: re-signed")
     resign_serving_set(store.root, old, new)
+    directories = {name: store.name_dir(name) for name in store.names()}
+    for line in capture_settings.resign(store.root, directories, old, new):
+        print(line)
     if finish is not None:
         os.replace(*finish)
     print(f"every trusted version is signed with key {new.key_id} now; restart the server")

@@ -5,7 +5,9 @@
   user visits can POST a "simple" request (a form, `text/plain`) to a server on their
   machine with no preflight, and with DNS rebinding even as the same origin. So a writing
   call is refused (403) when its `Origin` is another site's (unless in ALLOWED_ORIGINS), and,
-  with no token set, when its `Host` is not one of ALLOWED_HOSTS.
+  with no token set, when its `Host` is not one of ALLOWED_HOSTS. A read that returns users'
+  data (the export of captured rows) passes the same check: through DNS rebinding a page
+  could read it too.
 - A body that is neither JSON nor, where a route takes a file, `multipart/form-data` (415).
 
 HEAD is routed as GET: uvicorn itself sends no body for it. Media types are matched
@@ -27,6 +29,11 @@ FILE_ROUTES = frozenset({"/fit", "/predict", "/evaluate", "/explain", "/automl"}
 def takes_files(path: str) -> bool:
     """The routes whose body may be a file (multipart): the tables, and feedback."""
     return path in FILE_ROUTES or (path.startswith("/models/") and path.endswith("/feedback"))
+
+
+def returns_users_data(path: str) -> bool:
+    """The reads that return what users sent: the captured rows' export."""
+    return path.startswith("/models/") and path.endswith("/monitoring/rows")
 
 
 JSON = "application/json"
@@ -109,7 +116,7 @@ def _refusal(rules: GuardRules, scope: Scope) -> tuple[int, str] | None:
     authorizations = sum(1 for name, _ in headers if name == b"authorization")
     if authorizations > 1:
         return 400, "the request has more than one Authorization header: send one"
-    if scope["method"] not in WRITING:
+    if scope["method"] not in WRITING and not returns_users_data(scope["path"]):
         return None
     values = dict(headers)
     host = values.get(b"host", b"").decode("latin-1")
@@ -123,8 +130,8 @@ def _refusal(rules: GuardRules, scope: Scope) -> tuple[int, str] | None:
             )
     if not rules.host_allowed(host.encode("latin-1")):
         return 403, (
-            f"a writing call to the host name {host_name(host)!r} is refused while no "
-            "token is set (a web page could send it through DNS rebinding): add the name "
+            f"a writing call, or a read of captured rows, to the host name "
+            f"{host_name(host)!r} is refused while no token is set (a web page could send it through DNS rebinding): add the name "
             "to ALLOWED_HOSTS, or set MANAGEMENT_TOKEN"
         )
     has_body = values.get(b"content-length", b"0") not in (b"", b"0") or (

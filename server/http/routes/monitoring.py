@@ -30,6 +30,7 @@ from server.schemas import (
     MonitoringReport,
 )
 from server.schemas.requests import Body
+from server.tables.keys import key_of
 
 table = RouteTable()
 Since = Annotated[datetime | None, Query(description="ISO time; default: until - 24 hours")]
@@ -46,6 +47,7 @@ class FeedbackConfig(Body):
     CaptureSettingResponse,
     access="management",
     errors=(404, 409, 422),
+    response_model_exclude_none=True,
 )
 async def set_capture(name: ModelName, body: CaptureRequest, monitor: MonitorOf) -> dict[str, Any]:
     """Turn capture on or off for a name (kept in the store; replicas follow)."""
@@ -79,7 +81,8 @@ async def give_feedback(name: ModelName, request: Request, monitor: MonitorOf) -
         labels = Labels(y, keys=keys)  # type: ignore[arg-type]
     else:
         body = parse_body(FeedbackRequest, await request.body())
-        labels = Labels(list(body.y), request_id=body.request_id, keys=body.keys)
+        keys = None if body.keys is None else [key_of(key) or key for key in body.keys]
+        labels = Labels(list(body.y), request_id=body.request_id, keys=keys)
     limits.check_rows(len(labels.y))
     return await monitor.feedback(name, labels)
 
