@@ -12,8 +12,8 @@
      ├── NotExplainable     409  a version saved before explanations, with nothing to explain by
      ├── NothingToRollBack  409  a rollback with no earlier current version (or it was deleted)
      ├── ReplicaReadOnly    409  a writing call on a replica (SERVING_ROLE=replica)
- ├── NoCapture          409  feedback for a name whose capture was never on; from_capture
- │                           with no labelled rows
+     ├── NoCapture          409  feedback for a name whose capture was never on; from_capture
+     │                           with no labelled rows; a request id sent twice
      ├── MetricsOff         404  GET /metrics on a server started with METRICS=false
      ├── JobNotFound        404  no job of that id (or it is older than the kept history)
      ├── SearchNotFound     404  no AutoML search of that id (the same)
@@ -28,7 +28,11 @@
      ├── ExplainerBusy      503  the explanations' queue is full (MAX_EXPLAIN_QUEUE)
      ├── ExplanationTimedOut 503 an explanation ran past EXPLAIN_TIMEOUT_SECONDS and was stopped
      ├── WorkerCrashed      500  a training process, or the explanation process, died
-     └── StorageFailed      500  the model could not be written to disk
+     ├── StorageFailed      500  the model could not be written to disk
+     └── StorageFull        507  a file could not be written: the disk (or quota) is full
+
+    An OSError that reaches a route's caller is answered as StorageFull when the disk is
+    full, else as a 500 naming the file operation (server.http.errors): always JSON.
 
     StartupFailed            a start-up that can't go on (an unusable key, an unreachable
                              Dask scheduler): one line saying what to fix, never a traceback
@@ -203,6 +207,25 @@ class WorkerCrashed(ServiceError):
 
 class StorageFailed(ServiceError):
     status_code = 500
+
+
+class StorageFull(ServiceError):
+    status_code = 507
+
+
+def disk_error(error: OSError, what: str = "the operation") -> ServiceError:
+    """What a failed file operation answers: 507 when the disk is full, else 500; the
+    message names the file (not its folder: paths are the server's own)."""
+    import errno
+    from pathlib import PurePath
+
+    file = PurePath(str(error.filename)).name if error.filename else "a file"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(
+            f"{what} failed: no space left on the server's disk (writing {file}); nothing "
+            "was changed. Free space and try again"
+        )
+    return StorageFailed(f"{what} failed: {error.strerror or error} ({file})")
 
 
 class StartupFailed(Exception):

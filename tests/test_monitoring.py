@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401 (pa.compute)
 import pyarrow.parquet as pq
@@ -23,7 +24,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.local_server import uvicorn_server
-from tests.helpers import wait_for
+from tests.helpers import run_trust, wait_for
 
 PLANS = ["basic", "plus", "pro"]
 FEATURES = ["tenure", "plan", "region"]
@@ -610,3 +611,58 @@ def test_a_symlink_in_the_monitoring_folder_is_never_followed(
         assert (outside / "linked" / "rows" / "keep.txt").read_text() == "not the server's"
     finally:
         (server.monitoring / "evil").unlink()
+
+
+def test_settings_can_t_be_put_back_or_deleted_and_survive_a_key_rotation(tmp_path: Path) -> None:
+    """Items 5, 13, 19, 11: an old signed monitoring.json put back turned capture on again
+    and deleting it turned capture off; `trust rotate` turned capture off; feedback by key
+    right after the prediction was `unmatched`; the queue kept whole request bodies."""
+    models = tmp_path / "models"
+    env = {"CAPTURE_FLUSH_SECONDS": "300", "CAPTURE_QUEUE_ROWS": "1000", "CAPTURE_QUEUE_MB": "1"}
+    with uvicorn_server(models, env=env, log=tmp_path / "first.log") as (url, process):
+        with Server(url, models) as server:
+            for name in ("churn", "rp", "gone"):
+                assert server.fit(name).status_code == 201
+                assert server.capture(name).status_code == 200
+            load(server, "churn")
+            saved = (models / "rp" / "monitoring.json").read_bytes()
+            off = server.client.put("/models/rp/monitoring",
+                                    json={"capture": False, "capture_exclude": ["email"]})  # fmt: skip
+            assert off.status_code == 200
+            # queued, not written (the writer waits 300 s): pending by key, not unmatched
+            assert server.predict("churn", people(2, 19, start=50), key="id").status_code == 200
+            waiting = server.feedback("churn", keys=["c50", "c51", "c99"], y=["stays"] * 3)
+            assert waiting.json() | {"unmatched_examples": []} == {
+                "name": "churn", "matched": 0, "pending": 2, "unmatched": 1,
+                "unmatched_examples": [],
+            }  # fmt: skip
+            # what a request holds beyond the model's columns is not kept until the flush
+            before = psutil.Process(process.pid).memory_info().rss
+            for person in features(people(25, 20)):
+                body = {"records": [{**person, "notes": "x" * (4 << 20)}],
+                        "config": {"name": "churn"}}  # fmt: skip
+                assert server.client.post("/predict", json=body).status_code == 200
+            grown = psutil.Process(process.pid).memory_info().rss - before
+            assert grown < 50 << 20, f"{grown >> 20} MB kept for 100 MB of unused fields"
+            # a categorical cell of 2 MB is written: it does not fit a queue of 1 MB
+            big = {**features(people(1, 21))[0], "plan": "p" * (2 << 20)}
+            assert server.predict("churn", [big]).status_code == 200
+            assert server.version("churn")["dropped"] == 1
+        process.send_signal(signal.SIGTERM)  # a clean stop writes what is queued
+        process.wait(30)
+    (models / "rp" / "monitoring.json").write_bytes(saved)  # an older signed copy put back
+    (models / "gone" / "monitoring.json").unlink()
+    said = run_trust(models, "rotate")
+    assert "churn/monitoring.json: re-signed" in said
+    with uvicorn_server(models, log=tmp_path / "second.log") as (url, _):
+        with Server(url, models) as server:
+            churn = server.report("churn")
+            assert churn["capture"] is True and churn["refused"] is None
+            assert churn["versions"][0]["captured"] == 27
+            assert server.version("churn")["labelled"] == 2  # the pending labels met their rows
+            for name, why in (("rp", "older copy"), ("gone", "missing")):
+                report = server.report(name)
+                assert report["capture"] is False and why in report["refused"], report
+            again = server.capture("rp", capture_exclude=["email"])
+            assert again.status_code == 200 and "refused" not in again.json()
+            assert server.report("rp")["refused"] is None

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from server.errors import ServiceError
+from server.errors import ServiceError, disk_error
 
 MAX_REPORTED_ERRORS = 10
 # Errors whose message names the value refused, when it is short: a choice among values.
@@ -84,7 +84,15 @@ async def _answer_http_error(request: Request, error: Exception) -> JSONResponse
     )
 
 
+async def _answer_os_error(request: Request, error: Exception) -> JSONResponse:
+    """A file operation a route could not make (a full disk, most often): JSON that says
+    so, never a plain-text 500. What changes state writes before it changes anything."""
+    assert isinstance(error, OSError)
+    return answer(disk_error(error, f"{request.method} {request.url.path}"))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _answer_service_error)
+    app.add_exception_handler(OSError, _answer_os_error)
     app.add_exception_handler(RequestValidationError, _answer_validation_error)
     app.add_exception_handler(StarletteHTTPException, _answer_http_error)

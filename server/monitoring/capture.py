@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from server.monitoring import layout
 from server.monitoring.locking import FilesLock
+from server.monitoring.reserve import Reserve, is_full
 from server.monitoring.rows import Answered, captured_table
 from server.store.atomic import write_bytes_atomically
 
@@ -51,6 +52,7 @@ class Capture:
         self._rows = self._bytes = 0
         self._lock = threading.Lock()  # the queue's
         self.files = FilesLock()  # reading and adding files against deleting them
+        self.reserve = Reserve(self.directory)  # room for the drop counts on a full disk
         self._drops = threading.Lock()  # moving drop counts to their file against reading them
         self._wake = threading.Event()
         self._stopping = False
@@ -146,10 +148,15 @@ class Capture:
         for batch in batches:
             key = (batch.name, batch.version, int(batch.at // 3600))
             groups.setdefault(key, []).append(batch)
+        room = self.reserve.ensure() if groups else True
         with self.files.shared():  # adding files: readers may go on, erasure waits
             for (name, version, hours), group in groups.items():
-                if self.keeps(name):
+                if not self.keeps(name):
+                    continue
+                if room:
                     self._write(name, version, layout.hour_of(hours * 3600), group)
+                else:  # a full disk: what the reserve frees is the counts'
+                    self._drop(name, version, group)
             self._write_drop_counts()
         with self._lock:
             self._writing = []
@@ -176,11 +183,14 @@ class Capture:
             layout.write_whole(folder / layout.file_name(), table)
         except OSError as error:  # a full or read-only disk: dropped, counted
             logger.error("capture: rows of '%s' could not be written: %s", name, error)
-            with self._lock:
-                for batch in group:
-                    self._count_dropped(name, version, batch.at, batch.rows)
+            self._drop(name, version, group)
             return
         self.captured[(name, version)] += table.num_rows
+
+    def _drop(self, name: str, version: int, group: list[Answered]) -> None:
+        with self._lock:
+            for batch in group:
+                self._count_dropped(name, version, batch.at, batch.rows)
 
     def _count_dropped(self, name: str, version: int, at: float, rows: int) -> None:
         """Under the queue's lock."""
@@ -205,13 +215,12 @@ class Capture:
                 continue
             path = self.directory / name / layout.DROPPED
             try:
-                known = json.loads(path.read_bytes()) if path.is_file() else {}
-                for version, hours in counts.items():
-                    into = known.setdefault(version, {})
-                    for hour, rows in hours.items():
-                        into[hour] = into.get(hour, 0) + rows
-                path.parent.mkdir(parents=True, exist_ok=True)
-                write_bytes_atomically(path, json.dumps(known).encode())
+                try:
+                    _add_counts(path, counts)
+                except OSError as error:  # a full disk: the reserve's room is for this
+                    if not (is_full(error) and self.reserve.release()):
+                        raise
+                    _add_counts(path, counts)
             except (OSError, ValueError) as error:  # kept in memory for the next try
                 logger.error("capture: drop counts of '%s' not written: %s", name, error)
                 with self._lock:
@@ -235,6 +244,16 @@ class Capture:
                         written = int(labels.name.partition("-")[0]) / 1000
                         if datetime.fromtimestamp(written, UTC) <= cutoff:
                             labels.unlink(missing_ok=True)
+
+
+def _add_counts(path: Path, counts: dict[str, dict[str, int]]) -> None:
+    known = json.loads(path.read_bytes()) if path.is_file() else {}
+    for version, hours in counts.items():
+        into = known.setdefault(version, {})
+        for hour, rows in hours.items():
+            into[hour] = into.get(hour, 0) + rows
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomically(path, json.dumps(known).encode())
 
 
 def _by_setting(group: list[Answered]) -> list[list[Answered]]:

@@ -7,7 +7,8 @@ the replicas.
 
 Changes only wake the writer; it takes one snapshot of the registry and the pointers in the
 event loop (so the set is one instant's) and writes it in a thread, again until nothing has
-changed since. A burst of changes is written once, and never out of order.
+changed since. A burst of changes is written once, and never out of order. A write the disk
+refuses is tried again every RETRY_SECONDS until it goes through: freeing space is enough.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from server.store.files import ModelStore
 from server.store.pointers import Pointers
 
 logger = logging.getLogger("server")
+RETRY_SECONDS = 2.0
 Captures = Callable[[str], dict[str, Any] | None]
 
 
@@ -39,6 +41,7 @@ class Publisher:
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._captures: Captures = lambda name: None
+        self._failing = False  # the last write failed: logged once, tried again
 
     def previous(self) -> ServingSet:
         """The set a primary that ran before left (empty if none, or unreadable), so that
@@ -88,10 +91,18 @@ class Publisher:
             captures = {name: self._captures(name) for name, _ in loaded}
             try:
                 await asyncio.to_thread(self._write, loaded, pointers, captures)
-            except (OSError, ServiceError) as error:  # a full disk: the next change tries again
-                logger.error("the serving set could not be written: %s", error)
+            except (OSError, ServiceError) as error:  # a full disk: tried again until it goes
+                if not self._failing:
+                    logger.error("the serving set could not be written (tried again every "
+                                 "%g s): %s", RETRY_SECONDS, error)  # fmt: skip
+                self._failing = True
+                asyncio.get_running_loop().call_later(RETRY_SECONDS, self.changed)
             except Exception:  # management calls wait on this loop: it never stops
                 logger.exception("the serving set could not be written")
+            else:
+                if self._failing:
+                    logger.info("the serving set is written again")
+                self._failing = False
             if not self._wake.is_set():
                 self._idle.set()
 

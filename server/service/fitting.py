@@ -11,7 +11,7 @@ import numpy as np
 
 from server.algorithms import Algorithm, resolve
 from server.algorithms.inputs import refuse_missing
-from server.errors import InvalidInput, ServiceError
+from server.errors import InvalidInput, ServiceError, disk_error
 from server.ingest import FitInput
 from server.ml.labels import encode_for_fit
 from server.ml.scoring import check_holdout, holdout
@@ -133,4 +133,10 @@ async def promoted(
         await versions.promote(name, version)
     except ServiceError as error:
         return {**metadata, "promoted": False, "promote_error": error.detail}
+    except OSError as error:  # a full disk: the version is saved, its pointers not moved
+        return {
+            **metadata,
+            "promoted": False,
+            "promote_error": disk_error(error, "promoting").detail,
+        }
     return {**metadata, "promoted": True}

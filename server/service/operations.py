@@ -247,6 +247,8 @@ class ModelService:
             self._refuse_training(name)
             if not self.store.exists(name):
                 raise ModelNotFound(name)
+            # The one write first: a full disk fails it with the model still serving.
+            await asyncio.to_thread(self.store.keep_numbers, name)
             was_loaded = await self.registry.unload_name(name)
             # No await between here and the deletion: a load that starts now finds no model.
             self._delete(name)
@@ -268,6 +270,7 @@ class ModelService:
                 async with self.versions.moving(name):
                     if self.trainer.is_training(name) or name in self.reserved:
                         continue  # training: kept whole
+                    await asyncio.to_thread(self.store.keep_numbers, name)  # may fail: first
                     any_loaded |= await self.registry.unload_name(name)
                     self._delete(name)
             except ModelNotFound:  # removed meanwhile by a concurrent /remove

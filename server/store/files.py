@@ -7,12 +7,12 @@
         1.onnx          version 1: its compiled copy, when it has one
         1.json          version 1: its metadata with the files' tags, written last
         2.joblib, 2.json
+        monitoring.json its capture setting (server.monitoring.setting)
       _numbers.json     the highest number each removed name had (server.store.numbers)
 
 Every file is written atomically (server.store.atomic). A version exists exactly when its
-metadata file does, so a crash mid-write never leaves a half version that is listed; a name
-exists exactly when its pointers file does, and the pointers only ever name versions that
-exist. At start-up, `server.store.recovery.prepare` removes what interrupted writes left.
+metadata file does, a name exactly when its pointers file does, and the pointers only name
+versions that exist; `server.store.recovery.prepare` removes what interrupted writes left.
 Every file of a version is signed (server.store.signing), read only through a check of its
 tag (server.store.checks), and only if it is a regular file (no link, no FIFO).
 """
@@ -31,7 +31,7 @@ import joblib
 
 from server.errors import BrokenModel, ModelNotFound, ServiceError, UntrustedModel
 from server.store import numbers
-from server.store.atomic import is_temporary, write_atomically, write_bytes_atomically
+from server.store.atomic import is_temporary, write_bytes_atomically
 from server.store.bundle import BUNDLE_KEYS, public, serialize
 from server.store.checks import FileChecks
 from server.store.layout import (
@@ -128,12 +128,10 @@ class ModelStore:
         return public(metadata)
 
     def write_metadata(self, name: str, version: int, metadata: dict[str, Any]) -> None:
-        encoded = json.dumps(metadata).encode()
-        write_atomically(self.metadata_path(name, version), lambda file: file.write(encoded))
+        write_bytes_atomically(self.metadata_path(name, version), json.dumps(metadata).encode())
 
     def write_pointers(self, name: str, pointers: Pointers) -> None:
-        encoded = json.dumps(pointers.to_json()).encode()
-        write_atomically(self.pointers_path(name), lambda file: file.write(encoded))
+        write_bytes_atomically(self.pointers_path(name), json.dumps(pointers.to_json()).encode())
 
     # -- reading -----------------------------------------------------------------------------
     def exists(self, name: str) -> bool:
@@ -175,9 +173,9 @@ class ModelStore:
             raise ModelNotFound(name, version) from None
         except (OSError, ValueError) as error:
             raise BrokenModel(f"model '{name}' has unreadable metadata: {error}") from None
-        if not isinstance(metadata, dict):
-            raise BrokenModel(f"model '{name}' has unreadable metadata: not an object")
-        return metadata
+        if isinstance(metadata, dict):
+            return metadata
+        raise BrokenModel(f"model '{name}' has unreadable metadata: not an object")
 
     def read_metadata(self, name: str, version: int) -> dict[str, Any]:
         """The checked metadata (raises UntrustedModel), tags included. Read and checked
@@ -206,8 +204,8 @@ class ModelStore:
             metadata = self.read_metadata(name, version)
             problem = self.trust_problem(name, version, metadata)
         except ModelNotFound:  # a pointer names a version whose metadata file is missing
-            error_text = f"model '{name}' has no metadata file for version {version}"
-            return {"name": name, "version": version, "status": "broken", "error": error_text}
+            problem = f"model '{name}' has no metadata file for version {version}"
+            return {"name": name, "version": version, "status": "broken", "error": problem}
         except BrokenModel as error:
             return {"name": name, "version": version, "status": "broken", "error": error.detail}
         except UntrustedModel as error:
@@ -264,9 +262,8 @@ class ModelStore:
         return {name: problem for name, problem in entries(self.root).items() if problem}
 
     def discard(self, name: str, version: int) -> None:
-        """Remove whatever a stopped or crashed training of this version left: temporary
-        files, and the version itself if its write had got that far. Only for a version the
-        caller holds (in training), so nothing anyone else made is touched."""
+        """Remove what a stopped or crashed training of this version left (temporary files,
+        the version if written): only for a version the caller holds (in training)."""
         directory = self.name_dir(name)
         for suffix in VERSION_FILE_SUFFIXES:
             (directory / f"{version}{suffix}").unlink(missing_ok=True)
@@ -277,15 +274,18 @@ class ModelStore:
             with contextlib.suppress(OSError):
                 directory.rmdir()  # only if empty
 
-    def delete(self, name: str) -> None:
-        """The whole name: its numbers kept aside, its folder renamed away (from that instant
-        the name no longer exists), then deleted."""
+    def keep_numbers(self, name: str) -> None:
+        """Before a removal, its numbers kept aside (never given again): the one write a
+        removal needs, made first (a full disk leaves the name as it was)."""
         if not self.exists(name):
             raise ModelNotFound(name)
         pointers = None
         with contextlib.suppress(ServiceError):  # unreadable: its versions' numbers still count
             pointers = self.read_pointers(name)
         numbers.remember(self.root, name, self.next_version(name, pointers) - 1)
+
+    def delete(self, name: str) -> None:
+        """The whole name (numbers kept): its folder renamed away, then deleted."""
         doomed = self.root / f".{name}.{uuid.uuid4().hex}{REMOVING_SUFFIX}"
         self.name_dir(name).rename(doomed)
         shutil.rmtree(doomed, ignore_errors=True)

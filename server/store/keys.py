@@ -8,7 +8,9 @@ restarts as the models do; in compose it has a volume of its own.
 
 from __future__ import annotations
 
+import errno
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -46,13 +48,25 @@ def read_key_file(path: Path) -> SigningKey:
 
 
 def write_key_file(path: Path, key: SigningKey) -> None:
-    """Create the key file (never overwrite one): mode 0600, in a folder of mode 0700."""
+    """Create the key file (never overwrite one): mode 0600, in a folder of mode 0700. It
+    is written whole under another name, then linked into place: a full disk never leaves
+    an empty key file behind (FileExistsError if one exists)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(key.secret.hex() + "\n")
-        file.flush()
-        os.fsync(file.fileno())
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(key.secret.hex() + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(temporary, path)
+        except OSError as error:  # a filesystem without hard links: renamed if still free
+            if error.errno not in (errno.EPERM, errno.EOPNOTSUPP) or path.exists():
+                raise
+            os.rename(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def check_settings(secret: str | None, key_file: Path, models_path: Path) -> None:
@@ -83,6 +97,10 @@ def signing_key(
             "the trust command use the key the server made, never a new one "
             "(MODEL_SIGNING_KEY, or the server's MODEL_SIGNING_KEY_FILE)"
         )
+    if create and key_file.is_file() and key_file.stat().st_size == 0:
+        # Left by a release that could fail half-way on a full disk: no key was ever in it,
+        # so nothing was signed with it.
+        key_file.unlink()
     if not key_file.exists():
         try:
             write_key_file(key_file, SigningKey.generate())

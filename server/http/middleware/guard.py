@@ -131,8 +131,8 @@ def _refusal(rules: GuardRules, scope: Scope) -> tuple[int, str] | None:
     if not rules.host_allowed(host.encode("latin-1")):
         return 403, (
             f"a writing call, or a read of captured rows, to the host name "
-            f"{host_name(host)!r} is refused while no token is set (a web page could send it through DNS rebinding): add the name "
-            "to ALLOWED_HOSTS, or set MANAGEMENT_TOKEN"
+            f"{host_name(host)!r} is refused while no token is set (a web page could send "
+            "it through DNS rebinding): add the name to ALLOWED_HOSTS, or set MANAGEMENT_TOKEN"
         )
     has_body = values.get(b"content-length", b"0") not in (b"", b"0") or (
         b"transfer-encoding" in values
