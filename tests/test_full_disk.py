@@ -43,12 +43,14 @@ def server(disks: tuple[Path, Path]) -> Iterator[tuple[httpx.Client, Any]]:
     env = {"MONITORING_PATH": str(capture), "CAPTURE_FLUSH_SECONDS": "0.2",
            "MAX_INFERENCE_MODELS": "4"}  # fmt: skip
     log = store.parent / "server.log"
-    with uvicorn_server(store / "models", env=env, log=log) as (url, process):
-        with httpx.Client(base_url=url, timeout=60) as client:
-            for name in ("keep", "second"):
-                assert client.post("/fit", json=fit_body(name)).status_code == 201
-            assert client.post("/load", json={"config": {"name": "keep"}}).status_code == 200
-            yield client, process
+    with (
+        uvicorn_server(store / "models", env=env, log=log) as (url, process),
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
+        for name in ("keep", "second"):
+            assert client.post("/fit", json=fit_body(name)).status_code == 201
+        assert client.post("/load", json={"config": {"name": "keep"}}).status_code == 200
+        yield client, process
 
 
 def predict(client: httpx.Client, name: str, rows: int = 1) -> httpx.Response:

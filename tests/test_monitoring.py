@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import psutil
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401 (pa.compute)
+import pyarrow.compute  # for pa.compute
 import pyarrow.parquet as pq
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -554,7 +554,10 @@ def test_windows_beyond_the_calendar_are_422_and_rows_are_a_read_of_users_data(
                              params={"until": "0001-01-01T00:00:00Z"}).status_code == 422  # fmt: skip
     rebound = server.client.get("/models/steady/monitoring/rows", headers={"Host": "evil.test"})
     assert rebound.status_code == 403 and "ALLOWED_HOSTS" in rebound.json()["detail"]
-    assert server.client.get("/models/steady/monitoring", headers={"Host": "evil.test"}).status_code == 200
+    assert (
+        server.client.get("/models/steady/monitoring", headers={"Host": "evil.test"}).status_code
+        == 200
+    )
 
 
 def test_readers_never_see_a_file_deleted_under_them(server: Server) -> None:
@@ -654,15 +657,17 @@ def test_settings_can_t_be_put_back_or_deleted_and_survive_a_key_rotation(tmp_pa
     (models / "gone" / "monitoring.json").unlink()
     said = run_trust(models, "rotate")
     assert "churn/monitoring.json: re-signed" in said
-    with uvicorn_server(models, log=tmp_path / "second.log") as (url, _):
-        with Server(url, models) as server:
-            churn = server.report("churn")
-            assert churn["capture"] is True and churn["refused"] is None
-            assert churn["versions"][0]["captured"] == 27
-            assert server.version("churn")["labelled"] == 2  # the pending labels met their rows
-            for name, why in (("rp", "older copy"), ("gone", "missing")):
-                report = server.report(name)
-                assert report["capture"] is False and why in report["refused"], report
-            again = server.capture("rp", capture_exclude=["email"])
-            assert again.status_code == 200 and "refused" not in again.json()
-            assert server.report("rp")["refused"] is None
+    with (
+        uvicorn_server(models, log=tmp_path / "second.log") as (url, _),
+        Server(url, models) as server,
+    ):
+        churn = server.report("churn")
+        assert churn["capture"] is True and churn["refused"] is None
+        assert churn["versions"][0]["captured"] == 27
+        assert server.version("churn")["labelled"] == 2  # the pending labels met their rows
+        for name, why in (("rp", "older copy"), ("gone", "missing")):
+            report = server.report(name)
+            assert report["capture"] is False and why in report["refused"], report
+        again = server.capture("rp", capture_exclude=["email"])
+        assert again.status_code == 200 and "refused" not in again.json()
+        assert server.report("rp")["refused"] is None

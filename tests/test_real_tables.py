@@ -461,6 +461,8 @@ def test_a_categorical_cell_beyond_a_double_or_not_utf8_is_a_422(
     )  # fmt: skip
     assert answer.status_code == 422 and "'zip'" in answer.json()["detail"], answer.text
     json_body = b'{"records": [{"zip": 1e400}], "config": {"name": "real-xgbcl"}}'
-    answer = client.post("/predict", content=json_body, headers={"content-type": "application/json"})
+    answer = client.post(
+        "/predict", content=json_body, headers={"content-type": "application/json"}
+    )
     assert answer.status_code == 422, answer.text
     assert "with a fraction" not in str(answer.json()["detail"])
