@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from client.calls import Call, Labels, _chosen
 
@@ -16,7 +17,8 @@ def set_capture(
 
 
 def _window(since: str | None, until: str | None) -> str:
-    query = "&".join(f"{k}={v}" for k, v in (("since", since), ("until", until)) if v)
+    """The query, encoded: an ISO time's `+00:00` must not arrive as a space."""
+    query = urlencode({k: v for k, v in (("since", since), ("until", until)) if v})
     return f"?{query}" if query else ""
 
 
@@ -36,7 +38,7 @@ def feedback(
 
 
 def erase_key(name: str, key: str) -> Call:
-    return Call("DELETE", f"/models/{name}/monitoring/rows?key={key}")
+    return Call("DELETE", f"/models/{name}/monitoring/rows?{urlencode({'key': key})}")
 
 
 def _source(name: str, since: str | None, until: str | None) -> dict[str, Any]:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 
 from client import ApiError, AsyncModelClient, ModelClient
-from tests.helpers import dataset
+from tests.helpers import dataset, wait_for
 from tests.servers import PROJECT_ROOT, uvicorn_server
 
 SCRIPT_TIMEOUT = 180
@@ -93,6 +97,37 @@ async def test_async_client_round_trip_and_errors(server_url: str) -> None:
         assert "async-rf" in (await client.status())["inference"]["loaded"]
         await client.remove("async-rf")
         assert all(m["name"] != "async-rf" for m in (await client.models())["models"])
+
+
+ODD_KEYS = ["a&key=b", "c#d", "e+f"]
+
+
+def test_clients_encode_query_values(server_url: str) -> None:
+    """Review item 15: `since=...+00:00` arrived as a space (422), and erase_key of a key
+    holding `&`, `#` or `+` erased another key, or none."""
+    X, y = dataset()
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(len(X[0]))])
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    with ModelClient(server_url, token=TOKEN) as client:
+        client.fit("odd-keys", "LogisticRegression", frame, y)
+        client.load("odd-keys")
+        client.set_capture("odd-keys")
+        client.predict("odd-keys", frame[:3].assign(who=ODD_KEYS), key="who")
+
+        def captured() -> bool:
+            versions = client.monitoring("odd-keys", since=since)["versions"]
+            return bool(versions) and versions[0]["captured"] == 3
+
+        wait_for(captured, 30, "the captured rows")
+        assert client.erase_key("odd-keys", "e+f")["rows"] == 1
+        assert client.erase_key("odd-keys", "a&key=b")["rows"] == 1
+
+    async def erase() -> dict[str, Any]:
+        async with AsyncModelClient(server_url, token=TOKEN) as client:
+            await client.monitoring("odd-keys", since=since)
+            return await client.erase_key("odd-keys", "c#d")
+
+    assert asyncio.run(erase())["rows"] == 1
 
 
 def test_sync_client_versions_promote_rollback_and_aliases(server_url: str) -> None:

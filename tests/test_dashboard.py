@@ -15,6 +15,7 @@ import pytest
 
 from server.metrics import Traffic
 from server.ui.hub import SnapshotHub
+from server.ui.snapshot import Snapshots
 from server.ui.traffic import p99_upper_bound
 from tests.conftest import ClientFactory
 from tests.helpers import fit_body
@@ -109,3 +110,33 @@ def test_the_stream_tells_each_token_its_role(tmp_path: Path) -> None:
             assert snapshot["models"][0]["versions"][0]["status"] == "trained"
             assert snapshot["training"]["slots"] == 1
             assert snapshot["jobs"][0]["state"] == "succeeded"
+
+
+def test_the_newest_finished_jobs_are_listed_once_more_than_twenty_have_finished() -> None:
+    """Review item 14: the dashboard took the last 20 of a newest-first list, so once 20 had
+    finished, new jobs never appeared."""
+
+    class Job:
+        def __init__(self, number: int, state: str) -> None:
+            self.number, self.state = number, state
+
+        def describe(self) -> dict[str, Any]:
+            return {"id": str(self.number), "state": self.state}
+
+    class Service:  # as the trainer keeps them: newest first
+        def jobs(self) -> list[Job]:
+            return [Job(30, "running"), *(Job(n, "succeeded") for n in range(29, 0, -1))]
+
+    class Catalog:
+        def status(self) -> dict[str, Any]:
+            return {"training": {}, "inference": {}}
+
+        def models(self) -> list[dict[str, Any]]:
+            return []
+
+    class Metrics:
+        def traffic(self) -> Traffic:
+            return Traffic(0.0, ())
+
+    built = Snapshots(Catalog(), Service(), Metrics()).build()  # type: ignore[arg-type]
+    assert [job["id"] for job in built["jobs"]] == [str(n) for n in range(30, 9, -1)]

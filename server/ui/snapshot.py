@@ -59,14 +59,14 @@ class Snapshots:
 
     def build(self) -> dict[str, Any]:
         self._traffic.add(self._metrics.traffic())
-        jobs = [job.describe() for job in self._service.jobs()]
+        jobs = [job.describe() for job in self._service.jobs()]  # newest first
         running = [job for job in jobs if job["state"] == "running"]
-        finished = [job for job in jobs if job["state"] != "running"][-FINISHED_JOBS:]
+        finished = [job for job in jobs if job["state"] != "running"][:FINISHED_JOBS]
         status = self._catalog.status()
         return {
             "training": status["training"],
             "inference": status["inference"],
-            "jobs": running + finished[::-1],  # running first, then the newest finished
+            "jobs": running + finished,  # running first, then the newest finished
             "models": [
                 _model(self._catalog, info["name"], info) for info in self._catalog.models()
             ],
