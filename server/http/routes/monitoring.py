@@ -55,7 +55,9 @@ async def set_capture(name: ModelName, body: CaptureRequest, monitor: MonitorOf)
     return monitor.describe(name)
 
 
-@table.get("/models/{name}/monitoring", MonitoringReport, access="inference", errors=(404, 422))
+@table.get(
+    "/models/{name}/monitoring", MonitoringReport, access="inference", errors=(404, 409, 422)
+)
 async def report(
     name: ModelName, monitor: MonitorOf, since: Since = None, until: Until = None
 ) -> dict[str, Any]:

@@ -41,7 +41,7 @@ ExistingJob = Annotated[TrainingJob, Depends(_existing_job)]
     "/fit",
     FitResponse,
     access="management",
-    errors=(409, 413, 422, 500, 503),
+    errors=(404, 409, 413, 422, 500, 503),
     status_code=201,
     responses={202: {"model": Job, "description": "with wait=false: the job, started"}},
     openapi_extra=request_body(FitRequest, FitForm),
