@@ -23,6 +23,7 @@ from server.errors import InvalidInput, ModelNotFound, NoCapture
 from server.ingest.features import Features
 from server.monitoring import feedback, layout
 from server.monitoring.capture import Capture
+from server.monitoring.feedback import Labels
 from server.monitoring.erasure import erase_key
 from server.monitoring.report import version_report
 from server.monitoring.rows import (
@@ -114,7 +115,7 @@ class Monitor:
         self.settings.adopt(name, found)
 
     # -- feedback -------------------------------------------------------------------------
-    async def feedback(self, name: str, labels: feedback.Labels) -> dict[str, Any]:
+    async def feedback(self, name: str, labels: Labels) -> dict[str, Any]:
         if not self.store.exists(name):
             raise ModelNotFound(name)
         if not self.setting(name).ever:
@@ -130,7 +131,7 @@ class Monitor:
         with self.capture.files.shared():  # an erasure rewrites label files
             feedback.write_labels(self.capture.directory / name, table)
 
-    def _feedback(self, name: str, labels: feedback.Labels) -> dict[str, Any]:
+    def _feedback(self, name: str, labels: Labels) -> dict[str, Any]:
         """The labels checked against the classes of the version that answered (every
         version's, for keys: a key may reach rows of several), and the counts (blocking)."""
         waiting = self.capture.waiting(name)

@@ -77,10 +77,10 @@ async def give_feedback(name: ModelName, request: Request, monitor: MonitorOf) -
     limits = request.app.state.limits.fit
     if multipart.is_multipart(request):
         config, features, y = await multipart.read_labelled(request, FeedbackConfig, limits)
-        keys = TableFeatures(features).key_values(config.key)
-        if None in keys:
+        found = TableFeatures(features).key_values(config.key)
+        if None in found:
             raise InvalidInput(f"the key column {config.key!r} has empty cells")
-        labels = Labels(y, keys=keys)  # type: ignore[arg-type]
+        labels = Labels(y, keys=found)  # type: ignore[arg-type]
     else:
         body = parse_body(FeedbackRequest, await request.body())
         keys = None if body.keys is None else [key_of(key) or key for key in body.keys]
