@@ -23,8 +23,8 @@ from server.errors import InvalidInput, ModelNotFound, NoCapture
 from server.ingest.features import Features
 from server.monitoring import feedback, layout
 from server.monitoring.capture import Capture
-from server.monitoring.feedback import Labels
 from server.monitoring.erasure import erase_key
+from server.monitoring.feedback import Labels
 from server.monitoring.report import version_report
 from server.monitoring.rows import (
     Model,
