@@ -11,6 +11,7 @@ import json
 import signal
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -671,3 +672,95 @@ def test_settings_can_t_be_put_back_or_deleted_and_survive_a_key_rotation(tmp_pa
         again = server.capture("rp", capture_exclude=["email"])
         assert again.status_code == 200 and "refused" not in again.json()
         assert server.report("rp")["refused"] is None
+
+
+# -- the retraining loop (issue 45) -------------------------------------------------------
+def graded(rows: int, seed: int, start: int = 0) -> list[dict[str, Any]]:
+    """A survey: `grade` holds numbers and words (declared categorical), `hours` a number."""
+    rng = np.random.default_rng(seed)
+    grades = ["9", "10", "11", "12", "college"]
+    found = []
+    for i in range(rows):
+        grade = str(rng.choice(grades))
+        found.append({"id": f"s{start + i}", "hours": float(rng.integers(0, 20)),
+                      "grade": int(grade) if grade.isdigit() else grade})  # fmt: skip
+    return found
+
+
+def passed(row: dict[str, Any]) -> str:
+    return "yes" if row["hours"] + (5 if row["grade"] == "college" else 0) > 9 else "no"
+
+
+def test_retraining_keeps_the_columns_decisions_and_never_grades_its_own_homework(
+    server: Server,
+) -> None:
+    """Issue 45, items 1 and 2: a fit from the capture forgot `categorical_features` (422),
+    and /evaluate scored a version trained from the capture on its own training rows."""
+    train = graded(200, 30)
+    config = {"name": "grades", "model_type": MODEL, "categorical_features": ["grade"],
+              "ignore_columns": ["id"]}  # fmt: skip
+    body = {"records": train, "y": [passed(r) for r in train], "config": config}
+    assert server.client.post("/fit", json=body).status_code == 201
+    load(server, "grades")
+    assert server.capture("grades").status_code == 200
+
+    def meet(rows: list[dict[str, Any]]) -> None:
+        answer = server.predict("grades", rows, key="id")
+        assert answer.status_code == 200, answer.text
+        given = server.feedback("grades", keys=[r["id"] for r in rows], y=[passed(r) for r in rows])
+        assert given.status_code == 200
+
+    first = graded(60, 31, start=1000)
+    meet(first)
+    wait_for(lambda: server.version("grades")["labelled"] == 60, 30, "60 labelled rows")
+    fit = server.client.post("/fit", json={"config": {
+        "name": "grades", "model_type": MODEL, "new_version": True,
+        "from_capture": {"name": "grades"}}})  # fmt: skip
+    assert fit.status_code == 201, fit.text
+    trained = fit.json()
+    assert {f["name"]: f["kind"] for f in trained["features"]} == {
+        "hours": "numeric", "grade": "categorical"}  # fmt: skip
+    assert trained["trained_from_capture"]["captured_rows"] == 60
+    load(server, "grades", 2)
+
+    def evaluate(version: int, **window: str) -> httpx.Response:
+        source = {"name": "grades", **window}
+        config = {"name": "grades", "version": version, "from_capture": source}
+        return server.client.post("/evaluate", json={"config": config})
+
+    own = evaluate(2)
+    assert own.status_code == 409 and "60 left out" in own.json()["detail"], own.text
+    later = graded(40, 32, start=2000)
+    meet(later)
+    wait_for(lambda: server.version("grades")["labelled"] == 100, 30, "100 labelled rows")
+    challenger, champion = evaluate(2).json(), evaluate(1).json()
+    assert (challenger["n_samples"], challenger["left_out_trained_rows"]) == (40, 60)
+    assert (champion["n_samples"], champion["left_out_trained_rows"]) == (100, 0)
+    both = server.client.post("/fit", json={
+        "records": train[:50], "y": [passed(r) for r in train[:50]],
+        "config": {"name": "grades", "model_type": MODEL, "new_version": True,
+                   "ignore_columns": ["id"], "categorical_features": ["grade"],
+                   "from_capture": {"name": "grades"}}})  # fmt: skip
+    assert both.status_code == 201, both.text
+    told = both.json()["trained_from_capture"]
+    assert (told["table_rows"], told["captured_rows"], both.json()["n_samples"]) == (50, 100, 150)
+    with_x = server.client.post("/fit", json={"X": [[1.0]], "y": ["yes"], "config": {
+        "name": "grades", "model_type": MODEL, "new_version": True,
+        "from_capture": {"name": "grades"}}})  # fmt: skip
+    assert with_x.status_code == 422 and "records and y" in with_x.json()["detail"]
+
+
+def test_a_window_s_until_is_exclusive_at_full_precision(server: Server) -> None:
+    """Issue 45, item 3: `until` was cut to milliseconds, dropping the last request."""
+    assert fit_labels(server, "precise", ["a", "b"]).status_code == 201
+    load(server, "precise")
+    assert server.capture("precise").status_code == 200
+    for person in features(people(5, 33)):
+        assert server.predict("precise", [person]).status_code == 200
+    server.wait_captured("precise", 5)
+    times = server.exported("precise").column("_time").to_pylist()
+    last = max(times)
+    for until, rows in ((last, 5 - times.count(last)), (last + timedelta(microseconds=848), 5)):
+        stamp = until.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        found = server.client.get("/models/precise/monitoring", params={"until": stamp})
+        assert found.json()["versions"][0]["captured"] == rows, (stamp, found.json())

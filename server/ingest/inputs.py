@@ -18,6 +18,8 @@ class FitInput:
     raw: RawTable  # the table's columns as they came (server.tables.raw)
     y: list[Any]
     feature_names: list[str] | None  # a file's or records' columns; None for a JSON X
+    # config.from_capture: the window and the rows of each source (the version keeps it)
+    provenance: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

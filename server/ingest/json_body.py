@@ -38,7 +38,9 @@ def fit_input(
 ) -> FitInput:
     """`X`, or `records` whose first object's keys name the columns (kept with the model,
     as a file's are)."""
-    payload = _object(body, {"X", "y", "config"}, limits, alternatives={"X": "records"})
+    payload = _object(
+        body, {"X", "y", "config"}, limits, alternatives={"X": "records"}, with_capture=True
+    )
     config = _config(config_type, payload)
     if "y" not in payload:  # config.from_capture: the rows come from the capture
         return FitInput(config=config, raw=RawTable([], 0), y=[], feature_names=None)
@@ -88,7 +90,9 @@ def _object(
     fields: set[str],
     limits: TableLimits,
     alternatives: dict[str, str] | None = None,
+    with_capture: bool = False,
 ) -> dict[str, Any]:
+    """`with_capture`: records and y may come with config.from_capture (a fit on both)."""
     payload = _loaded(body)
     if not isinstance(payload, dict):
         raise InvalidInput(
@@ -96,12 +100,15 @@ def _object(
         )
     config = payload.get("config")
     if "y" in fields and isinstance(config, dict) and config.get("from_capture") is not None:
-        if payload.keys() - {"config"}:
+        sent = payload.keys() - {"config"}
+        if not sent:
+            return payload
+        if not (with_capture and sent == {"records", "y"}):
+            also = ", or records and y to train on both" if with_capture else ""
             raise InvalidInput(
                 "config.from_capture takes the rows and labels from the capture: send no X, "
-                "records or y"
+                f"records or y{also}"
             )
-        return payload
     # A field with an alternative (X or records) needs exactly one of the two.
     for field, other in (alternatives or {}).items():
         if other in payload:

@@ -34,6 +34,7 @@ from server.monitoring.rows import (
     read_labels,
     read_rows,
     repeated_ids,
+    rows_between,
     with_labels,
 )
 from server.monitoring.setting import CaptureSetting
@@ -58,9 +59,8 @@ def window(since: datetime | None, until: datetime | None) -> Window:
 
 
 def _utc(moment: datetime) -> datetime:
-    """In UTC, to the millisecond (the captured rows' precision)."""
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    """In UTC, to the microsecond as given (server.monitoring.rows compares)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class Monitor:
@@ -219,22 +219,31 @@ class Monitor:
                         counts[int(version)] = counts.get(int(version), 0) + rows
         return counts
 
-    async def labelled_rows(self, name: str, span: Window) -> tuple[pa.Table, list[Any]]:
-        """The window's labelled captured rows (features only) and their labels, for a fit
-        or an evaluation; 409 if there are none."""
+    async def labelled_rows(
+        self, name: str, span: Window, trained: Window | None = None
+    ) -> tuple[pa.Table, list[Any], int]:
+        """The window's labelled captured rows (features only), their labels, and how many
+        were left out as rows captured in `trained` (the window a version trained on: it is
+        never scored on them); 409 if none are left."""
         if not self.store.exists(name):
             raise ModelNotFound(name)
         table = await asyncio.to_thread(self._joined, name, span, True)
         # A label no remaining version has (its version deleted) is left out.
         classes = {str(label): label for label in await asyncio.to_thread(self._classes, name)}
         table = table.filter(pc.is_in(table.column("_label"), pa.array(list(classes), pa.string())))
+        left_out = 0
+        if trained is not None and table.num_rows:
+            inside = rows_between(table, *trained)
+            left_out = int(pc.sum(inside).as_py() or 0)
+            table = table.filter(pc.invert(inside))
         if not table.num_rows:
+            also = f" ({left_out} left out: the version trained on them)" if left_out else ""
             raise NoCapture(
                 f"model '{name}' has no labelled captured rows between {_iso(span[0])} and "
-                f"{_iso(span[1])}"
+                f"{_iso(span[1])}{also}"
             )
         y = [classes[label] for label in table.column("_label").to_pylist()]
-        return features_of(table), y
+        return features_of(table), y, left_out
 
     def _joined(self, name: str, span: Window, only_labelled: bool) -> pa.Table:
         with self.capture.files.shared():

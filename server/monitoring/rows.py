@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,6 +37,7 @@ from server.tables.levels import levels_array
 from server.tables.raw import RawColumn
 
 TIME = pa.timestamp("ms", tz="UTC")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 META = ("_request_id", "_row", "_time", "_version", "_prediction", "_probabilities", "_key")
 OWN = frozenset({*META, "_label"})
 LABEL_SCHEMA = pa.schema(
@@ -185,12 +186,26 @@ def read_rows(
         dataset = ds.dataset(paths, schema=schema, format="parquet")
         condition = None
         if since is not None:
-            condition = ds.field("_time") >= pa.scalar(since, TIME)
+            condition = ds.field("_time") >= _row_time(since)
         if until is not None:
-            before = ds.field("_time") < pa.scalar(until, TIME)
+            before = ds.field("_time") < _row_time(until)
             condition = before if condition is None else condition & before
         tables[found] = dataset.to_table(filter=condition)
     return tables
+
+
+def _row_time(moment: datetime) -> pa.Scalar:
+    """A window's end against the rows' milliseconds: a row of millisecond t is at or after
+    `moment` exactly when t >= `moment` rounded up (since inclusive, until exclusive, the
+    given times at full precision)."""
+    microseconds = (moment - EPOCH) // timedelta(microseconds=1)
+    return pa.scalar(-(-microseconds // 1000), pa.int64()).cast(TIME)
+
+
+def rows_between(rows: pa.Table, since: datetime, until: datetime) -> pa.ChunkedArray:
+    """Which rows were captured in [since, until)."""
+    times = rows.column("_time")
+    return pc.and_(pc.greater_equal(times, _row_time(since)), pc.less(times, _row_time(until)))
 
 
 def read_labels(root: Path, name: str) -> pa.Table:

@@ -54,6 +54,11 @@ class EvaluateResponse(BaseModel):
     version: int = Field(description="the version that answered")
     n_samples: int
     scores: Scores
+    left_out_trained_rows: int | None = Field(
+        default=None,
+        description="from_capture: labelled rows of the window left out because this version "
+        "trained on them (it is never scored on its training rows)",
+    )
 
 
 class Compiled(BaseModel):

@@ -122,6 +122,7 @@ class ModelService:
             holdout=held_out,
             compile=self.compile_models,
             version=version,
+            trained_from_capture=request.provenance,
         )
 
         async def promote(metadata: dict[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,8 @@ class TrainingRequest:
     # An AutoML candidate (server.automl): not saved but sent back, with its predict cost.
     candidate: bool = False
     early_stopping_rounds: int | None = None  # boosters, on the held-out rows
+    # Rows from the capture (server.monitoring.inputs): the window, kept in the metadata.
+    trained_from_capture: dict[str, Any] | None = None
 
     @property
     def model_columns(self) -> Columns:
@@ -45,7 +47,7 @@ class TrainingRequest:
 
     def describe(self) -> dict[str, Any]:
         """What is known of the model before it is trained (the start of its metadata)."""
-        return {
+        described = {
             "name": self.name,
             "version": self.version,
             "model_type": self.model_type,
@@ -56,6 +58,9 @@ class TrainingRequest:
             "feature_names": self.feature_names,
             "features": self.model_columns.describe(),
         }
+        if self.trained_from_capture:
+            described["trained_from_capture"] = self.trained_from_capture
+        return described
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ themselves (server.ingest)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 from fastapi import Request
 from fastapi.responses import Response
@@ -66,9 +68,17 @@ async def evaluate(request: Request, service: Service) -> Response:
     """Score a loaded model on labelled rows."""
     limits = request.app.state.limits.predict
     rows = await read_evaluate(request, limits)
-    if rows.config.from_capture is not None:  # the rows of the capture, labelled
-        rows = await from_capture.evaluate_input(request.app.state.monitor, rows, limits)
+    source, left_out = rows.config.from_capture, None
+    if source is not None:  # the rows of the capture, labelled, less those it trained on
+        config = rows.config
+        version = service.loaded(config.name, config.version, config.alias).model.version
+        metadata = await asyncio.to_thread(service.store.read_metadata, config.name, version)
+        trained = from_capture.trained_window(metadata, source.name)
+        monitor = request.app.state.monitor
+        rows, left_out = await from_capture.evaluate_input(monitor, rows, limits, trained)
     answer = await service.evaluate(rows)
+    if left_out is not None:
+        answer["left_out_trained_rows"] = left_out
     return Response(orjson.dumps(answer), media_type="application/json")
 
 
