@@ -466,3 +466,28 @@ def test_a_categorical_cell_beyond_a_double_or_not_utf8_is_a_422(
     )
     assert answer.status_code == 422, answer.text
     assert "with a fraction" not in str(answer.json()["detail"])
+
+
+def test_every_refused_column_is_named_in_one_answer_and_nan_asks_for_null(
+    server: tuple[httpx.Client, dict[str, Any]],
+) -> None:
+    """Issue 45, item 6: four number-like text columns took four 422s to find; a JSON
+    NaN got `unexpected character`."""
+    client, _ = server
+    header = "a,b,c,d,e,y\n"
+    lines = "".join(f"{i}.5,{i},{i},{i},{i},{'yn'[i % 2]}\n" for i in range(20))
+    typos = header + lines + "x1,x2,x3,x4,5,y\n"
+    config = {"name": "typos", "model_type": "XGBClassifier"}
+    answer = client.post(
+        "/fit", files={"file": ("t.csv", typos.encode())},
+        data={"target": "y", "config": json.dumps(config)},
+    )  # fmt: skip
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert detail.startswith("4 columns are refused") and all(
+        f"'{name}'" in detail for name in "abcd"
+    ), detail
+    body = b'{"X": [[1.0, NaN]], "y": [1], "config": {"name": "nan", "model_type": "XGBClassifier"}}'
+    for route in ("/fit", "/predict"):
+        sent = client.post(route, content=body, headers={"content-type": "application/json"})
+        assert sent.status_code == 422 and "send null" in sent.json()["detail"], sent.text

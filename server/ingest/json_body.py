@@ -144,6 +144,14 @@ def _loaded(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
+        found = body[error.pos : error.pos + 9].lstrip(b"-")
+        if found.startswith((b"NaN", b"Infinity")):  # what Python writes for pandas' gaps
+            token = found[:3] if found.startswith(b"NaN") else found[:8]
+            raise InvalidInput(
+                f"the request body is not valid JSON: {token.decode()} at character "
+                f"{error.pos} is not a JSON value (Python's json.dumps writes it for NaN): "
+                "send null for a missing value"
+            ) from None
         raise InvalidInput(f"the request body is not valid JSON: {error}") from None
 
 

@@ -46,12 +46,26 @@ def encode(columns: Columns, raw: RawTable) -> Encoded:
         return Encoded(raw.matrix, None)
     X = np.empty((raw.rows, len(columns)), dtype=np.float64)
     unseen = np.zeros(len(columns), dtype=np.int64)
+    refused = []
     for index, (column, values) in enumerate(zip(columns.columns, raw.columns, strict=True)):
-        if column.categorical:
-            X[:, index], unseen[index] = codes(column, values)
-        else:
-            X[:, index] = numbers(column.name, values)
+        try:
+            if column.categorical:
+                X[:, index], unseen[index] = codes(column, values)
+            else:
+                X[:, index] = numbers(column.name, values)
+        except InvalidInput as error:  # every column's refusal in one answer
+            refused.append(error.detail)
+    if refused:
+        raise every_refusal(refused)
     return Encoded(X, unseen if unseen.any() else None)
+
+
+def every_refusal(details: list[str]) -> InvalidInput:
+    """One answer for the refusals of several columns: each says what to do."""
+    if len(details) == 1:
+        return InvalidInput(details[0])
+    listed = " ".join(f"({i}) {detail}" for i, detail in enumerate(details, 1))
+    return InvalidInput(f"{len(details)} columns are refused: {listed}")
 
 
 def encode_numbers(columns: Columns, X: np.ndarray) -> Encoded:

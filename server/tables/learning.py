@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from server.errors import InvalidInput
 from server.tables.columns import Column, Columns
-from server.tables.encoding import levels_array
+from server.tables.encoding import every_refusal, levels_array
 from server.tables.levels import is_text_type, trimmed
 from server.tables.raw import RawColumn, RawTable, json_kinds
 
@@ -37,12 +37,17 @@ def learn(
 ) -> Columns:
     """The model's columns: kinds from the values (or the declaration), levels from the
     training rows (all rows when `training_rows` is None)."""
-    learned = []
+    learned, refused = [], []
     for index, (name, values) in enumerate(zip(names, raw.columns, strict=True)):
-        if index in declared or _is_text(name, values, raw.where):
-            learned.append(_categorical(name, values, training_rows, max_categories))
-        else:
-            learned.append(Column(name))
+        try:
+            if index in declared or _is_text(name, values, raw.where):
+                learned.append(_categorical(name, values, training_rows, max_categories))
+            else:
+                learned.append(Column(name))
+        except InvalidInput as error:  # every column's refusal in one answer
+            refused.append(error.detail)
+    if refused:
+        raise every_refusal(refused)
     return Columns(tuple(learned), named=named)
 
 
