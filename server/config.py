@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's cpuset, taskset), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -19,8 +28,9 @@ class Settings(BaseSettings):
 
     models_path: Path = Path("saved_models")
     """Directory that holds trained models (created if missing)."""
-    training_cores: int = Field(default=4, ge=2)
-    """Cores given to the service; TRAINING_CORES - 1 trainings run at once."""
+    training_cores: int = Field(default_factory=lambda: max(2, usable_cores()), ge=2)
+    """Cores given to the service; TRAINING_CORES - 1 trainings run at once (default: the
+    cores this process may use, at least 2)."""
     max_inference_models: int = Field(default=2, ge=1)
     """How many models may be loaded at once."""
     max_body_mb: float = Field(default=512.0, gt=0)

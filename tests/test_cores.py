@@ -9,6 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from server.config import Settings
 from server.training.cores import SHARED_NICE, plan_cores
 from tests.helpers import wait_until
 from tests.servers import training_processes, uvicorn_server
@@ -83,3 +84,15 @@ async def test_on_a_single_core_trainings_share_it_at_nice_10(tmp_path: Path) ->
     ):
         await _settled_training_processes(server.pid, 1, {core}, SHARED_NICE)
     assert "cores: trainings share the server's core(s) at nice 10" in log.read_text()
+
+
+def test_the_default_training_cores_follow_the_cores_the_process_may_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 45, item 7: the default was 4 whatever the machine (3 slots on one core of a
+    2-core machine); `.env` or the environment still set any number."""
+    monkeypatch.delenv("TRAINING_CORES", raising=False)
+    allowed = len(os.sched_getaffinity(0))
+    assert Settings(_env_file=None).training_cores == max(2, allowed)  # type: ignore[call-arg]
+    monkeypatch.setenv("TRAINING_CORES", "7")
+    assert Settings(_env_file=None).training_cores == 7  # type: ignore[call-arg]
