@@ -8,6 +8,7 @@ command and its import paths, not the dependencies' wheels."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -92,3 +93,13 @@ def test_the_installed_package_serves_from_outside_the_repository(fresh: Path) -
         process.kill()
         process.wait(30)
     assert sys.executable not in where
+
+
+def test_the_changelog_opens_with_this_version() -> None:
+    """Issue 45, item 8: the version said 4.0.0 through two releases that changed the
+    contract; each release is in CHANGELOG.md, newest first, with how to upgrade."""
+    text = (PROJECT_ROOT / "CHANGELOG.md").read_text()
+    releases = re.findall(r"^## (\S+)", text, re.MULTILINE)
+    assert releases[0] == __version__ and __version__.split(".")[0] == "5"
+    newest = text.split("\n## ")[1]
+    assert "**To upgrade**" in newest and "**Added**" in newest
