@@ -269,3 +269,23 @@ async def test_worker_killed_mid_fit_is_500_then_the_slot_works(client, models_d
     again = await client.post("/fit", json=fit_body("doomed"))
     assert again.status_code == 201
     assert trainer.worker_pids() != [pid]
+
+
+async def test_the_library_s_warnings_reach_the_answer_and_the_job(client) -> None:
+    """Issue 45, item 5: a LogisticRegression that did not converge answered 201 with its
+    warning only in the server's log."""
+    body = fit_body("unconverged", "LogisticRegression", {"max_iter": 1})
+    answer = await client.post("/fit?wait=false", json=body)
+    assert answer.status_code == 202
+    job_id = answer.json()["id"]
+
+    async def done() -> bool:
+        return (await client.get(f"/jobs/{job_id}")).json()["state"] == "succeeded"
+
+    await wait_until(done, 60)
+    job = (await client.get(f"/jobs/{job_id}")).json()
+    warned = job["model"]["warnings"]
+    assert len(warned) == 1 and warned[0].startswith("ConvergenceWarning: "), warned
+    assert (await client.get("/models/unconverged")).json()["warnings"] == warned
+    quiet = await client.post("/fit", json=fit_body("converged", "LogisticRegression"))
+    assert "warnings" not in quiet.json()

@@ -487,7 +487,9 @@ def test_every_refused_column_is_named_in_one_answer_and_nan_asks_for_null(
     assert detail.startswith("4 columns are refused") and all(
         f"'{name}'" in detail for name in "abcd"
     ), detail
-    body = b'{"X": [[1.0, NaN]], "y": [1], "config": {"name": "nan", "model_type": "XGBClassifier"}}'
+    body = (
+        b'{"X": [[1.0, NaN]], "y": [1], "config": {"name": "nan", "model_type": "XGBClassifier"}}'
+    )
     for route in ("/fit", "/predict"):
         sent = client.post(route, content=body, headers={"content-type": "application/json"})
         assert sent.status_code == 422 and "send null" in sent.json()["detail"], sent.text

@@ -110,6 +110,14 @@ class FitResponse(BaseModel):
     )
     train_seconds: float | None = None
     train_cpu_seconds: float | None = None
+    warnings: list[str] | None = Field(
+        default=None,
+        description="what the library warned about while training (a model that did not "
+        "converge), each once; absent when it said nothing",
+    )
+    trained_from_capture: dict[str, Any] | None = Field(
+        default=None, description="config.from_capture: the window, and the rows of each side"
+    )
 
 
 class Progress(BaseModel):
@@ -189,6 +197,10 @@ class ModelInfo(BaseModel):
     )
     train_seconds: float | None = None
     train_cpu_seconds: float | None = None
+    warnings: list[str] | None = optional("what the library warned about while training")
+    trained_from_capture: dict[str, Any] | None = optional(
+        "config.from_capture: the window it trained on, and the rows of each side"
+    )
     created_at: str | None = optional("ISO 8601, UTC; for a model in training, when it started")
     size_bytes: int | None = optional("unknown while training")
     automl: dict[str, Any] | None = optional(

@@ -6,6 +6,7 @@ library's own message, which survives pickling."""
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,7 @@ from server.training.importance import feature_importance, importance_budget
 from server.training.request import FittedModel, TrainingRequest
 
 MAX_MESSAGE_CHARS = 2000
+MAX_WARNINGS, MAX_WARNING_CHARS = 10, 500
 
 
 def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
@@ -53,8 +55,10 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
             (prepare(request.X[held_out]), request.y_encoded[held_out]), rounds
         )
     try:
-        estimator = algorithm.build(request.hyperparameters)
-        algorithm.train(estimator, X, y, progress, stopping, categorical)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # each once in the answer, never in a log only
+            estimator = algorithm.build(request.hyperparameters)
+            algorithm.train(estimator, X, y, progress, stopping, categorical)
     except Exception as error:  # the estimator refused its parameters or the data
         if progress.stopped:  # our own stop, whatever the library wrapped it in
             raise TrainingStopped(request.name) from None
@@ -76,6 +80,9 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
         "train_cpu_seconds": round(cpu_seconds, 4),
         "created_at": datetime.now(UTC).isoformat(),
     }
+    said = library_warnings(caught)
+    if said:
+        metadata["warnings"] = said
     if preparation is not None:
         metadata["preparation"] = preparation.describe()
     metadata["profile"] = reference_profile(codes, columns, y, request.classes)
@@ -109,6 +116,16 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
             )
     progress.phase("saving")
     return FittedModel(bundle, metadata)
+
+
+def library_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    """What the library warned about while training (a model that did not converge), each
+    message once, the first MAX_WARNINGS."""
+    said = dict.fromkeys(
+        f"{item.category.__name__}: {library_message(str(item.message))}"[:MAX_WARNING_CHARS]
+        for item in caught
+    )
+    return list(said)[:MAX_WARNINGS]
 
 
 def _as_they_are(X: np.ndarray) -> np.ndarray:

@@ -43,6 +43,13 @@ export function renderJobs(jobs) {
         element("td", job.model_type),
         element("td", job.error ? `${job.state}: ${job.error.detail}` : job.state),
       );
+      const warned = job.model?.warnings ?? [];
+      if (warned.length) {  // the library's own words, e.g. a model that did not converge
+        const note = element("small", ` (${warned.length} warning${warned.length > 1 ? "s" : ""})`);
+        note.title = warned.join("\n");
+        note.className = "warning";
+        row.lastChild.append(note);
+      }
       const progress = element("td");
       progress.append(progressBar(job));
       row.append(progress, element("td", time));
