@@ -128,6 +128,8 @@ def test_clients_encode_query_values(server_url: str) -> None:
             return await client.erase_key("odd-keys", "c#d")
 
     assert asyncio.run(erase())["rows"] == 1
+    with ModelClient(server_url, token=TOKEN) as client:
+        client.remove("odd-keys")  # the shared server's two loaded models are the others'
 
 
 def test_sync_client_versions_promote_rollback_and_aliases(server_url: str) -> None:
