@@ -171,21 +171,30 @@ async def demo(args: Any, sequential: dict[str, Any]) -> int:
             [[f["name"], f["train_seconds"], f["refused_503"]] for f in parallel["fits"]],
         )
     )
-    print(
-        table(
-            ["run", "wall s", "speed-up", "ideal", "efficiency"],
-            [
-                ["sequential", sequential["total_seconds"], 1.0, 1, 1.0],
-                ["concurrent", parallel["total_seconds"], speed_up, ideal, speed_up / ideal],
-            ],
+    if quick:  # fits of a fraction of a second: their times are round trips, not training
+        print(table(["run", "wall s"], [["sequential", sequential["total_seconds"]],
+                                        ["concurrent", parallel["total_seconds"]]]))  # fmt: skip
+        print(
+            "No speed-up shown: a quick run's fits last a fraction of a second, so these times "
+            "measure the service's round trips overlapping, not training. Run without --quick "
+            "(fits of 60 s or more) for the speed-up."
         )
-    )
-    print(
-        f"The ideal is min(fits {len(plans)}, training slots {slots}, training cores {cores}): "
-        "beyond it, fits wait for a slot (503, retried) or share a core."
-    )
-    if why:
-        print(why)
+    else:
+        print(
+            table(
+                ["run", "wall s", "speed-up", "ideal", "efficiency"],
+                [
+                    ["sequential", sequential["total_seconds"], 1.0, 1, 1.0],
+                    ["concurrent", parallel["total_seconds"], speed_up, ideal, speed_up / ideal],
+                ],
+            )
+        )
+        print(
+            f"The ideal is min(fits {len(plans)}, training slots {slots}, training cores "
+            f"{cores}): beyond it, fits wait for a slot (503, retried) or share a core."
+        )
+        if why:
+            print(why)
     print("\nThe types on the same held-out rows (validation_fraction 0.2, seed 0):")
     baseline = sequential.get("baseline")
     print(scores_table([*parallel["fits"], *([baseline] if baseline else [])]))
