@@ -23,6 +23,7 @@ from bench import serving
 from bench.harness import Spread, show
 from devtools.local_server import uvicorn_server
 from server.algorithms import resolve
+from server.ml.progress import TrainingCall
 from server.training.progress import SharedProgress
 
 # Medium fits of 1 to 3 s each on one core, on the same 20k x 20 data.
@@ -50,7 +51,7 @@ def _fit_seconds(model_type: str, with_progress: bool, X: np.ndarray, y: np.ndar
     with threadpool_limits(1):  # as in the worker
         started = time.perf_counter()
         if with_progress:
-            algorithm.train(estimator, X, y, SharedProgress(cells))
+            algorithm.train(estimator, TrainingCall(X, y, SharedProgress(cells)))
         else:  # the previous design: one plain fit (the forest in one call, no callbacks)
             estimator.fit(X, y)
         return time.perf_counter() - started

@@ -14,7 +14,7 @@ from server.algorithms import ALGORITHMS, MODEL_TYPES, THREAD_PARAMETERS, NotCon
 from server.algorithms.base import Algorithm
 from server.inference.compiled.runtimes import NativeRuntime, OnnxRuntime
 from server.ml.explanations import training_means
-from server.ml.progress import NoProgress
+from server.ml.progress import NoProgress, TrainingCall
 from tests.helpers import explained_probabilities
 
 
@@ -60,7 +60,7 @@ def test_every_type_answers_every_question(model_type: str) -> None:
     sink = Recording()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        algorithm.train(estimator, X, y, sink)
+        algorithm.train(estimator, TrainingCall(X, y, sink))
     if algorithm.reports_progress:
         assert sink.total is not None and sink.total > 0 and sink.done
         assert sink.done == sorted(sink.done) and sink.done[-1] <= sink.total

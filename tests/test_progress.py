@@ -11,6 +11,7 @@ from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 
 from server.algorithms import random_forest, resolve
+from server.ml.progress import TrainingCall
 
 
 class RecordingSink:
@@ -51,7 +52,7 @@ def test_progress_rises_monotonically_to_the_total(
     algorithm = resolve(model_type)
     estimator = algorithm.build(algorithm.effective_hyperparameters(hyperparameters))
     sink = RecordingSink()
-    algorithm.train(estimator, *data(), sink)
+    algorithm.train(estimator, TrainingCall(*data(), sink))
     assert sink.total == total
     assert sink.done == sorted(sink.done)
     assert sink.done[-1] == total
@@ -62,7 +63,7 @@ def test_progress_rises_monotonically_to_the_total(
 def test_logistic_regression_reports_no_measure() -> None:
     algorithm = resolve("LogisticRegression")
     sink = RecordingSink()
-    algorithm.train(algorithm.build({}), *data(), sink)
+    algorithm.train(algorithm.build({}), TrainingCall(*data(), sink))
     assert sink.total is None
     assert sink.done == []
 
@@ -77,7 +78,7 @@ def test_a_forest_grown_in_chunks_predicts_exactly_like_one_fit(
     single = RandomForestClassifier(**params).fit(X, y)
     chunked = RandomForestClassifier(**params)
     sink = RecordingSink()
-    resolve("RandomForestClassifier").train(chunked, X, y, sink)
+    resolve("RandomForestClassifier").train(chunked, TrainingCall(X, y, sink))
     assert len(sink.done) > 2  # really grown in several chunks
 
     fresh, _ = make_classification(n_samples=500, n_features=10, random_state=99)

@@ -21,7 +21,7 @@ import numpy as np
 from server.algorithms.preparation import Preparation
 from server.errors import InvalidInput
 from server.ml.explanations import Explanation
-from server.ml.progress import EarlyStopping, ProgressSink
+from server.ml.progress import TrainingCall
 
 # Every spelling of "how many threads" that the five libraries understand. A user's value for
 # any of them is replaced by the type's own thread parameter set to 1: one training, one core.
@@ -130,33 +130,17 @@ class Algorithm:
         return None
 
     # -- training ------------------------------------------------------------------------------
-    def fit(
-        self,
-        estimator: Any,
-        X: np.ndarray,
-        y: np.ndarray,
-        sink: ProgressSink,
-        stopping: EarlyStopping | None = None,
-        categorical: list[int] | None = None,
-    ) -> None:
+    def fit(self, estimator: Any, call: TrainingCall) -> None:
         """Fit, reporting to `sink` where the library allows it (here: it does not), with
         `categorical` columns of codes learned the library's own way."""
-        sink.begin(None)
-        estimator.fit(X, y)
+        call.sink.begin(None)
+        estimator.fit(call.X, call.y)
 
-    def train(
-        self,
-        estimator: Any,
-        X: np.ndarray,
-        y: np.ndarray,
-        sink: ProgressSink,
-        stopping: EarlyStopping | None = None,
-        categorical: list[int] | None = None,
-    ) -> None:
+    def train(self, estimator: Any, call: TrainingCall) -> None:
         """`fit`, then tell the sink that everything planned is done (boosting may stop
         early)."""
-        self.fit(estimator, X, y, sink, stopping, categorical)
-        sink.finish()
+        self.fit(estimator, call)
+        call.sink.finish()
 
     # -- explaining ----------------------------------------------------------------------------
     def explainer_for(self, estimator: Any) -> Any:

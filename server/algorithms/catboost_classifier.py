@@ -33,7 +33,7 @@ from server.algorithms.base import (
 )
 from server.algorithms.boosters import booster_explanation
 from server.ml.explanations import Explanation
-from server.ml.progress import EarlyStopping, ProgressSink, planned
+from server.ml.progress import ProgressSink, TrainingCall, planned
 
 CATEGORICAL_NOT_EXPORTED = (
     "not compiled: CatBoost's ONNX export does not take categorical features, so CatBoost "
@@ -94,16 +94,9 @@ class CatBoostType(Algorithm):
     def objective_name(self, value: Any) -> Any:
         return str(value).split(":", 1)[0]  # "Logloss:border=0.5"
 
-    def fit(
-        self,
-        estimator: Any,
-        X: np.ndarray,
-        y: np.ndarray,
-        sink: ProgressSink,
-        stopping: EarlyStopping | None = None,
-        categorical: list[int] | None = None,
-    ) -> None:
-        sink.begin(_iterations(estimator))
+    def fit(self, estimator: Any, call: TrainingCall) -> None:
+        X, stopping, categorical = call.X, call.stopping, call.categorical
+        call.sink.begin(_iterations(estimator))
         extra: dict[str, Any] = {}
         if categorical:
             estimator.set_params(cat_features=categorical)
@@ -113,7 +106,7 @@ class CatBoostType(Algorithm):
             if categorical:
                 rows = with_levels(rows, categorical)
             extra = {"eval_set": (rows, labels), "early_stopping_rounds": stopping.rounds}
-        estimator.fit(X, y, callbacks=[_ReportIterations(sink)], **extra)
+        estimator.fit(X, call.y, callbacks=[_ReportIterations(call.sink)], **extra)
 
     def input_for(self, estimator: Any) -> Callable[[np.ndarray], Any] | None:
         categorical = list(estimator.get_cat_feature_indices())

@@ -29,7 +29,7 @@ from server.algorithms.base import (
 )
 from server.algorithms.boosters import booster_explanation
 from server.ml.explanations import Explanation
-from server.ml.progress import EarlyStopping, ProgressSink, planned
+from server.ml.progress import TrainingCall, planned
 
 NOT_EXACT = (
     "not compiled: LightGBM compares in double precision, and its ONNX converter can only "
@@ -105,15 +105,8 @@ class LightGBMType(Algorithm):
     def refused(self) -> Mapping[str, str]:
         return refused_with_aliases(_aliases())
 
-    def fit(
-        self,
-        estimator: Any,
-        X: np.ndarray,
-        y: np.ndarray,
-        sink: ProgressSink,
-        stopping: EarlyStopping | None = None,
-        categorical: list[int] | None = None,
-    ) -> None:
+    def fit(self, estimator: Any, call: TrainingCall) -> None:
+        sink, stopping = call.sink, call.stopping
         sink.begin(planned(estimator.get_params()["n_estimators"]))
         callbacks = [lambda env: sink.advance(env.iteration + 1)]
         extra: dict[str, Any] = {}
@@ -122,9 +115,9 @@ class LightGBMType(Algorithm):
 
             callbacks.append(lightgbm.early_stopping(stopping.rounds, verbose=False))
             extra = {"eval_X": (stopping.validation[0],), "eval_y": (stopping.validation[1],)}
-        if categorical:
-            extra["categorical_feature"] = categorical
-        estimator.fit(X, y, callbacks=callbacks, **extra)
+        if call.categorical:
+            extra["categorical_feature"] = call.categorical
+        estimator.fit(call.X, call.y, callbacks=callbacks, **extra)
 
     def explain(
         self, explainer: Any, X: np.ndarray, n_classes: int, means: list[float] | None

@@ -15,7 +15,7 @@ from server.algorithms.base import Algorithm, pick
 from server.algorithms.forest_graph import forest_to_onnx
 from server.algorithms.preparation import Preparation
 from server.ml.explanations import Explanation
-from server.ml.progress import EarlyStopping, ProgressSink
+from server.ml.progress import TrainingCall
 
 # The forest grows in chunks sized to take about this long: a few updates a second, and the
 # per-chunk cost (checking X again) stays a small share of the fit.
@@ -34,15 +34,7 @@ class RandomForestType(Algorithm):
             return None  # numbers, with their missing values, as scikit-learn takes them
         return Preparation.fit(X, levels, standardise=False)
 
-    def fit(
-        self,
-        estimator: Any,
-        X: np.ndarray,
-        y: np.ndarray,
-        sink: ProgressSink,
-        stopping: EarlyStopping | None = None,
-        categorical: list[int] | None = None,
-    ) -> None:
+    def fit(self, estimator: Any, call: TrainingCall) -> None:
         """Grow the forest with warm_start, a chunk of trees at a time. scikit-learn draws
         each new tree's seed from the same random stream as a single fit would, so for an
         integer random_state the forest is the same (tests/test_jobs.py proves it)."""
@@ -51,7 +43,7 @@ class RandomForestType(Algorithm):
         estimator._validate_params()
         params = estimator.get_params()
         total, wanted_oob = int(params["n_estimators"]), params["oob_score"]
-        sink.begin(total)
+        call.sink.begin(total)
         # Intermediate chunks skip the out-of-bag score; the last computes it over all trees.
         estimator.set_params(warm_start=True, oob_score=False)
         grown, chunk = 0, 1
@@ -62,10 +54,10 @@ class RandomForestType(Algorithm):
                     estimator.set_params(oob_score=wanted_oob)
                 started = time.perf_counter()
                 estimator.set_params(n_estimators=target)
-                estimator.fit(X, y)
+                estimator.fit(call.X, call.y)
                 per_tree = (time.perf_counter() - started) / (target - grown)
                 grown = target
-                sink.advance(grown)
+                call.sink.advance(grown)
                 chunk = max(1, round(FOREST_CHUNK_SECONDS / max(per_tree, 1e-6)))
         finally:
             estimator.set_params(warm_start=params["warm_start"], n_estimators=total)

@@ -18,7 +18,7 @@ from server.algorithms.base import BINARY, MULTI, Algorithm, log_uniform, pick
 from server.algorithms.boosters import booster_explanation
 from server.algorithms.onnx_export import ONNXMLTOOLS_OPSET, float_input
 from server.ml.explanations import Explanation
-from server.ml.progress import EarlyStopping, ProgressSink, planned
+from server.ml.progress import ProgressSink, TrainingCall, planned
 
 DEFAULT_ROUNDS = 100
 
@@ -39,15 +39,8 @@ class XGBoostType(Algorithm):
     objective_keys = ("objective",)
     class_count_keys = ()  # it sets num_class itself
 
-    def fit(
-        self,
-        estimator: Any,
-        X: np.ndarray,
-        y: np.ndarray,
-        sink: ProgressSink,
-        stopping: EarlyStopping | None = None,
-        categorical: list[int] | None = None,
-    ) -> None:
+    def fit(self, estimator: Any, call: TrainingCall) -> None:
+        X, sink, stopping, categorical = call.X, call.sink, call.stopping, call.categorical
         if categorical:
             kinds = ["c" if i in categorical else "q" for i in range(X.shape[1])]
             estimator.set_params(enable_categorical=True, feature_types=kinds)
@@ -61,7 +54,7 @@ class XGBoostType(Algorithm):
             estimator.set_params(early_stopping_rounds=stopping.rounds)
             extra = {"eval_set": [stopping.validation], "verbose": False}
         try:
-            estimator.fit(X, y, **extra)
+            estimator.fit(X, call.y, **extra)
         finally:
             estimator.set_params(callbacks=user_callbacks)
 

@@ -79,3 +79,15 @@ def planned(count: Any) -> int | None:
     if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
         return None
     return int(count)
+
+
+@dataclass(frozen=True)
+class TrainingCall:
+    """What one training call carries to a type's `fit`: the rows as the library takes
+    them, the labels as indices, where progress goes, and the options a fit may have."""
+
+    X: np.ndarray
+    y: np.ndarray
+    sink: ProgressSink
+    stopping: EarlyStopping | None = None
+    categorical: list[int] | None = None  # columns of codes, learned the library's own way

@@ -20,7 +20,7 @@ from server.inference.compiled.runtimes import NativeRuntime
 from server.ml.curves import pictures
 from server.ml.explanations import training_means
 from server.ml.messages import library_message
-from server.ml.progress import EarlyStopping, ProgressSink, TrainingStopped
+from server.ml.progress import EarlyStopping, ProgressSink, TrainingCall, TrainingStopped
 from server.ml.scoring import holdout, scores
 from server.monitoring.profile import reference_profile
 from server.training.compiling import check_rows, compile_checked
@@ -58,7 +58,7 @@ def fit_model(request: TrainingRequest, progress: ProgressSink) -> FittedModel:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")  # each once in the answer, never in a log only
             estimator = algorithm.build(request.hyperparameters)
-            algorithm.train(estimator, X, y, progress, stopping, categorical)
+            algorithm.train(estimator, TrainingCall(X, y, progress, stopping, categorical))
     except Exception as error:  # the estimator refused its parameters or the data
         if progress.stopped:  # our own stop, whatever the library wrapped it in
             raise TrainingStopped(request.name) from None
