@@ -1,6 +1,8 @@
 """What open dashboards cost the service: 1-row /predict throughput (wrk, 8 connections,
 LogisticRegression) with 0 and with 10 dashboards open (each holding the page's one event
-stream, read by another process), alternated ROUNDS times; medians with their range."""
+stream, read by another process), alternated ROUNDS times; medians with their range. And
+what one page's stream sends a second with JOBS jobs in history, now and at an earlier
+commit (`stream_bytes`)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +19,12 @@ import orjson
 from sklearn.datasets import make_classification
 
 from bench import wrk
+from bench.checkouts import worktree
 from bench.harness import Spread, show
 from devtools.local_server import PROJECT_ROOT, uvicorn_server
 
+JOBS = 30
+STREAM_SECONDS = 10.0
 ROUNDS = 3
 SECONDS = 5
 DASHBOARDS = 10
@@ -98,6 +104,52 @@ def dashboards_cost(directory: Path) -> dict[str, Any]:
     return {str(n): {"per_second": vars(rate[n]), "p99_ms": p99[n]} for n in runs}
 
 
+def _stream_rate(url: str) -> float:
+    """Bytes a second one page's stream sends, after its first snapshot, once JOBS jobs
+    are in history (nothing else changes meanwhile but the traffic chart)."""
+    X, y = make_classification(n_samples=200, n_features=5, random_state=0)
+    with httpx.Client(base_url=url, timeout=120) as client:
+        for i in range(JOBS):
+            config = {
+                "name": f"m{i}",
+                "model_type": "LogisticRegression",
+                "validation_fraction": 0.2,
+            }
+            fitted = client.post("/fit", json={"X": X.tolist(), "y": y.tolist(), "config": config})
+            assert fitted.status_code == 201, fitted.text
+        received, started = 0, None
+        with client.stream("GET", "/ui/events") as events:
+            for chunk in events.iter_bytes():
+                if started is None:  # the whole snapshot: sent once a page
+                    started = time.monotonic()
+                    continue
+                received += len(chunk)
+                if time.monotonic() - started >= STREAM_SECONDS:
+                    break
+    return received / STREAM_SECONDS
+
+
+def stream_bytes(directory: Path, before: str) -> dict[str, float]:
+    """One page's stream now and at commit `before`, on stores of JOBS fits each."""
+    rates = {}
+    with uvicorn_server(directory / "now") as (url, _):
+        rates["now"] = _stream_rate(url)
+    with worktree(before, directory) as checkout:
+        if checkout is not None:
+            with uvicorn_server(directory / "before", cwd=checkout) as (url, _):
+                rates[before] = _stream_rate(url)
+    show(
+        f"One dashboard page's stream with {JOBS} jobs in history: bytes a second after "
+        "its first snapshot",
+        ["server", "bytes/s", "against now"],
+        [[name, f"{rate:.0f}", f"{rate / rates['now']:.1f}"] for name, rate in rates.items()],
+    )
+    return rates
+
+
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as temporary:
-        dashboards_cost(Path(temporary))
+        if sys.argv[1:2] == ["--stream"]:  # python -m bench.dashboard --stream COMMIT
+            stream_bytes(Path(temporary), sys.argv[2])
+        else:
+            dashboards_cost(Path(temporary))

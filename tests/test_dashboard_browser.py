@@ -238,3 +238,34 @@ def test_the_token_flow_with_each_token(tmp_path: Path, browser_on: Any) -> None
         assert not any(INFERENCE in r or MANAGEMENT in r for r in browser.requested)
         assert browser.errors == [] or all("401" in e or "403" in e for e in browser.errors)
         assert browser.off_host(url) == []
+
+
+def test_the_train_form_declares_and_leaves_out_columns_of_the_file(
+    tmp_path: Path, browser_on: Any
+) -> None:
+    """Issue 45, item 4: the form sent no categorical_features or ignore_columns, so a
+    table with a number-like text column or an identifier was only ever refused."""
+    grades = ["9", "10", "11", "12", "college"]
+    lines = ["id,grade,hours,label"] + [
+        f"s{i:05d},{grades[i % 5]},{i % 17},{'yes' if (i % 17) > 8 else 'no'}" for i in range(1200)
+    ]
+    table = tmp_path / "survey.csv"
+    table.write_text("\n".join(lines) + "\n")
+    with uvicorn_server(tmp_path / "models") as (url, _), httpx.Client(base_url=url) as api:
+        browser = browser_on(url)
+        page = browser.page
+        page.wait_for_selector("#board:not([hidden])")
+        page.set_input_files("#fit-file", str(table))
+        page.locator('#fit-categorical option[value="grade"]').wait_for(state="attached")
+        assert page.locator("#fit-ignore option").all_inner_texts() == [
+            "id", "grade", "hours", "label"]  # fmt: skip
+        page.select_option("#fit-categorical", ["grade"])
+        page.select_option("#fit-ignore", ["id"])
+        page.fill("#fit-target", "label")
+        page.fill("#fit-name", "survey")
+        page.select_option("#fit-type", "LogisticRegression")
+        page.click("#fit-form button[type=submit]")
+        page.locator('#jobs tr[data-state="succeeded"]:has(td:text-is("survey"))').wait_for()
+        features = {f["name"]: f["kind"] for f in api.get("/models/survey").json()["features"]}
+        assert features == {"grade": "categorical", "hours": "numeric"}
+        assert browser.errors == [] and browser.off_host(url) == []

@@ -36,6 +36,14 @@ def _version(info: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def _job(described: dict[str, Any]) -> dict[str, Any]:
+    """A job as the page shows it: of the model it made, only the library's warnings (the
+    rest is the version's, read once when its pictures are drawn)."""
+    model = described.get("model")
+    warnings = model.get("warnings") if isinstance(model, dict) else None
+    return {**described, "model": {"warnings": warnings} if warnings else None}
+
+
 def _model(catalog: Catalog, name: str, current: dict[str, Any]) -> dict[str, Any]:
     described: dict[str, Any] = {
         "name": name,
@@ -59,7 +67,7 @@ class Snapshots:
 
     def build(self) -> dict[str, Any]:
         self._traffic.add(self._metrics.traffic())
-        jobs = [job.describe() for job in self._service.jobs()]  # newest first
+        jobs = [_job(job.describe()) for job in self._service.jobs()]  # newest first
         running = [job for job in jobs if job["state"] == "running"]
         finished = [job for job in jobs if job["state"] != "running"][:FINISHED_JOBS]
         status = self._catalog.status()

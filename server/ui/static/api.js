@@ -45,8 +45,10 @@ export async function request(method, path, body = undefined, accept = "applicat
 }
 
 // Calls `onSnapshot` with each snapshot of /ui/events until `signal` aborts; throws
-// ApiError when the server refuses the stream (a 401: ask for a token).
+// ApiError when the server refuses the stream (a 401: ask for a token). The server sends
+// the whole snapshot once, then only the parts that changed: merged here.
 export async function stream(onSnapshot, signal) {
+  let state = null;
   const response = await fetch("/ui/events", { headers: headers(), signal });
   if (!response.ok) throw await failure(response);
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -60,7 +62,10 @@ export async function stream(onSnapshot, signal) {
       const lines = buffer.slice(0, end).split("\n");
       buffer = buffer.slice(end + 2);
       const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart());
-      if (data.length) onSnapshot(JSON.parse(data.join("\n")));
+      if (!data.length) continue;
+      const parts = JSON.parse(data.join("\n"));
+      state = lines.includes("event: changes") && state ? { ...state, ...parts } : parts;
+      onSnapshot(state);
     }
   }
 }

@@ -143,11 +143,39 @@ async function onFit(event) {
   const fraction = Number($("fit-validation").value);
   if (fraction > 0) config.validation_fraction = fraction;
   if ($("fit-new-version").checked) config.new_version = true;
+  const [typedCategorical = "", typedIgnored = ""] = $("fit-columns-typed").value.split(";");
+  const categorical = [...chosen("fit-categorical"), ...names(typedCategorical)];
+  const ignored = [...chosen("fit-ignore"), ...names(typedIgnored)];
+  if (categorical.length) config.categorical_features = categorical;
+  if (ignored.length) config.ignore_columns = ignored;
+  const file = $("fit-file").files[0];
+  if ($("fit-from-capture").checked) config.from_capture = { name: config.name };
+  else if (!file) return say("choose a file to train on (or the captured rows)");
+  if (!file) {  // the captured rows alone: a JSON body
+    return act(`fit ${config.name}`, () => request("POST", "/fit?wait=false", { config }));
+  }
+  if (!$("fit-target").value) return say("name the file's target column");
   const body = new FormData();
-  body.append("file", $("fit-file").files[0]);
+  body.append("file", file);
   body.append("target", $("fit-target").value);
   body.append("config", JSON.stringify(config));
   await act(`fit ${config.name}`, () => request("POST", "/fit?wait=false", body));
+}
+
+const chosen = (id) => [...$(id).selectedOptions].map((option) => option.value);
+const names = (text) => text.split(",").map((name) => name.trim()).filter(Boolean);
+
+// A CSV's columns, from its first line, to choose the categorical and left-out ones from.
+async function onFitFile() {
+  const file = $("fit-file").files[0];
+  let columns = [];
+  if (file && !file.name.toLowerCase().endsWith(".parquet")) {
+    const head = await file.slice(0, 1 << 16).text();
+    columns = names(head.split(/\r?\n/, 1)[0].replaceAll('"', ""));
+  }
+  for (const id of ["fit-categorical", "fit-ignore"]) {
+    $(id).replaceChildren(...columns.map((name) => new Option(name, name)));
+  }
 }
 
 async function onPredict(event) {
@@ -208,6 +236,7 @@ $("token-form").addEventListener("submit", (event) => {
 $("forget-token").addEventListener("click", () => askForToken("token forgotten"));
 document.addEventListener("click", onAction);
 $("fit-form").addEventListener("submit", onFit);
+$("fit-file").addEventListener("change", onFitFile);
 $("predict-form").addEventListener("submit", onPredict);
 $("explain-button").addEventListener("click", onExplain);
 $("explain-output").addEventListener("change", drawExplanation);
