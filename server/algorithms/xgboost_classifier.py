@@ -1,6 +1,7 @@
 """XGBClassifier: progress by a training callback, explained by the booster's own TreeSHAP,
-compiled by onnxmltools in float32 (XGBoost itself casts to float32 and compares `x < t`
-with float32 thresholds, which the graph keeps bit for bit).
+compiled in float32 from the booster's own arrays (server.algorithms.xgboost_graph; XGBoost
+itself casts to float32 and compares `x < t` with float32 thresholds, which the graph keeps
+bit for bit), by onnxmltools where the model has categorical splits.
 
 Categorical columns: XGBoost's own categorical splits (`enable_categorical`, `feature_types`
 "c"), trained on the service's codes in a numpy array, not on a DataFrame: XGBoost's own
@@ -17,6 +18,7 @@ import numpy as np
 from server.algorithms.base import BINARY, MULTI, Algorithm, log_uniform, pick
 from server.algorithms.boosters import booster_explanation
 from server.algorithms.onnx_export import ONNXMLTOOLS_OPSET, float_input
+from server.algorithms.xgboost_graph import xgboost_to_onnx
 from server.ml.explanations import Explanation
 from server.ml.progress import ProgressSink, TrainingCall, planned
 
@@ -76,7 +78,10 @@ class XGBoostType(Algorithm):
         return booster_explanation(values, n_classes)
 
     def convert(self, estimator: Any, n_features: int) -> bytes:
-        import onnxmltools
+        built = xgboost_to_onnx(estimator, n_features)  # from the booster's own arrays
+        if built is not None:
+            return built
+        import onnxmltools  # categorical splits, other objectives
 
         model = onnxmltools.convert_xgboost(
             estimator, initial_types=float_input(n_features), target_opset=ONNXMLTOOLS_OPSET
