@@ -150,7 +150,7 @@ async def wait_until(
 
 
 # Files the service keeps beside the names (server.store.numbers, server.replication.manifest).
-SERVICE_FILES = ("_numbers.json", "_serving.json")
+SERVICE_FILES = ("_numbers.json", "_serving.json", "_capture.json")
 
 
 def models_in(folder: Path) -> list[str]:

@@ -36,7 +36,7 @@ class Settings:
         older = {name: s for name, s in found.items() if s.generation == 0}
         for name in older:
             self.generations[name] = 1
-        if older or self.refused or self.generations != self._stored_index():
+        if self.generations != (self._stored_index() or {}):  # nothing set: no file made
             self._write_index()
         for name, setting in older.items():
             renewed = CaptureSetting(setting.capture, setting.sample_rate, setting.exclude,
