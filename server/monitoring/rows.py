@@ -230,27 +230,36 @@ def with_labels(
     rows: pa.Table, labels: pa.Table, repeated: frozenset[str] = frozenset()
 ) -> pa.Table:
     """`rows` with `_label` (null where none): the last label given for the row, by its
-    request id and row number (never for an id in `repeated`) or by its key."""
+    request id and row number (never for an id in `repeated`) or by its key. Joined by
+    pyarrow (no Python loop over the rows: a report over a million holds no GIL for it)."""
     labels = labels.sort_by("_time")
-    by_id: dict[tuple[str, int], tuple[str, Any]] = {}
-    by_key: dict[str, tuple[str, Any]] = {}
-    for request_id, row, key, label, at in zip(
-        *(labels.column(name).to_pylist() for name in LABEL_SCHEMA.names), strict=True
-    ):
-        if key is not None:
-            by_key[key] = (label, at)
-        elif request_id is not None and request_id not in repeated:
-            by_id[(request_id, row)] = (label, at)
-    ids = rows.column("_request_id").to_pylist()
-    numbers = rows.column("_row").to_pylist()
-    keys = rows.column("_key").to_pylist() if "_key" in rows.column_names else [None] * len(ids)
-    found = []
-    for request_id, row, key in zip(ids, numbers, keys, strict=True):
-        first, second = by_id.get((request_id, row)), by_key.get(key) if key is not None else None
-        if first is None or (second is not None and second[1] > first[1]):
-            first = second
-        found.append(None if first is None else first[0])
-    return rows.append_column("_label", pa.array(found, pa.string()))
+    by_key = labels.filter(pc.is_valid(labels.column("_key")))
+    by_id = labels.filter(pc.and_(pc.is_null(labels.column("_key")),
+                                  pc.is_valid(labels.column("_request_id"))))  # fmt: skip
+    if repeated:
+        named_twice = pa.array(sorted(repeated), pa.string())
+        by_id = by_id.filter(pc.invert(pc.is_in(by_id.column("_request_id"), named_twice)))
+    order = pa.array(np.arange(rows.num_rows, dtype=np.int64))
+    joined_on = ["_request_id", "_row", *(["_key"] if "_key" in rows.column_names else [])]
+    keyed = rows.select(joined_on).append_column("__order", order)
+    found = keyed.join(_last(by_id, ["_request_id", "_row"], "id"), ["_request_id", "_row"])
+    if "_key" in rows.column_names:
+        found = found.join(_last(by_key, ["_key"], "key"), ["_key"])
+    found = found.sort_by("__order")
+    label = found.column("id_label")
+    if "key_label" in found.column_names:  # a key's label wins when it was given later
+        later = pc.fill_null(pc.greater(found.column("key_time"), found.column("id_time")), True)
+        use_key = pc.and_(pc.is_valid(found.column("key_label")), later)
+        label = pc.if_else(use_key, found.column("key_label"), label)
+    return rows.append_column("_label", pc.cast(label, pa.string()))
+
+
+def _last(labels: pa.Table, keys: list[str], prefix: str) -> pa.Table:
+    """Per key, the last label given and when (`labels` sorted by time)."""
+    last = labels.group_by(keys, use_threads=False).aggregate(
+        [("_label", "last"), ("_time", "last")]
+    )
+    return last.rename_columns([*keys, f"{prefix}_label", f"{prefix}_time"])
 
 
 def labelled(rows: pa.Table) -> pa.Table:
