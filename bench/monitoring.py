@@ -36,7 +36,7 @@ from server.monitoring import feedback, layout
 from server.monitoring.capture import Capture
 from server.monitoring.monitor import Monitor, window
 from server.monitoring.profile import reference_profile
-from server.monitoring.rows import Answered, captured_table
+from server.monitoring.rows import Answered, answered, captured_table
 from server.tables.columns import Column, Columns
 
 ROUNDS, SECONDS = 5, 5
@@ -128,7 +128,7 @@ def _answered(
     ]  # fmt: skip
     probabilities = rng.dirichlet([1, 1], rows)
     predictions = ["yes" if p[1] > 0.5 else "no" for p in probabilities]
-    return Answered(
+    return answered(
         "m", 1, request_id, time.time(), _model_of(columns), RecordFeatures(records), X,
         predictions, probabilities.tolist(), None, frozenset(),
     )  # fmt: skip

@@ -26,10 +26,11 @@ def live_scores(rows: pa.Table, classes: list[Any]) -> dict[str, float | None] |
     rows = labelled(rows)
     if not rows.num_rows:
         return None
-    index = {str(label): i for i, label in enumerate(classes)}
-    truth = np.array([index[label] for label in rows.column("_label").to_pylist()])
-    answered = np.array([index[label] for label in rows.column("_prediction").to_pylist()])
-    probabilities = np.array(rows.column("_probabilities").to_pylist(), dtype=np.float64)
+    known = pa.array([str(label) for label in classes], pa.string())
+    truth = _codes(rows.column("_label"), known)
+    answered = _codes(rows.column("_prediction"), known)
+    flat = pc.list_flatten(rows.column("_probabilities")).to_numpy(zero_copy_only=False)
+    probabilities = np.asarray(flat, dtype=np.float64).reshape(rows.num_rows, len(classes))
     found = scores(truth, probabilities)
     found["accuracy"] = float(accuracy_score(truth, answered))
     found["balanced_accuracy"] = float(balanced_accuracy_score(truth, answered))
@@ -37,21 +38,26 @@ def live_scores(rows: pa.Table, classes: list[Any]) -> dict[str, float | None] |
     return found
 
 
+def _codes(column: pa.ChunkedArray, known: pa.Array) -> np.ndarray:
+    return pc.index_in(column, value_set=known).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 def live_by_hour(rows: pa.Table) -> list[dict[str, Any]]:
     """The labelled rows' accuracy per hour of the window (the dashboard's line)."""
     rows = labelled(rows)
     if not rows.num_rows:
         return []
-    hours = pc.strftime(rows.column("_time"), format="%Y-%m-%dT%H:00:00Z").to_pylist()
-    right = pc.equal(rows.column("_prediction"), rows.column("_label")).to_pylist()
-    counts: dict[str, list[int]] = {}
-    for hour, hit in zip(hours, right, strict=True):
-        counted = counts.setdefault(hour, [0, 0])
-        counted[0] += 1
-        counted[1] += bool(hit)
+    hours = pc.strftime(rows.column("_time"), format="%Y-%m-%dT%H:00:00Z")
+    right = pc.cast(pc.equal(rows.column("_prediction"), rows.column("_label")), pa.int64())
+    counted = pa.table({"hour": hours, "right": right}).group_by("hour").aggregate(
+        [("right", "count"), ("right", "sum")]
+    ).sort_by("hour")  # fmt: skip
     return [
         {"hour": hour, "labelled": n, "accuracy": round(hits / n, 6)}
-        for hour, (n, hits) in sorted(counts.items())
+        for hour, n, hits in zip(
+            *(counted.column(c).to_pylist() for c in ("hour", "right_count", "right_sum")),
+            strict=True,
+        )
     ]
 
 
