@@ -1,3 +1,4 @@
 """Monitoring (docs/monitoring.md): what a model meets in production against what it was
 trained on. `monitor` is what the rest of the server asks; the modules beside it are its
-parts (the capture setting, the writer, the files, feedback, the report, drift)."""
+parts (the settings and their signed files, the writer and its lock and reserve, the
+files, feedback, the report, drift, `from_capture`)."""

@@ -1,9 +1,9 @@
 """The monitor: what the rest of the server asks of monitoring (docs/monitoring.md).
 
-It keeps each name's capture setting in memory (the hot path asks it on every `/predict`),
-hands sampled requests to the capture (server.monitoring.capture), takes feedback, and
-computes reports, exports and erasures from the files, each in a thread: never on the event
-loop.
+It asks each name's setting of server.monitoring.settings (in memory: the hot path asks on
+every `/predict`), hands sampled requests to the capture (server.monitoring.capture), takes
+feedback, and computes reports, exports and erasures from the files, each in a thread and
+under the files' lock (server.monitoring.locking): never on the event loop.
 """
 
 from __future__ import annotations
