@@ -43,6 +43,8 @@ This module imports nothing heavy, so the training processes can use it too.
 
 from __future__ import annotations
 
+import errno
+from pathlib import PurePath
 from typing import Any
 
 
@@ -216,9 +218,6 @@ class StorageFull(ServiceError):
 def disk_error(error: OSError, what: str = "the operation") -> ServiceError:
     """What a failed file operation answers: 507 when the disk is full, else 500; the
     message names the file (not its folder: paths are the server's own)."""
-    import errno
-    from pathlib import PurePath
-
     file = PurePath(str(error.filename)).name if error.filename else "a file"
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         return StorageFull(

@@ -68,25 +68,20 @@ def write_labels(directory: Path, table: pa.Table) -> None:
 
 def request_rows(root: Path, name: str, request_id: str) -> pa.Table:
     """The captured rows of a request id: their `_row` and `_version` (blocking)."""
-    paths = [str(path) for _v, _h, path in layout.row_files(root, name)]
-    schema = pa.schema(
-        [("_request_id", pa.string()), ("_row", pa.int32()), ("_version", pa.int32())]
-    )
-    if not paths:
-        return schema.empty_table()
-    dataset = ds.dataset(paths, schema=schema, format="parquet")
-    return dataset.to_table(filter=ds.field("_request_id") == request_id)
+    columns = [("_request_id", pa.string()), ("_row", pa.int32()), ("_version", pa.int32())]
+    return _captured(root, name, pa.schema(columns), ds.field("_request_id") == request_id)
 
 
 def key_rows(root: Path, name: str, keys: list[str]) -> pa.Table:
     """The captured rows of these keys: their `_key` (blocking)."""
+    return _captured(root, name, pa.schema([("_key", pa.string())]), ds.field("_key").isin(keys))
+
+
+def _captured(root: Path, name: str, schema: pa.Schema, condition: ds.Expression) -> pa.Table:
     paths = [str(path) for _v, _h, path in layout.row_files(root, name)]
-    schema = pa.schema([("_key", pa.string())])
     if not paths:
         return schema.empty_table()
-    return ds.dataset(paths, schema=schema, format="parquet").to_table(
-        filter=ds.field("_key").isin(keys)
-    )
+    return ds.dataset(paths, schema=schema, format="parquet").to_table(filter=condition)
 
 
 def requests_named(rows: pa.Table, queued: list[Answered]) -> int:

@@ -21,7 +21,7 @@ from server.ingest.features import TableFeatures
 from server.ingest.inputs import EvaluateInput, FitInput
 from server.ingest.limits import TableLimits
 from server.ingest.tables import FileTable
-from server.monitoring.monitor import Monitor, Window, window
+from server.monitoring.monitor import Monitor, Window, iso, window
 from server.tables.levels import is_text_type
 from server.tables.raw import RawColumn, RawTable
 
@@ -41,7 +41,7 @@ async def fit_input(monitor: Monitor, request: FitInput, limits: TableLimits) ->
         captured_text = [n for n, c in zip(table.column_names, table.columns, strict=True)
                          if is_text_type(c.type)]  # fmt: skip
         config = config.model_copy(update={"categorical_features": captured_text or None})
-    provenance = {"name": source.name, "since": _iso(span[0]), "until": _iso(span[1]),
+    provenance = {"name": source.name, "since": iso(span[0]), "until": iso(span[1]),
                   "captured_rows": table.num_rows, "table_rows": given}  # fmt: skip
     if not given:
         raw = RawTable(list(table.columns), table.num_rows, where=_row)
@@ -88,15 +88,7 @@ def trained_window(metadata: dict[str, Any], source: str) -> Window | None:
     found = metadata.get(TRAINED)
     if not found or found.get("name") != source:
         return None
-    return window(_parse(found["since"]), _parse(found["until"]))
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _iso(moment: datetime) -> str:
-    return str(moment.isoformat()).replace("+00:00", "Z")
+    return window(datetime.fromisoformat(found["since"]), datetime.fromisoformat(found["until"]))
 
 
 def _row(index: int) -> str:

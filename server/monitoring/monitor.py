@@ -185,15 +185,13 @@ class Monitor:
             "name": name,
             "capture": found.capture,
             "sample_rate": found.sample_rate,
-            "window": {"since": _iso(span[0]), "until": _iso(span[1])},
+            "window": {"since": iso(span[0]), "until": iso(span[1])},
             "refused": self.settings.refused.get(name),
             "versions": versions,
         }
 
     def _report(self, name: str, span: Window) -> list[dict[str, Any]]:
-        with self.capture.files.shared():
-            rows = read_rows(self.root, name, *span)
-            labels = read_labels(self.root, name)
+        rows, labels = self._read(name, span)
         dropped = self._dropped(name, span)
         repeated = repeated_ids(list(rows.values()))
         described = []
@@ -239,16 +237,20 @@ class Monitor:
         if not table.num_rows:
             also = f" ({left_out} left out: the version trained on them)" if left_out else ""
             raise NoCapture(
-                f"model '{name}' has no labelled captured rows between {_iso(span[0])} and "
-                f"{_iso(span[1])}{also}"
+                f"model '{name}' has no labelled captured rows between {iso(span[0])} and "
+                f"{iso(span[1])}{also}"
             )
         y = [classes[label] for label in table.column("_label").to_pylist()]
         return features_of(table), y, left_out
 
-    def _joined(self, name: str, span: Window, only_labelled: bool) -> pa.Table:
+    def _read(self, name: str, span: Window) -> tuple[dict[int, pa.Table], pa.Table]:
+        """The window's rows per version and every label, under the files' lock."""
         with self.capture.files.shared():
-            tables = list(read_rows(self.root, name, *span).values())
-            labels = read_labels(self.root, name)
+            return read_rows(self.root, name, *span), read_labels(self.root, name)
+
+    def _joined(self, name: str, span: Window, only_labelled: bool) -> pa.Table:
+        found, labels = self._read(name, span)
+        tables = list(found.values())
         if not tables:
             return pa.table({"_label": pa.array([], pa.string())})
         rows = pa.concat_tables(tables, promote_options="permissive")
@@ -292,5 +294,5 @@ class Monitor:
             return erase_key(self.root, name, key)
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")

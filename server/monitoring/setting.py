@@ -151,17 +151,22 @@ def read_index(root: Path, key: SigningKey) -> dict[str, int] | None:
     return {str(name): int(generation) for name, generation in payload.items()}
 
 
-def read_all(
-    root: Path, directories: dict[str, Path], key: SigningKey
-) -> tuple[dict[str, CaptureSetting], dict[str, str], dict[str, int]]:
-    """Every name's setting that may be followed, the names whose setting is refused (why),
-    and the index to keep (blocking). A store from before v6 has no index and settings of
-    generation 0: those are taken, once."""
+def index_or_refused(root: Path, key: SigningKey) -> dict[str, int] | None:
+    """The stored index; one this server did not write counts as empty (logged): every
+    name's capture stays off until set again."""
     try:
-        index = read_index(root, key)
+        return read_index(root, key)
     except Refused as error:
         logger.error("%s %s; every name's capture stays off until set again", INDEX_NAME, error)
-        index = {}
+        return {}
+
+
+def read_all(
+    directories: dict[str, Path], key: SigningKey, index: dict[str, int] | None
+) -> tuple[dict[str, CaptureSetting], dict[str, str], dict[str, int]]:
+    """Every name's setting that may be followed, the names whose setting is refused (why),
+    and the index to keep (blocking), given the stored index (`index_or_refused`). A store
+    from before v6 has no index and settings of generation 0: those are taken, once."""
     settings: dict[str, CaptureSetting] = {}
     refused: dict[str, str] = {}
     for name, directory in directories.items():

@@ -30,13 +30,14 @@ class Settings:
         if not names:
             return
         directories = {name: self.store.name_dir(name) for name in names}
+        stored = setting_file.index_or_refused(self.store.root, self.store.key)
         found, self.refused, self.generations = setting_file.read_all(
-            self.store.root, directories, self.store.key
+            directories, self.store.key, stored
         )
         older = {name: s for name, s in found.items() if s.generation == 0}
         for name in older:
             self.generations[name] = 1
-        if self.generations != (self._stored_index() or {}):  # nothing set: no file made
+        if self.generations != (stored or {}):  # nothing set: no file made
             self._write_index()
         for name, setting in older.items():
             renewed = CaptureSetting(setting.capture, setting.sample_rate, setting.exclude,
@@ -44,12 +45,6 @@ class Settings:
             setting_file.write(directories[name], self.store.key, name, renewed)
             found[name] = renewed
         self.by_name = {name: setting for name, setting in found.items() if setting.ever}
-
-    def _stored_index(self) -> dict[str, int] | None:
-        try:
-            return setting_file.read_index(self.store.root, self.store.key)
-        except setting_file.Refused:
-            return None
 
     def _write_index(self) -> None:
         setting_file.write_index(self.store.root, self.store.key, self.generations)
