@@ -185,6 +185,15 @@ def test_library_messages_lose_their_traces_and_paths() -> None:
     )
 
 
+def test_a_url_in_a_library_s_message_is_kept_whole() -> None:
+    """Found through `make run`: a ConvergenceWarning's link to scikit-learn's docs came out
+    as `https:preprocessing.html`, cut as if it were a path of this machine."""
+    text = "see https://scikit-learn.org/stable/modules/preprocessing.html, and /srv/x/y.py"
+    assert library_message(text) == (
+        "see https://scikit-learn.org/stable/modules/preprocessing.html, and y.py"
+    )
+
+
 # -- 12. formulas in CSV cells --------------------------------------------------------------
 def test_csv_predictions_escape_cells_a_spreadsheet_would_run(
     server: tuple[httpx.Client, int],

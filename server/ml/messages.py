@@ -7,9 +7,10 @@ import re
 
 # XGBoost and LightGBM prefix C++ errors with "[14:58:39] /src/dir/file.cc:99: ".
 NATIVE_PREFIX = re.compile(r"\[\d{2}:\d{2}:\d{2}\]\s*(?:\S+:\d+:\s*)?")
-# An absolute path (POSIX, or Windows), not one inside a word: a library's own relative
+# An absolute path (POSIX, or Windows), not one inside a word or a URL (`https://...`, as a
+# warning gives its docs): a library's own relative
 # source path (catboost/private/libs/...) is part of its message, not this machine's.
-PATH = re.compile(r"(?<![\w./\\-])(?:[A-Za-z]:\\|/)[^\s:'\"()\[\],]*[/\\]([^\s:'\"()\[\],/\\]+)")
+PATH = re.compile(r"(?<![\w./\\:-])(?:[A-Za-z]:\\|/)[^\s:'\"()\[\],]*[/\\]([^\s:'\"()\[\],/\\]+)")
 STACK_MARKERS = ("Stack trace:", "Traceback (most recent call last)")
 
 
