@@ -33,8 +33,11 @@ venv: $(VENV)/.runtime
 run: $(VENV)/.runtime
 	$(BIN)/model-server serve --host $(HOST) --port $(PORT) --grace $(GRACE)
 
+# Two test processes on the 2-core machines CI runs on; TEST_WORKERS=0 runs in this one.
+TEST_WORKERS ?= 2
+
 test: $(VENV)/.dev debian-tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # A Debian package's command, installed with apt-get when missing: $(call debian,command,why).
 # Installing needs root and apt; where that fails, what needs it is skipped and says so.
