@@ -20,7 +20,7 @@ from bench.run import RESULTS
 PAGE = Path(__file__).parent.parent / "docs" / "performance.md"
 # Each section of the results: its title on the page, and the module that measures it.
 SECTIONS: dict[str, tuple[str, str]] = {
-    "fit_overhead": ("Fit overhead: the service against the library alone", "training"),
+    "fit_overhead": ("Fit overhead: the service against the library alone", "fit_overhead"),
     "first_answer": ("From /fit to the first answer", "first_answer"),
     "forest_conversion": (
         "A forest's compiled copy: built from its arrays against skl2onnx",

@@ -34,6 +34,7 @@ from bench import (
     dashboard,
     explain,
     first_answer,
+    fit_overhead,
     fit_phases,
     hostile,
     ingest,
@@ -148,7 +149,7 @@ async def run(sections: set[str], models_dir: Path, url: str, record: Record) ->
     connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=3)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         if "fit" in sections:
-            await record.keep_async("fit_overhead", lambda: training.fit_overhead(session, url))
+            await record.keep_async("fit_overhead", lambda: fit_overhead.fit_overhead(session, url))
         if "first_answer" in sections:
             await record.keep_async("first_answer", lambda: first_answer.first_answer(session, url))
         if "ingest" in sections:

@@ -1,24 +1,19 @@
-"""Fit overhead, ingest and parallel training, each against its in-process floor."""
+"""Parallel training against one slot, and the fit cases the other sections share."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import joblib
 import numpy as np
 import orjson
 from sklearn.datasets import make_classification
-from threadpoolctl import threadpool_limits
 
-from bench.harness import Spread, repeat, show, timed_post
-from server.algorithms import resolve
+from bench.harness import show, timed_post
 
 
 @dataclass(frozen=True)
@@ -58,71 +53,6 @@ CASES = [
     ),
     FitCase("big payload: LogisticRegression 100k x 20", "LogisticRegression", {}, 100_000, 20, 3),
 ]
-
-
-def in_process_fit_and_save(case: FitCase) -> float:
-    """The floor: the same estimator, fitted and saved (joblib, fsync) in this process."""
-    X, y = case.data()
-    algorithm = resolve(case.model_type)
-    estimator = algorithm.build(algorithm.effective_hyperparameters(case.hyperparameters))
-    with tempfile.TemporaryDirectory() as directory, threadpool_limits(1):  # as the worker
-        started = time.perf_counter()
-        estimator.fit(X, y)
-        with open(Path(directory) / "m.joblib", "wb") as file:
-            joblib.dump(estimator, file)
-            os.fsync(file.fileno())
-        return time.perf_counter() - started
-
-
-async def server_fit(
-    session: aiohttp.ClientSession, url: str, case: FitCase
-) -> tuple[Spread, float]:
-    """The /fit wall times, and the median time of the ONNX conversion inside them."""
-    bodies = [case.body(f"overhead-{i}") for i in range(case.repeats)]  # encoded beforehand
-    times = [await timed_post(session, f"{url}/fit", body, 201) for body in bodies]
-    compile_seconds = []
-    for i in range(case.repeats):
-        async with session.get(f"{url}/models/overhead-{i}") as reply:
-            compiled = (await reply.json())["compiled"]
-        compile_seconds.append(compiled["seconds"] if compiled else 0.0)
-        await session.post(f"{url}/remove", json={"config": {"name": f"overhead-{i}"}})
-    return Spread.of(times), float(np.median(compile_seconds))
-
-
-async def fit_overhead(session: aiohttp.ClientSession, url: str) -> list[dict[str, Any]]:
-    rows, results = [], []
-    for case in CASES:
-        floor = repeat(lambda c=case: in_process_fit_and_save(c), case.repeats)
-        served, compiling = await server_fit(session, url, case)
-        ratio = served.median / floor.median
-        without = (served.median - compiling) / floor.median
-        rows.append(
-            [
-                case.label,
-                served.s(),
-                f"{compiling:.3f}",
-                floor.s(),
-                f"{ratio:.3f}",
-                f"{without:.3f}",
-            ]
-        )
-        results.append(
-            {
-                "case": case.label,
-                "server_s": served.median,
-                "compile_s": compiling,
-                "floor_s": floor.median,
-                "ratio": ratio,
-                "ratio_without_compile": without,
-            }
-        )
-    show(
-        "Fit overhead: POST /fit wall time against fit + save in-process (median, min-max; s); "
-        "the server also compiles the model to ONNX after the fit",
-        ["case", "server", "of which compile", "floor", "server / floor", "without compile"],
-        rows,
-    )
-    return results
 
 
 async def parallel_training(session: aiohttp.ClientSession, url: str, slots: int) -> dict[str, Any]:

@@ -144,8 +144,9 @@ async def test_a_users_fit_gets_the_next_slot_and_the_search_never_exceeds_the_f
 async def test_max_runtime_secs_and_cancel(make_client: ClientFactory, models_dir: Path) -> None:
     async with make_client(training_cores=3) as client:
         # Long enough for the two training processes to start on one core and finish a
-        # candidate (LightGBM and CatBoost import pandas too, once shap has installed it).
-        budget = 6
+        # candidate (LightGBM and CatBoost import pandas too, once shap has installed it),
+        # with the other test process (make test runs two) busy on the other core.
+        budget = 10
         timed = await start(client, body("timed", n_samples=2000, max_runtime_secs=budget))
         started = time.monotonic()
         ended = await finished(client, timed["id"])
