@@ -4,6 +4,7 @@ says why; INFERENCE_RUNTIME=native turns compilation off."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,12 @@ from sklearn.ensemble import RandomForestClassifier
 
 from server.algorithms import lightgbm_classifier, logistic_regression, resolve
 from server.algorithms.forest_graph import forest_to_onnx
-from server.inference.compiled.choice import RuntimeChoice, checked
+from server.inference.compiled.choice import (
+    TIMING_ROWS,
+    RuntimeChoice,
+    checked,
+    estimator_always_faster,
+)
 from server.inference.compiled.runtimes import NativeRuntime
 from server.inference.loaded import LoadedModel
 from tests.conftest import ClientFactory
@@ -283,3 +289,29 @@ def test_a_forests_labels_come_from_its_probabilities_never_from_the_graphs_labe
     assert (forest.classes_[choice.indices(rows)] == expected).all()
     _, indices = choice.probabilities_and_indices(rows)
     assert (forest.classes_[indices] == expected).all()
+
+
+class _Timed:
+    """A runtime whose calls cost `fixed` seconds plus `per_row` a row, counting the rows
+    of each call."""
+
+    def __init__(self, fixed: float, per_row: float) -> None:
+        self.fixed, self.per_row = fixed, per_row
+        self.calls: list[int] = []
+
+    def indices(self, X: np.ndarray) -> np.ndarray:
+        self.calls.append(len(X))
+        time.sleep(self.fixed + self.per_row * len(X))  # the cost being timed
+        return np.zeros(len(X), dtype=np.int64)
+
+
+def test_the_estimator_serves_alone_only_where_it_is_faster_at_every_size() -> None:
+    rows = np.zeros((4, 3))
+    slow_estimator, fast_copy = _Timed(0.002, 0.0), _Timed(0.0, 0.0)
+    choice = RuntimeChoice(slow_estimator, fast_copy, "checked")  # type: ignore[arg-type]
+    assert not estimator_always_faster(choice, rows)
+    assert max(slow_estimator.calls) == 1  # slower on one row: never timed on the batch
+    fast_estimator, slow_copy = _Timed(0.0, 0.0), _Timed(0.002, 0.00001)
+    choice = RuntimeChoice(fast_estimator, slow_copy, "checked")  # type: ignore[arg-type]
+    assert estimator_always_faster(choice, rows)
+    assert max(fast_estimator.calls) == TIMING_ROWS

@@ -26,12 +26,13 @@ class CallCost:
 def measure_cost(predict: Callable[[np.ndarray], Any], batch: np.ndarray, times: int) -> CallCost:
     """Time `predict` on one row and on all of `batch` (the fastest of `times` calls each,
     after a call that warms up), and split the cost into its fixed and per-row parts."""
-    one, many = (_fastest(predict, rows, times) for rows in (batch[:1], batch))
+    one, many = (fastest(predict, rows, times) for rows in (batch[:1], batch))
     per_row = max(0.0, (many - one) / (len(batch) - 1))
     return CallCost(one - per_row, per_row)
 
 
-def _fastest(predict: Callable[[np.ndarray], Any], X: np.ndarray, times: int) -> float:
+def fastest(predict: Callable[[np.ndarray], Any], X: np.ndarray, times: int) -> float:
+    """The fastest of `times` calls of `predict` on X, after one that warms up."""
     predict(X)  # warm: first calls allocate
     best = float("inf")
     for _ in range(times):

@@ -34,7 +34,7 @@ import numpy as np
 from server.inference.compiled.comparison import tolerance, verify
 from server.inference.compiled.probes import graph_trees, probe_rows
 from server.inference.compiled.runtimes import NativeRuntime, OnnxRuntime, platform_id
-from server.inference.timing import measure_cost
+from server.inference.timing import fastest, measure_cost
 
 if TYPE_CHECKING:
     from server.algorithms.base import Algorithm
@@ -147,7 +147,7 @@ def choose_runtime(
 
 def with_routing(choice: RuntimeChoice, rows: np.ndarray) -> RuntimeChoice:
     """A checked choice; the estimator's alone where it is faster at every size (timed)."""
-    if choice.compiled is None or not _estimator_always_faster(choice, rows):
+    if choice.compiled is None or not estimator_always_faster(choice, rows):
         return choice
     return RuntimeChoice(
         choice.native, None, f"{choice.detail}; but the estimator is faster at every size"
@@ -232,7 +232,7 @@ def _probe_budget(native: NativeRuntime, rows: np.ndarray) -> int:
     return int(min(high, max(low, PROBE_SECONDS / max(per_row, 1e-9))))
 
 
-def _estimator_always_faster(choice: RuntimeChoice, rows: np.ndarray) -> bool:
+def estimator_always_faster(choice: RuntimeChoice, rows: np.ndarray) -> bool:
     """Whether the estimator predicts faster than the compiled model at one row and per row
     (each timed at 1 and TIMING_ROWS rows, a cost fixed per call plus one per row)."""
     assert choice.compiled is not None
@@ -240,8 +240,11 @@ def _estimator_always_faster(choice: RuntimeChoice, rows: np.ndarray) -> bool:
     if not len(complete):
         complete = np.zeros((1, rows.shape[1]))
     batch = np.resize(complete, (TIMING_ROWS, rows.shape[1]))
-    ours, theirs = (
-        measure_cost(runtime.indices, batch, times=5)
-        for runtime in (choice.compiled, choice.native)
-    )
+    ours = measure_cost(choice.compiled.indices, batch, times=5)
+    # An estimator no faster on one row has the larger fixed cost unless its cost per row
+    # is the larger one: either way not faster at every size, with no need to time it on
+    # the batch (a forest's batch calls were most of the check's time).
+    if fastest(choice.native.indices, batch[:1], times=5) >= ours.seconds(1):
+        return False
+    theirs = measure_cost(choice.native.indices, batch, times=5)
     return bool(theirs.per_row < ours.per_row and theirs.fixed < ours.fixed)
