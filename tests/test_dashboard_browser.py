@@ -220,7 +220,8 @@ def test_the_token_flow_with_each_token(tmp_path: Path, browser_on: Any) -> None
         request_id = answer.json()["request_id"]
         labels = {"request_id": request_id, "y": y[:120].tolist()}
         api_wait = time.monotonic() + 30
-        while api.post("/models/lr/feedback", json=labels).json()["matched"] != 120:
+        while (given := api.post("/models/lr/feedback", json=labels)).json().get("matched") != 120:
+            assert given.status_code == 200, given.text
             assert time.monotonic() < api_wait, "the captured rows were not written"
         page.select_option("#monitoring-model", "lr")
         figure = page.locator('figure[data-monitoring="lr/1"]')

@@ -10,8 +10,9 @@ import io
 import json
 import signal
 import threading
+import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.local_server import uvicorn_server
+from server.ingest.features import MatrixFeatures
+from server.monitoring import feedback, layout
+from server.monitoring.capture import Capture
+from server.monitoring.drift import feature_counts, features_drift
+from server.monitoring.monitor import Monitor
+from server.monitoring.profile import reference_profile
+from server.monitoring.rows import TIME, answered
+from server.tables.columns import numeric_columns
 from tests.helpers import run_trust, wait_for
 
 PLANS = ["basic", "plus", "pro"]
@@ -764,3 +773,157 @@ def test_a_window_s_until_is_exclusive_at_full_precision(server: Server) -> None
         stamp = until.isoformat(timespec="microseconds").replace("+00:00", "Z")
         found = server.client.get("/models/precise/monitoring", params={"until": stamp})
         assert found.json()["versions"][0]["captured"] == rows, (stamp, found.json())
+
+
+class _OneVersion:
+    """What a report reads of a store: one version's metadata."""
+
+    def __init__(self, metadata: dict[str, Any]) -> None:
+        self.metadata = metadata
+
+    def exists(self, name: str) -> bool:
+        return True
+
+    def read_metadata(self, name: str, version: int) -> dict[str, Any]:
+        return self.metadata
+
+
+def _captured_file(folder: Path, part: int, at_ms: int, rng: np.random.Generator) -> pa.Table:
+    rows = 50
+    yes = rng.random(rows)
+    table = pa.table({
+        "x": pa.array(rng.normal(size=rows) + part, pa.float64()),
+        "_request_id": pa.array([f"r{part}"] * rows, pa.string()),
+        "_row": pa.array(np.arange(rows, dtype=np.int32)),
+        "_time": pa.array(at_ms + np.arange(rows, dtype=np.int64)).cast(TIME),
+        "_version": pa.array(np.ones(rows, np.int32)),
+        "_prediction": pa.array(np.where(yes > 0.5, "yes", "no"), pa.string()),
+        "_probabilities": pa.array([[1 - p, p] for p in yes], pa.list_(pa.float64())),
+        "_key": pa.array([None] * rows, pa.string()),
+    })  # fmt: skip
+    pq.write_table(table, folder / f"{at_ms}-{part}.parquet")
+    return table
+
+
+def test_a_report_reads_each_file_whole_once_and_adds_up_to_its_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files are summed from summaries kept per file: a second report reads whole only the
+    files a label names, and a new file once; the sums are those of the rows themselves."""
+    rng, now = np.random.default_rng(0), datetime.now(UTC)
+    start_ms = int(now.timestamp() * 1000) - 60_000
+    training = rng.normal(size=(200, 1))
+    columns = numeric_columns(1, ["x"])
+    profile = reference_profile(training, columns, rng.integers(0, 2, 200), ["no", "yes"])
+    metadata: dict[str, Any] = {
+        "classes": ["no", "yes"],
+        "features": columns.describe(),
+        "validation": None,
+        "profile": profile,
+    }
+    root = tmp_path / "monitoring"
+    folder = (
+        root / "primary" / "m" / "rows" / "version=1" / f"hour={layout.hour_of(start_ms / 1000)}"
+    )
+    folder.mkdir(parents=True)
+    tables = [_captured_file(folder, part, start_ms + 1000 * part, rng) for part in range(6)]
+    labels = feedback.Labels(tables[2]["_prediction"].to_pylist(), request_id="r2")
+    feedback.write_labels(root / "primary" / "m", feedback.labels_table(labels))
+    monitor = Monitor(_OneVersion(metadata), Capture(root, "primary", 10, 3600, 30))  # type: ignore[arg-type]
+    whole: list[str] = []
+    read_table = pq.read_table
+
+    def counted(source: Any, *args: Any, **kwargs: Any) -> pa.Table:
+        if kwargs.get("columns") is None:
+            whole.append(Path(source).name)
+        return read_table(source, *args, **kwargs)
+
+    monkeypatch.setattr(pq, "read_table", counted)
+    span = (now - timedelta(hours=1), now + timedelta(minutes=1))
+
+    def report() -> dict[str, Any]:
+        whole.clear()
+        found = monitor._report("m", span)
+        assert len(found) == 1
+        return found[0]
+
+    first = report()
+    assert len(whole) == 7  # each file once for its summary, and the labelled one's rows
+    rows = pa.concat_tables(tables)
+    assert first["captured"] == rows.num_rows and first["labelled"] == 50
+    assert first["live"]["accuracy"] == 1.0  # the labels were the answers
+    hour = datetime.fromtimestamp((start_ms + 2000) // 3_600_000 * 3600, UTC)
+    assert first["live_by_hour"] == [
+        {"hour": hour.strftime("%Y-%m-%dT%H:00:00Z"), "labelled": 50, "accuracy": 1.0}
+    ]
+    counts = {
+        v["values"]: v["counts"] for v in pa.compute.value_counts(rows["_prediction"]).to_pylist()
+    }
+    assert first["predicted_classes"] == {
+        label: round(counts.get(label, 0) / rows.num_rows, 6) for label in ("no", "yes")
+    }
+    direct = features_drift(feature_counts(rows, metadata["profile"], {}), rows.num_rows,
+                            metadata["profile"])  # fmt: skip
+    assert first["drift"]["features"] == direct
+
+    assert report() == first and whole == [f"{start_ms + 2000}-2.parquet"]
+    tables.append(_captured_file(folder, 6, start_ms + 6000, rng))
+    third = report()
+    assert sorted(whole) == sorted([f"{start_ms + 2000}-2.parquet", f"{start_ms + 6000}-6.parquet"])
+    assert third["captured"] == first["captured"] + 50
+
+    # A window whose start cuts a file: that file's rows in the window only.
+    cut = datetime.fromtimestamp((start_ms + 3025) / 1000, UTC)
+    assert monitor._report("m", (cut, span[1]))[0]["captured"] == 25 + 3 * 50
+
+
+class _Columns:
+    def __init__(self, columns: Any) -> None:
+        self.model_columns = columns
+
+
+def test_feedback_during_a_flush_sees_the_request_written_or_waiting_never_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feedback by request id while the writer renames that request's file into place and
+    has not yet let go of it: the rows are counted once (before, a 409 naming two requests)."""
+    columns = numeric_columns(1, ["x"])
+    metadata = {"classes": ["no", "yes"], "features": columns.describe(), "profile": None}
+    capture = Capture(tmp_path / "monitoring", "primary", 1000, 3600, 30)
+    monitor = Monitor(_OneVersion(metadata), capture)  # type: ignore[arg-type]
+    X = np.arange(4, dtype=np.float64).reshape(4, 1)
+    capture.offer(answered(
+        "m", 1, "req", time.time(), _Columns(columns), MatrixFeatures(X), X,  # type: ignore[arg-type]
+        ["no", "yes", "no", "yes"], [[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]], None,
+        frozenset(),
+    ))  # fmt: skip
+    renamed, go_on = threading.Event(), threading.Event()
+    write_whole = layout.write_whole
+
+    def held_after_the_rename(path: Path, table: pa.Table) -> None:
+        write_whole(path, table)
+        renamed.set()
+        assert go_on.wait(30)
+
+    monkeypatch.setattr(layout, "write_whole", held_after_the_rename)
+    flushing = threading.Thread(target=capture.flush)
+    flushing.start()
+    assert renamed.wait(30)
+    answers: list[Any] = []
+
+    def give() -> None:
+        try:
+            answers.append(
+                monitor._feedback("m", feedback.Labels(["no", "yes", "no", "yes"], "req"))
+            )
+        except Exception as error:
+            answers.append(error)
+
+    giving = threading.Thread(target=give)
+    giving.start()
+    wait_for(lambda: capture.files._exclusive or bool(answers), timeout=30, what="feedback to ask")
+    go_on.set()
+    flushing.join(30)
+    giving.join(30)
+    assert not isinstance(answers[0], Exception), answers[0]
+    assert answers[0]["matched"] == 4 and answers[0]["pending"] == 0

@@ -158,8 +158,10 @@ class Capture:
                 else:  # a full disk: what the reserve frees is the counts'
                     self._drop(name, version, group)
             self._write_drop_counts()
-        with self._lock:
-            self._writing = []
+            # Inside the files' lock: feedback, holding it alone, sees a request in a file
+            # or waiting, never in both (nor in neither).
+            with self._lock:
+                self._writing = []
 
     def _write(self, name: str, version: int, hour: str, group: list[Answered]) -> None:
         tables = []

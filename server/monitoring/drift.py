@@ -78,23 +78,35 @@ def expected_shares(profile: dict[str, Any]) -> np.ndarray:
     return np.asarray([*shares, profile["missing"]], dtype=np.float64)
 
 
-def features_drift(
+def feature_counts(
     table: pa.Table, profile: dict[str, Any], levels: dict[str, list[str]]
-) -> list[dict[str, Any]]:
-    """Per feature of the profile that the rows hold (an excluded column is not captured):
-    PSI, adjusted p-value, drifted; ranked, most drifted first."""
-    rows = table.num_rows
-    found = []
+) -> dict[str, np.ndarray]:
+    """Rows per profile bin of each feature of the profile that the rows hold (an excluded
+    column is not captured): counts of several tables add up to those of their rows."""
+    counts = {}
     for feature in profile["features"]:
         name = feature["name"]
         if name not in table.column_names:
             continue
         column = table.column(name)
         if feature["kind"] == "categorical":
-            counts = categorical_counts(column, levels[name])
+            counts[name] = categorical_counts(column, levels[name])
         else:
-            counts = numeric_counts(column, feature)
-        expected = expected_shares(feature)
+            counts[name] = numeric_counts(column, feature)
+    return counts
+
+
+def features_drift(
+    counted: dict[str, np.ndarray], rows: int, profile: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Per feature counted (`feature_counts` of `rows` rows): PSI, adjusted p-value,
+    drifted; ranked, most drifted first."""
+    found = []
+    for feature in profile["features"]:
+        name = feature["name"]
+        if name not in counted:
+            continue
+        counts, expected = counted[name], expected_shares(feature)
         found.append((name, feature["kind"], psi(counts, expected), p_value(counts, expected)))
     adjusted = false_discovery_control([p for *_, p in found]) if found else []
     described = []

@@ -21,7 +21,8 @@ from server.ingest.features import TableFeatures
 from server.ingest.inputs import EvaluateInput, FitInput
 from server.ingest.limits import TableLimits
 from server.ingest.tables import FileTable
-from server.monitoring.monitor import Monitor, Window, iso, window
+from server.monitoring.monitor import Monitor
+from server.monitoring.windows import Window, iso, window
 from server.tables.levels import is_text_type
 from server.tables.raw import RawColumn, RawTable
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -116,3 +116,17 @@ def label_files(root: Path, name: str) -> list[Path]:
 
 def dropped_files(root: Path, name: str) -> list[Path]:
     return [p for d in name_dirs(root, name) if (p := d / DROPPED).is_file() and not p.is_symlink()]
+
+
+def dropped_in(
+    counts: Iterable[dict[str, dict[str, int]]], since: datetime, until: datetime
+) -> dict[int, int]:
+    """Per version, the rows dropped in the hours that meet [since, until), from drop counts
+    (per version and hour) of several writers."""
+    total: dict[int, int] = {}
+    for by_version in counts:
+        for version, hours in by_version.items():
+            for hour, rows in hours.items():
+                if since - timedelta(hours=1) < hour_start(hour) < until:
+                    total[int(version)] = total.get(int(version), 0) + rows
+    return total

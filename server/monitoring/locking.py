@@ -1,7 +1,8 @@
-"""The capture files' lock: many readers (the report, the export, feedback) and the writer
-that only adds files may go at once; what deletes or rewrites files (erasure, expiry, a
-removal) goes alone, so a reader sees the rows before it or after it, never a file gone
-from under it."""
+"""The capture files' lock: many readers (the report, the export) and the writer that only
+adds files may go at once; what deletes or rewrites files (erasure, expiry, a removal) goes
+alone, so a reader sees the rows before it or after it, never a file gone from under it.
+Feedback goes alone too: it counts a request's rows in the files and in the writer's hands,
+which must not change between the two looks."""
 
 from __future__ import annotations
 

@@ -12,19 +12,20 @@ import asyncio
 import shutil
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from server.errors import InvalidInput, ModelNotFound, NoCapture
+from server.errors import ModelNotFound, NoCapture
 from server.ingest.features import Features
 from server.monitoring import feedback, layout
 from server.monitoring.capture import Capture
 from server.monitoring.erasure import erase_key
 from server.monitoring.feedback import Labels
+from server.monitoring.named import named_rows
 from server.monitoring.report import version_report
 from server.monitoring.rows import (
     Model,
@@ -35,32 +36,15 @@ from server.monitoring.rows import (
     read_rows,
     repeated_ids,
     rows_between,
+    window_ms,
     with_labels,
 )
 from server.monitoring.setting import CaptureSetting
 from server.monitoring.settings import Settings
+from server.monitoring.summaries import Summaries
+from server.monitoring.windows import Window, iso
 from server.store.files import ModelStore
 from server.tables.keys import key_of
-
-DEFAULT_WINDOW = timedelta(hours=24)
-Window = tuple[datetime, datetime]
-
-
-def window(since: datetime | None, until: datetime | None) -> Window:
-    """The window a call means (naive times are UTC); 422 for an empty one."""
-    try:
-        end = _utc(until if until is not None else datetime.now(UTC))
-        start = _utc(since) if since is not None else end - DEFAULT_WINDOW
-    except OverflowError:  # before the year 1 or after 9999, once in UTC
-        raise InvalidInput("the window's times must be between the years 1 and 9999") from None
-    if start >= end:
-        raise InvalidInput(f"the window is empty: since {start.isoformat()} is not before until")
-    return start, end
-
-
-def _utc(moment: datetime) -> datetime:
-    """In UTC, to the microsecond as given (server.monitoring.rows compares)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class Monitor:
@@ -70,6 +54,7 @@ class Monitor:
         self.settings = Settings(store)
         self.sampled = self.settings.sampled  # the hot path: the setting, if sampled
         self.reports: dict[tuple[str, int], dict[str, Any]] = {}  # the last, for /metrics
+        self._summaries: dict[str, Summaries] = {}  # per name: its files' summaries
         # Each version's classes, read once (every feedback checks its labels against them).
         self._version_classes: dict[tuple[str, int], list[Any]] = {}
         self.on_change: Callable[[], None] = lambda: None  # the publisher's: replicas follow
@@ -134,14 +119,15 @@ class Monitor:
     def _feedback(self, name: str, labels: Labels) -> dict[str, Any]:
         """The labels checked against the classes of the version that answered (every
         version's, for keys: a key may reach rows of several), and the counts (blocking)."""
-        waiting = self.capture.waiting(name)
         if labels.request_id is None:
             assert labels.keys is not None
             feedback.check_classes(labels, self._classes(name), name)
-            with self.capture.files.shared():
+            with self.capture.files.exclusive():  # the writer's files and queue as one
+                waiting = self.capture.waiting(name)
                 rows = feedback.key_rows(self.root, name, labels.keys)
             return feedback.by_keys(name, labels, rows, waiting)
-        with self.capture.files.shared():
+        with self.capture.files.exclusive():
+            waiting = self.capture.waiting(name)
             rows = feedback.request_rows(self.root, name, labels.request_id)
         queued = [batch for batch in waiting if batch.request_id == labels.request_id]
         requests = feedback.requests_named(rows, queued)
@@ -191,31 +177,31 @@ class Monitor:
         }
 
     def _report(self, name: str, span: Window) -> list[dict[str, Any]]:
-        rows, labels = self._read(name, span)
-        dropped = self._dropped(name, span)
-        repeated = repeated_ids(list(rows.values()))
-        described = []
-        for version in sorted({*rows, *dropped}):
-            try:
-                metadata = self.store.read_metadata(name, version)
-            except ModelNotFound:  # deleted since: its rows stay until they expire
-                continue
-            found = rows.get(version)
-            joined = with_labels(found, labels, repeated) if found is not None else None
-            described.append(version_report(version, joined, metadata, dropped.get(version, 0)))
+        since, until = window_ms(span[0]), window_ms(span[1])
+        summaries = self._summaries.setdefault(name, Summaries())
+        # every writer's counts, and this server's not written yet
+        dropped = layout.dropped_in(self.capture.drop_counts(name), *span)
+        with self.capture.files.shared():
+            paths: dict[int, list[Path]] = {}
+            for version, _hour, path in layout.row_files(self.root, name, *span):
+                paths.setdefault(version, []).append(path)
+            labels = read_labels(self.root, name)
+            named = named_rows(paths, labels, since, until)
+            repeated = repeated_ids(list(named.values()))
+            described = []
+            for version in sorted({*paths, *dropped}):
+                try:
+                    metadata = self.store.read_metadata(name, version)
+                except ModelNotFound:  # deleted since: its rows stay until they expire
+                    continue
+                summary = summaries.of_window(paths.get(version, []), metadata, since, until)
+                found = named.get(version)
+                joined = with_labels(found, labels, repeated) if found is not None else None
+                described.append(
+                    version_report(version, summary, joined, metadata, dropped.get(version, 0))
+                )
+        summaries.let_go_of_all_but({str(path) for found in paths.values() for path in found})
         return described
-
-    def _dropped(self, name: str, span: Window) -> dict[int, int]:
-        """Rows dropped in the window's hours: every writer's counts, and this server's
-        not written yet."""
-        counts: dict[int, int] = {}
-        for by_version in self.capture.drop_counts(name):
-            for version, hours in by_version.items():
-                for hour, rows in hours.items():
-                    start = layout.hour_start(hour)
-                    if span[0] - timedelta(hours=1) < start < span[1]:
-                        counts[int(version)] = counts.get(int(version), 0) + rows
-        return counts
 
     async def labelled_rows(
         self, name: str, span: Window, trained: Window | None = None
@@ -273,6 +259,7 @@ class Monitor:
         await asyncio.to_thread(self.settings.forget, name)
         for key in [key for key in self.reports if key[0] == name]:
             del self.reports[key]
+        self._summaries.pop(name, None)
         self.capture.erase(name)
         await asyncio.to_thread(self._delete, name)
 
@@ -292,7 +279,3 @@ class Monitor:
     def _erase_key(self, name: str, key: str) -> tuple[int, int]:
         with self.capture.files.exclusive():
             return erase_key(self.root, name, key)
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")

@@ -194,12 +194,16 @@ def read_rows(
     return tables
 
 
-def _row_time(moment: datetime) -> pa.Scalar:
+def window_ms(moment: datetime) -> int:
     """A window's end against the rows' milliseconds: a row of millisecond t is at or after
     `moment` exactly when t >= `moment` rounded up (since inclusive, until exclusive, the
     given times at full precision)."""
     microseconds = (moment - EPOCH) // timedelta(microseconds=1)
-    return pa.scalar(-(-microseconds // 1000), pa.int64()).cast(TIME)
+    return -(-microseconds // 1000)
+
+
+def _row_time(moment: datetime) -> pa.Scalar:
+    return pa.scalar(window_ms(moment), pa.int64()).cast(TIME)
 
 
 def rows_between(rows: pa.Table, since: datetime, until: datetime) -> pa.ChunkedArray:

@@ -18,7 +18,7 @@ from server.ingest import multipart
 from server.ingest.features import TableFeatures
 from server.ingest.json_body import parse_body
 from server.monitoring.feedback import Labels
-from server.monitoring.monitor import window
+from server.monitoring.windows import window
 from server.schemas import (
     CaptureRequest,
     CaptureSettingResponse,
