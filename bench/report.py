@@ -50,6 +50,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "dask": ("Training on Dask against local processes", "backends"),
     "real_tables": ("Real tables: the service against each library's own pipeline", "real_tables"),
     "monitoring": ("Monitoring: what capture costs, the writer, the report", "monitoring"),
+    "sustained": ("Sustained load with monitoring in use", "sustained"),
 }
 
 

@@ -4,7 +4,8 @@ in-process floor. Prints tables and saves them in bench/results/latest.json.
     python -m bench.run [--only fit,first_answer,ingest,parallel,predict,inline,responsiveness,
                                 progress,cancel,priority,observability,dask,compiled,tail,
                                 ceiling,profile,versions,loading,dashboard,automl,hostile,
-                                explain,replicas,fit_phases,real_tables,monitoring]
+                                explain,replicas,fit_phases,real_tables,monitoring,
+                                sustained]
     python -m bench.report    the performance page (docs/performance.md) from the results
 """
 
@@ -46,6 +47,7 @@ from bench import (
     real_tables,
     replicas,
     serving,
+    sustained,
     tail,
     training,
     versions,
@@ -83,6 +85,7 @@ SECTIONS = (
     "fit_phases",
     "real_tables",
     "monitoring",
+    "sustained",
 )
 
 
@@ -245,6 +248,8 @@ def main() -> None:
             )
         if "monitoring" in sections:  # in-process, then a server of its own under wrk
             record.keep("monitoring", lambda: monitoring.monitoring(Path(directory) / "monitoring"))
+        if "sustained" in sections:  # ten minutes per mode, a server of its own under wrk
+            record.keep("sustained", lambda: sustained.sustained(10.0, None))
         if "dask" in sections:  # a cluster, and a server on each backend
             record.keep("dask", lambda: backends.compare(Path(directory) / "dask"))
     results.parent.mkdir(exist_ok=True)
