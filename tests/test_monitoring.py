@@ -872,9 +872,14 @@ def test_a_report_reads_each_file_whole_once_and_adds_up_to_its_rows(
     assert sorted(whole) == sorted([f"{start_ms + 2000}-2.parquet", f"{start_ms + 6000}-6.parquet"])
     assert third["captured"] == first["captured"] + 50
 
+    # A file rewritten (as erasure does) is summarized again.
+    rewritten = folder / f"{start_ms + 5000}-5.parquet"
+    pq.write_table(tables[5].slice(10), rewritten)
+    assert report()["captured"] == third["captured"] - 10 and rewritten.name in whole
+
     # A window whose start cuts a file: that file's rows in the window only.
     cut = datetime.fromtimestamp((start_ms + 3025) / 1000, UTC)
-    assert monitor._report("m", (cut, span[1]))[0]["captured"] == 25 + 3 * 50
+    assert monitor._report("m", (cut, span[1]))[0]["captured"] == 25 + 2 * 50 + 40
 
 
 class _Columns:

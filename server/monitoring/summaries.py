@@ -64,11 +64,11 @@ def summarize(rows: pa.Table, metadata: dict[str, Any]) -> Summary:
 
 
 class Summaries:
-    """The kept summaries, by file and the file's size and time of change (a file erasure
-    rewrote is another file); those of files gone are let go at each report."""
+    """The kept summaries, by file, each with the file's time of change and size (a file
+    erasure rewrote is summarized again); those of files gone are let go at each report."""
 
     def __init__(self) -> None:
-        self._kept: dict[tuple[str, int, int], _Kept] = {}
+        self._kept: dict[str, tuple[tuple[int, int], _Kept]] = {}  # path: (its stat, summary)
         self._lock = threading.Lock()  # two reports at once (two pages) share the kept ones
 
     def of_window(
@@ -91,17 +91,18 @@ class Summaries:
 
     def let_go_of_all_but(self, paths: set[str]) -> None:
         with self._lock:
-            for key in [key for key in self._kept if key[0] not in paths]:
-                del self._kept[key]
+            for path in [path for path in self._kept if path not in paths]:
+                del self._kept[path]
 
     def _of_file(self, path: Path, metadata: dict[str, Any]) -> _Kept | None:
         try:
             stat = path.stat()
         except FileNotFoundError:  # expired or erased since it was listed
             return None
-        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        key = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
-            kept = self._kept.get(key)
+            found = self._kept.get(str(path))
+        kept = found[1] if found is not None and found[0] == key else None
         if kept is None:
             rows = pq.read_table(path)
             times = pc.cast(rows["_time"], pa.int64())
@@ -110,7 +111,7 @@ class Summaries:
                 return None
             kept = _Kept(summarize(rows, metadata), int(first), int(last))
             with self._lock:
-                self._kept[key] = kept
+                self._kept[str(path)] = (key, kept)
         return kept
 
 
