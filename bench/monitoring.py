@@ -33,6 +33,7 @@ from sklearn.datasets import make_classification
 from bench import wrk
 from bench.harness import Spread, show
 from devtools.local_server import uvicorn_server
+from devtools.stores import OneVersion
 from server.ingest.features import RecordFeatures
 from server.monitoring import feedback, layout
 from server.monitoring.capture import Capture
@@ -190,19 +191,6 @@ def writer_rate(directory: Path) -> dict[str, Any]:
     return found
 
 
-class _Store:
-    """What the report reads of a store: one version's metadata."""
-
-    def __init__(self, metadata: dict[str, Any]) -> None:
-        self.metadata = metadata
-
-    def exists(self, name: str) -> bool:
-        return True
-
-    def read_metadata(self, name: str, version: int) -> dict[str, Any]:
-        return self.metadata
-
-
 def report_time(directory: Path) -> dict[str, Any]:
     columns, rng = _columns(), np.random.default_rng(1)
     batch = _answered(FILE_ROWS, rng, columns)
@@ -223,7 +211,7 @@ def report_time(directory: Path) -> dict[str, Any]:
         if part % 10 == 0:  # a tenth labelled, by request id
             labels = feedback.Labels(batch.predictions, request_id=f"req-{part}")
             feedback.write_labels(labels_dir, feedback.labels_table(labels))
-    monitor = Monitor(_Store(metadata), Capture(root, "primary", 10, 3600, 30))  # type: ignore[arg-type]
+    monitor = Monitor(OneVersion(metadata), Capture(root, "primary", 10, 3600, 30))  # type: ignore[arg-type]
     span = window(None, datetime.now(UTC) + timedelta(hours=1))
     parts = REPORT_ROWS // FILE_ROWS
 

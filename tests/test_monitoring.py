@@ -26,6 +26,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.local_server import uvicorn_server
+from devtools.stores import OneVersion
 from server.ingest.features import MatrixFeatures
 from server.monitoring import feedback, layout
 from server.monitoring.capture import Capture
@@ -775,19 +776,6 @@ def test_a_window_s_until_is_exclusive_at_full_precision(server: Server) -> None
         assert found.json()["versions"][0]["captured"] == rows, (stamp, found.json())
 
 
-class _OneVersion:
-    """What a report reads of a store: one version's metadata."""
-
-    def __init__(self, metadata: dict[str, Any]) -> None:
-        self.metadata = metadata
-
-    def exists(self, name: str) -> bool:
-        return True
-
-    def read_metadata(self, name: str, version: int) -> dict[str, Any]:
-        return self.metadata
-
-
 def _captured_file(folder: Path, part: int, at_ms: int, rng: np.random.Generator) -> pa.Table:
     rows = 50
     yes = rng.random(rows)
@@ -829,7 +817,7 @@ def test_a_report_reads_each_file_whole_once_and_adds_up_to_its_rows(
     tables = [_captured_file(folder, part, start_ms + 1000 * part, rng) for part in range(6)]
     labels = feedback.Labels(tables[2]["_prediction"].to_pylist(), request_id="r2")
     feedback.write_labels(root / "primary" / "m", feedback.labels_table(labels))
-    monitor = Monitor(_OneVersion(metadata), Capture(root, "primary", 10, 3600, 30))  # type: ignore[arg-type]
+    monitor = Monitor(OneVersion(metadata), Capture(root, "primary", 10, 3600, 30))  # type: ignore[arg-type]
     whole: list[str] = []
     read_table = pq.read_table
 
@@ -895,7 +883,7 @@ def test_feedback_during_a_flush_sees_the_request_written_or_waiting_never_both(
     columns = numeric_columns(1, ["x"])
     metadata = {"classes": ["no", "yes"], "features": columns.describe(), "profile": None}
     capture = Capture(tmp_path / "monitoring", "primary", 1000, 3600, 30)
-    monitor = Monitor(_OneVersion(metadata), capture)  # type: ignore[arg-type]
+    monitor = Monitor(OneVersion(metadata), capture)  # type: ignore[arg-type]
     X = np.arange(4, dtype=np.float64).reshape(4, 1)
     capture.offer(answered(
         "m", 1, "req", time.time(), _Columns(columns), MatrixFeatures(X), X,  # type: ignore[arg-type]

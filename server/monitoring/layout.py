@@ -104,6 +104,16 @@ def row_files(
                 yield version, hour, path
 
 
+def row_files_by_version(
+    root: Path, name: str, since: datetime | None = None, until: datetime | None = None
+) -> dict[int, list[Path]]:
+    """`row_files`, per version."""
+    files: dict[int, list[Path]] = {}
+    for version, _hour, path in row_files(root, name, since, until):
+        files.setdefault(version, []).append(path)
+    return files
+
+
 def label_files_of(name_dir: Path) -> list[Path]:
     """One writer's label files of a name."""
     labels = name_dir / LABELS

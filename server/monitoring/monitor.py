@@ -12,7 +12,6 @@ import asyncio
 import shutil
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -182,9 +181,7 @@ class Monitor:
         # every writer's counts, and this server's not written yet
         dropped = layout.dropped_in(self.capture.drop_counts(name), *span)
         with self.capture.files.shared():
-            paths: dict[int, list[Path]] = {}
-            for version, _hour, path in layout.row_files(self.root, name, *span):
-                paths.setdefault(version, []).append(path)
+            paths = layout.row_files_by_version(self.root, name, *span)
             labels = read_labels(self.root, name)
             named = named_rows(paths, labels, since, until)
             repeated = repeated_ids(list(named.values()))

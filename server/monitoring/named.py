@@ -12,6 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from server.monitoring.rows import captured_between
+
 
 def named_rows(
     paths: dict[int, list[Path]], labels: pa.Table, since: int, until: int
@@ -40,9 +42,7 @@ def _named(path: Path, ids: pa.Array, keys: pa.Array, since: int, until: int) ->
     wanted = pc.is_in(index["_request_id"], value_set=ids)
     if "_key" in names and len(keys):
         wanted = pc.or_(wanted, pc.fill_null(pc.is_in(index["_key"], value_set=keys), False))
-    times = pc.cast(index["_time"], pa.int64())
-    inside = pc.and_(pc.greater_equal(times, since), pc.less(times, until))
-    wanted = pc.and_(wanted, inside)
+    wanted = pc.and_(wanted, captured_between(index["_time"], since, until))
     if not pc.any(wanted).as_py():
         return None
     return pq.read_table(path).filter(wanted)

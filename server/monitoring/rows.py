@@ -176,12 +176,12 @@ def read_rows(
     version: int | None = None,
 ) -> dict[int, pa.Table]:  # fmt: skip
     """The name's captured rows of the window, per version (every writer's files)."""
-    files: dict[int, list[str]] = {}
-    for found, _hour, path in layout.row_files(root, name, since, until):
-        if version is None or found == version:
-            files.setdefault(found, []).append(str(path))
+    files = layout.row_files_by_version(root, name, since, until)
     tables = {}
-    for found, paths in sorted(files.items()):
+    for found, found_paths in sorted(files.items()):
+        if version is not None and found != version:
+            continue
+        paths = [str(path) for path in found_paths]
         schema = pa.unify_schemas([pq.read_schema(path) for path in paths])
         dataset = ds.dataset(paths, schema=schema, format="parquet")
         condition = None
@@ -208,8 +208,13 @@ def _row_time(moment: datetime) -> pa.Scalar:
 
 def rows_between(rows: pa.Table, since: datetime, until: datetime) -> pa.ChunkedArray:
     """Which rows were captured in [since, until)."""
-    times = rows.column("_time")
-    return pc.and_(pc.greater_equal(times, _row_time(since)), pc.less(times, _row_time(until)))
+    return captured_between(rows.column("_time"), window_ms(since), window_ms(until))
+
+
+def captured_between(times: pa.ChunkedArray, since: int, until: int) -> pa.ChunkedArray:
+    """Which of these capture times are in [since, until) (milliseconds, `window_ms`)."""
+    milliseconds = pc.cast(times, pa.int64())
+    return pc.and_(pc.greater_equal(milliseconds, since), pc.less(milliseconds, until))
 
 
 def read_labels(root: Path, name: str) -> pa.Table:

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from server.monitoring.drift import feature_counts
-from server.monitoring.rows import features_of
+from server.monitoring.rows import captured_between, features_of
 
 
 @dataclass
@@ -84,9 +84,9 @@ class Summaries:
             if since <= kept.first and kept.last < until:
                 total.add(kept.summary)
             else:  # cut by an end of the window: these rows only, not kept
-                times = pq.read_table(path, columns=["_time"])["_time"]
-                inside = _between(times, since, until)
-                total.add(summarize(pq.read_table(path).filter(inside), metadata))
+                rows = pq.read_table(path)
+                inside = captured_between(rows["_time"], since, until)
+                total.add(summarize(rows.filter(inside), metadata))
         return total
 
     def let_go_of_all_but(self, paths: set[str]) -> None:
@@ -113,8 +113,3 @@ class Summaries:
             with self._lock:
                 self._kept[str(path)] = (key, kept)
         return kept
-
-
-def _between(times: pa.ChunkedArray, since: int, until: int) -> pa.ChunkedArray:
-    milliseconds = pc.cast(times, pa.int64())
-    return pc.and_(pc.greater_equal(milliseconds, since), pc.less(milliseconds, until))
