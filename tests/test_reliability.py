@@ -4,15 +4,21 @@ cancelled requests, hostile input. (Crashes, orphans and shutdown: test_crashes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import resource
 import shutil
+import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 import pytest
 
+from server.inference.batching import BatchingSettings
+from server.inference.registry import Registry
+from server.metrics import NoMetrics
 from tests.conftest import ClientFactory
 from tests.helpers import (
     dataset,
@@ -118,6 +124,34 @@ async def test_a_models_directory_that_is_gone_gives_a_clear_error(
 
 
 # -- races ------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class _ReadModel:
+    """What the registry needs of a loaded model: a stand-in, as the race is the registry's."""
+
+    model_type: str = "LogisticRegression"
+    count_unseen: object = None
+
+
+async def test_a_load_answers_what_it_read_when_an_unload_waiting_on_it_drops_it_first() -> None:
+    # An unload that started waiting on a load before a second load of the same version
+    # wakes first and drops it; the second load then answered a plain 500 (KeyError).
+    read_may_end = threading.Event()
+
+    def read(name: str, version: int) -> Any:
+        assert read_may_end.wait(30), "the test never let the read end"
+        return _ReadModel()
+
+    registry = Registry(read, 2, BatchingSettings(64, 0.001, 0.0), NoMetrics())
+    key = ("hot", 1)
+    first = asyncio.create_task(registry.load(key))
+    unload = asyncio.create_task(registry.unload(key))  # each task's first step runs in order
+    second = asyncio.create_task(registry.load(key))
+    read_may_end.set()
+    loaded_first, dropped, loaded_second = await asyncio.gather(first, unload, second)
+    assert loaded_first is dropped is loaded_second
+    assert registry.loaded() == []
+
+
 async def test_load_unload_remove_predict_of_one_name_from_many_clients(
     client: httpx.AsyncClient, models_dir: Path
 ) -> None:

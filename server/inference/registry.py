@@ -47,7 +47,7 @@ class Registry:
         self._batching = batching
         self._metrics = metrics
         self._loaded: dict[Key, PredictionBatcher] = {}
-        self._loading: dict[Key, asyncio.Task[None]] = {}
+        self._loading: dict[Key, asyncio.Task[PredictionBatcher]] = {}
 
     @property
     def max_models(self) -> int:
@@ -88,20 +88,22 @@ class Registry:
             task = asyncio.get_running_loop().create_task(self._read(key))
             task.add_done_callback(lambda done: done.cancelled() or done.exception())
             self._loading[key] = task
-        await asyncio.shield(task)
-        return self._loaded[key]
+        # What this load read, even if an unload waiting on the same task dropped it first.
+        return await asyncio.shield(task)
 
-    async def _read(self, key: Key) -> None:
+    async def _read(self, key: Key) -> PredictionBatcher:
         name, version = key
         try:
             model = await asyncio.to_thread(self._read_model, name, version)
             model = dataclasses.replace(
                 model, count_unseen=self._metrics.unseen_counter(name, version)
             )
-            self._loaded[key] = PredictionBatcher(
+            batcher = PredictionBatcher(
                 model, self._batching, self._metrics.prediction_counter(model.model_type)
             )
+            self._loaded[key] = batcher
             self._on_change()
+            return batcher
         except UntrustedModel:
             self._metrics.untrusted_load_refused()
             raise
