@@ -31,8 +31,7 @@ from tests.servers import uvicorn_server
 
 ROW = {"X": [fit_body("x")["X"][0]]}
 FOLLOW_SECONDS = 5.0  # the issue's bound for a load to reach both replicas
-# Every answer this long after a move is the new version's: the bound a load has (2.5 s was
-# passed by a replica swapping beside the second test process of make test).
+# Every answer this long after a move is the new version's: the bound a load has.
 AFTER_MOVE_SECONDS = FOLLOW_SECONDS
 
 
@@ -187,15 +186,16 @@ def test_promote_and_rollback_under_load_fail_no_request(cluster: Cluster) -> No
     for thread in threads:
         thread.start()
     try:
-        moves = []
+        moves = []  # (asked, answered, version): replicas may follow before the answer
         for path, body, version in (
             ("/models/beta/promote", {"version": 2}, 2),
             ("/models/beta/rollback", None, 1),
         ):
+            asked = time.monotonic()
             answer = cluster.post(path, body)
             assert answer.status_code == 200, answer.text
             moved = time.monotonic()
-            moves.append((moved, version))
+            moves.append((asked, moved, version))
             wait_for(
                 lambda m=moved: any(t > m + AFTER_MOVE_SECONDS for t, _, _ in answers[-4:]),
                 30, "answers after the move",
@@ -205,11 +205,22 @@ def test_promote_and_rollback_under_load_fail_no_request(cluster: Cluster) -> No
         for thread in threads:
             thread.join()
     assert [status for _, status, _ in answers if status != 200] == []
-    for index, (moved, version) in enumerate(moves):
+    for index, (_, moved, version) in enumerate(moves):
+        # Until the next move was asked for (it may be served before its answer came back).
         until = moves[index + 1][0] if index + 1 < len(moves) else float("inf")
         settled = [v for t, _, v in answers if moved + AFTER_MOVE_SECONDS < t < until]
-        assert settled and set(settled) == {version}
+        assert settled and set(settled) == {version}, (
+            f"move to {version}: {late(answers, moved, until, version)}"
+        )
     assert len(answers) > 100
+
+
+def late(
+    answers: list[tuple[float, int, int | None]], moved: float, until: float, version: int
+) -> str:
+    """When, after a move, the other version last answered: what a failure needs to say."""
+    others = [t - moved for t, _, v in answers if moved < t < until and v != version]
+    return f"another version answered until {max(others, default=0):.2f} s after the move"
 
 
 def test_a_replica_killed_mid_swap_restarts_ready_with_both_models(cluster: Cluster) -> None:
