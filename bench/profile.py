@@ -1,7 +1,8 @@
 """Where a 1-row prediction's time goes: py-spy samples the server while wrk loads it.
 
 The service (and the previous design, from a git worktree as in bench/ceiling.py) serves a
-1-row LogisticRegression at 8 connections; py-spy records its event loop thread for SECONDS.
+1-row LogisticRegression at 8 connections (`--model rf --connections 1`: the ceiling's
+one-connection forest); py-spy records the server for SECONDS.
 Printed per server: the share of samples in which each part of the path is on the stack
 (inclusive), and the functions that hold the most samples themselves (self time).
 """
@@ -21,7 +22,7 @@ import httpx
 from sklearn.datasets import make_classification
 
 from bench import wrk
-from bench.ceiling import PREVIOUS_DESIGN
+from bench.ceiling import MODELS, PREVIOUS_DESIGN
 from bench.checkouts import worktree
 from bench.harness import show
 from devtools.local_server import uvicorn_server
@@ -68,14 +69,14 @@ def summarize(raw: str) -> tuple[dict[str, float], list[tuple[str, float]]]:
     return shares, [(frame, count / total) for frame, count in own.most_common(12)]
 
 
-def _record(url: str, pid: int, script: Path, output: Path) -> str:
+def _record(url: str, pid: int, script: Path, output: Path, connections: int) -> str:
     load = threading.Thread(
         target=subprocess.run,
         args=(
             [
                 "wrk",
                 "-t1",
-                f"-c{CONNECTIONS}",
+                f"-c{connections}",
                 f"-d{SECONDS + 2}s",
                 "-s",
                 str(script),
@@ -92,17 +93,15 @@ def _record(url: str, pid: int, script: Path, output: Path) -> str:
     return output.read_text()
 
 
-def profile(directory: Path) -> dict[str, Any]:
+def profile(directory: Path, model: str = "lr", connections: int = CONNECTIONS) -> dict[str, Any]:
     if not wrk.installed() or PY_SPY is None:
         print("\nProfile: skipped, it needs wrk and py-spy")
         return {"skipped": "wrk or py-spy missing"}
-    X, y = make_classification(n_samples=1000, n_features=10, random_state=0)
-    fit = {
-        "X": X.tolist(),
-        "y": y.tolist(),
-        "config": {"name": "lr", "model_type": "LogisticRegression"},
-    }
-    body = httpx.Request("POST", "/", json={"X": X[:1].tolist(), "config": {"name": "lr"}}).content
+    model_type, hyperparameters, features = MODELS[model]
+    X, y = make_classification(n_samples=1000, n_features=features, random_state=0)
+    config = {"name": model, "model_type": model_type, "hyperparameters": hyperparameters}
+    fit = {"X": X.tolist(), "y": y.tolist(), "config": config}
+    body = httpx.Request("POST", "/", json={"X": X[:1].tolist(), "config": {"name": model}}).content
     script = wrk.post_script(directory / "predict.lua", body.decode())
     results: dict[str, Any] = {}
     with ExitStack() as stack:
@@ -121,11 +120,12 @@ def profile(directory: Path) -> dict[str, Any]:
             )
             with httpx.Client(base_url=url, timeout=60) as client:
                 assert client.post("/fit", json=fit).status_code == 201
-                assert client.post("/load", json={"config": {"name": "lr"}}).status_code == 200
-            shares, top = summarize(_record(url, process.pid, script, directory / f"{label}.txt"))
+                assert client.post("/load", json={"config": {"name": model}}).status_code == 200
+            raw = _record(url, process.pid, script, directory / f"{label}.txt", connections)
+            shares, top = summarize(raw)
             results[label] = {"parts": shares, "top_self": top}
             show(
-                f"Profile of {label}: 1-row LogisticRegression, wrk -c{CONNECTIONS}, py-spy {SECONDS} s "
+                f"Profile of {label}: 1-row {model_type}, wrk -c{connections}, py-spy {SECONDS} s "
                 "(share of samples on the stack)",
                 ["part", "share"],
                 [[part, f"{share:.0%}"] for part, share in shares.items()],
@@ -139,7 +139,12 @@ def profile(directory: Path) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    import argparse
     import tempfile
 
+    options = argparse.ArgumentParser(description="the profile section of make bench alone")
+    options.add_argument("--model", choices=sorted(MODELS), default="lr")
+    options.add_argument("--connections", type=int, default=CONNECTIONS)
+    chosen = options.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        profile(Path(scratch))
+        profile(Path(scratch), chosen.model, chosen.connections)
