@@ -793,11 +793,13 @@ def _captured_file(folder: Path, part: int, at_ms: int, rng: np.random.Generator
     return table
 
 
-def test_a_report_reads_each_file_whole_once_and_adds_up_to_its_rows(
+def test_a_report_reads_each_file_once_and_again_only_when_it_or_a_label_for_it_is_new(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Files are summed from summaries kept per file: a second report reads whole only the
-    files a label names, and a new file once; the sums are those of the rows themselves."""
+    """Files are summed from summaries kept per file, and their labelled rows are kept too: a
+    second report opens no file; a new file is read once; a new label reopens only the files
+    whose request ids it may name; a label file gone matches every file again. The sums are
+    those of the rows themselves."""
     rng, now = np.random.default_rng(0), datetime.now(UTC)
     start_ms = int(now.timestamp() * 1000) - 60_000
     training = rng.normal(size=(200, 1))
@@ -815,28 +817,40 @@ def test_a_report_reads_each_file_whole_once_and_adds_up_to_its_rows(
     )
     folder.mkdir(parents=True)
     tables = [_captured_file(folder, part, start_ms + 1000 * part, rng) for part in range(6)]
-    labels = feedback.Labels(tables[2]["_prediction"].to_pylist(), request_id="r2")
-    feedback.write_labels(root / "primary" / "m", feedback.labels_table(labels))
+    file_of = {part: f"{start_ms + 1000 * part}-{part}.parquet" for part in range(7)}
+
+    def label(part: int) -> None:
+        given = feedback.Labels(tables[part]["_prediction"].to_pylist(), request_id=f"r{part}")
+        feedback.write_labels(root / "primary" / "m", feedback.labels_table(given))
+
+    label(2)
     monitor = Monitor(OneVersion(metadata), Capture(root, "primary", 10, 3600, 30))  # type: ignore[arg-type]
-    whole: list[str] = []
-    read_table = pq.read_table
+    whole: list[str] = []  # files read whole (a summary)
+    opened: list[str] = []  # files opened to find the rows labels name
+    read_table, parquet_file = pq.read_table, pq.ParquetFile
 
     def counted(source: Any, *args: Any, **kwargs: Any) -> pa.Table:
         if kwargs.get("columns") is None:
             whole.append(Path(source).name)
         return read_table(source, *args, **kwargs)
 
+    def opening(source: Any, *args: Any, **kwargs: Any) -> pq.ParquetFile:
+        opened.append(Path(source).name)
+        return parquet_file(source, *args, **kwargs)
+
     monkeypatch.setattr(pq, "read_table", counted)
+    monkeypatch.setattr(pq, "ParquetFile", opening)
     span = (now - timedelta(hours=1), now + timedelta(minutes=1))
 
     def report() -> dict[str, Any]:
         whole.clear()
+        opened.clear()
         found = monitor._report("m", span)
         assert len(found) == 1
         return found[0]
 
     first = report()
-    assert len(whole) == 7  # each file once for its summary, and the labelled one's rows
+    assert sorted(whole) == sorted(opened) == sorted(file_of[part] for part in range(6))
     rows = pa.concat_tables(tables)
     assert first["captured"] == rows.num_rows and first["labelled"] == 50
     assert first["live"]["accuracy"] == 1.0  # the labels were the answers
@@ -854,20 +868,32 @@ def test_a_report_reads_each_file_whole_once_and_adds_up_to_its_rows(
                             metadata["profile"])  # fmt: skip
     assert first["drift"]["features"] == direct
 
-    assert report() == first and whole == [f"{start_ms + 2000}-2.parquet"]
+    assert report() == first and whole == opened == []
     tables.append(_captured_file(folder, 6, start_ms + 6000, rng))
     third = report()
-    assert sorted(whole) == sorted([f"{start_ms + 2000}-2.parquet", f"{start_ms + 6000}-6.parquet"])
+    assert whole == opened == [file_of[6]]
     assert third["captured"] == first["captured"] + 50
 
+    label(4)  # a label of file 4's request: that file alone is opened again
+    fourth = report()
+    assert whole == [] and opened == [file_of[4]]
+    assert fourth["labelled"] == 100 and fourth["live"]["accuracy"] == 1.0
+
+    # A label file gone (as expiry does): every file is matched again, without its labels.
+    min(layout.label_files(root, "m"), key=lambda path: path.stat().st_mtime_ns).unlink()
+    assert report()["labelled"] == 50 and sorted(opened) == sorted(file_of.values())
+
     # A file rewritten (as erasure does) is summarized again.
-    rewritten = folder / f"{start_ms + 5000}-5.parquet"
+    rewritten = folder / file_of[5]
     pq.write_table(tables[5].slice(10), rewritten)
     assert report()["captured"] == third["captured"] - 10 and rewritten.name in whole
 
     # A window whose start cuts a file: that file's rows in the window only.
     cut = datetime.fromtimestamp((start_ms + 3025) / 1000, UTC)
     assert monitor._report("m", (cut, span[1]))[0]["captured"] == 25 + 2 * 50 + 40
+    # ... and one that cuts the labelled file: its labelled rows in the window only.
+    cut = datetime.fromtimestamp((start_ms + 4010) / 1000, UTC)
+    assert monitor._report("m", (cut, span[1]))[0]["labelled"] == 40
 
 
 class _Columns:

@@ -24,7 +24,7 @@ from server.monitoring import feedback, layout
 from server.monitoring.capture import Capture
 from server.monitoring.erasure import erase_key
 from server.monitoring.feedback import Labels
-from server.monitoring.named import named_rows
+from server.monitoring.named import NamedRows
 from server.monitoring.report import version_report
 from server.monitoring.rows import (
     Model,
@@ -54,6 +54,7 @@ class Monitor:
         self.sampled = self.settings.sampled  # the hot path: the setting, if sampled
         self.reports: dict[tuple[str, int], dict[str, Any]] = {}  # the last, for /metrics
         self._summaries: dict[str, Summaries] = {}  # per name: its files' summaries
+        self._named: dict[str, NamedRows] = {}  # per name: its files' labelled rows
         # Each version's classes, read once (every feedback checks its labels against them).
         self._version_classes: dict[tuple[str, int], list[Any]] = {}
         self.on_change: Callable[[], None] = lambda: None  # the publisher's: replicas follow
@@ -182,8 +183,9 @@ class Monitor:
         dropped = layout.dropped_in(self.capture.drop_counts(name), *span)
         with self.capture.files.shared():
             paths = layout.row_files_by_version(self.root, name, *span)
-            labels = read_labels(self.root, name)
-            named = named_rows(paths, labels, since, until)
+            labels, named = self._named.setdefault(name, NamedRows()).read(
+                layout.label_files(self.root, name), paths, since, until
+            )
             repeated = repeated_ids(list(named.values()))
             described = []
             for version in sorted({*paths, *dropped}):
@@ -257,6 +259,7 @@ class Monitor:
         for key in [key for key in self.reports if key[0] == name]:
             del self.reports[key]
         self._summaries.pop(name, None)
+        self._named.pop(name, None)
         self.capture.erase(name)
         await asyncio.to_thread(self._delete, name)
 

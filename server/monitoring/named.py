@@ -1,48 +1,172 @@
-"""The captured rows that labels may name: those whose request id or key some label gives,
-read whole from the files that hold any. Only the id and key columns of the other files are
-read (by pyarrow, off the GIL), so a report's live scores cost what is labelled, not what is
-captured.
+"""The captured rows that labels name, kept per file between reports.
+
+A report scores the rows labels name. Finding them means reading the request ids (and keys)
+of every captured file, so each file's named rows are kept (only the columns a report
+reads), with the file's smallest and largest request id and key, and the label files read
+so far. At the next report a kept file is matched again only if it changed, or if a label
+file new since names an id or a key within its range: a file can only hold an id between
+its smallest and largest, and ids this server makes grow with time (UUIDv7), so new labels
+of recent requests reopen the recent files alone. A label file that changed or went (an
+erasure, an expiry) matches every file again. A report's cost then follows the rows
+captured and labelled since the last one, not every labelled row of the window.
 """
 
 from __future__ import annotations
 
+import bisect
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from server.monitoring.rows import captured_between
+from server.monitoring.rows import LABEL_SCHEMA, captured_between
+
+# What a report reads of a named row (server.monitoring.report, rows.with_labels).
+REPORT_COLUMNS = ("_time", "_request_id", "_row", "_key", "_prediction", "_probabilities")
+Stat = tuple[int, int]  # a file's time of change (ns) and size
+Range = tuple[str, str] | None  # the smallest and largest value of a column (None: none)
 
 
-def named_rows(
-    paths: dict[int, list[Path]], labels: pa.Table, since: int, until: int
-) -> dict[int, pa.Table]:
-    """Per version, its rows of these files captured in [since, until) (milliseconds) that a
-    label names by request id or by key."""
-    ids = pc.unique(labels["_request_id"].filter(pc.is_null(labels["_key"]))).drop_null()
-    keys = pc.unique(labels["_key"]).drop_null()
-    found: dict[int, pa.Table] = {}
-    if not len(ids) and not len(keys):
-        return found
-    for version, files in paths.items():
-        parts = [part for path in files if (part := _named(path, ids, keys, since, until))]
-        if parts:
-            found[version] = pa.concat_tables(parts, promote_options="permissive")
-    return found
+@dataclass(frozen=True)
+class _Kept:
+    stat: Stat
+    ids: Range
+    keys: Range
+    named: pa.Table | None  # its rows the labels named, with REPORT_COLUMNS
+    times: tuple[int, int] = (0, 0)  # their first and last capture time (milliseconds)
+
+    def named_between(self, since: int, until: int) -> pa.Table | None:
+        """Its named rows captured in [since, until)."""
+        if self.named is None or self.times[1] < since or self.times[0] >= until:
+            return None
+        if since <= self.times[0] and self.times[1] < until:
+            return self.named
+        return self.named.filter(captured_between(self.named["_time"], since, until))
 
 
-def _named(path: Path, ids: pa.Array, keys: pa.Array, since: int, until: int) -> pa.Table | None:
-    try:
-        names = pq.read_schema(path).names
-        columns = ["_time", "_request_id", *(["_key"] if "_key" in names else [])]
-        index = pq.read_table(path, columns=columns)
-    except FileNotFoundError:  # expired or erased since it was listed
-        return None
+class NamedRows:
+    """One name's kept matches (a report at a time: a second waits, then reuses them)."""
+
+    def __init__(self) -> None:
+        self._labels: dict[str, tuple[Stat, pa.Table]] = {}  # label file: its stat, rows
+        self._files: dict[str, _Kept] = {}
+        self._lock = threading.Lock()
+
+    def read(
+        self, label_paths: list[Path], row_paths: dict[int, list[Path]], since: int, until: int
+    ) -> tuple[pa.Table, dict[int, pa.Table]]:
+        """Every label, and per version its rows of these files captured in [since, until)
+        (milliseconds) that a label names by request id or by key (blocking)."""
+        with self._lock:
+            labels, new = self._read_labels(label_paths)
+            if new is None:
+                self._files.clear()
+                new = labels
+            ids, keys = _ids_and_keys(labels)
+            new_ids, new_keys = (sorted(values.to_pylist()) for values in _ids_and_keys(new))
+            found: dict[int, pa.Table] = {}
+            listed: set[str] = set()
+            for version, files in row_paths.items():
+                parts = []
+                for path in files:
+                    listed.add(str(path))
+                    kept = self._kept(path, ids, keys, new_ids, new_keys)
+                    inside = None if kept is None else kept.named_between(since, until)
+                    if inside is not None and inside.num_rows:
+                        parts.append(inside)
+                if parts:
+                    found[version] = pa.concat_tables(parts, promote_options="permissive")
+            for gone in [kept for kept in self._files if kept not in listed]:
+                del self._files[gone]  # expired, erased, or outside the window now
+            return labels, found
+
+    def _read_labels(self, paths: list[Path]) -> tuple[pa.Table, pa.Table | None]:
+        """Every label, and those of label files new since the last call; None for the new
+        ones when a label file read before changed or went."""
+        seen: dict[str, tuple[Stat, pa.Table]] = {}
+        new: list[pa.Table] = []
+        changed = False
+        for path in paths:
+            try:
+                stat = _stat(path)
+            except FileNotFoundError:
+                continue
+            kept = self._labels.get(str(path))
+            if kept is not None and kept[0] == stat:
+                seen[str(path)] = kept
+                continue
+            changed |= kept is not None
+            table = ds.dataset([str(path)], schema=LABEL_SCHEMA, format="parquet").to_table()
+            seen[str(path)] = (stat, table)
+            new.append(table)
+        changed |= any(path not in seen for path in self._labels)
+        self._labels = seen
+        every = [table for _, table in seen.values()]
+        labels = pa.concat_tables(every) if every else LABEL_SCHEMA.empty_table()
+        if changed:
+            return labels, None
+        return labels, pa.concat_tables(new) if new else LABEL_SCHEMA.empty_table()
+
+    def _kept(
+        self, path: Path, ids: pa.Array, keys: pa.Array, new_ids: list[str], new_keys: list[str]
+    ) -> _Kept | None:
+        try:
+            stat = _stat(path)
+            kept = self._files.get(str(path))
+            if kept is None or kept.stat != stat or _may_name(kept, new_ids, new_keys):
+                kept = _match(path, stat, ids, keys)
+                self._files[str(path)] = kept
+            return kept
+        except FileNotFoundError:  # expired or erased since it was listed
+            return None
+
+
+def _stat(path: Path) -> Stat:
+    found = path.stat()
+    return found.st_mtime_ns, found.st_size
+
+
+def _ids_and_keys(labels: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """The request ids that labels by id give, and the keys that labels by key give."""
+    by_id = labels["_request_id"].filter(pc.is_null(labels["_key"]))
+    return pc.unique(by_id).drop_null(), pc.unique(labels["_key"]).drop_null()
+
+
+def _within(ordered: list[str], bounds: Range) -> bool:
+    """Whether any of these values (sorted) is within the bounds."""
+    if bounds is None:
+        return False
+    first = bisect.bisect_left(ordered, bounds[0])
+    return first < len(ordered) and ordered[first] <= bounds[1]
+
+
+def _may_name(kept: _Kept, new_ids: list[str], new_keys: list[str]) -> bool:
+    """Whether new labels may name rows of a kept file: an id or a key within its range."""
+    return _within(new_ids, kept.ids) or _within(new_keys, kept.keys)
+
+
+def _range(column: pa.ChunkedArray) -> Range:
+    low, high = (value.as_py() for value in pc.min_max(column).values())
+    return None if low is None else (low, high)
+
+
+def _match(path: Path, stat: Stat, ids: pa.Array, keys: pa.Array) -> _Kept:
+    file = pq.ParquetFile(path)
+    names = file.schema_arrow.names
+    has_key = "_key" in names
+    index = file.read(columns=["_request_id", *(["_key"] if has_key else [])])
     wanted = pc.is_in(index["_request_id"], value_set=ids)
-    if "_key" in names and len(keys):
+    if has_key and len(keys):
         wanted = pc.or_(wanted, pc.fill_null(pc.is_in(index["_key"], value_set=keys), False))
-    wanted = pc.and_(wanted, captured_between(index["_time"], since, until))
+    key_range = _range(index["_key"]) if has_key else None
     if not pc.any(wanted).as_py():
-        return None
-    return pq.read_table(path).filter(wanted)
+        return _Kept(stat, _range(index["_request_id"]), key_range, None)
+    named = file.read(columns=[c for c in REPORT_COLUMNS if c in names]).filter(wanted)
+    first, last = (
+        value.as_py() for value in pc.min_max(pc.cast(named["_time"], pa.int64())).values()
+    )
+    return _Kept(stat, _range(index["_request_id"]), key_range, named, (first, last))
