@@ -796,8 +796,8 @@ def _captured_file(folder: Path, part: int, at_ms: int, rng: np.random.Generator
 def test_a_report_reads_each_file_once_and_again_only_when_it_or_a_label_for_it_is_new(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Files are summed from summaries kept per file, and their labelled rows are kept too: a
-    second report opens no file; a new file is read once; a new label reopens only the files
+    """Files are summed from summaries kept per file, and their labelled rows are kept too:
+    with no label no file is opened for them, and a second report opens none; a new file is read once; a new label reopens only the files
     whose request ids it may name; a label file gone matches every file again. The sums are
     those of the rows themselves."""
     rng, now = np.random.default_rng(0), datetime.now(UTC)
@@ -823,7 +823,6 @@ def test_a_report_reads_each_file_once_and_again_only_when_it_or_a_label_for_it_
         given = feedback.Labels(tables[part]["_prediction"].to_pylist(), request_id=f"r{part}")
         feedback.write_labels(root / "primary" / "m", feedback.labels_table(given))
 
-    label(2)
     monitor = Monitor(OneVersion(metadata), Capture(root, "primary", 10, 3600, 30))  # type: ignore[arg-type]
     whole: list[str] = []  # files read whole (a summary)
     opened: list[str] = []  # files opened to find the rows labels name
@@ -849,8 +848,12 @@ def test_a_report_reads_each_file_once_and_again_only_when_it_or_a_label_for_it_
         assert len(found) == 1
         return found[0]
 
+    unlabelled = report()  # nothing labelled: no file is opened to look for labelled rows
+    assert unlabelled["labelled"] == 0 and opened == []
+    assert sorted(whole) == sorted(file_of[part] for part in range(6))
+    label(2)
     first = report()
-    assert sorted(whole) == sorted(opened) == sorted(file_of[part] for part in range(6))
+    assert whole == [] and sorted(opened) == sorted(file_of[part] for part in range(6))
     rows = pa.concat_tables(tables)
     assert first["captured"] == rows.num_rows and first["labelled"] == 50
     assert first["live"]["accuracy"] == 1.0  # the labels were the answers

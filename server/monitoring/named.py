@@ -67,6 +67,9 @@ class NamedRows:
                 self._files.clear()
                 new = labels
             ids, keys = _ids_and_keys(labels)
+            if not len(ids) and not len(keys):  # nothing labelled: no file need be opened
+                self._files.clear()
+                return labels, {}
             new_ids, new_keys = (sorted(values.to_pylist()) for values in _ids_and_keys(new))
             found: dict[int, pa.Table] = {}
             listed: set[str] = set()
