@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -21,8 +22,11 @@ import numpy as np
 import psutil
 import pyarrow as pa
 import pyarrow.compute  # for pa.compute
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.local_server import uvicorn_server
@@ -32,8 +36,9 @@ from server.monitoring import feedback, layout
 from server.monitoring.capture import Capture
 from server.monitoring.drift import feature_counts, features_drift
 from server.monitoring.monitor import Monitor
+from server.monitoring.named import NamedRows
 from server.monitoring.profile import reference_profile
-from server.monitoring.rows import TIME, answered
+from server.monitoring.rows import LABEL_SCHEMA, TIME, answered
 from server.tables.columns import numeric_columns
 from tests.helpers import run_trust, wait_for
 
@@ -897,6 +902,99 @@ def test_a_report_reads_each_file_once_and_again_only_when_it_or_a_label_for_it_
     # ... and one that cuts the labelled file: its labelled rows in the window only.
     cut = datetime.fromtimestamp((start_ms + 4010) / 1000, UTC)
     assert monitor._report("m", (cut, span[1]))[0]["labelled"] == 40
+
+
+# Per file, request ids grow with time as the server's do ("0a" ... "3c"); "zz" is one a
+# client gave, out of order. Keys are shared by every file.
+IDS, KEYS = ("a", "b", "c", "zz"), (None, "k1", "k2")
+LABELLED = (*(f"{i}{c}" for i in range(4) for c in IDS[:3]), "zz", *KEYS[1:])
+
+
+def _named_by_reading_every_file(
+    files: list[Path], labels: pa.Table, since: int, until: int
+) -> list[tuple[Any, ...]]:
+    """The rows labels name, found the plain way: every file read whole, every time."""
+    ids = set(labels.filter(pc.is_null(labels["_key"]))["_request_id"].to_pylist())
+    keys = set(labels["_key"].drop_null().to_pylist())
+    found = []
+    for path in files:
+        if not path.exists():
+            continue
+        for row in pq.read_table(path).to_pylist():
+            at = int(row["_time"].timestamp() * 1000)
+            if (row["_request_id"] in ids or row["_key"] in keys) and since <= at < until:
+                found.append((row["_request_id"], row["_row"], row["_key"], at))
+    return sorted(found, key=repr)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    files=st.lists(
+        st.lists(st.tuples(st.sampled_from(IDS), st.sampled_from(KEYS)), min_size=1, max_size=5),
+        min_size=1, max_size=4,
+    ),
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("label"), st.lists(st.sampled_from(LABELLED), min_size=1,
+                                                   max_size=3)),
+            st.tuples(st.just("forget"), st.integers(0, 10)),
+            st.tuples(st.just("erase"), st.integers(0, 10)),
+            st.tuples(st.just("rewrite"), st.integers(0, 10)),
+            st.tuples(st.just("window"), st.integers(0, 20)),
+        ),
+        min_size=1, max_size=6,
+    ),
+)  # fmt: skip
+def test_kept_labelled_rows_are_those_every_file_read_whole_would_give(
+    files: list[list[tuple[str, str | None]]], steps: list[tuple[str, Any]]
+) -> None:
+    """Whatever labels come and go and files are rewritten, the rows a report keeps as
+    labelled are the rows a plain read of every file finds, in any window."""
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        paths = []
+        for index, rows in enumerate(files):
+            path = root / f"{index}.parquet"
+            pq.write_table(pa.table({
+                "_time": pa.array([index * 10 + row for row in range(len(rows))]).cast(TIME),
+                "_request_id": [request if request == "zz" else f"{index}{request}"
+                                for request, _ in rows],
+                "_row": pa.array(range(len(rows)), pa.int32()),
+                "_key": pa.array([key for _, key in rows], pa.string()),
+                "_prediction": ["no"] * len(rows),
+                "_probabilities": [[0.5, 0.5]] * len(rows),
+            }), path)  # fmt: skip
+            paths.append(path)
+        kept, label_paths, since, until = NamedRows(), [], 0, 10**6
+        for number, (step, value) in enumerate(steps):
+            if step == "label":
+                by_key = [v for v in value if v in KEYS]
+                table = pa.table({
+                    "_request_id": pa.array([v if v not in KEYS else None for v in value]),
+                    "_row": pa.array([None] * len(value), pa.int32()),
+                    "_key": pa.array([v if v in by_key else None for v in value], pa.string()),
+                    "_label": ["yes"] * len(value),
+                    "_time": pa.array([number] * len(value)).cast(TIME),
+                }).cast(LABEL_SCHEMA)  # fmt: skip
+                label_paths.append(root / f"label-{number}.parquet")
+                pq.write_table(table, label_paths[-1])
+            elif step == "forget" and label_paths:  # as expiry does
+                label_paths.pop(value % len(label_paths)).unlink()
+            elif step == "erase" and label_paths:  # as erasure does: the file rewritten
+                path = label_paths[value % len(label_paths)]
+                pq.write_table(pq.read_table(path).slice(1), path)
+            elif step == "rewrite":
+                path = paths[value % len(paths)]
+                if path.exists():
+                    pq.write_table(pq.read_table(path).slice(1), path)
+            elif step == "window":
+                since, until = value, value + 15
+            labels, found = kept.read(label_paths, {1: paths}, since, until)
+            assert labels.num_rows == sum(pq.read_metadata(p).num_rows for p in label_paths)
+            got = [] if 1 not in found else found[1].to_pylist()
+            got_rows = sorted(((r["_request_id"], r["_row"], r["_key"],
+                                int(r["_time"].timestamp() * 1000)) for r in got), key=repr)  # fmt: skip
+            assert got_rows == _named_by_reading_every_file(paths, labels, since, until), step
 
 
 class _Columns:
