@@ -104,6 +104,16 @@ def row_files(
                 yield version, hour, path
 
 
+Stamp = tuple[int, int]  # a file's time of change (ns) and size: what kept results key on
+
+
+def stamp(path: Path) -> Stamp:
+    """A captured or label file's stamp; every change rewrites it whole under a new name,
+    so a file with the same stamp holds the same rows (FileNotFoundError if it went)."""
+    found = path.stat()
+    return found.st_mtime_ns, found.st_size
+
+
 def row_files_by_version(
     root: Path, name: str, since: datetime | None = None, until: datetime | None = None
 ) -> dict[int, list[Path]]:

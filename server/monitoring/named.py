@@ -20,20 +20,19 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from server.monitoring.rows import LABEL_SCHEMA, captured_between
+from server.monitoring.layout import Stamp, stamp
+from server.monitoring.rows import LABEL_SCHEMA, captured_between, read_label_files
 
 # What a report reads of a named row (server.monitoring.report, rows.with_labels).
 REPORT_COLUMNS = ("_time", "_request_id", "_row", "_key", "_prediction", "_probabilities")
-Stat = tuple[int, int]  # a file's time of change (ns) and size
 Range = tuple[str, str] | None  # the smallest and largest value of a column (None: none)
 
 
 @dataclass(frozen=True)
 class _Kept:
-    stat: Stat
+    stamp: Stamp
     ids: Range
     keys: Range
     named: pa.Table | None  # its rows the labels named, with REPORT_COLUMNS
@@ -52,7 +51,8 @@ class NamedRows:
     """One name's kept matches (a report at a time: a second waits, then reuses them)."""
 
     def __init__(self) -> None:
-        self._labels: dict[str, tuple[Stat, pa.Table]] = {}  # label file: its stat, rows
+        self._labels: dict[str, tuple[Stamp, pa.Table]] = {}  # label file: its stamp, rows
+        self._every_label = LABEL_SCHEMA.empty_table()  # theirs together, in one chunk
         self._files: dict[str, _Kept] = {}
         self._lock = threading.Lock()
 
@@ -90,47 +90,47 @@ class NamedRows:
     def _read_labels(self, paths: list[Path]) -> tuple[pa.Table, pa.Table | None]:
         """Every label, and those of label files new since the last call; None for the new
         ones when a label file read before changed or went."""
-        seen: dict[str, tuple[Stat, pa.Table]] = {}
+        seen: dict[str, tuple[Stamp, pa.Table]] = {}
         new: list[pa.Table] = []
-        changed = False
+        changed = False  # a file read before is read again, or gone: every label may differ
         for path in paths:
             try:
-                stat = _stat(path)
+                found = stamp(path)
             except FileNotFoundError:
                 continue
             kept = self._labels.get(str(path))
-            if kept is not None and kept[0] == stat:
-                seen[str(path)] = kept
-                continue
-            changed |= kept is not None
-            table = ds.dataset([str(path)], schema=LABEL_SCHEMA, format="parquet").to_table()
-            seen[str(path)] = (stat, table)
-            new.append(table)
+            if kept is None or kept[0] != found:
+                changed |= kept is not None
+                kept = (found, read_label_files([path]))
+                new.append(kept[1])
+            seen[str(path)] = kept
         changed |= any(path not in seen for path in self._labels)
         self._labels = seen
-        every = [table for _, table in seen.values()]
-        labels = pa.concat_tables(every) if every else LABEL_SCHEMA.empty_table()
         if changed:
-            return labels, None
-        return labels, pa.concat_tables(new) if new else LABEL_SCHEMA.empty_table()
+            self._every_label = _together([table for _, table in seen.values()])
+            return self._every_label, None
+        added = _together(new)
+        if new:  # appended: the labels read before are kept as they were
+            self._every_label = _together([self._every_label, added])
+        return self._every_label, added
 
     def _kept(
         self, path: Path, ids: pa.Array, keys: pa.Array, new_ids: list[str], new_keys: list[str]
     ) -> _Kept | None:
         try:
-            stat = _stat(path)
+            found = stamp(path)
             kept = self._files.get(str(path))
-            if kept is None or kept.stat != stat or _may_name(kept, new_ids, new_keys):
-                kept = _match(path, stat, ids, keys)
+            if kept is None or kept.stamp != found or _may_name(kept, new_ids, new_keys):
+                kept = _match(path, found, ids, keys)
                 self._files[str(path)] = kept
             return kept
         except FileNotFoundError:  # expired or erased since it was listed
             return None
 
 
-def _stat(path: Path) -> Stat:
-    found = path.stat()
-    return found.st_mtime_ns, found.st_size
+def _together(tables: list[pa.Table]) -> pa.Table:
+    """Label tables as one, in one chunk (a report joins and sorts them)."""
+    return pa.concat_tables(tables).combine_chunks() if tables else LABEL_SCHEMA.empty_table()
 
 
 def _ids_and_keys(labels: pa.Table) -> tuple[pa.Array, pa.Array]:
@@ -157,7 +157,7 @@ def _range(column: pa.ChunkedArray) -> Range:
     return None if low is None else (low, high)
 
 
-def _match(path: Path, stat: Stat, ids: pa.Array, keys: pa.Array) -> _Kept:
+def _match(path: Path, found: Stamp, ids: pa.Array, keys: pa.Array) -> _Kept:
     file = pq.ParquetFile(path)
     names = file.schema_arrow.names
     has_key = "_key" in names
@@ -167,9 +167,9 @@ def _match(path: Path, stat: Stat, ids: pa.Array, keys: pa.Array) -> _Kept:
         wanted = pc.or_(wanted, pc.fill_null(pc.is_in(index["_key"], value_set=keys), False))
     key_range = _range(index["_key"]) if has_key else None
     if not pc.any(wanted).as_py():
-        return _Kept(stat, _range(index["_request_id"]), key_range, None)
+        return _Kept(found, _range(index["_request_id"]), key_range, None)
     named = file.read(columns=[c for c in REPORT_COLUMNS if c in names]).filter(wanted)
     first, last = (
         value.as_py() for value in pc.min_max(pc.cast(named["_time"], pa.int64())).values()
     )
-    return _Kept(stat, _range(index["_request_id"]), key_range, named, (first, last))
+    return _Kept(found, _range(index["_request_id"]), key_range, named, (first, last))

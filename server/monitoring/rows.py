@@ -218,10 +218,15 @@ def captured_between(times: pa.ChunkedArray, since: int, until: int) -> pa.Chunk
 
 
 def read_labels(root: Path, name: str) -> pa.Table:
-    paths = [str(path) for path in layout.label_files(root, name)]
+    return read_label_files(layout.label_files(root, name))
+
+
+def read_label_files(paths: list[Path]) -> pa.Table:
+    """Label files as one table of LABEL_SCHEMA (a column a file lacks is null)."""
     if not paths:
         return LABEL_SCHEMA.empty_table()
-    return ds.dataset(paths, schema=LABEL_SCHEMA, format="parquet").to_table()
+    files = [str(path) for path in paths]
+    return ds.dataset(files, schema=LABEL_SCHEMA, format="parquet").to_table()
 
 
 def repeated_ids(tables: list[pa.Table]) -> frozenset[str]:

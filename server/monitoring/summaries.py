@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from server.monitoring import layout
 from server.monitoring.drift import feature_counts
 from server.monitoring.rows import captured_between, features_of
 
@@ -68,7 +69,7 @@ class Summaries:
     erasure rewrote is summarized again); those of files gone are let go at each report."""
 
     def __init__(self) -> None:
-        self._kept: dict[str, tuple[tuple[int, int], _Kept]] = {}  # path: (its stat, summary)
+        self._kept: dict[str, tuple[layout.Stamp, _Kept]] = {}  # path: (its stamp, summary)
         self._lock = threading.Lock()  # two reports at once (two pages) share the kept ones
 
     def of_window(
@@ -96,10 +97,9 @@ class Summaries:
 
     def _of_file(self, path: Path, metadata: dict[str, Any]) -> _Kept | None:
         try:
-            stat = path.stat()
+            key = layout.stamp(path)
         except FileNotFoundError:  # expired or erased since it was listed
             return None
-        key = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
             found = self._kept.get(str(path))
         kept = found[1] if found is not None and found[0] == key else None
